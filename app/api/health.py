@@ -1,0 +1,51 @@
+"""Liveness and readiness probes, outside the versioned prefix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.problems import UNAVAILABLE
+from app.deps import DatabaseDep
+from app.errors import problem_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers and its schema is at the expected migration",
+    responses=UNAVAILABLE,
+)
+async def readyz(request: Request, db: DatabaseDep) -> Any:
+    expected: str = request.app.state.schema_head
+    try:
+        async with db.engine.connect() as conn:
+            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except (SQLAlchemyError, OSError):
+        return problem_response(
+            request,
+            503,
+            "database_unavailable",
+            "The database cannot be reached or has no schema.",
+            headers={"Retry-After": "5"},
+        )
+    if current != expected:
+        return problem_response(
+            request,
+            503,
+            "schema_not_current",
+            f"The database schema is at {current or 'nothing'}; this build expects {expected}. "
+            "Run `sipas migrate`.",
+            headers={"Retry-After": "5"},
+        )
+    return JSONResponse({"status": "ready", "schema": current})

@@ -1,0 +1,50 @@
+"""OpenAPI description of the problem+json envelope, shared by every router."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ProblemFieldError(BaseModel):
+    pointer: str = Field(examples=["/body/name"])
+    code: str = Field(examples=["missing"])
+    detail: str = Field(examples=["Field required"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is answered."""
+
+    type: str = Field(examples=["urn:sipas:problem:validation_failed"])
+    title: str = Field(examples=["Unprocessable Content"])
+    status: int = Field(examples=[422])
+    code: str = Field(examples=["validation_failed"])
+    detail: str = Field(examples=["The request is not valid; see errors."])
+    instance: str | None = Field(default=None, examples=["/api/v1/agencies"])
+    request_id: str | None = Field(default=None, examples=["3f0c2a9b7d4e4f1a9c2b8e7d6a5f4c3b"])
+    errors: list[ProblemFieldError] | None = None
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {}},
+    }
+
+
+UNAUTHORIZED: Responses = {401: _problem("Missing, malformed, expired or revoked bearer token.")}
+FORBIDDEN: Responses = {403: _problem("The caller is known but lacks the role or scope.")}
+NOT_FOUND: Responses = {404: _problem("No such object within the caller's scope.")}
+CONFLICT: Responses = {409: _problem("The request conflicts with the current state.")}
+INVALID: Responses = {
+    422: _problem("The request is not valid; `errors` lists each offending field.")
+}
+TOO_MANY: Responses = {429: _problem("Too many requests; retry after the `Retry-After` seconds.")}
+UNAVAILABLE: Responses = {503: _problem("The service cannot answer now.")}
+
+AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **INVALID}

@@ -1,0 +1,88 @@
+"""Database access: the async engine, the per-request session and the constraint naming."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+
+
+@dataclass(slots=True)
+class Database:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_database(url: str, settings: Settings) -> Database:
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "sipas", "timezone": "UTC"}},
+    )
+    return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database that `url` names if it does not exist; True when it was created."""
+    name = make_url(url).database
+    if not name:
+        raise ValueError("the database URL names no database")
+    conn = await asyncpg.connect(_asyncpg_dsn(url, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"CREATE DATABASE {quoted} ENCODING 'UTF8' TEMPLATE template0")
+        return True
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    name = make_url(url).database
+    if not name:
+        raise ValueError("the database URL names no database")
+    conn = await asyncpg.connect(_asyncpg_dsn(url, "postgres"))
+    try:
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def session_scope(db: Database) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the body ends normally, rolled back on any exception."""
+    async with db.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()

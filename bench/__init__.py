@@ -1,0 +1,1 @@
+"""Benchmarks and data generators. Never run by the test suite; see bench/README.md."""

@@ -1,0 +1,133 @@
+"""Test harness: real PostgreSQL, schema built by Alembic, one rolled-back transaction a test.
+
+The database is the embedded server under ./.data (database `sipas_test`) unless
+TEST_DATABASE_URL names another; either way its public schema is dropped and rebuilt by
+`alembic upgrade head` once per session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.config import Settings, async_url
+from app.db import Database, _asyncpg_dsn, create_database, ensure_database
+from app.deps import get_session
+from app.main import create_app
+from app.schema import upgrade
+
+T = TypeVar("T")
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+
+
+def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking code (Alembic calls asyncio.run) outside the test event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def run_async(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return in_thread(lambda: asyncio.run(coro()))
+
+
+def base_test_url() -> str:
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        return async_url(explicit)
+    from app.embedded import embedded_server_url
+
+    return embedded_server_url(Path(".data"), "sipas_test")
+
+
+async def reset_schema(url: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+def make_settings(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": url,
+        "secret_key": TEST_SECRET,
+        "max_body_bytes": 64 * 1024,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = base_test_url()
+    if not os.environ.get("TEST_DATABASE_URL"):
+        run_async(lambda: ensure_database(url))
+    run_async(lambda: reset_schema(url))
+    in_thread(upgrade, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings, database_url: str) -> AsyncIterator[Database]:
+    database = create_database(database_url, settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def connection(db: Database) -> AsyncIterator[AsyncConnection]:
+    async with db.engine.connect() as conn:
+        outer = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await outer.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session whose commits are savepoints inside the test's rolled-back transaction."""
+    async with AsyncSession(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, db: Database) -> FastAPI:
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+    app.dependency_overrides[get_session] = test_session
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+    app.dependency_overrides.clear()

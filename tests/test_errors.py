@@ -1,0 +1,120 @@
+"""Every error path answers RFC 9457 problem+json with a request id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+from app.config import Settings
+from app.db import Database
+from app.main import create_app
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:sipas:problem:{code}"
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+class Echo(BaseModel):
+    name: str = Field(min_length=1)
+    count: int = Field(ge=0)
+    tags: list[str] = []
+
+
+@pytest.fixture
+def probe_app(settings: Settings, db: Database) -> FastAPI:
+    """A fresh app with test-only routes; the real app never has them."""
+    app = create_app(settings, database=db)
+
+    @app.post("/test-only/echo")
+    async def echo(body: Echo) -> Echo:
+        return body
+
+    @app.get("/test-only/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail that must not leak")
+
+    return app
+
+
+@pytest.fixture
+async def probe(probe_app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=probe_app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/api/v1/no-such-thing"), 404, "not_found")
+
+
+async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.post("/healthz"), 405, "method_not_allowed")
+    assert body["instance"] == "/healthz"
+
+
+async def test_validation_error_points_at_each_field(probe: httpx.AsyncClient) -> None:
+    response = await probe.post("/test-only/echo", json={"name": "", "count": -1, "tags": [1]})
+    body = assert_problem(response, 422, "validation_failed")
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    pointers = {e["pointer"] for e in errors}
+    assert pointers == {"/body/name", "/body/count", "/body/tags/0"}
+
+
+async def test_malformed_json_is_422_not_500(probe: httpx.AsyncClient) -> None:
+    response = await probe.post(
+        "/test-only/echo", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 422, "validation_failed")
+
+
+async def test_declared_body_over_limit_is_413(
+    probe: httpx.AsyncClient, settings: Settings
+) -> None:
+    big = b"x" * (settings.max_body_bytes + 1)
+    response = await probe.post(
+        "/test-only/echo", content=big, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413, "payload_too_large")
+
+
+async def test_streamed_body_over_limit_is_413(
+    probe: httpx.AsyncClient, settings: Settings
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(settings.max_body_bytes // 1024 + 2):
+            yield b" " * 1024
+
+    response = await probe.post(
+        "/test-only/echo", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "payload_too_large")
+
+
+async def test_unexpected_error_is_500_without_internals(probe: httpx.AsyncClient) -> None:
+    response = await probe.get("/test-only/boom")
+    body = assert_problem(response, 500, "internal_error")
+    assert "secret internal detail" not in response.text
+    assert "Traceback" not in response.text
+    assert body["request_id"]
+
+
+async def test_request_id_is_echoed_when_sane(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    bad = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert bad.headers["x-request-id"] != "bad id with spaces"
+    assert len(bad.headers["x-request-id"]) == 32
