@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.db import Database, session_scope
+from app.errors import Unauthorized
+from app.models.identity import Scope
+from app.services.auth import authenticate
+from app.services.paging import DEFAULT_LIMIT, MAX_LIMIT
+from app.services.principal import Principal
 
 
 def get_database(request: Request) -> Database:
@@ -29,3 +36,54 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+DEFAULT_PAGE = DEFAULT_LIMIT
+Cursor = Annotated[
+    str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
+]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    auto_error=False,
+    description="Staff: password grant. Machines: client_credentials grant (form fields "
+    "client_id and client_secret).",
+)
+
+
+async def get_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    if not token:
+        raise Unauthorized()
+    return await authenticate(session, settings, token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*scopes: Scope) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """A dependency that lets the request through only when the caller holds every scope."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        principal.require(*scopes)
+        return principal
+
+    return check
+
+
+UsersAdmin = Annotated[Principal, Depends(require(Scope.users_admin))]
+AuditReader = Annotated[Principal, Depends(require(Scope.audit_read))]
+AgenciesReader = Annotated[Principal, Depends(require(Scope.agencies_read))]
+AgenciesWriter = Annotated[Principal, Depends(require(Scope.agencies_write))]
+CatalogueReader = Annotated[Principal, Depends(require(Scope.catalogue_read))]
+CatalogueWriter = Annotated[Principal, Depends(require(Scope.catalogue_write))]

@@ -17,13 +17,16 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlmodel import col
 
 from app.config import Settings, async_url
 from app.db import Database, _asyncpg_dsn, create_database, ensure_database
 from app.deps import get_session
 from app.main import create_app
+from app.models.audit import AuditEvent
 from app.schema import upgrade
 
 T = TypeVar("T")
@@ -115,8 +118,14 @@ def app(settings: Settings, db: Database) -> FastAPI:
     return create_app(settings, database=db)
 
 
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 @pytest.fixture
 async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app on the test's transaction. After the test, every successful write it made
+    must have left at least one audit event carrying its request id."""
+
     async def test_session() -> AsyncIterator[AsyncSession]:
         try:
             yield session
@@ -126,8 +135,36 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
         else:
             await session.commit()
 
+    writes: list[tuple[str, str]] = []
+
+    async def remember(response: httpx.Response) -> None:
+        request = response.request
+        if (
+            request.method in WRITE_METHODS
+            and response.is_success
+            and request.url.params.get("dry_run") not in ("true", "1")
+        ):
+            writes.append(
+                (f"{request.method} {request.url.path}", response.headers["x-request-id"])
+            )
+
     app.dependency_overrides[get_session] = test_session
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", event_hooks={"response": [remember]}
+    ) as c:
         yield c
     app.dependency_overrides.clear()
+
+    if writes:
+        audited = set(
+            (
+                await session.scalars(
+                    sa.select(col(AuditEvent.request_id)).where(
+                        col(AuditEvent.request_id).in_([rid for _, rid in writes])
+                    )
+                )
+            ).all()
+        )
+        unaudited = [what for what, rid in writes if rid not in audited]
+        assert not unaudited, f"writes without an audit event: {unaudited}"

@@ -2,4 +2,8 @@
 
 from fastapi import APIRouter
 
+from app.api import audit, auth, clients, me, users
+
 api_router = APIRouter(prefix="/api/v1")
+for module in (auth, me, users, clients, audit):
+    api_router.include_router(module.router)

@@ -2,8 +2,15 @@
 
 from sqlmodel import SQLModel
 
-from app.models import base
+from app.models import (
+    agency,
+    audit,
+    base,  # first: sets the constraint naming convention
+    catalogue,
+    identity,
+    ratelimit,
+)
 
 metadata = SQLModel.metadata
 
-__all__ = ["base", "metadata"]
+__all__ = ["agency", "audit", "base", "catalogue", "identity", "metadata", "ratelimit"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlmodel import SQLModel
 
 NAMING_CONVENTION = {
@@ -16,6 +19,8 @@ NAMING_CONVENTION = {
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
+T = TypeVar("T")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -23,3 +28,15 @@ def utcnow() -> datetime:
 
 def timestamptz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
+
+
+def nfc(value: str) -> str:
+    """Vietnamese text is stored composed (NFC) and without surrounding blanks."""
+    return unicodedata.normalize("NFC", value).strip()
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: the items, and the cursor of the next page (null on the last)."""
+
+    items: list[T]
+    next_cursor: str | None = None

@@ -7,8 +7,6 @@ Create Date: 2026-11-27 03:00:00+00:00
 
 from collections.abc import Sequence
 
-from alembic import op
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -16,9 +14,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # unaccent backs the diacritic-insensitive name search; it ships with PostgreSQL's contrib.
-    op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    pass
 
 
 def downgrade() -> None:
-    op.execute("DROP EXTENSION IF EXISTS unaccent")
+    pass

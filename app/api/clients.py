@@ -1,0 +1,93 @@
+"""Machine clients: admin only. The secret is shown once, when created or rotated."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, UsersAdmin
+from app.models.identity import (
+    ClientCreate,
+    ClientPage,
+    ClientPublic,
+    ClientUpdate,
+    ClientWithSecret,
+)
+from app.services import clients
+
+router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTHED)
+
+
+def _public(client: object) -> ClientPublic:
+    return ClientPublic.model_validate(client, from_attributes=True)
+
+
+@router.get("", summary="List machine clients", response_model=ClientPage)
+async def list_clients(
+    session: SessionDep,
+    _: UsersAdmin,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    include_revoked: bool = False,
+) -> ClientPage:
+    return await clients.list_clients(
+        session, limit=limit, cursor=cursor, include_revoked=include_revoked
+    )
+
+
+@router.post(
+    "",
+    summary="Register a machine client (the secret is in this response only)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClientWithSecret,
+)
+async def create_client(
+    session: SessionDep, actor: UsersAdmin, body: ClientCreate
+) -> ClientWithSecret:
+    return await clients.create_client(session, actor, body)
+
+
+@router.get(
+    "/{client_id}", summary="One machine client", response_model=ClientPublic, responses=NOT_FOUND
+)
+async def get_client(session: SessionDep, _: UsersAdmin, client_id: uuid.UUID) -> ClientPublic:
+    return _public(await clients.get_client(session, client_id))
+
+
+@router.patch(
+    "/{client_id}",
+    summary="Rename a client, change its scopes or expiry",
+    description="Changing the scopes revokes the client's tokens.",
+    response_model=ClientPublic,
+    responses=NOT_FOUND,
+)
+async def update_client(
+    session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID, body: ClientUpdate
+) -> ClientPublic:
+    return _public(await clients.update_client(session, actor, client_id, body))
+
+
+@router.post(
+    "/{client_id}/rotate-secret",
+    summary="Issue a new secret and revoke every token of the old one",
+    response_model=ClientWithSecret,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def rotate_secret(
+    session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID
+) -> ClientWithSecret:
+    return await clients.rotate_secret(session, actor, client_id)
+
+
+@router.post(
+    "/{client_id}/revoke",
+    summary="Revoke a client for good, and its tokens at once",
+    response_model=ClientPublic,
+    responses=NOT_FOUND,
+)
+async def revoke_client(
+    session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID
+) -> ClientPublic:
+    return _public(await clients.revoke_client(session, actor, client_id))

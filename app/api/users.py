@@ -1,0 +1,62 @@
+"""Staff users: admin only."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, UsersAdmin
+from app.models.identity import Role, UserCreate, UserPage, UserPublic, UserUpdate
+from app.services import users
+
+router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED)
+
+
+def _public(user: object) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
+@router.get("", summary="List staff users", response_model=UserPage)
+async def list_users(
+    session: SessionDep,
+    _: UsersAdmin,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    agency_id: uuid.UUID | None = None,
+) -> UserPage:
+    return await users.list_users(
+        session, limit=limit, cursor=cursor, role=role, is_active=is_active, agency_id=agency_id
+    )
+
+
+@router.post(
+    "",
+    summary="Create a staff user",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses=CONFLICT,
+)
+async def create_user(session: SessionDep, actor: UsersAdmin, body: UserCreate) -> UserPublic:
+    return _public(await users.create_user(session, actor, body))
+
+
+@router.get("/{user_id}", summary="One staff user", response_model=UserPublic, responses=NOT_FOUND)
+async def get_user(session: SessionDep, _: UsersAdmin, user_id: uuid.UUID) -> UserPublic:
+    return _public(await users.get_user(session, user_id))
+
+
+@router.patch(
+    "/{user_id}",
+    summary="Change, deactivate or reset the password of a staff user",
+    description="Changing the role, agency, active flag or password revokes the user's tokens.",
+    response_model=UserPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def update_user(
+    session: SessionDep, actor: UsersAdmin, user_id: uuid.UUID, body: UserUpdate
+) -> UserPublic:
+    return _public(await users.update_user(session, actor, user_id, body))

@@ -1,0 +1,279 @@
+"""Staff users, machine clients, and the vocabulary of roles and scopes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from pydantic import field_validator
+from sqlalchemy.dialects import postgresql as pg
+from sqlmodel import Field, SQLModel
+
+from app.models.base import Page, nfc, timestamptz, utcnow
+
+
+class Role(StrEnum):
+    admin = "admin"
+    analyst = "analyst"
+    agency_manager = "agency_manager"
+    surveyor = "surveyor"
+    supervisor = "supervisor"
+
+
+class Scope(StrEnum):
+    """What a token may do. Routers declare the scopes they need; roles map onto scopes."""
+
+    users_admin = "users:admin"
+    audit_read = "audit:read"
+    agencies_read = "agencies:read"
+    agencies_write = "agencies:write"
+    catalogue_read = "catalogue:read"
+    catalogue_write = "catalogue:write"
+    questionnaires_read = "questionnaires:read"
+    campaigns_read = "campaigns:read"
+    campaigns_write = "campaigns:write"
+    progress_read = "progress:read"
+    frame_write = "frame:write"
+    worklist_read = "worklist:read"
+    submissions_read = "submissions:read"
+    submissions_write = "submissions:write"
+    submissions_review = "submissions:review"
+    dossiers_write = "dossiers:write"
+    index_read = "index:read"
+    reports_read = "reports:read"
+    reports_write = "reports:write"
+
+
+S = Scope
+_READ_ALL = {
+    S.agencies_read,
+    S.catalogue_read,
+    S.questionnaires_read,
+    S.campaigns_read,
+    S.progress_read,
+    S.submissions_read,
+    S.index_read,
+    S.reports_read,
+}
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.admin: frozenset(Scope),
+    Role.analyst: frozenset(_READ_ALL | {S.reports_write}),
+    Role.agency_manager: frozenset(_READ_ALL),
+    Role.surveyor: frozenset(
+        {
+            S.agencies_read,
+            S.catalogue_read,
+            S.questionnaires_read,
+            S.campaigns_read,
+            S.worklist_read,
+            S.submissions_write,
+        }
+    ),
+    Role.supervisor: frozenset(
+        {S.agencies_read, S.catalogue_read, S.campaigns_read, S.progress_read, S.reports_read}
+    ),
+}
+# Machine clients may hold only these: no administration, no raw answers.
+CLIENT_SCOPES: frozenset[Scope] = frozenset(
+    {
+        S.questionnaires_read,
+        S.campaigns_read,
+        S.agencies_read,
+        S.catalogue_read,
+        S.submissions_write,
+        S.dossiers_write,
+        S.frame_write,
+        S.progress_read,
+        S.reports_read,
+    }
+)
+
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,63}$"
+MIN_PASSWORD_LENGTH = 10
+
+
+class UserBase(SQLModel):
+    display_name: str = Field(min_length=1, max_length=200)
+    role: Role = Field(sa_type=sa.Text)
+    agency_id: uuid.UUID | None = Field(
+        default=None, description="Required for agency_manager: the root of the visible subtree."
+    )
+
+    @field_validator("display_name")
+    @classmethod
+    def _nfc(cls, value: str) -> str:
+        return nfc(value)
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"
+    agency_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
+        ),
+    )
+    __table_args__ = (
+        sa.CheckConstraint(
+            "role IN ('admin', 'analyst', 'agency_manager', 'surveyor', 'supervisor')",
+            name="role_known",
+        ),
+        sa.CheckConstraint(
+            "role <> 'agency_manager' OR agency_id IS NOT NULL", name="manager_has_agency"
+        ),
+    )
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
+        primary_key=True,
+    )
+    username: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
+    password_hash: str = Field(sa_type=sa.Text)
+    is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamptz(),
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamptz(),
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+    last_login_at: datetime | None = Field(default=None, sa_type=timestamptz())
+
+
+class UserCreate(UserBase):
+    username: str = Field(regex=USERNAME_PATTERN, schema_extra={"examples": ["nguyen.van.an"]})
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=256)
+
+    @field_validator("username", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class UserUpdate(SQLModel):
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    agency_id: uuid.UUID | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=256)
+
+    @field_validator("display_name")
+    @classmethod
+    def _nfc(cls, value: str | None) -> str | None:
+        return nfc(value) if value is not None else None
+
+
+class UserPublic(UserBase):
+    id: uuid.UUID
+    username: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+class UserPage(Page[UserPublic]):
+    pass
+
+
+class PasswordChange(SQLModel):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=256)
+
+
+class ClientBase(SQLModel):
+    name: str = Field(
+        min_length=1, max_length=200, schema_extra={"examples": ["Cổng dịch vụ công tỉnh"]}
+    )
+    scopes: list[Scope] = Field(
+        sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False),
+        schema_extra={"examples": [["submissions:write", "questionnaires:read"]]},
+    )
+    agency_id: uuid.UUID | None = Field(
+        default=None, description="Limits the client to this agency's subtree."
+    )
+    campaign_id: uuid.UUID | None = Field(
+        default=None, description="Limits the client to one campaign."
+    )
+    expires_at: datetime | None = Field(default=None, sa_type=timestamptz())
+
+    @field_validator("name")
+    @classmethod
+    def _nfc(cls, value: str) -> str:
+        return nfc(value)
+
+
+class Client(ClientBase, table=True):
+    __tablename__ = "clients"
+    agency_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
+        ),
+    )
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
+        primary_key=True,
+    )
+    client_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
+    secret_hash: str = Field(sa_type=sa.Text)
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    revoked_at: datetime | None = Field(default=None, sa_type=timestamptz())
+    last_used_at: datetime | None = Field(default=None, sa_type=timestamptz())
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamptz(),
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+
+
+class ClientCreate(ClientBase):
+    @field_validator("scopes")
+    @classmethod
+    def _machine_scopes(cls, value: list[Scope]) -> list[Scope]:
+        return _check_client_scopes(value)
+
+
+class ClientUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    scopes: list[Scope] | None = None
+    expires_at: datetime | None = None
+
+    @field_validator("scopes")
+    @classmethod
+    def _machine_scopes(cls, value: list[Scope] | None) -> list[Scope] | None:
+        return _check_client_scopes(value) if value is not None else None
+
+
+def _check_client_scopes(value: list[Scope]) -> list[Scope]:
+    if not value:
+        raise ValueError("a client needs at least one scope")
+    refused = sorted(s.value for s in value if s not in CLIENT_SCOPES)
+    if refused:
+        raise ValueError(f"scopes not available to machine clients: {', '.join(refused)}")
+    return sorted(set(value))
+
+
+class ClientPublic(ClientBase):
+    id: uuid.UUID
+    client_id: str
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class ClientWithSecret(ClientPublic):
+    client_secret: str = Field(description="Shown only in this response; store it now.")
+
+
+class ClientPage(Page[ClientPublic]):
+    pass

@@ -1,0 +1,119 @@
+"""Writing and reading the audit log. Writes join the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.context import current_request
+from app.models.audit import AuditEvent, AuditEventPage, AuditEventPublic
+from app.services.paging import cursor_int, decode_cursor, encode_cursor
+from app.services.principal import Principal
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, uuid.UUID | datetime):
+        return str(value)
+    if hasattr(value, "value") and isinstance(value.value, str):  # enums
+        return value.value
+    return value
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The fields that changed, as {"before": {...}, "after": {...}}."""
+    keys = [k for k in after if before.get(k) != after.get(k)]
+    return {
+        "before": _jsonable({k: before.get(k) for k in keys}),
+        "after": _jsonable({k: after.get(k) for k in keys}),
+    }
+
+
+async def record(
+    session: AsyncSession,
+    actor: Principal | None,
+    action: str,
+    *,
+    object_type: str | None = None,
+    object_id: object | None = None,
+    summary: dict[str, Any] | None = None,
+    actor_name: str | None = None,
+) -> None:
+    """Append one event. It commits or rolls back with the change it describes."""
+    ctx = current_request()
+    actor_type: str
+    name: str | None
+    if actor is not None:
+        actor_type, actor_id, name = actor.kind, actor.id, actor.name
+        client_id = actor.client_public_id
+    else:
+        actor_type, actor_id, name, client_id = "anonymous", None, actor_name, None
+    if actor is None and ctx is None:
+        actor_type = "system"
+    await session.execute(
+        sa.insert(AuditEvent).values(
+            actor_type=actor_type,
+            actor_id=actor_id,
+            actor_name=name,
+            client_id=client_id,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id) if object_id is not None else None,
+            summary=_jsonable(summary or {}),
+            request_id=ctx.request_id if ctx else None,
+            reason=ctx.reason if ctx else None,
+            ip=ctx.client_ip if ctx else None,
+        )
+    )
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None,
+    action: str | None = None,
+    actor_id: uuid.UUID | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    request_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> AuditEventPage:
+    """Newest first, paged by id."""
+    query = sa.select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit + 1)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(col(AuditEvent.id) < cursor_int(after, "id"))
+    filters: list[sa.ColumnElement[bool]] = []
+    if action:
+        filters.append(col(AuditEvent.action) == action)
+    if actor_id:
+        filters.append(col(AuditEvent.actor_id) == actor_id)
+    if object_type:
+        filters.append(col(AuditEvent.object_type) == object_type)
+    if object_id:
+        filters.append(col(AuditEvent.object_id) == object_id)
+    if request_id:
+        filters.append(col(AuditEvent.request_id) == request_id)
+    if since:
+        filters.append(col(AuditEvent.occurred_at) >= since)
+    if until:
+        filters.append(col(AuditEvent.occurred_at) < until)
+    rows = list((await session.scalars(query.where(*filters))).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"id": rows[-1].id})
+    return AuditEventPage(
+        items=[AuditEventPublic.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,170 @@
+"""Machine clients: frontends, kiosks, the one-stop system and report fetchers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.errors import AppError, FieldError, Invalid, NotFound
+from app.models.identity import (
+    Client,
+    ClientCreate,
+    ClientPage,
+    ClientPublic,
+    ClientUpdate,
+    ClientWithSecret,
+)
+from app.security import hash_secret, new_client_id, new_client_secret
+from app.services import audit
+from app.services.paging import cursor_str, decode_cursor, encode_cursor
+from app.services.principal import Principal
+
+
+def _snapshot(client: Client) -> dict[str, object]:
+    return {
+        "name": client.name,
+        "scopes": list(client.scopes),
+        "agency_id": client.agency_id,
+        "campaign_id": client.campaign_id,
+        "expires_at": client.expires_at,
+        "revoked_at": client.revoked_at,
+    }
+
+
+def _with_secret(client: Client, secret: str) -> ClientWithSecret:
+    public = ClientPublic.model_validate(client, from_attributes=True)
+    return ClientWithSecret(**public.model_dump(), client_secret=secret)
+
+
+async def create_client(
+    session: AsyncSession, actor: Principal | None, data: ClientCreate
+) -> ClientWithSecret:
+    if data.agency_id is not None:
+        from app.services.agencies import agency_exists
+
+        if not await agency_exists(session, data.agency_id):
+            raise Invalid(
+                "The agency does not exist.",
+                [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
+            )
+    secret = new_client_secret()
+    client = Client(
+        name=data.name,
+        scopes=list(data.scopes),
+        agency_id=data.agency_id,
+        campaign_id=data.campaign_id,
+        expires_at=data.expires_at,
+        client_id=new_client_id(),
+        secret_hash=hash_secret(secret),
+    )
+    session.add(client)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "client.create",
+        object_type="client",
+        object_id=client.id,
+        summary={"after": audit.diff({}, _snapshot(client))["after"]},
+    )
+    return _with_secret(client, secret)
+
+
+async def get_client(session: AsyncSession, client_id: uuid.UUID) -> Client:
+    client = await session.get(Client, client_id)
+    if client is None:
+        raise NotFound("client")
+    return client
+
+
+async def update_client(
+    session: AsyncSession, actor: Principal, client_id: uuid.UUID, data: ClientUpdate
+) -> Client:
+    client = await get_client(session, client_id)
+    before = _snapshot(client)
+    changes = data.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise Invalid("The name cannot be empty.", [FieldError("/body/name", "must not be null")])
+    if "scopes" in changes:
+        if changes["scopes"] is None:
+            raise Invalid(
+                "The scopes cannot be empty.", [FieldError("/body/scopes", "must not be null")]
+            )
+        changes["scopes"] = [s.value if hasattr(s, "value") else s for s in changes["scopes"]]
+    for name, value in changes.items():
+        setattr(client, name, value)
+    if "scopes" in changes:
+        client.token_version += 1
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "client.update",
+        object_type="client",
+        object_id=client.id,
+        summary=audit.diff(before, _snapshot(client)),
+    )
+    return client
+
+
+async def rotate_secret(
+    session: AsyncSession, actor: Principal, client_id: uuid.UUID
+) -> ClientWithSecret:
+    client = await get_client(session, client_id)
+    if client.revoked_at is not None:
+        raise AppError("client_revoked", "A revoked client cannot get a new secret.", 409)
+    secret = new_client_secret()
+    client.secret_hash = hash_secret(secret)
+    client.token_version += 1
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "client.rotate_secret",
+        object_type="client",
+        object_id=client.id,
+        summary={"secret_rotated": True},
+    )
+    return _with_secret(client, secret)
+
+
+async def revoke_client(session: AsyncSession, actor: Principal, client_id: uuid.UUID) -> Client:
+    client = await get_client(session, client_id)
+    if client.revoked_at is None:
+        before = _snapshot(client)
+        client.revoked_at = datetime.now(UTC)
+        client.token_version += 1
+        await session.flush()
+        await audit.record(
+            session,
+            actor,
+            "client.revoke",
+            object_type="client",
+            object_id=client.id,
+            summary=audit.diff(before, _snapshot(client)),
+        )
+    return client
+
+
+async def list_clients(
+    session: AsyncSession, *, limit: int, cursor: str | None, include_revoked: bool = False
+) -> ClientPage:
+    query = sa.select(Client).order_by(col(Client.client_id)).limit(limit + 1)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(col(Client.client_id) > cursor_str(after, "client_id"))
+    if not include_revoked:
+        query = query.where(col(Client.revoked_at).is_(None))
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"client_id": rows[-1].client_id})
+    return ClientPage(
+        items=[ClientPublic.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,53 @@
+"""Opaque keyset cursors: base64url JSON of the last row's sort key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from app.errors import FieldError, Invalid
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    raw = json.dumps(key, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise bad_cursor() from exc
+    if not isinstance(value, dict):
+        raise bad_cursor()
+    return value
+
+
+def bad_cursor() -> Exception:
+    return Invalid(
+        "The cursor is not one this API issued.",
+        [FieldError("/query/cursor", "not a cursor from a previous page", "bad_cursor")],
+        code="bad_cursor",
+    )
+
+
+def cursor_int(key: dict[str, Any], name: str) -> int:
+    value = key.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise bad_cursor()
+    return value
+
+
+def cursor_str(key: dict[str, Any], name: str) -> str:
+    value = key.get(name)
+    if not isinstance(value, str):
+        raise bad_cursor()
+    return value

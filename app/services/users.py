@@ -1,0 +1,178 @@
+"""Staff accounts: admins create, change and deactivate them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.errors import AppError, Conflict, FieldError, Invalid, NotFound
+from app.models.identity import (
+    PasswordChange,
+    Role,
+    User,
+    UserCreate,
+    UserPage,
+    UserPublic,
+    UserUpdate,
+)
+from app.security import hash_password, verify_password
+from app.services import audit
+from app.services.paging import cursor_str, decode_cursor, encode_cursor
+from app.services.principal import Principal
+
+# Changing any of these revokes the user's tokens at once.
+_REVOKING_FIELDS = {"role", "agency_id", "is_active", "password"}
+
+
+def _snapshot(user: User) -> dict[str, object]:
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "agency_id": user.agency_id,
+        "is_active": user.is_active,
+    }
+
+
+async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID | None) -> None:
+    if role is Role.agency_manager and agency_id is None:
+        raise Invalid(
+            "An agency manager must be attached to an agency.",
+            [FieldError("/body/agency_id", "required for the agency_manager role", "missing")],
+        )
+    if agency_id is not None:
+        from app.services.agencies import agency_exists  # the agencies service owns that table
+
+        if not await agency_exists(session, agency_id):
+            raise Invalid(
+                "The agency does not exist.",
+                [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
+            )
+
+
+async def create_user(session: AsyncSession, actor: Principal, data: UserCreate) -> User:
+    await _check_agency(session, data.role, data.agency_id)
+    taken = await session.scalar(sa.select(col(User.id)).where(col(User.username) == data.username))
+    if taken:
+        raise Conflict("username_taken", f"The username {data.username!r} is already in use.")
+    user = User(
+        username=data.username,
+        display_name=data.display_name,
+        role=data.role,
+        agency_id=data.agency_id,
+        password_hash=hash_password(data.password),
+    )
+    session.add(user)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "user.create",
+        object_type="user",
+        object_id=user.id,
+        summary={"after": _snapshot(user)},
+    )
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+async def update_user(
+    session: AsyncSession, actor: Principal, user_id: uuid.UUID, data: UserUpdate
+) -> User:
+    user = await get_user(session, user_id)
+    before = _snapshot(user)
+    changes = data.model_dump(exclude_unset=True)
+    if "role" in changes and changes["role"] is None:
+        raise Invalid("The role cannot be empty.", [FieldError("/body/role", "must not be null")])
+    if "is_active" in changes and changes["is_active"] is None:
+        raise Invalid(
+            "is_active cannot be empty.", [FieldError("/body/is_active", "must not be null")]
+        )
+    if user.id == actor.id and (
+        changes.get("is_active") is False or changes.get("role", Role.admin) is not Role.admin
+    ):
+        raise AppError(
+            "cannot_demote_self", "You cannot deactivate or demote your own account.", 409
+        )
+    role = changes.get("role", user.role)
+    agency_id = changes.get("agency_id", user.agency_id)
+    await _check_agency(session, role, agency_id)
+    password = changes.pop("password", None)
+    for name, value in changes.items():
+        setattr(user, name, value)
+    if password is not None:
+        user.password_hash = hash_password(password)
+    revoking = set(changes) | ({"password"} if password else set())
+    if revoking & _REVOKING_FIELDS:
+        user.token_version += 1
+    user.updated_at = datetime.now(UTC)
+    await session.flush()
+    summary = audit.diff(before, _snapshot(user))
+    if password is not None:
+        summary["password_changed"] = True
+    await audit.record(
+        session, actor, "user.update", object_type="user", object_id=user.id, summary=summary
+    )
+    return user
+
+
+async def change_own_password(
+    session: AsyncSession, actor: Principal, data: PasswordChange
+) -> None:
+    user = await get_user(session, actor.id)
+    if not verify_password(data.current_password, user.password_hash):
+        raise Invalid(
+            "The current password is wrong.",
+            [FieldError("/body/current_password", "does not match", "wrong_password")],
+        )
+    user.password_hash = hash_password(data.new_password)
+    user.token_version += 1
+    user.updated_at = datetime.now(UTC)
+    await audit.record(
+        session,
+        actor,
+        "user.password_change",
+        object_type="user",
+        object_id=user.id,
+        summary={"password_changed": True},
+    )
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    agency_id: uuid.UUID | None = None,
+) -> UserPage:
+    query = sa.select(User).order_by(col(User.username)).limit(limit + 1)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(col(User.username) > cursor_str(after, "username"))
+    if role is not None:
+        query = query.where(col(User.role) == role)
+    if is_active is not None:
+        query = query.where(col(User.is_active) == is_active)
+    if agency_id is not None:
+        query = query.where(col(User.agency_id) == agency_id)
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"username": rows[-1].username})
+    return UserPage(
+        items=[UserPublic.model_validate(r, from_attributes=True) for r in rows],
+        next_cursor=next_cursor,
+    )
