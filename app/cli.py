@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.config import Settings, get_settings
-from app.db import ensure_database
+from app.db import create_database, ensure_database, session_scope
+from app.errors import AppError
 from app.main import resolve_database_url
+from app.models.agency import Agency
+from app.models.identity import ClientCreate, ClientWithSecret, Role, Scope, UserCreate
 from app.schema import upgrade
+
+T = TypeVar("T")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -22,6 +35,98 @@ def _database_url(settings: Settings) -> str:
     if settings.database_url is None:
         asyncio.run(ensure_database(url))
     return url
+
+
+def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction on the configured database."""
+    url = _database_url(settings)
+
+    async def run() -> T:
+        db = create_database(url, settings)
+        try:
+            async with session_scope(db) as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services import users
+
+    if not args.password_stdin:
+        print(
+            "sipas create-admin: pass --password-stdin and the password on standard input",
+            file=sys.stderr,
+        )
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    data = UserCreate(
+        username=args.username,
+        display_name=args.display_name or args.username,
+        role=Role.admin,
+        password=password,
+    )
+    user = _in_transaction(settings, lambda s: users.create_user(s, None, data))
+    print(f"created admin {user.username} ({user.id})")
+    return 0
+
+
+def cmd_create_client(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services import clients
+
+    async def work(session: AsyncSession) -> ClientWithSecret:
+        agency_id = None
+        if args.agency:
+            agency_id = await session.scalar(
+                sa.select(col(Agency.id)).where(col(Agency.code) == args.agency)
+            )
+            if agency_id is None:
+                raise AppError("unknown_agency", f"No agency has the code {args.agency!r}.")
+        expires = (
+            datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+        )
+        data = ClientCreate(
+            name=args.name,
+            scopes=[Scope(s.strip()) for s in args.scopes.split(",") if s.strip()],
+            agency_id=agency_id,
+            expires_at=expires,
+        )
+        return await clients.create_client(session, None, data)
+
+    created = _in_transaction(settings, work)
+    print(
+        json.dumps(
+            {"client_id": created.client_id, "client_secret": created.client_secret},
+            ensure_ascii=False,
+        )
+    )
+    print("Store the secret now: it is not shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    for line in _seed(settings, demo_accounts=settings.environment != "production"):
+        print(line)
+    return 0
+
+
+def _seed(settings: Settings, *, demo_accounts: bool) -> list[str]:
+    """Load the demo province (idempotent) and, outside production, the demo accounts."""
+    from app.services import demo, seed
+
+    async def work(session: AsyncSession) -> list[str]:
+        counts = await seed.load_demo_catalogue(session)
+        lines = ["demo province loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items())]
+        if demo_accounts:
+            for account in await demo.ensure_demo_accounts(session):
+                lines.append(
+                    f"  {account.role.value:<15} {account.username:<10} {account.password}"
+                )
+        return lines
+
+    return _in_transaction(settings, work)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,6 +141,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     url = _database_url(settings)
     upgrade(url)
+    # A development instance gets the demo province and accounts; production gets neither.
+    seeded = _seed(settings, demo_accounts=True) if settings.environment != "production" else []
     # The workers (and this process) must use the same server, embedded or not.
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -44,7 +151,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "\nSIPAS is starting\n"
         f"  API:     {base}/api/v1\n"
         f"  Docs:    {base}/docs\n"
-        f"  Ready:   {base}/readyz\n",
+        f"  Ready:   {base}/readyz\n"
+        f"  Token:   POST {base}/api/v1/auth/token (grant_type=password)\n\n"
+        + (
+            "Demo accounts (role, username, password):\n" + "\n".join(seeded[1:]) + "\n"
+            if seeded
+            else ""
+        ),
         flush=True,
     )
     uvicorn.run(
@@ -81,6 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db-url", help="print the database URL the service would use")
     p.set_defaults(handler=cmd_db_url)
+
+    p = sub.add_parser("seed", help="load the demo province (idempotent) and demo accounts")
+    p.set_defaults(handler=cmd_seed)
+
+    p = sub.add_parser("create-admin", help="create an admin user; password on standard input")
+    p.add_argument("--username", required=True)
+    p.add_argument("--display-name")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(handler=cmd_create_admin)
+
+    p = sub.add_parser("create-client", help="register a machine client; prints id and secret")
+    p.add_argument("--name", required=True)
+    p.add_argument("--scopes", required=True, help="comma-separated, e.g. submissions:write")
+    p.add_argument("--agency", help="agency code that limits the client to its subtree")
+    p.add_argument("--expires-days", type=int)
+    p.set_defaults(handler=cmd_create_client)
     return parser
 
 
@@ -91,6 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, get_settings())
     except KeyboardInterrupt:
         return 130
+    except AppError as exc:
+        print(f"sipas {args.command}: {exc.detail}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "input"
+            print(f"sipas {args.command}: {where}: {error['msg']}", file=sys.stderr)
+        return 1
     except Exception as exc:  # an operator wants one clear line, not a traceback
         print(f"sipas {args.command}: {exc}", file=sys.stderr)
         return 1

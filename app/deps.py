@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -53,37 +53,41 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 oauth2_scheme = OAuth2PasswordBearer(
     tokenUrl="/api/v1/auth/token",
     auto_error=False,
+    scopes={s.value: s.name.replace("_", " ") for s in Scope},
     description="Staff: password grant. Machines: client_credentials grant (form fields "
     "client_id and client_secret).",
 )
 
 
 async def get_principal(
+    security_scopes: SecurityScopes,
     session: SessionDep,
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
+    """The authenticated caller, refused with 403 unless it holds every scope the route declares.
+
+    Routes declare scopes with `Security(get_principal, scopes=[...])` (the aliases below), so
+    the OpenAPI document lists each operation's scopes and the check cannot drift from them.
+    """
     if not token:
         raise Unauthorized()
-    return await authenticate(session, settings, token)
+    principal = await authenticate(session, settings, token)
+    principal.require(*(Scope(s) for s in security_scopes.scopes))
+    return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+CurrentPrincipal = Annotated[Principal, Security(get_principal)]
 
 
-def require(*scopes: Scope) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    """A dependency that lets the request through only when the caller holds every scope."""
-
-    async def check(principal: CurrentPrincipal) -> Principal:
-        principal.require(*scopes)
-        return principal
-
-    return check
+def scoped(*scopes: Scope) -> Any:
+    """`Annotated[Principal, scoped(Scope.x)]`: the caller, holding every one of `scopes`."""
+    return Security(get_principal, scopes=[s.value for s in scopes])
 
 
-UsersAdmin = Annotated[Principal, Depends(require(Scope.users_admin))]
-AuditReader = Annotated[Principal, Depends(require(Scope.audit_read))]
-AgenciesReader = Annotated[Principal, Depends(require(Scope.agencies_read))]
-AgenciesWriter = Annotated[Principal, Depends(require(Scope.agencies_write))]
-CatalogueReader = Annotated[Principal, Depends(require(Scope.catalogue_read))]
-CatalogueWriter = Annotated[Principal, Depends(require(Scope.catalogue_write))]
+UsersAdmin = Annotated[Principal, scoped(Scope.users_admin)]
+AuditReader = Annotated[Principal, scoped(Scope.audit_read)]
+AgenciesReader = Annotated[Principal, scoped(Scope.agencies_read)]
+AgenciesWriter = Annotated[Principal, scoped(Scope.agencies_write)]
+CatalogueReader = Annotated[Principal, scoped(Scope.catalogue_read)]
+CatalogueWriter = Annotated[Principal, scoped(Scope.catalogue_write)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -148,13 +149,25 @@ class User(UserBase, table=True):
 
 
 class UserCreate(UserBase):
-    username: str = Field(regex=USERNAME_PATTERN, schema_extra={"examples": ["nguyen.van.an"]})
+    username: str = Field(
+        min_length=3,
+        max_length=64,
+        description="Lower-case letters, digits, dot, dash and underscore.",
+        schema_extra={"examples": ["nguyen.van.an"], "pattern": USERNAME_PATTERN},
+    )
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=256)
 
     @field_validator("username", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("username")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if not re.fullmatch(USERNAME_PATTERN, value):
+            raise ValueError("use 3-64 lower-case letters, digits, '.', '-' or '_'")
+        return value
 
 
 class UserUpdate(SQLModel):

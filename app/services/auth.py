@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.errors import AppError, Unauthorized
-from app.models.identity import CLIENT_SCOPES, ROLE_SCOPES, Client, Scope, User
+from app.models.identity import CLIENT_SCOPES, ROLE_SCOPES, Client, Role, Scope, User
 from app.security import (
     InvalidToken,
     decode_token,
@@ -72,7 +72,7 @@ async def password_grant(
         await audit.record(session, None, "auth.login_failed", actor_name=username)
         return GrantRefused(401, "invalid_grant", "The username or password is wrong.")
 
-    held = ROLE_SCOPES[user.role]
+    held = ROLE_SCOPES[Role(user.role)]
     scopes = _requested(scope, held)
     if scopes is None:
         return GrantRefused(400, "invalid_scope", "The requested scope exceeds the user's role.")
@@ -150,13 +150,14 @@ def client_scopes(client: Client) -> frozenset[Scope]:
 
 
 def user_principal(user: User, scopes: frozenset[Scope] | None = None) -> Principal:
-    held = ROLE_SCOPES[user.role]
+    role = Role(user.role)  # a plain str when loaded from the database
+    held = ROLE_SCOPES[role]
     return Principal(
         kind="user",
         id=user.id,
         name=user.username,
         scopes=held if scopes is None else held & scopes,
-        role=user.role,
+        role=role,
         agency_id=user.agency_id,
     )
 

@@ -31,7 +31,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role is Role.admin
+        return self.role == Role.admin
 
     @property
     def agency_scoped(self) -> bool:

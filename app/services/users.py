@@ -39,7 +39,7 @@ def _snapshot(user: User) -> dict[str, object]:
 
 
 async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID | None) -> None:
-    if role is Role.agency_manager and agency_id is None:
+    if role == Role.agency_manager and agency_id is None:
         raise Invalid(
             "An agency manager must be attached to an agency.",
             [FieldError("/body/agency_id", "required for the agency_manager role", "missing")],
@@ -54,7 +54,7 @@ async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID 
             )
 
 
-async def create_user(session: AsyncSession, actor: Principal, data: UserCreate) -> User:
+async def create_user(session: AsyncSession, actor: Principal | None, data: UserCreate) -> User:
     await _check_agency(session, data.role, data.agency_id)
     taken = await session.scalar(sa.select(col(User.id)).where(col(User.username) == data.username))
     if taken:
@@ -99,12 +99,12 @@ async def update_user(
             "is_active cannot be empty.", [FieldError("/body/is_active", "must not be null")]
         )
     if user.id == actor.id and (
-        changes.get("is_active") is False or changes.get("role", Role.admin) is not Role.admin
+        changes.get("is_active") is False or changes.get("role", Role.admin) != Role.admin
     ):
         raise AppError(
             "cannot_demote_self", "You cannot deactivate or demote your own account.", 409
         )
-    role = changes.get("role", user.role)
+    role = Role(changes.get("role") or user.role)
     agency_id = changes.get("agency_id", user.agency_id)
     await _check_agency(session, role, agency_id)
     password = changes.pop("password", None)
