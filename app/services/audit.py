@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from app.context import current_request
 from app.models.audit import AuditEvent, AuditEventPage, AuditEventPublic
-from app.services.paging import cursor_int, decode_cursor, encode_cursor
+from app.services.paging import cursor_int, decode_cursor, keyset_page
 from app.services.principal import Principal
 
 
@@ -89,7 +89,7 @@ async def list_events(
     until: datetime | None = None,
 ) -> AuditEventPage:
     """Newest first, paged by id."""
-    query = sa.select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit + 1)
+    query = sa.select(AuditEvent).order_by(col(AuditEvent.id).desc())
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(AuditEvent.id) < cursor_int(after, "id"))
@@ -108,11 +108,9 @@ async def list_events(
         filters.append(col(AuditEvent.occurred_at) >= since)
     if until:
         filters.append(col(AuditEvent.occurred_at) < until)
-    rows = list((await session.scalars(query.where(*filters))).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"id": rows[-1].id})
+    rows, next_cursor = await keyset_page(
+        session, query.where(*filters), limit=limit, key=lambda e: {"id": e.id}
+    )
     return AuditEventPage(
         items=[AuditEventPublic.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=next_cursor,

@@ -54,90 +54,115 @@ def _requested(scope: str | None, held: frozenset[Scope]) -> frozenset[Scope] | 
     return frozenset(Scope(s) for s in asked)
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One login attempt's bookkeeping: its failure counter and the window it counts in."""
+
+    key: str
+    name: str
+    now: datetime
+    window: ratelimit.Window
+
+    @classmethod
+    def start(cls, settings: Settings, kind: str, name: str) -> _Attempt:
+        now = datetime.now(UTC)
+        return cls(
+            f"login:{kind}:{name}",
+            name,
+            now,
+            ratelimit.window_for(now, settings.login_window_seconds),
+        )
+
+    async def throttled(self, session: AsyncSession, settings: Settings) -> GrantRefused | None:
+        if await ratelimit.count(session, self.key, self.window) < settings.login_max_failures:
+            return None
+        await audit.record(session, None, "auth.login_throttled", actor_name=self.name)
+        return GrantRefused(
+            429,
+            "too_many_failed_logins",
+            "Too many failed attempts for this account; wait before trying again.",
+            self.window.retry_after(self.now),
+        )
+
+    async def failed(self, session: AsyncSession, refusal: GrantRefused) -> GrantRefused:
+        await ratelimit.hit(session, self.key, self.window)
+        await audit.record(session, None, "auth.login_failed", actor_name=self.name)
+        return refusal
+
+    async def succeeded(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        principal: Principal,
+        version: int,
+        minutes: int,
+    ) -> TokenGrant:
+        await ratelimit.reset(session, self.key)
+        await audit.record(
+            session, principal, "auth.login", object_type=principal.kind, object_id=principal.id
+        )
+        scopes = sorted(s.value for s in principal.scopes)
+        token, lifetime = issue_token(
+            kind=principal.kind,
+            subject_id=principal.id,
+            version=version,
+            scopes=scopes,
+            secret=settings.secret_key.get_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            lifetime=timedelta(minutes=minutes),
+            now=self.now,
+        )
+        return TokenGrant(token, lifetime, " ".join(scopes))
+
+
 async def password_grant(
     session: AsyncSession, settings: Settings, username: str, password: str, scope: str | None
 ) -> TokenGrant | GrantRefused:
-    username = username.strip().lower()
-    key = f"login:user:{username}"
-    now = datetime.now(UTC)
-    window = ratelimit.window_for(now, settings.login_window_seconds)
-    if await ratelimit.count(session, key, window) >= settings.login_max_failures:
-        await audit.record(session, None, "auth.login_throttled", actor_name=username)
-        return _throttled(window, now)
-
-    user = await session.scalar(sa.select(User).where(col(User.username) == username))
+    attempt = _Attempt.start(settings, "user", username.strip().lower())
+    if refused := await attempt.throttled(session, settings):
+        return refused
+    user = await session.scalar(sa.select(User).where(col(User.username) == attempt.name))
     valid = verify_password(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active:
-        await ratelimit.hit(session, key, window)
-        await audit.record(session, None, "auth.login_failed", actor_name=username)
-        return GrantRefused(401, "invalid_grant", "The username or password is wrong.")
-
-    held = ROLE_SCOPES[Role(user.role)]
-    scopes = _requested(scope, held)
+        return await attempt.failed(
+            session, GrantRefused(401, "invalid_grant", "The username or password is wrong.")
+        )
+    scopes = _requested(scope, ROLE_SCOPES[Role(user.role)])
     if scopes is None:
         return GrantRefused(400, "invalid_scope", "The requested scope exceeds the user's role.")
-    await ratelimit.reset(session, key)
-    user.last_login_at = now
-    principal = user_principal(user, scopes)
-    await audit.record(session, principal, "auth.login", object_type="user", object_id=user.id)
-    token, lifetime = issue_token(
-        kind="user",
-        subject_id=user.id,
-        version=user.token_version,
-        scopes=[s.value for s in scopes],
-        secret=settings.secret_key.get_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        lifetime=timedelta(minutes=settings.access_token_minutes),
-        now=now,
+    user.last_login_at = attempt.now
+    return await attempt.succeeded(
+        session,
+        settings,
+        user_principal(user, scopes),
+        user.token_version,
+        settings.access_token_minutes,
     )
-    return TokenGrant(token, lifetime, " ".join(sorted(s.value for s in scopes)))
 
 
 async def client_credentials_grant(
     session: AsyncSession, settings: Settings, client_id: str, secret: str, scope: str | None
 ) -> TokenGrant | GrantRefused:
-    key = f"login:client:{client_id}"
-    now = datetime.now(UTC)
-    window = ratelimit.window_for(now, settings.login_window_seconds)
-    if await ratelimit.count(session, key, window) >= settings.login_max_failures:
-        await audit.record(session, None, "auth.client_throttled", actor_name=client_id)
-        return _throttled(window, now)
-
+    attempt = _Attempt.start(settings, "client", client_id)
+    if refused := await attempt.throttled(session, settings):
+        return refused
     client = await session.scalar(sa.select(Client).where(col(Client.client_id) == client_id))
     valid = verify_secret(secret, client.secret_hash if client else None)
-    if client is None or not valid or not client_usable(client, now):
-        await ratelimit.hit(session, key, window)
-        await audit.record(session, None, "auth.client_failed", actor_name=client_id)
-        return GrantRefused(401, "invalid_client", "The client id or secret is wrong.")
-
+    if client is None or not valid or not client_usable(client, attempt.now):
+        return await attempt.failed(
+            session, GrantRefused(401, "invalid_client", "The client id or secret is wrong.")
+        )
     scopes = _requested(scope, client_scopes(client))
     if scopes is None:
         return GrantRefused(400, "invalid_scope", "The requested scope exceeds the client's.")
-    await ratelimit.reset(session, key)
-    client.last_used_at = now
-    principal = client_principal(client, scopes)
-    await audit.record(session, principal, "auth.token", object_type="client", object_id=client.id)
-    token, lifetime = issue_token(
-        kind="client",
-        subject_id=client.id,
-        version=client.token_version,
-        scopes=[s.value for s in scopes],
-        secret=settings.secret_key.get_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        lifetime=timedelta(minutes=settings.client_token_minutes),
-        now=now,
-    )
-    return TokenGrant(token, lifetime, " ".join(sorted(s.value for s in scopes)))
-
-
-def _throttled(window: ratelimit.Window, now: datetime) -> GrantRefused:
-    return GrantRefused(
-        429,
-        "too_many_failed_logins",
-        "Too many failed attempts for this account; wait before trying again.",
-        window.retry_after(now),
+    client.last_used_at = attempt.now
+    return await attempt.succeeded(
+        session,
+        settings,
+        client_principal(client, scopes),
+        client.token_version,
+        settings.client_token_minutes,
     )
 
 

@@ -20,7 +20,7 @@ from app.models.identity import (
 )
 from app.security import hash_secret, new_client_id, new_client_secret
 from app.services import audit
-from app.services.paging import cursor_str, decode_cursor, encode_cursor
+from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
 
@@ -153,17 +153,15 @@ async def revoke_client(session: AsyncSession, actor: Principal, client_id: uuid
 async def list_clients(
     session: AsyncSession, *, limit: int, cursor: str | None, include_revoked: bool = False
 ) -> ClientPage:
-    query = sa.select(Client).order_by(col(Client.client_id)).limit(limit + 1)
+    query = sa.select(Client).order_by(col(Client.client_id))
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(Client.client_id) > cursor_str(after, "client_id"))
     if not include_revoked:
         query = query.where(col(Client.revoked_at).is_(None))
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"client_id": rows[-1].client_id})
+    rows, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda c: {"client_id": c.client_id}
+    )
     return ClientPage(
         items=[ClientPublic.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=next_cursor,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import FieldError, Invalid
 
+T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
@@ -51,3 +56,18 @@ def cursor_str(key: dict[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise bad_cursor()
     return value
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: Select[T],
+    *,
+    limit: int,
+    key: Callable[[T], dict[str, Any]],
+) -> tuple[list[T], str | None]:
+    """Run an ordered query for one page; the cursor holds `key(last row)` when more follow."""
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(key(rows[-1]))

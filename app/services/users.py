@@ -21,7 +21,7 @@ from app.models.identity import (
 )
 from app.security import hash_password, verify_password
 from app.services import audit
-from app.services.paging import cursor_str, decode_cursor, encode_cursor
+from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
 # Changing any of these revokes the user's tokens at once.
@@ -157,7 +157,7 @@ async def list_users(
     is_active: bool | None = None,
     agency_id: uuid.UUID | None = None,
 ) -> UserPage:
-    query = sa.select(User).order_by(col(User.username)).limit(limit + 1)
+    query = sa.select(User).order_by(col(User.username))
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(User.username) > cursor_str(after, "username"))
@@ -167,11 +167,9 @@ async def list_users(
         query = query.where(col(User.is_active) == is_active)
     if agency_id is not None:
         query = query.where(col(User.agency_id) == agency_id)
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"username": rows[-1].username})
+    rows, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda u: {"username": u.username}
+    )
     return UserPage(
         items=[UserPublic.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=next_cursor,
