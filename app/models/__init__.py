@@ -1,16 +1,34 @@
-"""All tables, imported in one place so Alembic sees the whole metadata."""
+"""All tables, imported in one place so Alembic sees the whole metadata.
+
+Every model module imports `app.models.base` first, which sets the constraint naming convention
+before any table is defined.
+"""
 
 from sqlmodel import SQLModel
 
 from app.models import (
     agency,
     audit,
-    base,  # first: sets the constraint naming convention
+    base,
+    campaign,
     catalogue,
     identity,
+    questionnaire,
     ratelimit,
+    submission,
 )
 
 metadata = SQLModel.metadata
 
-__all__ = ["agency", "audit", "base", "catalogue", "identity", "metadata", "ratelimit"]
+__all__ = [
+    "agency",
+    "audit",
+    "base",
+    "campaign",
+    "catalogue",
+    "identity",
+    "metadata",
+    "questionnaire",
+    "ratelimit",
+    "submission",
+]

@@ -1,0 +1,40 @@
+"""Questionnaire versions: the instrument as data, frozen once a campaign opens on it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlmodel import Field, SQLModel
+
+from app.models.base import timestamptz, utcnow
+
+
+class Questionnaire(SQLModel, table=True):
+    __tablename__ = "questionnaires"
+    __table_args__ = (
+        sa.UniqueConstraint("code", "version", name="uq_questionnaires_code_version"),
+        sa.CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
+        primary_key=True,
+    )
+    code: str = Field(sa_type=sa.Text, description="The instrument, e.g. sipas-2017.")
+    version: int = Field(default=1)
+    method: str = Field(sa_type=sa.Text, description="The decision that defines the method.")
+    title_vi: str = Field(sa_type=sa.Text)
+    title_en: str | None = Field(default=None, sa_type=sa.Text)
+    definition: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
+    is_builtin: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    frozen_at: datetime | None = Field(default=None, sa_type=timestamptz())  # type: ignore[call-overload]
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamptz(),  # type: ignore[call-overload]
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
