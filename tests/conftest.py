@@ -127,13 +127,16 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
     must have left at least one audit event carrying its request id."""
 
     async def test_session() -> AsyncIterator[AsyncSession]:
+        # Each request is its own savepoint inside the test's transaction, as it would be its own
+        # transaction in production: a failed request undoes its work, not the test's setup.
+        request_tx = await session.begin_nested()
         try:
             yield session
         except BaseException:
-            await session.rollback()
+            await request_tx.rollback()
             raise
         else:
-            await session.commit()
+            await request_tx.commit()
 
     writes: list[tuple[str, str]] = []
 

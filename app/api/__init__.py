@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.api import audit, auth, clients, me, users
+from app.api import agencies, audit, auth, campaigns, catalogue, clients, me, users
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (auth, me, users, clients, audit):
+for module in (auth, me, users, clients, audit, agencies, catalogue, campaigns):
     api_router.include_router(module.router)

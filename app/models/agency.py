@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Self
 
 import sqlalchemy as sa
+from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import Page, nfc, timestamptz, utcnow
+
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def bad_characters(value: str) -> bool:
+    """True when the text holds control characters or undecodable bytes (lone surrogates)."""
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
+
+
+def clean_text(value: str) -> str:
+    """NFC, stripped, and free of control characters; raises ValueError otherwise."""
+    if bad_characters(value):
+        raise ValueError("contains control characters or invalid UTF-8")
+    return nfc(value)
+
+
+def clean_optional(value: str | None) -> str | None:
+    """Like clean_text, with blank text read as no value."""
+    if value is None:
+        return None
+    return clean_text(value) or None
 
 
 class AgencyKind(StrEnum):
@@ -112,3 +137,172 @@ class AgencySuccessor(SQLModel, table=True):
     )
     kind: SuccessionKind = Field(sa_type=sa.Text)
     effective_on: date = Field(sa_type=sa.Date)
+
+
+# --- API schemas -------------------------------------------------------------------------------
+
+
+class AgencyBase(SQLModel):
+    name: str = Field(
+        min_length=1, max_length=300, schema_extra={"examples": ["Sở Tư pháp tỉnh Tuyên Quang"]}
+    )
+    short_name: str | None = Field(
+        default=None, max_length=200, schema_extra={"examples": ["Sở Tư pháp"]}
+    )
+    kind: AgencyKind
+    level: str = Field(
+        min_length=1,
+        max_length=50,
+        description="A code of agency_levels: province, department, district, commune, ...",
+        schema_extra={"examples": ["department"]},
+    )
+    parent_id: uuid.UUID | None = None
+    is_measured: bool = Field(default=True, description="Whether SIPAS surveys this agency.")
+    valid_from: date = Field(schema_extra={"examples": ["2008-01-01"]})
+    valid_to: date | None = Field(default=None, description="Last day the agency existed.")
+    admin_unit_code: str | None = Field(
+        default=None,
+        max_length=20,
+        description="National administrative-unit code; reused after mergers, so not unique.",
+        schema_extra={"examples": ["02215"]},
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = clean_text(value)
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("short_name", "admin_unit_code")
+    @classmethod
+    def _optional_text(cls, value: str | None) -> str | None:
+        return clean_optional(value)
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to must not be before valid_from")
+        return self
+
+
+class AgencyCreate(AgencyBase):
+    code: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Stable code: letters, digits, '.', '-' and '_'. It never changes.",
+        schema_extra={"examples": ["TQ.STP"], "pattern": CODE_PATTERN},
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return check_code(value)
+
+
+def check_code(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(CODE_PATTERN, value):
+        raise ValueError(
+            "use 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+class AgencyUpdate(SQLModel):
+    """Every field optional; only the fields sent change. The code never changes."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    short_name: str | None = Field(default=None, max_length=200)
+    kind: AgencyKind | None = None
+    level: str | None = Field(default=None, min_length=1, max_length=50)
+    parent_id: uuid.UUID | None = Field(
+        default=None, description="Moving an agency under another; null makes it a root."
+    )
+    is_measured: bool | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    admin_unit_code: str | None = Field(default=None, max_length=20)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = clean_text(value)
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("short_name", "admin_unit_code")
+    @classmethod
+    def _optional_text(cls, value: str | None) -> str | None:
+        return clean_optional(value)
+
+
+class AgencyPublic(AgencyBase):
+    id: uuid.UUID
+    code: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgencyPage(Page[AgencyPublic]):
+    pass
+
+
+class SuccessorRef(SQLModel):
+    """Another agency, named by id or by code, and how the role passed to or from it."""
+
+    id: uuid.UUID | None = None
+    code: str | None = Field(default=None, max_length=64, schema_extra={"examples": ["TQ.SNV2025"]})
+    kind: SuccessionKind
+    effective_on: date | None = Field(
+        default=None, description="Defaults to the day after the predecessor's valid_to."
+    )
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> Self:
+        if (self.id is None) == (self.code is None):
+            raise ValueError("give exactly one of id and code")
+        return self
+
+
+class AgencyRetire(SQLModel):
+    valid_to: date = Field(description="The last day the agency exists.")
+    reason: str | None = Field(default=None, max_length=500)
+    successors: list[SuccessorRef] = Field(default_factory=list, max_length=100)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        return clean_optional(value)
+
+
+class SuccessorLinksCreate(SQLModel):
+    successors: list[SuccessorRef] = Field(min_length=1, max_length=100)
+
+
+class AgencySuccessorPublic(SQLModel):
+    predecessor_id: uuid.UUID
+    predecessor_code: str
+    successor_id: uuid.UUID
+    successor_code: str
+    kind: SuccessionKind
+    effective_on: date
+
+
+class AgencyLinks(SQLModel):
+    """Succession links of one agency: those it handed on to, and those it took over from."""
+
+    successors: list[AgencySuccessorPublic]
+    predecessors: list[AgencySuccessorPublic]
+
+
+class ImportSummary(SQLModel):
+    dry_run: bool
+    rows: int = Field(description="Data rows read (the header not counted).")
+    created: int
+    updated: int
+    unchanged: int

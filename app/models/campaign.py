@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
+from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import Page, nfc, timestamptz, utcnow
 
 
 class CampaignState(StrEnum):
@@ -21,7 +24,9 @@ class CampaignState(StrEnum):
     archived = "archived"
 
 
-def _fk(target: str, ondelete: str, nullable: bool = False, primary_key: bool = False) -> sa.Column:  # type: ignore[type-arg]
+def _fk(
+    target: str, ondelete: str, nullable: bool = False, primary_key: bool = False
+) -> sa.Column[Any]:
     return sa.Column(
         sa.Uuid,
         sa.ForeignKey(target, ondelete=ondelete),
@@ -30,7 +35,7 @@ def _fk(target: str, ondelete: str, nullable: bool = False, primary_key: bool = 
     )
 
 
-def _uuid_pk() -> uuid.UUID:
+def _uuid_pk() -> Any:
     return Field(
         default_factory=uuid.uuid4,
         sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
@@ -72,18 +77,18 @@ class Campaign(SQLModel, table=True):
     is_synthetic: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = Field(
         default_factory=utcnow,
-        sa_type=timestamptz(),  # type: ignore[call-overload]
+        sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )
     updated_at: datetime = Field(
         default_factory=utcnow,
-        sa_type=timestamptz(),  # type: ignore[call-overload]
+        sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )
-    opened_at: datetime | None = Field(default=None, sa_type=timestamptz())  # type: ignore[call-overload]
-    closed_at: datetime | None = Field(default=None, sa_type=timestamptz())  # type: ignore[call-overload]
-    published_at: datetime | None = Field(default=None, sa_type=timestamptz())  # type: ignore[call-overload]
-    archived_at: datetime | None = Field(default=None, sa_type=timestamptz())  # type: ignore[call-overload]
+    opened_at: datetime | None = Field(default=None, sa_type=timestamptz())
+    closed_at: datetime | None = Field(default=None, sa_type=timestamptz())
+    published_at: datetime | None = Field(default=None, sa_type=timestamptz())
+    archived_at: datetime | None = Field(default=None, sa_type=timestamptz())
 
 
 class CampaignAgency(SQLModel, table=True):
@@ -107,8 +112,11 @@ class CampaignSurveyor(SQLModel, table=True):
     __tablename__ = "campaign_surveyors"
     __table_args__ = (
         sa.UniqueConstraint(
-            "campaign_id", "user_id", "agency_id",
-            name="uq_campaign_surveyors_assignment", postgresql_nulls_not_distinct=True,
+            "campaign_id",
+            "user_id",
+            "agency_id",
+            name="uq_campaign_surveyors_assignment",
+            postgresql_nulls_not_distinct=True,
         ),
     )
 
@@ -126,8 +134,11 @@ class Stratum(SQLModel, table=True):
     __tablename__ = "strata"
     __table_args__ = (
         sa.UniqueConstraint(
-            "campaign_id", "agency_id", "sector_id",
-            name="uq_strata_cell", postgresql_nulls_not_distinct=True,
+            "campaign_id",
+            "agency_id",
+            "sector_id",
+            name="uq_strata_cell",
+            postgresql_nulls_not_distinct=True,
         ),
         sa.CheckConstraint("frame_size IS NULL OR frame_size >= 0", name="frame_size_positive"),
         sa.CheckConstraint("target IS NULL OR target >= 0", name="target_positive"),
@@ -176,3 +187,155 @@ class FrameContact(SQLModel, table=True):
     name: str | None = Field(default=None, sa_type=sa.Text)
     phone: str | None = Field(default=None, sa_type=sa.Text)
     address: str | None = Field(default=None, sa_type=sa.Text)
+
+
+# ---- API schemas -------------------------------------------------------------------------------
+
+
+class CampaignBase(SQLModel):
+    name: str = Field(
+        min_length=1, max_length=300, schema_extra={"examples": ["SIPAS 2020 tỉnh Tuyên Quang"]}
+    )
+    year: int = Field(ge=2000, le=2100)
+    period_start: date
+    period_end: date
+    fieldwork_start: date
+    fieldwork_end: date
+    margin: Decimal = Field(default=Decimal("0.05"), gt=0, lt=1, decimal_places=5)
+    min_per_stratum: int = Field(default=30, ge=0, le=10_000)
+    rates_dossiers: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _nfc(cls, value: str) -> str:
+        return nfc(value)
+
+
+class CampaignCreate(CampaignBase):
+    code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2020"]})
+    questionnaire_id: uuid.UUID
+    map_date: date | None = Field(
+        default=None, description="The agency map to report on; the period's end by default."
+    )
+    agency_ids: list[uuid.UUID] = Field(default_factory=list, max_length=5000)
+    sector_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError("use letters, digits, '.', '-' and '_'")
+        return value
+
+
+class CampaignUpdate(SQLModel):
+    """What may change depends on the state: see the transition rules in the description."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    year: int | None = Field(default=None, ge=2000, le=2100)
+    questionnaire_id: uuid.UUID | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    fieldwork_start: date | None = None
+    fieldwork_end: date | None = None
+    map_date: date | None = None
+    margin: Decimal | None = Field(default=None, gt=0, lt=1, decimal_places=5)
+    min_per_stratum: int | None = Field(default=None, ge=0, le=10_000)
+    rates_dossiers: bool | None = None
+    agency_ids: list[uuid.UUID] | None = Field(default=None, max_length=5000)
+    sector_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
+
+    @field_validator("name")
+    @classmethod
+    def _nfc(cls, value: str | None) -> str | None:
+        return nfc(value) if value is not None else None
+
+
+class CampaignPublic(CampaignBase):
+    id: uuid.UUID
+    code: str
+    questionnaire_id: uuid.UUID
+    state: CampaignState
+    map_date: date
+    sample_seed: str | None
+    is_synthetic: bool
+    agency_ids: list[uuid.UUID]
+    sector_ids: list[uuid.UUID]
+    created_at: datetime
+    updated_at: datetime
+    opened_at: datetime | None
+    closed_at: datetime | None
+    published_at: datetime | None
+    archived_at: datetime | None
+
+
+class CampaignPage(Page[CampaignPublic]):
+    pass
+
+
+class TransitionRequest(SQLModel):
+    to: CampaignState
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class StratumIn(SQLModel):
+    agency_id: uuid.UUID
+    sector_id: uuid.UUID | None = None
+    frame_size: int | None = Field(default=None, ge=0)
+    target: int | None = Field(default=None, ge=0, description="Set by hand; omit to allocate.")
+
+
+class StrataReplace(SQLModel):
+    strata: list[StratumIn] = Field(max_length=10_000)
+
+
+class StratumPublic(SQLModel):
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    sector_id: uuid.UUID | None
+    frame_size: int | None
+    target: int | None
+    target_is_manual: bool
+
+
+class AllocateRequest(SQLModel):
+    total: int | None = Field(
+        default=None, ge=0, description="The sample size; by default n = ceil(N / (1 + N·e²))."
+    )
+
+
+class AllocationPublic(SQLModel):
+    population: int
+    margin: Decimal
+    total: int
+    strata: list[StratumPublic]
+
+
+class ProgressCounts(SQLModel):
+    frame_size: int | None
+    target: int | None
+    sampled: int
+    received: int
+    valid: int
+    flagged: int
+    rejected: int
+    completion_pct: float | None = Field(description="100 · valid / target, 2 decimals.")
+    response_rate_pct: float | None = Field(
+        description="100 · received / sampled, 2 decimals; null before a sample is drawn."
+    )
+
+
+class ProgressRow(ProgressCounts):
+    stratum_id: uuid.UUID
+    agency_id: uuid.UUID
+    agency_code: str
+    agency_name: str
+    sector_id: uuid.UUID | None
+
+
+class ProgressPublic(SQLModel):
+    campaign_id: uuid.UUID
+    state: CampaignState
+    totals: ProgressCounts
+    strata: list[ProgressRow]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
+from pydantic import field_validator
 from sqlmodel import Field, SQLModel
+
+from app.models.agency import CODE_PATTERN, check_code, clean_optional, clean_text
+from app.models.base import Page
 
 
 class Sector(SQLModel, table=True):
@@ -63,3 +67,127 @@ class AgencySector(SQLModel, table=True):
             sa.Uuid, sa.ForeignKey("sectors.id", ondelete="CASCADE"), primary_key=True
         )
     )
+
+
+# --- API schemas -------------------------------------------------------------------------------
+
+
+class SectorBase(SQLModel):
+    name_vi: str = Field(min_length=1, max_length=300, schema_extra={"examples": ["Hộ tịch"]})
+    name_en: str | None = Field(
+        default=None, max_length=300, schema_extra={"examples": ["Civil status"]}
+    )
+
+    @field_validator("name_vi")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _required_text(value)
+
+    @field_validator("name_en")
+    @classmethod
+    def _optional(cls, value: str | None) -> str | None:
+        return clean_optional(value)
+
+
+class SectorCreate(SectorBase):
+    code: str = Field(
+        min_length=1, max_length=64, schema_extra={"examples": ["ho-tich"], "pattern": CODE_PATTERN}
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return check_code(value)
+
+
+class SectorUpdate(SQLModel):
+    name_vi: str | None = Field(default=None, min_length=1, max_length=300)
+    name_en: str | None = Field(default=None, max_length=300)
+
+    @field_validator("name_vi")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return _required_text(value) if value is not None else None
+
+    @field_validator("name_en")
+    @classmethod
+    def _optional(cls, value: str | None) -> str | None:
+        return clean_optional(value)
+
+
+class SectorPublic(SectorBase):
+    id: uuid.UUID
+    code: str
+
+
+class SectorPage(Page[SectorPublic]):
+    pass
+
+
+class ProcedureBase(SQLModel):
+    name: str = Field(
+        min_length=1, max_length=500, schema_extra={"examples": ["Thủ tục đăng ký khai sinh"]}
+    )
+    sector_id: uuid.UUID
+    level: str = Field(
+        min_length=1,
+        max_length=50,
+        description="The agency level that handles it (a code of agency_levels).",
+        schema_extra={"examples": ["commune"]},
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _required_text(value)
+
+
+class ProcedureCreate(ProcedureBase):
+    code: str = Field(
+        min_length=1,
+        max_length=64,
+        description="National procedure code.",
+        schema_extra={"examples": ["1.001193"], "pattern": CODE_PATTERN},
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return check_code(value)
+
+
+class ProcedureUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=500)
+    sector_id: uuid.UUID | None = None
+    level: str | None = Field(default=None, min_length=1, max_length=50)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return _required_text(value) if value is not None else None
+
+
+class ProcedurePublic(ProcedureBase):
+    id: uuid.UUID
+    code: str
+
+
+class ProcedurePage(Page[ProcedurePublic]):
+    pass
+
+
+class AgencySectorsReplace(SQLModel):
+    sector_ids: list[uuid.UUID] = Field(
+        max_length=1000, description="The complete set of sectors the agency handles."
+    )
+
+
+class AgencySectorList(SQLModel):
+    items: list[SectorPublic]
+
+
+def _required_text(value: str) -> str:
+    value = clean_text(value)
+    if not value:
+        raise ValueError("must not be blank")
+    return value

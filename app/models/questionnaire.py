@@ -32,9 +32,9 @@ class Questionnaire(SQLModel, table=True):
     title_en: str | None = Field(default=None, sa_type=sa.Text)
     definition: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     is_builtin: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
-    frozen_at: datetime | None = Field(default=None, sa_type=timestamptz())  # type: ignore[call-overload]
+    frozen_at: datetime | None = Field(default=None, sa_type=timestamptz())
     created_at: datetime = Field(
         default_factory=utcnow,
-        sa_type=timestamptz(),  # type: ignore[call-overload]
+        sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )

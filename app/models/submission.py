@@ -79,21 +79,22 @@ class Submission(SQLModel, table=True):
     )
     device_id: str | None = Field(default=None, sa_type=sa.Text)
     state: SubmissionState = Field(
-        default=SubmissionState.received, sa_type=sa.Text,
+        default=SubmissionState.received,
+        sa_type=sa.Text,
         sa_column_kwargs={"server_default": "received"},
     )
     review_reason: str | None = Field(default=None, sa_type=sa.Text)
     is_synthetic: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     answers: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
-    received_at: datetime = Field(sa_type=timestamptz())  # type: ignore[call-overload]
+    received_at: datetime = Field(sa_type=timestamptz())
     created_at: datetime = Field(
         default_factory=utcnow,
-        sa_type=timestamptz(),  # type: ignore[call-overload]
+        sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )
     updated_at: datetime = Field(
         default_factory=utcnow,
-        sa_type=timestamptz(),  # type: ignore[call-overload]
+        sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )

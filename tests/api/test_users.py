@@ -210,7 +210,9 @@ async def test_list_users_pages_without_gaps_or_repeats(
         if cursor is None:
             break
     expected = sorted(
-        (await session.scalars(sa.select(col(User.username)).where(col(User.role) == "surveyor"))).all()
+        (
+            await session.scalars(sa.select(col(User.username)).where(col(User.role) == "surveyor"))
+        ).all()
     )
     assert seen == expected
     assert len(seen) == len(set(seen))

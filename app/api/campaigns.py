@@ -1,0 +1,168 @@
+"""Campaigns: lifecycle, scope, strata and targets, progress."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.context import current_request
+from app.deps import (
+    DEFAULT_PAGE,
+    CampaignsReader,
+    CampaignsWriter,
+    Cursor,
+    Limit,
+    ProgressReader,
+    SessionDep,
+)
+from app.models.campaign import (
+    AllocateRequest,
+    AllocationPublic,
+    CampaignCreate,
+    CampaignPage,
+    CampaignPublic,
+    CampaignState,
+    CampaignUpdate,
+    ProgressPublic,
+    StrataReplace,
+    StratumPublic,
+    TransitionRequest,
+)
+from app.services import campaigns
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=AUTHED)
+
+LIFECYCLE = """
+States: `draft` → `open` → `closed` → `published` → `archived`, and `closed` → `open` (reopen)
+before publishing. Opening freezes the questionnaire version. In `draft` everything may change;
+while `open` only `name` and `fieldwork_end`; while `closed` only `name`; nothing once published.
+Archiving purges the frame's contact data.
+"""
+
+
+@router.get("", summary="List campaigns", response_model=CampaignPage)
+async def list_campaigns(
+    session: SessionDep,
+    principal: CampaignsReader,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    state: CampaignState | None = None,
+    year: int | None = None,
+) -> CampaignPage:
+    return await campaigns.list_campaigns(
+        session, principal, limit=limit, cursor=cursor, state=state, year=year
+    )
+
+
+@router.post(
+    "",
+    summary="Create a campaign (draft)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CampaignPublic,
+    responses=CONFLICT,
+)
+async def create_campaign(
+    session: SessionDep, actor: CampaignsWriter, body: CampaignCreate
+) -> CampaignPublic:
+    campaign = await campaigns.create_campaign(session, actor, body)
+    return await campaigns.to_public(session, campaign)
+
+
+@router.get(
+    "/{campaign_id}", summary="One campaign", response_model=CampaignPublic, responses=NOT_FOUND
+)
+async def get_campaign(
+    session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
+) -> CampaignPublic:
+    return await campaigns.to_public(
+        session, await campaigns.get_campaign(session, principal, campaign_id)
+    )
+
+
+@router.patch(
+    "/{campaign_id}",
+    summary="Change a campaign, within what its state allows",
+    description=LIFECYCLE,
+    response_model=CampaignPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def update_campaign(
+    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: CampaignUpdate
+) -> CampaignPublic:
+    campaign = await campaigns.update_campaign(session, actor, campaign_id, body)
+    return await campaigns.to_public(session, campaign)
+
+
+@router.post(
+    "/{campaign_id}/transition",
+    summary="Move a campaign to another state (audited, with a reason)",
+    description=LIFECYCLE
+    + "\nThe reason comes from the body's `reason` or the `X-Action-Reason` header.",
+    response_model=CampaignPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def transition(
+    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: TransitionRequest
+) -> CampaignPublic:
+    ctx = current_request()
+    reason = body.reason or (ctx.reason if ctx else None)
+    campaign = await campaigns.transition(session, actor, campaign_id, body.to, reason)
+    return await campaigns.to_public(session, campaign)
+
+
+@router.get(
+    "/{campaign_id}/strata",
+    summary="The campaign's strata: frame size N_h and target n_h",
+    response_model=list[StratumPublic],
+    responses=NOT_FOUND,
+)
+async def list_strata(
+    session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
+) -> list[StratumPublic]:
+    campaign = await campaigns.get_campaign(session, principal, campaign_id)
+    return [
+        StratumPublic.model_validate(s, from_attributes=True)
+        for s in await campaigns.list_strata(session, campaign.id)
+    ]
+
+
+@router.put(
+    "/{campaign_id}/strata",
+    summary="Replace the strata (agency, or agency x sector), with optional hand-set targets",
+    response_model=list[StratumPublic],
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def replace_strata(
+    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: StrataReplace
+) -> list[StratumPublic]:
+    rows = await campaigns.replace_strata(session, actor, campaign_id, body)
+    return [StratumPublic.model_validate(s, from_attributes=True) for s in rows]
+
+
+@router.post(
+    "/{campaign_id}/strata/allocate",
+    summary="Compute targets: n = ceil(N / (1 + N·e²)), allocated in proportion to N_h",
+    description="Each stratum gets at least min(N_h, min_per_stratum); the largest remainder "
+    "makes the parts sum to the total. Hand-set targets are kept and counted first.",
+    response_model=AllocationPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def allocate(
+    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: AllocateRequest
+) -> AllocationPublic:
+    return await campaigns.allocate_targets(session, actor, campaign_id, body)
+
+
+@router.get(
+    "/{campaign_id}/progress",
+    summary="Fieldwork progress per stratum: received, valid, rejected, target, completion",
+    description="An agency manager sees only the strata of its own subtree.",
+    response_model=ProgressPublic,
+    responses=NOT_FOUND,
+)
+async def progress(
+    session: SessionDep, principal: ProgressReader, campaign_id: uuid.UUID
+) -> ProgressPublic:
+    return await campaigns.progress(session, principal, campaign_id)

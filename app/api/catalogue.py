@@ -1,0 +1,184 @@
+"""The catalogue: sectors, procedures, and the sectors each agency handles."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.deps import (
+    DEFAULT_PAGE,
+    AgenciesReader,
+    CatalogueReader,
+    CatalogueWriter,
+    Cursor,
+    Limit,
+    SessionDep,
+)
+from app.models.catalogue import (
+    AgencySectorList,
+    AgencySectorsReplace,
+    ProcedureCreate,
+    ProcedurePage,
+    ProcedurePublic,
+    ProcedureUpdate,
+    SectorCreate,
+    SectorPage,
+    SectorPublic,
+    SectorUpdate,
+)
+from app.services import catalogue
+
+router = APIRouter(tags=["catalogue"], responses=AUTHED)
+Search = Annotated[str | None, Query(max_length=200, description="Ignores case and diacritics.")]
+
+
+@router.get(
+    "/sectors",
+    summary="List sectors",
+    response_model=SectorPage,
+    responses=NOT_MODIFIED,
+)
+async def list_sectors(
+    request: Request,
+    session: SessionDep,
+    _: CatalogueReader,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    q: Search = None,
+) -> Response:
+    page = await catalogue.list_sectors(session, limit=limit, cursor=cursor, q=q)
+    return json_with_etag(request, page)
+
+
+@router.post(
+    "/sectors",
+    summary="Create a sector",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SectorPublic,
+    responses=CONFLICT,
+)
+async def create_sector(
+    session: SessionDep, actor: CatalogueWriter, body: SectorCreate
+) -> SectorPublic:
+    return catalogue.sector_public(await catalogue.create_sector(session, actor, body))
+
+
+@router.get(
+    "/sectors/{sector_id}",
+    summary="One sector",
+    response_model=SectorPublic,
+    responses={**NOT_FOUND, **NOT_MODIFIED},
+)
+async def get_sector(
+    request: Request, session: SessionDep, _: CatalogueReader, sector_id: uuid.UUID
+) -> Response:
+    sector = await catalogue.get_sector(session, sector_id)
+    return json_with_etag(request, catalogue.sector_public(sector))
+
+
+@router.patch(
+    "/sectors/{sector_id}",
+    summary="Change a sector",
+    response_model=SectorPublic,
+    responses=NOT_FOUND,
+)
+async def update_sector(
+    session: SessionDep, actor: CatalogueWriter, sector_id: uuid.UUID, body: SectorUpdate
+) -> SectorPublic:
+    return catalogue.sector_public(await catalogue.update_sector(session, actor, sector_id, body))
+
+
+@router.get(
+    "/procedures",
+    summary="List and search administrative procedures",
+    response_model=ProcedurePage,
+    responses=NOT_MODIFIED,
+)
+async def list_procedures(
+    request: Request,
+    session: SessionDep,
+    _: CatalogueReader,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    sector_id: Annotated[uuid.UUID | None, Query(alias="sector")] = None,
+    level: str | None = None,
+    q: Search = None,
+) -> Response:
+    page = await catalogue.list_procedures(
+        session, limit=limit, cursor=cursor, sector_id=sector_id, level=level, q=q
+    )
+    return json_with_etag(request, page)
+
+
+@router.post(
+    "/procedures",
+    summary="Create a procedure",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProcedurePublic,
+    responses=CONFLICT,
+)
+async def create_procedure(
+    session: SessionDep, actor: CatalogueWriter, body: ProcedureCreate
+) -> ProcedurePublic:
+    return catalogue.procedure_public(await catalogue.create_procedure(session, actor, body))
+
+
+@router.get(
+    "/procedures/{procedure_id}",
+    summary="One procedure",
+    response_model=ProcedurePublic,
+    responses={**NOT_FOUND, **NOT_MODIFIED},
+)
+async def get_procedure(
+    request: Request, session: SessionDep, _: CatalogueReader, procedure_id: uuid.UUID
+) -> Response:
+    procedure = await catalogue.get_procedure(session, procedure_id)
+    return json_with_etag(request, catalogue.procedure_public(procedure))
+
+
+@router.patch(
+    "/procedures/{procedure_id}",
+    summary="Change a procedure",
+    response_model=ProcedurePublic,
+    responses=NOT_FOUND,
+)
+async def update_procedure(
+    session: SessionDep, actor: CatalogueWriter, procedure_id: uuid.UUID, body: ProcedureUpdate
+) -> ProcedurePublic:
+    return catalogue.procedure_public(
+        await catalogue.update_procedure(session, actor, procedure_id, body)
+    )
+
+
+@router.get(
+    "/agencies/{agency_id}/sectors",
+    summary="The sectors an agency handles",
+    response_model=AgencySectorList,
+    responses={**NOT_FOUND, **NOT_MODIFIED},
+)
+async def get_agency_sectors(
+    request: Request,
+    session: SessionDep,
+    principal: AgenciesReader,
+    _: CatalogueReader,
+    agency_id: uuid.UUID,
+) -> Response:
+    items = await catalogue.agency_sectors(session, principal, agency_id)
+    return json_with_etag(request, AgencySectorList(items=items))
+
+
+@router.put(
+    "/agencies/{agency_id}/sectors",
+    summary="Replace the set of sectors an agency handles",
+    response_model=AgencySectorList,
+    responses=NOT_FOUND,
+)
+async def replace_agency_sectors(
+    session: SessionDep, actor: CatalogueWriter, agency_id: uuid.UUID, body: AgencySectorsReplace
+) -> AgencySectorList:
+    items = await catalogue.replace_agency_sectors(session, actor, agency_id, body.sector_ids)
+    return AgencySectorList(items=items)

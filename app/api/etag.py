@@ -1,0 +1,59 @@
+"""ETag and If-None-Match for reads that report fetchers poll.
+
+The tag is a strong hash of the exact response bytes, so it changes whenever the body does and
+two callers who see different subsets (an agency manager, an admin) never share a tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.encoders import jsonable_encoder
+
+from app.api.problems import Responses
+
+CACHE_CONTROL = "private, no-cache"
+NOT_MODIFIED: Responses = {
+    304: {
+        "description": "Not modified: the caller's If-None-Match holds the current ETag.",
+        "headers": {"ETag": {"description": "Hash of the body.", "schema": {"type": "string"}}},
+    }
+}
+
+
+def make_etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Weak comparison (RFC 9110 13.1.2): a W/ prefix on either side does not matter."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == bare for tag in if_none_match.split(","))
+
+
+def conditional(
+    request: Request,
+    body: bytes,
+    media_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """`body` with its ETag, or an empty 304 when the caller already holds this version."""
+    etag = make_etag(body)
+    common = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=common)
+    return Response(body, media_type=media_type, headers={**common, **(headers or {})})
+
+
+def json_with_etag(request: Request, content: Any) -> Response:
+    """Serialise a schema (or a list of them) as JSON and answer it conditionally."""
+    body = json.dumps(jsonable_encoder(content), ensure_ascii=False, separators=(",", ":")).encode()
+    return conditional(request, body, "application/json")
