@@ -29,7 +29,7 @@ from app.models.agency import (
     SuccessorRef,
 )
 from app.services import audit
-from app.services.paging import cursor_str, decode_cursor, encode_cursor
+from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.text import fold
 
@@ -253,12 +253,7 @@ async def list_agencies(
     q: str | None = None,
 ) -> AgencyPage:
     """Ordered by code, paged by code: stable while rows are added or changed."""
-    query = (
-        sa.select(Agency)
-        .where(visible_clause(principal))
-        .order_by(col(Agency.code))
-        .limit(limit + 1)
-    )
+    query = sa.select(Agency).where(visible_clause(principal)).order_by(col(Agency.code))
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(Agency.code) > cursor_str(after, "code"))
@@ -274,11 +269,9 @@ async def list_agencies(
         query = query.where(valid_on_clause(valid_on))
     if q is not None and fold(q):
         query = query.where(col(Agency.search_name).like(like_contains(q), escape="\\"))
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"code": rows[-1].code})
+    rows, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda r: {"code": r.code}
+    )
     return AgencyPage(items=[public(r) for r in rows], next_cursor=next_cursor)
 
 

@@ -27,7 +27,7 @@ from app.models.catalogue import (
 )
 from app.services import audit
 from app.services.agencies import get_agency, level_codes, like_contains
-from app.services.paging import cursor_str, decode_cursor, encode_cursor
+from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.text import fold
 
@@ -66,17 +66,15 @@ async def get_sector(session: AsyncSession, sector_id: uuid.UUID) -> Sector:
 async def list_sectors(
     session: AsyncSession, *, limit: int, cursor: str | None, q: str | None = None
 ) -> SectorPage:
-    query = sa.select(Sector).order_by(col(Sector.code)).limit(limit + 1)
+    query = sa.select(Sector).order_by(col(Sector.code))
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(Sector.code) > cursor_str(after, "code"))
     if q is not None and fold(q):
         query = query.where(col(Sector.search_name).like(like_contains(q), escape="\\"))
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"code": rows[-1].code})
+    rows, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda r: {"code": r.code}
+    )
     return SectorPage(items=[sector_public(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -170,7 +168,7 @@ async def list_procedures(
     level: str | None = None,
     q: str | None = None,
 ) -> ProcedurePage:
-    query = sa.select(Procedure).order_by(col(Procedure.code)).limit(limit + 1)
+    query = sa.select(Procedure).order_by(col(Procedure.code))
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(Procedure.code) > cursor_str(after, "code"))
@@ -186,11 +184,9 @@ async def list_procedures(
                 col(Procedure.code).like(pattern, escape="\\"),
             )
         )
-    rows = list((await session.scalars(query)).all())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"code": rows[-1].code})
+    rows, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda r: {"code": r.code}
+    )
     return ProcedurePage(items=[procedure_public(r) for r in rows], next_cursor=next_cursor)
 
 
