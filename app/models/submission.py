@@ -98,3 +98,35 @@ class Submission(SQLModel, table=True):
         sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )
+
+
+class SubmissionVersion(SQLModel, table=True):
+    """A previous version of a corrected form: corrections never overwrite without a trace."""
+
+    __tablename__ = "submission_versions"
+    __table_args__ = (
+        sa.UniqueConstraint("submission_id", "version", name="uq_submission_versions_version"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
+    )
+    submission_id: uuid.UUID = Field(sa_column=_fk("submissions.id", "CASCADE"))
+    version: int
+    answers: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
+    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    sector_id: uuid.UUID | None = Field(
+        default=None, sa_column=_fk("sectors.id", "RESTRICT", nullable=True)
+    )
+    procedure_id: uuid.UUID | None = Field(
+        default=None, sa_column=_fk("procedures.id", "RESTRICT", nullable=True)
+    )
+    respondent_type: str | None = Field(default=None, sa_type=sa.Text)
+    replaced_by: uuid.UUID | None = Field(
+        default=None, sa_column=_fk("users.id", "SET NULL", nullable=True)
+    )
+    replaced_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamptz(),
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
