@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=5.0, gt=0)
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
+    invitation_days: int = Field(default=30, ge=1, le=365)
+    public_form_url: str | None = Field(
+        default=None,
+        description="Base URL of the rating form; an invitation link is this plus ?invitation=.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,8 @@ Security decisions:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -152,3 +154,33 @@ def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> Toke
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise InvalidToken("malformed claims") from exc
+
+
+_INVITATION_CONTEXT = b"sipas-invitation-v1:"
+
+
+def sign_invitation(invitation_id: uuid.UUID, secret: str) -> str:
+    """An opaque, unguessable token naming one invitation: its id and an HMAC of it.
+
+    Nothing about the token is stored, so a retried dossier event can be answered with the same
+    token again; rotating SECRET_KEY invalidates every outstanding invitation.
+    """
+    tag = hmac.new(secret.encode(), _INVITATION_CONTEXT + invitation_id.bytes, "sha256").digest()
+    raw = invitation_id.bytes + tag[:16]
+    return "inv_" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_invitation(token: str, secret: str) -> uuid.UUID | None:
+    """The invitation id a token names, or None when the token is not one this service signed."""
+    if not token.startswith("inv_") or len(token) > 64:
+        return None
+    body = token[4:]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    if len(raw) != 32:
+        return None
+    invitation_id = uuid.UUID(bytes=raw[:16])
+    expected = sign_invitation(invitation_id, secret)
+    return invitation_id if hmac.compare_digest(expected, token) else None

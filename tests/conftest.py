@@ -124,7 +124,8 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 @pytest.fixture
 async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
     """The real app on the test's transaction. After the test, every successful write it made
-    must have left at least one audit event carrying its request id."""
+    must have left at least one audit event carrying its request id (dry runs and idempotent
+    replays, which change nothing, excepted)."""
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         # Each request is its own savepoint inside the test's transaction, as it would be its own
@@ -146,6 +147,7 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
             request.method in WRITE_METHODS
             and response.is_success
             and request.url.params.get("dry_run") not in ("true", "1")
+            and response.headers.get("idempotent-replayed") != "true"
         ):
             writes.append(
                 (f"{request.method} {request.url.path}", response.headers["x-request-id"])

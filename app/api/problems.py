@@ -48,3 +48,6 @@ TOO_MANY: Responses = {429: _problem("Too many requests; retry after the `Retry-
 UNAVAILABLE: Responses = {503: _problem("The service cannot answer now.")}
 
 AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **INVALID}
+
+# Set on the answer to a retried write that changed nothing: the first answer, again.
+REPLAYED = "Idempotent-Replayed"

@@ -58,3 +58,48 @@ class Invitation(SQLModel, table=True):
         sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )
+
+
+# ---- API schemas -------------------------------------------------------------------------------
+
+
+class DossierEvent(SQLModel):
+    """The one-stop system reports a dossier whose result was returned to the applicant."""
+
+    code: str = Field(
+        min_length=1, max_length=100, schema_extra={"examples": ["000.00.23.H57-201105-0012"]}
+    )
+    procedure_code: str = Field(
+        min_length=1, max_length=50, schema_extra={"examples": ["1.004227"]}
+    )
+    agency_code: str = Field(
+        min_length=1, max_length=64, schema_extra={"examples": ["TQ.SONDUONG"]}
+    )
+    returned_at: datetime = Field(description="When the result was returned, with its offset.")
+
+
+class DossierBatch(SQLModel):
+    dossiers: list[DossierEvent] = Field(min_length=1, max_length=1000)
+
+
+class InvitationPublic(SQLModel):
+    campaign_id: uuid.UUID
+    token: str = Field(description="Send it with the submission as `invitation`; usable once.")
+    url: str | None = Field(description="The rating form's link, when PUBLIC_FORM_URL is set.")
+    expires_at: datetime
+
+
+class DossierResult(SQLModel):
+    index: int
+    code: str
+    status: str = Field(description="created, duplicate (same event again) or error")
+    dossier_id: uuid.UUID | None = None
+    invitations: list[InvitationPublic] = Field(default_factory=list)
+    errors: list[dict[str, str]] | None = None
+
+
+class DossierBatchResult(SQLModel):
+    results: list[DossierResult]
+    created: int
+    duplicates: int
+    errors: int

@@ -1,0 +1,61 @@
+"""The one-stop system reports handled dossiers and gets rating invitations back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
+from app.deps import DossiersWriter, SessionDep, SettingsDep
+from app.models.dossier import DossierBatch, DossierBatchResult, DossierEvent, DossierResult
+from app.services import dossiers
+
+router = APIRouter(prefix="/dossiers", tags=["dossiers"], responses=AUTHED)
+
+
+@router.post(
+    "",
+    summary="Report one returned dossier; get its one-time rating invitations",
+    description="Idempotent by dossier code: the same event again answers 200 with the same "
+    "dossier and tokens; another event under the same code is 409. An invitation is made for "
+    "each open campaign that rates dossiers and covers the dossier's agency and date.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DossierResult,
+    responses={**CONFLICT, 200: {"model": DossierResult, "description": "A repeated event."}},
+)
+async def report_dossier(
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: DossiersWriter,
+    body: DossierEvent,
+    response: Response,
+) -> DossierResult:
+    result = await dossiers.record_single(session, settings, actor, body)
+    if result.status == "duplicate":
+        response.status_code = status.HTTP_200_OK
+        response.headers[REPLAYED] = "true"
+    return result
+
+
+@router.post(
+    "/batch",
+    summary="Report up to 1000 dossiers; one result per item",
+    description="Each item is created, a duplicate, or an error with its pointers; valid items "
+    "are kept even when others fail.",
+    response_model=DossierBatchResult,
+)
+async def report_batch(
+    session: SessionDep, settings: SettingsDep, actor: DossiersWriter, body: DossierBatch
+) -> DossierBatchResult:
+    return await dossiers.record_batch(session, settings, actor, body.dossiers)
+
+
+@router.get(
+    "/{code}",
+    summary="A reported dossier and its invitations",
+    response_model=DossierResult,
+    responses=NOT_FOUND,
+)
+async def get_dossier(
+    session: SessionDep, settings: SettingsDep, actor: DossiersWriter, code: str
+) -> DossierResult:
+    return await dossiers.get_dossier(session, settings, actor, code)
