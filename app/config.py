@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
     invitation_days: int = Field(default=30, ge=1, le=365)
+    client_requests_per_minute: int = Field(default=1200, ge=1)
+    max_batch_items: int = Field(default=1000, ge=1, le=1000)
     public_form_url: str | None = Field(
         default=None,
         description="Base URL of the rating form; an invitation link is this plus ?invitation=.",

@@ -6,6 +6,7 @@ import itertools
 import uuid
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,7 @@ from app.models.catalogue import Procedure, Sector
 from app.models.identity import Client, Role, Scope, User
 from app.models.questionnaire import Questionnaire
 from app.security import hash_password, hash_secret, issue_token, new_client_id, new_client_secret
+from app.services.instrument import parse_questionnaire
 from app.services.text import fold
 
 PASSWORD = "correct horse battery staple"
@@ -150,21 +152,97 @@ async def make_procedure(
 
 # ---- questionnaires and campaigns (added with the campaigns issue) ------------------------------
 
-MINIMAL_DEFINITION: dict[str, object] = {
-    "elements": [{"id": "E1", "label_vi": "Tiếp cận dịch vụ", "weight": 1}],
-    "items": [
-        {"id": "E1.C1", "type": "satisfaction5", "element": "E1", "label_vi": "Chỗ ngồi chờ"}
+
+def _choice(*codes: str) -> list[dict[str, str]]:
+    return [{"code": c, "label_vi": f"Lựa chọn {c}"} for c in codes]
+
+
+# A small but complete instrument: criteria in two elements, a perception, an expectation,
+# a required respondent fact and a comment. Valid for app.services.instrument.
+TEST_DEFINITION: dict[str, Any] = {
+    "code": "test-form",
+    "version": 1,
+    "method": "test",
+    "title_vi": "Phiếu thử nghiệm",
+    "sections": [
+        {
+            "id": "S1",
+            "title_vi": "Đánh giá",
+            "items": [
+                {
+                    "id": "E1.C1",
+                    "type": "satisfaction5",
+                    "role": "criterion",
+                    "label_vi": "Chỗ ngồi chờ",
+                    "element": "E1",
+                },
+                {
+                    "id": "E1.C2",
+                    "type": "satisfaction5",
+                    "role": "criterion",
+                    "label_vi": "Trang thiết bị đầy đủ",
+                    "element": "E1",
+                },
+                {
+                    "id": "E2.C1",
+                    "type": "satisfaction5",
+                    "role": "criterion",
+                    "label_vi": "Giao tiếp lịch sự",
+                    "element": "E2",
+                },
+                {
+                    "id": "P.TRIPS",
+                    "type": "single_choice",
+                    "role": "perception",
+                    "label_vi": "Số lần đi lại",
+                    "options": _choice("1", "2", "3", "gt3"),
+                    "positive_set": ["1"],
+                },
+                {
+                    "id": "X.IMPROVE",
+                    "type": "multiple_choice",
+                    "role": "expectation",
+                    "label_vi": "Cần cải thiện trước",
+                    "max_choices": 2,
+                    "options": _choice("a", "b", "c"),
+                },
+                {
+                    "id": "R.GENDER",
+                    "type": "single_choice",
+                    "role": "respondent",
+                    "label_vi": "Giới tính",
+                    "required": True,
+                    "allow_no_answer": False,
+                    "options": _choice("nam", "nu"),
+                },
+                {
+                    "id": "C.NOTE",
+                    "type": "free_text",
+                    "role": "comment",
+                    "label_vi": "Ý kiến khác",
+                    "max_length": 200,
+                },
+            ],
+        }
+    ],
+    "elements": [
+        {"id": "E1", "label_vi": "Tiếp cận dịch vụ", "weight": 0.5},
+        {"id": "E2", "label_vi": "Công chức trực tiếp giải quyết", "weight": 0.5},
     ],
 }
+MINIMAL_DEFINITION = TEST_DEFINITION
 
 
 async def make_questionnaire(session: AsyncSession, code: str | None = None) -> Questionnaire:
+    code = code or unique("q-")
+    definition = {**TEST_DEFINITION, "code": code}
+    parse_questionnaire(definition)  # the factory only makes valid instruments
     q = Questionnaire(
-        code=code or unique("q-"),
+        code=code,
         version=1,
         method="test",
         title_vi="Phiếu thử nghiệm",
-        definition=MINIMAL_DEFINITION,
+        definition=definition,
     )
     session.add(q)
     await session.flush()

@@ -2,8 +2,32 @@
 
 from fastapi import APIRouter
 
-from app.api import agencies, audit, auth, campaigns, catalogue, clients, me, users
+from app.api import (
+    agencies,
+    audit,
+    auth,
+    campaigns,
+    catalogue,
+    clients,
+    dossiers,
+    fieldwork,
+    me,
+    submissions,
+    users,
+)
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (auth, me, users, clients, audit, agencies, catalogue, campaigns):
+for module in (
+    auth,
+    me,
+    users,
+    clients,
+    audit,
+    agencies,
+    catalogue,
+    campaigns,
+    dossiers,
+    fieldwork,
+    submissions,
+):
     api_router.include_router(module.router)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import Page, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -50,6 +50,7 @@ class Submission(SQLModel, table=True):
         sa.Index("ix_submissions_campaign_state", "campaign_id", "state"),
         sa.Index("ix_submissions_campaign_agency", "campaign_id", "agency_id"),
         sa.Index("ix_submissions_stratum_id", "stratum_id"),
+        sa.Index("ix_submissions_tx_order", "tx_id", "id"),
     )
 
     id: uuid.UUID = _uuid_pk()
@@ -88,6 +89,15 @@ class Submission(SQLModel, table=True):
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     answers: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     received_at: datetime = Field(sa_type=timestamptz())
+    tx_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger,
+            nullable=False,
+            server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
+        ),
+        description="The writing transaction: lists page in this order, see services.submissions.",
+    )
     created_at: datetime = Field(
         default_factory=utcnow,
         sa_type=timestamptz(),
@@ -130,3 +140,109 @@ class SubmissionVersion(SQLModel, table=True):
         sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )
+
+
+# ---- API schemas -------------------------------------------------------------------------------
+
+
+class SubmissionIn(SQLModel):
+    """One filled form. `answers` maps item ids to raw values; see the questionnaire."""
+
+    submission_id: uuid.UUID | None = Field(
+        default=None,
+        description="Made by the client once per form and sent again on every retry. "
+        "Required unless an Idempotency-Key header is sent.",
+    )
+    agency_code: str | None = Field(
+        default=None, max_length=64, description="Ignored when an invitation is given."
+    )
+    sector_code: str | None = Field(default=None, max_length=64)
+    procedure_code: str | None = Field(default=None, max_length=50)
+    dossier_code: str | None = Field(
+        default=None, max_length=100, description="The sampled dossier, for assisted forms."
+    )
+    invitation: str | None = Field(default=None, max_length=64)
+    respondent_type: str | None = Field(
+        default=None, schema_extra={"enum": ["individual", "organisation"]}
+    )
+    channel: Channel
+    device_id: str | None = Field(default=None, max_length=100)
+    received_at: datetime | None = Field(
+        default=None, description="When the respondent filled it in; now when omitted."
+    )
+    answers: dict[str, Any] = Field(
+        schema_extra={"examples": [{"E1.C1": 5, "E1.C2": 4, "E1.C3": None}]}
+    )
+
+
+class SubmissionPublic(SQLModel):
+    id: uuid.UUID
+    submission_id: uuid.UUID = Field(description="The client-made id.")
+    campaign_id: uuid.UUID
+    agency_id: uuid.UUID
+    sector_id: uuid.UUID | None
+    procedure_id: uuid.UUID | None
+    respondent_type: str | None
+    channel: Channel
+    client_id: uuid.UUID | None
+    surveyor_id: uuid.UUID | None
+    device_id: str | None
+    state: SubmissionState
+    review_reason: str | None
+    is_synthetic: bool
+    version: int
+    answers: dict[str, Any]
+    received_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubmissionPage(Page[SubmissionPublic]):
+    pass
+
+
+class SubmissionBatchIn(SQLModel):
+    submissions: list[dict[str, Any]] = Field(
+        min_length=1, max_length=1000, description="Up to 1000 forms, each as in the single call."
+    )
+
+
+class BatchItemResult(SQLModel):
+    index: int
+    submission_id: uuid.UUID | None
+    status: str = Field(description="created, duplicate or error")
+    id: uuid.UUID | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class SubmissionBatchResult(SQLModel):
+    results: list[BatchItemResult]
+    created: int
+    duplicates: int
+    errors: int
+
+
+class ReviewIn(SQLModel):
+    state: SubmissionState
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class CorrectionIn(SQLModel):
+    """A surveyor's correction of their own form before review: the new answers and facts."""
+
+    answers: dict[str, Any]
+    agency_code: str | None = Field(default=None, max_length=64)
+    sector_code: str | None = Field(default=None, max_length=64)
+    procedure_code: str | None = Field(default=None, max_length=50)
+    respondent_type: str | None = None
+
+
+class SubmissionVersionPublic(SQLModel):
+    version: int
+    answers: dict[str, Any]
+    agency_id: uuid.UUID
+    sector_id: uuid.UUID | None
+    procedure_id: uuid.UUID | None
+    respondent_type: str | None
+    replaced_by: uuid.UUID | None
+    replaced_at: datetime

@@ -1,0 +1,838 @@
+"""Taking forms from every channel: validation, idempotency, provenance, review, corrections.
+
+Rules:
+- A form is keyed by its client-made id (or the Idempotency-Key header) within its campaign.
+  The same key with the same body answers the first answer again; with another body, 409. The
+  unique key and INSERT ... ON CONFLICT DO NOTHING make two concurrent identical requests
+  produce one row: the second waits for the first and then replays it.
+- With an invitation, the agency and procedure come from the invited dossier, never from the
+  client, and the invitation is used up in the same transaction as the form.
+- Lists page in the order of the writing transaction (`tx_id`, then id) and show only rows of
+  transactions older than every transaction still running, so a row committed late always
+  lands after the cursor: no page skips or repeats a row while forms keep arriving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.config import Settings
+from app.errors import AppError, FieldError, Invalid, NotFound, PermissionDenied, pointer_from_loc
+from app.models.agency import Agency
+from app.models.campaign import (
+    Campaign,
+    CampaignAgency,
+    CampaignSector,
+    CampaignState,
+    CampaignSurveyor,
+    FrameUnit,
+    Stratum,
+)
+from app.models.catalogue import Procedure, Sector
+from app.models.dossier import Invitation
+from app.models.identity import Role
+from app.models.questionnaire import Questionnaire
+from app.models.submission import (
+    BatchItemResult,
+    CorrectionIn,
+    ReviewIn,
+    Submission,
+    SubmissionBatchResult,
+    SubmissionIn,
+    SubmissionPage,
+    SubmissionPublic,
+    SubmissionState,
+    SubmissionVersion,
+    SubmissionVersionPublic,
+)
+from app.services import audit, dossiers, instrument
+from app.services.agencies import is_visible, subtree_ids
+from app.services.paging import cursor_int, cursor_str, decode_cursor, encode_cursor
+from app.services.principal import Principal
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3b8e-2f49-4c8e-9d7a-0c5a3e1f6a21")
+
+
+_INSTRUMENTS: dict[uuid.UUID, instrument.Questionnaire] = {}
+
+
+def instrument_of(row: Questionnaire) -> instrument.Questionnaire:
+    """The parsed definition. Frozen versions never change, so they are parsed once a process."""
+    cached = _INSTRUMENTS.get(row.id)
+    if cached is not None and row.frozen_at is not None:
+        return cached
+    parsed = instrument.Questionnaire.model_validate(row.definition)
+    if row.frozen_at is not None:
+        _INSTRUMENTS[row.id] = parsed
+    return parsed
+
+
+def key_from_header(principal: Principal, idempotency_key: str) -> uuid.UUID:
+    """A header key is scoped to its caller, so two clients cannot collide on a key."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{principal.kind}:{principal.id}:{idempotency_key}")
+
+
+def request_hash(data: SubmissionIn) -> str:
+    canonical = data.model_dump(mode="json", exclude={"submission_id"})
+    return hashlib.sha256(
+        json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def public(row: Submission) -> SubmissionPublic:
+    values = {
+        name: getattr(row, name)
+        for name in SubmissionPublic.model_fields
+        if name != "submission_id"
+    }
+    return SubmissionPublic(**values, submission_id=row.client_submission_id)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A form that passed every check, ready to insert."""
+
+    key: uuid.UUID
+    hash: str
+    values: dict[str, Any]
+    invitation_id: uuid.UUID | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: str  # created, duplicate
+    row: Submission
+
+
+async def _campaign_for_write(
+    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
+) -> tuple[Campaign, Questionnaire]:
+    if principal.campaign_id not in (None, campaign_id):
+        raise NotFound("campaign")
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound("campaign")
+    if principal.role == Role.surveyor:
+        assigned = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(CampaignSurveyor)
+            .where(
+                col(CampaignSurveyor.campaign_id) == campaign_id,
+                col(CampaignSurveyor.user_id) == principal.id,
+            )
+        )
+        if not assigned:
+            raise NotFound("campaign")
+    if campaign.state != CampaignState.open:
+        raise AppError(
+            "campaign_not_open",
+            f"The campaign is {campaign.state}: forms are taken only while it is open.",
+            409,
+        )
+    questionnaire = await session.get(Questionnaire, campaign.questionnaire_id)
+    if questionnaire is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFound("questionnaire")
+    return campaign, questionnaire
+
+
+async def _surveyor_agencies(
+    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
+) -> list[uuid.UUID] | None:
+    """The agencies a surveyor may enter forms for; None when the whole campaign."""
+    rows = (
+        await session.scalars(
+            sa.select(col(CampaignSurveyor.agency_id)).where(
+                col(CampaignSurveyor.campaign_id) == campaign_id,
+                col(CampaignSurveyor.user_id) == principal.id,
+            )
+        )
+    ).all()
+    if any(r is None for r in rows):
+        return None
+    return [r for r in rows if r is not None]
+
+
+async def _in_campaign_scope(
+    session: AsyncSession, campaign_id: uuid.UUID, agency_id: uuid.UUID
+) -> bool:
+    agencies = Agency.metadata.tables["agencies"]
+    roots = sa.select(col(CampaignAgency.agency_id)).where(
+        col(CampaignAgency.campaign_id) == campaign_id
+    )
+    tree = sa.select(agencies.c.id).where(agencies.c.id.in_(roots)).cte("scope", recursive=True)
+    tree = tree.union(sa.select(agencies.c.id).join(tree, agencies.c.parent_id == tree.c.id))
+    found = await session.scalar(
+        sa.select(sa.literal(1)).where(sa.literal(agency_id, sa.Uuid).in_(sa.select(tree.c.id)))
+    )
+    return found is not None
+
+
+async def prepare(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    campaign: Campaign,
+    questionnaire: Questionnaire,
+    data: SubmissionIn,
+    key: uuid.UUID,
+    base: str,
+) -> Prepared:
+    """Check one form against the questionnaire, the campaign's scope and the caller's rights.
+
+    Raises Invalid listing every problem, with pointers under `base` (e.g. /body)."""
+    errors = instrument.validate_answers(
+        instrument_of(questionnaire), data.answers, pointer_prefix=f"{base}/answers"
+    )
+    invitation_id = None
+    agency_id: uuid.UUID | None = None
+    procedure_id: uuid.UUID | None = None
+    sector_id: uuid.UUID | None = None
+    if data.invitation:
+        invitation = await dossiers.claim_invitation(
+            session, settings, data.invitation, campaign.id
+        )
+        invitation_id, agency_id, procedure_id = (
+            invitation.id,
+            invitation.agency_id,
+            invitation.procedure_id,
+        )
+    else:
+        if data.agency_code is None:
+            errors.append(
+                FieldError(f"{base}/agency_code", "required without an invitation", "missing")
+            )
+        else:
+            agency_id = await session.scalar(
+                sa.select(col(Agency.id)).where(col(Agency.code) == data.agency_code)
+            )
+            if agency_id is None:
+                errors.append(
+                    FieldError(f"{base}/agency_code", "no agency has this code", "unknown")
+                )
+        if data.procedure_code is not None:
+            procedure_id = await session.scalar(
+                sa.select(col(Procedure.id)).where(col(Procedure.code) == data.procedure_code)
+            )
+            if procedure_id is None:
+                errors.append(
+                    FieldError(f"{base}/procedure_code", "no procedure has this code", "unknown")
+                )
+    if procedure_id is not None:
+        sector_id = await session.scalar(
+            sa.select(col(Procedure.sector_id)).where(col(Procedure.id) == procedure_id)
+        )
+    if data.sector_code is not None and not data.invitation:
+        named = await session.scalar(
+            sa.select(col(Sector.id)).where(col(Sector.code) == data.sector_code)
+        )
+        if named is None:
+            errors.append(FieldError(f"{base}/sector_code", "no sector has this code", "unknown"))
+        elif sector_id is not None and named != sector_id:
+            errors.append(
+                FieldError(f"{base}/sector_code", "not the procedure's sector", "mismatch")
+            )
+        else:
+            sector_id = named
+    if agency_id is not None:
+        if not await _in_campaign_scope(session, campaign.id, agency_id):
+            errors.append(
+                FieldError(
+                    f"{base}/agency_code",
+                    "the agency is outside the campaign's scope",
+                    "out_of_scope",
+                )
+            )
+        elif not await is_visible(session, principal, agency_id):
+            errors.append(
+                FieldError(
+                    f"{base}/agency_code", "the agency is outside your scope", "out_of_scope"
+                )
+            )
+        elif principal.role == Role.surveyor:
+            allowed = await _surveyor_agencies(session, principal, campaign.id)
+            if allowed is not None and agency_id not in allowed:
+                errors.append(
+                    FieldError(
+                        f"{base}/agency_code", "you are not assigned to this agency", "out_of_scope"
+                    )
+                )
+    if sector_id is not None:
+        sectors = (
+            await session.scalars(
+                sa.select(col(CampaignSector.sector_id)).where(
+                    col(CampaignSector.campaign_id) == campaign.id
+                )
+            )
+        ).all()
+        if sectors and sector_id not in sectors:
+            errors.append(
+                FieldError(
+                    f"{base}/sector_code",
+                    "the sector is outside the campaign's scope",
+                    "out_of_scope",
+                )
+            )
+    frame_unit_id = None
+    if data.dossier_code is not None:
+        frame_unit_id = await session.scalar(
+            sa.select(col(FrameUnit.id)).where(
+                col(FrameUnit.campaign_id) == campaign.id,
+                col(FrameUnit.dossier_code) == data.dossier_code,
+            )
+        )
+        if frame_unit_id is None:
+            errors.append(
+                FieldError(f"{base}/dossier_code", "not in this campaign's frame", "unknown")
+            )
+    if errors or agency_id is None:
+        raise Invalid("The form is not valid; see errors.", errors)
+
+    stratum_id = await session.scalar(
+        sa.select(col(Stratum.id))
+        .where(
+            col(Stratum.campaign_id) == campaign.id,
+            col(Stratum.agency_id) == agency_id,
+            sa.or_(col(Stratum.sector_id) == sector_id, col(Stratum.sector_id).is_(None)),
+        )
+        .order_by(col(Stratum.sector_id).nulls_last())
+        .limit(1)
+    )
+    now = datetime.now(UTC)
+    body_hash = request_hash(data)
+    values: dict[str, Any] = {
+        "campaign_id": campaign.id,
+        "client_submission_id": key,
+        "request_hash": body_hash,
+        "agency_id": agency_id,
+        "sector_id": sector_id,
+        "procedure_id": procedure_id,
+        "stratum_id": stratum_id,
+        "frame_unit_id": frame_unit_id,
+        "respondent_type": data.respondent_type,
+        "channel": data.channel.value,
+        "client_id": principal.id if principal.kind == "client" else None,
+        "surveyor_id": principal.id if principal.role == Role.surveyor else None,
+        "device_id": data.device_id,
+        "answers": data.answers,
+        "received_at": data.received_at or now,
+    }
+    return Prepared(key, body_hash, values, invitation_id)
+
+
+async def _existing(
+    session: AsyncSession, campaign_id: uuid.UUID, keys: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Submission]:
+    rows = (
+        await session.scalars(
+            sa.select(Submission).where(
+                col(Submission.campaign_id) == campaign_id,
+                col(Submission.client_submission_id).in_(list(keys)),
+            )
+        )
+    ).all()
+    return {r.client_submission_id: r for r in rows}
+
+
+def _conflict(pointer: str) -> AppError:
+    return AppError(
+        "idempotency_conflict",
+        "This submission id was already used for a different form.",
+        409,
+        errors=[FieldError(pointer, "already used with another body", "conflict")],
+    )
+
+
+async def _insert(session: AsyncSession, prepared: Sequence[Prepared]) -> set[uuid.UUID]:
+    """One multi-row statement; returns the keys that were new."""
+    if not prepared:
+        return set()
+    result = await session.execute(
+        insert(Submission)
+        .values([p.values for p in prepared])
+        .on_conflict_do_nothing(constraint="uq_submissions_client_submission")
+        .returning(col(Submission.client_submission_id), col(Submission.id))
+    )
+    created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
+    used = [p for p in prepared if p.invitation_id is not None and p.key in created]
+    now = datetime.now(UTC)
+    for p in used:
+        await session.execute(
+            sa.update(Invitation)
+            .where(col(Invitation.id) == p.invitation_id)
+            .values(used_at=now, submission_id=created[p.key])
+        )
+    return set(created)
+
+
+async def submit_one(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    campaign_id: uuid.UUID,
+    data: SubmissionIn,
+    idempotency_key: str | None,
+) -> Outcome:
+    if data.submission_id is None and not idempotency_key:
+        raise Invalid(
+            "Send a client-made submission_id or an Idempotency-Key header.",
+            [
+                FieldError(
+                    "/body/submission_id", "required without an Idempotency-Key header", "missing"
+                )
+            ],
+        )
+    key = data.submission_id or key_from_header(principal, idempotency_key or "")
+    campaign, questionnaire = await _campaign_for_write(session, principal, campaign_id)
+    replay = await _replay(session, campaign.id, key, request_hash(data))
+    if replay is not None:
+        return replay
+    try:
+        prepared = await prepare(
+            session, settings, principal, campaign, questionnaire, data, key, "/body"
+        )
+    except AppError as error:
+        if error.code == "invitation_used":  # a concurrent twin may have used it for this form
+            replay = await _replay(session, campaign.id, key, request_hash(data))
+            if replay is not None:
+                return replay
+        raise
+    if not await _insert(session, [prepared]):
+        replay = await _replay(session, campaign.id, key, prepared.hash)
+        if replay is None:  # pragma: no cover - the conflicting row exists by construction
+            raise _conflict("/body/submission_id")
+        return replay
+    row = (await _existing(session, campaign.id, [key]))[key]
+    await audit.record(
+        session,
+        principal,
+        "submission.create",
+        object_type="submission",
+        object_id=row.id,
+        summary={
+            "campaign_id": str(campaign.id),
+            "agency_id": str(row.agency_id),
+            "channel": row.channel,
+        },
+    )
+    return Outcome("created", row)
+
+
+async def _replay(
+    session: AsyncSession, campaign_id: uuid.UUID, key: uuid.UUID, body_hash: str
+) -> Outcome | None:
+    existing = (await _existing(session, campaign_id, [key])).get(key)
+    if existing is None:
+        return None
+    if existing.request_hash != body_hash:
+        raise _conflict("/body/submission_id")
+    return Outcome("duplicate", existing)
+
+
+async def submit_batch(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    campaign_id: uuid.UUID,
+    items: list[dict[str, Any]],
+) -> SubmissionBatchResult:
+    """Every item gets a result; the valid ones are written in one multi-row statement."""
+    campaign, questionnaire = await _campaign_for_write(session, principal, campaign_id)
+    results: dict[int, BatchItemResult] = {}
+    parsed: dict[int, SubmissionIn] = {}
+    for i, raw in enumerate(items):
+        try:
+            data = SubmissionIn.model_validate(raw)
+        except ValidationError as exc:
+            problems = [
+                FieldError(f"/submissions/{i}" + pointer_from_loc(e["loc"]), e["msg"], e["type"])
+                for e in exc.errors()
+            ]
+            results[i] = _error_result(i, raw, problems)
+            continue
+        if data.submission_id is None:
+            problem = FieldError(
+                f"/submissions/{i}/submission_id", "required in a batch", "missing"
+            )
+            results[i] = _error_result(i, raw, [problem])
+            continue
+        parsed[i] = data
+
+    stored = await _existing(
+        session, campaign.id, [d.submission_id for d in parsed.values() if d.submission_id]
+    )
+    prepared: dict[int, Prepared] = {}
+    first: dict[uuid.UUID, int] = {}  # where each key first appears in this batch
+    repeats: list[int] = []
+    for i, data in parsed.items():
+        key = data.submission_id
+        if key is None:  # pragma: no cover - filtered above
+            continue
+        if key in stored:
+            results[i] = _replay_result(i, key, stored[key], request_hash(data), items[i])
+            continue
+        if key in first:
+            repeats.append(i)
+            continue
+        first[key] = i
+        try:
+            async with session.begin_nested():  # a failed item releases what it claimed
+                prepared[i] = await prepare(
+                    session,
+                    settings,
+                    principal,
+                    campaign,
+                    questionnaire,
+                    data,
+                    key,
+                    f"/submissions/{i}",
+                )
+        except AppError as error:
+            problems = list(error.errors) or [
+                FieldError(f"/submissions/{i}", error.detail, error.code)
+            ]
+            results[i] = _error_result(i, items[i], [_rebase(e, i) for e in problems])
+
+    created = await _insert(session, list(prepared.values()))
+    winners = await _existing(session, campaign.id, list(first))
+    for i, p in prepared.items():
+        if p.key in created:
+            results[i] = BatchItemResult(
+                index=i, submission_id=p.key, status="created", id=winners[p.key].id
+            )
+        else:  # a concurrent request with the same key committed first
+            results[i] = _replay_result(i, p.key, winners.get(p.key), p.hash, items[i])
+    for i in repeats:
+        key = parsed[i].submission_id
+        if key is None:  # pragma: no cover - filtered above
+            continue
+        results[i] = _replay_result(i, key, winners.get(key), request_hash(parsed[i]), items[i])
+
+    if created:
+        await audit.record(
+            session,
+            principal,
+            "submission.batch",
+            object_type="campaign",
+            object_id=campaign.id,
+            summary={"created": len(created), "ids": sorted(str(winners[k].id) for k in created)},
+        )
+    ordered = [results[i] for i in sorted(results)]
+    return SubmissionBatchResult(
+        results=ordered,
+        created=sum(r.status == "created" for r in ordered),
+        duplicates=sum(r.status == "duplicate" for r in ordered),
+        errors=sum(r.status == "error" for r in ordered),
+    )
+
+
+def _replay_result(
+    index: int, key: uuid.UUID, row: Submission | None, body_hash: str, raw: Any
+) -> BatchItemResult:
+    if row is not None and row.request_hash == body_hash:
+        return BatchItemResult(index=index, submission_id=key, status="duplicate", id=row.id)
+    detail = (
+        "already used with another body" if row is not None else "refused earlier in this batch"
+    )
+    return _error_result(
+        index, raw, [FieldError(f"/submissions/{index}/submission_id", detail, "conflict")]
+    )
+
+
+def _rebase(error: FieldError, index: int) -> FieldError:
+    pointer = error.pointer
+    if pointer.startswith("/body"):
+        pointer = f"/submissions/{index}" + pointer[len("/body") :]
+    return FieldError(pointer, error.detail, error.code)
+
+
+def _error_result(index: int, raw: Any, errors: list[FieldError]) -> BatchItemResult:
+    key = raw.get("submission_id") if isinstance(raw, dict) else None
+    try:
+        parsed_key = uuid.UUID(str(key)) if key is not None else None
+    except ValueError:
+        parsed_key = None
+    return BatchItemResult(
+        index=index, submission_id=parsed_key, status="error", errors=[e.as_dict() for e in errors]
+    )
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+def _visible(principal: Principal) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if principal.agency_scoped and principal.agency_id is not None:
+        clauses.append(col(Submission.agency_id).in_(subtree_ids(principal.agency_id)))
+    if principal.campaign_id is not None:
+        clauses.append(col(Submission.campaign_id) == principal.campaign_id)
+    return clauses
+
+
+async def get_submission(
+    session: AsyncSession, principal: Principal, submission_id: uuid.UUID, *, lock: bool = False
+) -> Submission:
+    query = sa.select(Submission).where(col(Submission.id) == submission_id, *_visible(principal))
+    if principal.role == Role.surveyor:
+        query = query.where(col(Submission.surveyor_id) == principal.id)
+    if lock:
+        query = query.with_for_update()
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound("submission")
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    campaign_id: uuid.UUID | None = None
+    agency_id: uuid.UUID | None = None
+    channel: str | None = None
+    state: SubmissionState | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(principal: Principal, f: Filters) -> sa.Select[Submission]:
+    query = sa.select(Submission).where(*_visible(principal))
+    if f.campaign_id is not None:
+        query = query.where(col(Submission.campaign_id) == f.campaign_id)
+    if f.agency_id is not None:
+        query = query.where(col(Submission.agency_id).in_(subtree_ids(f.agency_id)))
+    if f.channel is not None:
+        query = query.where(col(Submission.channel) == f.channel)
+    if f.state is not None:
+        query = query.where(col(Submission.state) == f.state)
+    if f.since is not None:
+        query = query.where(col(Submission.received_at) >= f.since)
+    if f.until is not None:
+        query = query.where(col(Submission.received_at) < f.until)
+    return query
+
+
+# Rows of transactions older than every one still running (all committed or gone for good), and
+# the reader's own rows. A request that lists never writes forms, so the second case only
+# matters when one transaction both writes and reads, as a test does.
+_SETTLED = sa.text(
+    "(submissions.tx_id < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"
+    " OR submissions.tx_id = (pg_current_xact_id_if_assigned()::text)::bigint)"
+)
+
+
+async def list_submissions(
+    session: AsyncSession, principal: Principal, f: Filters, *, limit: int, cursor: str | None
+) -> SubmissionPage:
+    query = _filtered(principal, f).where(_SETTLED)
+    after = decode_cursor(cursor)
+    if after is not None:
+        tx, row_id = cursor_int(after, "tx"), cursor_str(after, "id")
+        try:
+            last = uuid.UUID(row_id)
+        except ValueError as exc:
+            raise Invalid(
+                "The cursor is not one this API issued.",
+                [FieldError("/query/cursor", "bad cursor", "bad_cursor")],
+                code="bad_cursor",
+            ) from exc
+        query = query.where(
+            sa.tuple_(col(Submission.tx_id), col(Submission.id))
+            > sa.tuple_(sa.literal(tx), sa.literal(last, sa.Uuid))
+        )
+    query = query.order_by(col(Submission.tx_id), col(Submission.id)).limit(limit + 1)
+    rows = list((await session.scalars(query)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+    if rows:
+        # Always hand back a cursor: a caller polling for new forms resumes from the last row.
+        next_cursor = encode_cursor({"tx": rows[-1].tx_id, "id": str(rows[-1].id)})
+    return SubmissionPage(items=[public(r) for r in rows], next_cursor=next_cursor)
+
+
+async def export_rows(session: AsyncSession, principal: Principal, f: Filters) -> list[Submission]:
+    query = _filtered(principal, f).order_by(col(Submission.received_at), col(Submission.id))
+    return list((await session.scalars(query)).all())
+
+
+# ---- review and corrections --------------------------------------------------------------------
+
+REVIEWABLE = {
+    SubmissionState.received: {
+        SubmissionState.valid,
+        SubmissionState.flagged,
+        SubmissionState.rejected,
+    },
+    SubmissionState.flagged: {SubmissionState.valid, SubmissionState.rejected},
+    SubmissionState.valid: {SubmissionState.flagged, SubmissionState.rejected},
+    SubmissionState.rejected: {SubmissionState.valid, SubmissionState.flagged},
+}
+
+
+async def review(
+    session: AsyncSession, actor: Principal, submission_id: uuid.UUID, data: ReviewIn
+) -> Submission:
+    row = await get_submission(session, actor, submission_id, lock=True)
+    current = SubmissionState(row.state)
+    if data.state not in REVIEWABLE.get(current, set()):
+        raise AppError(
+            "review_not_allowed", f"A {current.value} form cannot become {data.state.value}.", 409
+        )
+    if data.state in (SubmissionState.rejected, SubmissionState.flagged) and not data.reason:
+        raise Invalid(
+            "Say why.", [FieldError("/body/reason", "required to flag or reject", "missing")]
+        )
+    campaign = await session.get(Campaign, row.campaign_id)
+    if campaign is not None and campaign.state in (CampaignState.published, CampaignState.archived):
+        raise AppError("campaign_locked", "The campaign is published: its forms are final.", 409)
+    row.state = data.state
+    row.review_reason = data.reason
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "submission.review",
+        object_type="submission",
+        object_id=row.id,
+        summary={"from": current.value, "to": data.state.value, "reason": data.reason},
+    )
+    return row
+
+
+async def correct(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    submission_id: uuid.UUID,
+    data: CorrectionIn,
+) -> Submission:
+    """A surveyor fixes their own entry before review; the previous version is kept."""
+    row = await get_submission(session, actor, submission_id, lock=True)
+    if row.surveyor_id != actor.id:
+        raise PermissionDenied("Only the surveyor who entered a form may correct it.")
+    if row.state != SubmissionState.received:
+        raise AppError(
+            "already_reviewed", "The form has been reviewed: it can no longer be corrected.", 409
+        )
+    campaign = await session.get(Campaign, row.campaign_id)
+    questionnaire = (
+        await session.get(Questionnaire, campaign.questionnaire_id) if campaign else None
+    )
+    if campaign is None or questionnaire is None:  # pragma: no cover - foreign keys guarantee them
+        raise NotFound("campaign")
+    if campaign.state != CampaignState.open:
+        raise AppError("campaign_not_open", "Forms change only while the campaign is open.", 409)
+    replacement = SubmissionIn(
+        submission_id=row.client_submission_id,
+        agency_code=data.agency_code
+        or await session.scalar(sa.select(col(Agency.code)).where(col(Agency.id) == row.agency_id)),
+        sector_code=data.sector_code,
+        procedure_code=data.procedure_code,
+        respondent_type=data.respondent_type
+        if data.respondent_type is not None
+        else row.respondent_type,
+        channel=row.channel,
+        device_id=row.device_id,
+        received_at=row.received_at,
+        answers=data.answers,
+    )
+    prepared = await prepare(
+        session,
+        settings,
+        actor,
+        campaign,
+        questionnaire,
+        replacement,
+        row.client_submission_id,
+        "/body",
+    )
+    session.add(
+        SubmissionVersion(
+            submission_id=row.id,
+            version=row.version,
+            answers=row.answers,
+            agency_id=row.agency_id,
+            sector_id=row.sector_id,
+            procedure_id=row.procedure_id,
+            respondent_type=row.respondent_type,
+            replaced_by=actor.id,
+        )
+    )
+    before = {"answers": row.answers, "agency_id": row.agency_id, "version": row.version}
+    for name in (
+        "answers",
+        "agency_id",
+        "sector_id",
+        "procedure_id",
+        "stratum_id",
+        "respondent_type",
+    ):
+        setattr(row, name, prepared.values[name])
+    row.version += 1
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "submission.correct",
+        object_type="submission",
+        object_id=row.id,
+        summary=audit.diff(
+            before, {"answers": row.answers, "agency_id": row.agency_id, "version": row.version}
+        ),
+    )
+    return row
+
+
+async def versions(
+    session: AsyncSession, principal: Principal, submission_id: uuid.UUID
+) -> list[SubmissionVersionPublic]:
+    row = await get_submission(session, principal, submission_id)
+    history = (
+        await session.scalars(
+            sa.select(SubmissionVersion)
+            .where(col(SubmissionVersion.submission_id) == row.id)
+            .order_by(col(SubmissionVersion.version))
+        )
+    ).all()
+    return [SubmissionVersionPublic.model_validate(v, from_attributes=True) for v in history]
+
+
+async def recheck_sample(
+    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID, share: float, seed: str
+) -> list[Submission]:
+    """The re-check (phúc tra) list: a repeatable random share of the campaign's forms.
+
+    Each form's place comes from a hash of the seed and its id, so the same seed always picks
+    the same forms and a larger share only adds to a smaller one's list."""
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None or principal.campaign_id not in (None, campaign_id):
+        raise NotFound("campaign")
+    total = (
+        await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Submission)
+            .where(col(Submission.campaign_id) == campaign_id, *_visible(principal))
+        )
+        or 0
+    )
+    size = int(-(-total * share // 1)) if total else 0  # ceil
+    order = sa.func.md5(sa.literal(seed) + sa.cast(col(Submission.id), sa.Text))
+    query = (
+        sa.select(Submission)
+        .where(col(Submission.campaign_id) == campaign_id, *_visible(principal))
+        .order_by(order)
+        .limit(size)
+    )
+    return list((await session.scalars(query)).all())
