@@ -129,10 +129,20 @@ def _seed(settings: Settings, *, demo_accounts: bool) -> list[str]:
     return _in_transaction(settings, work)
 
 
+def _install_reference_data(settings: Settings) -> list[str]:
+    """Data every deployment needs (the built-in questionnaires), installed idempotently."""
+    from app.services import questionnaires
+
+    return _in_transaction(settings, questionnaires.ensure_builtins)
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     url = _database_url(settings)
     upgrade(url, args.revision)
     print(f"database migrated to {args.revision}")
+    if args.revision == "head":
+        added = _install_reference_data(settings)
+        print("built-in questionnaires: " + (", ".join(added) if added else "present"))
     return 0
 
 
@@ -141,6 +151,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     url = _database_url(settings)
     upgrade(url)
+    _install_reference_data(settings)
     # A development instance gets the demo province and accounts; production gets neither.
     seeded = _seed(settings, demo_accounts=True) if settings.environment != "production" else []
     # The workers (and this process) must use the same server, embedded or not.

@@ -12,6 +12,7 @@ from app.api import (
     dossiers,
     fieldwork,
     me,
+    questionnaires,
     submissions,
     users,
 )
@@ -28,6 +29,7 @@ for module in (
     campaigns,
     dossiers,
     fieldwork,
+    questionnaires,
     submissions,
 ):
     api_router.include_router(module.router)

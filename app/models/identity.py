@@ -33,6 +33,7 @@ class Scope(StrEnum):
     catalogue_read = "catalogue:read"
     catalogue_write = "catalogue:write"
     questionnaires_read = "questionnaires:read"
+    questionnaires_write = "questionnaires:write"
     campaigns_read = "campaigns:read"
     campaigns_write = "campaigns:write"
     progress_read = "progress:read"

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import Page, timestamptz, utcnow
 
 
 class Questionnaire(SQLModel, table=True):
@@ -38,3 +38,36 @@ class Questionnaire(SQLModel, table=True):
         sa_type=timestamptz(),
         sa_column_kwargs={"server_default": sa.func.now()},
     )
+
+
+# ---- API schemas -------------------------------------------------------------------------------
+
+
+class QuestionnaireSummary(SQLModel):
+    id: uuid.UUID
+    code: str
+    version: int
+    method: str
+    title_vi: str
+    title_en: str | None
+    is_builtin: bool
+    frozen_at: datetime | None
+    created_at: datetime
+
+
+class QuestionnairePublic(QuestionnaireSummary):
+    definition: dict[str, Any] = Field(
+        description="Everything a frontend needs to render the form: sections, items, types, "
+        "labels, options, required flags, and the index rules."
+    )
+
+
+class QuestionnaireCreate(SQLModel):
+    definition: dict[str, Any] = Field(
+        description="A questionnaire definition (see GET of a built-in for the shape). Its "
+        "`version` is assigned: one more than the latest of the same code."
+    )
+
+
+class QuestionnairePage(Page[QuestionnaireSummary]):
+    pass

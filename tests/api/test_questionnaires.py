@@ -1,0 +1,155 @@
+"""Questionnaire versions: built-ins, validation on create, the freeze once a campaign opens."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.config import Settings
+from app.models.campaign import CampaignState
+from app.models.identity import Role
+from app.models.questionnaire import Questionnaire
+from app.services.questionnaires import ensure_builtins
+from tests.factories import TEST_DEFINITION, bearer, make_agency, make_campaign, make_user, unique
+from tests.test_errors import assert_problem
+
+
+@pytest.fixture
+async def admin(session: AsyncSession, settings: Settings) -> dict[str, str]:
+    return bearer(settings, await make_user(session, Role.admin))
+
+
+def definition(code: str, **changes: Any) -> dict[str, Any]:
+    d = copy.deepcopy(TEST_DEFINITION)
+    d["code"] = code
+    d.update(changes)
+    return d
+
+
+async def test_builtins_are_installed_once_and_render_completely(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    first = await ensure_builtins(session)
+    assert await ensure_builtins(session) == []
+    rows = (
+        await session.scalars(sa.select(Questionnaire).where(col(Questionnaire.is_builtin)))
+    ).all()
+    assert {r.code for r in rows} >= {"sipas-2017", "sipas-2023", "dossier-rating-2018"}
+    assert set(first) <= {"sipas-2017", "sipas-2023", "dossier-rating-2018"}
+    sipas = next(r for r in rows if r.code == "sipas-2017")
+    surveyor = bearer(settings, await make_user(session, Role.surveyor))
+    response = await client.get(f"/api/v1/questionnaires/{sipas.id}", headers=surveyor)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    items = [i for s in body["definition"]["sections"] for i in s["items"]]
+    criteria = [i for i in items if i["role"] == "criterion"]
+    assert len(criteria) == 22
+    assert next(i for i in criteria if i["id"] == "E1.C1")["label_vi"] == "Chỗ ngồi chờ"
+    assert {e["id"] for e in body["definition"]["elements"]} == {"E1", "E2", "E3", "E4", "E5"}
+    again = await client.get(
+        f"/api/v1/questionnaires/{sipas.id}",
+        headers={**surveyor, "If-None-Match": response.headers["etag"]},
+    )
+    assert again.status_code == 304
+
+
+async def test_create_assigns_versions_and_validates(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    code = unique("custom-")
+    first = await client.post(
+        "/api/v1/questionnaires", json={"definition": definition(code)}, headers=admin
+    )
+    assert first.status_code == 201, first.text
+    assert (first.json()["code"], first.json()["version"]) == (code, 1)
+    second = await client.post(
+        "/api/v1/questionnaires", json={"definition": definition(code)}, headers=admin
+    )
+    assert second.json()["version"] == 2
+    listed = await client.get("/api/v1/questionnaires", params={"code": code}, headers=admin)
+    assert [q["version"] for q in listed.json()["items"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [
+        (
+            {
+                "elements": [
+                    {"id": "E1", "label_vi": "A", "weight": 0.5},
+                    {"id": "E2", "label_vi": "B", "weight": 0.4},
+                ]
+            },
+            "/body/definition/elements",
+        ),
+        ({"sections": []}, "/body/definition"),
+        ({"title_vi": ""}, "/body/definition/title_vi"),
+    ],
+)
+async def test_invalid_definitions_are_422_with_pointers(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    admin: dict[str, str],
+    change: dict[str, Any],
+    pointer: str,
+) -> None:
+    code = unique("bad-")
+    response = await client.post(
+        "/api/v1/questionnaires", json={"definition": definition(code, **change)}, headers=admin
+    )
+    body = assert_problem(response, 422, "invalid")
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    assert any(e["pointer"].startswith(pointer) for e in errors), errors
+    stored = await session.scalar(
+        sa.select(sa.func.count()).select_from(Questionnaire).where(col(Questionnaire.code) == code)
+    )
+    assert stored == 0
+
+
+async def test_a_version_cannot_change_once_a_campaign_opened_on_it(
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
+) -> None:
+    created = await client.post(
+        "/api/v1/questionnaires", json={"definition": definition(unique("q-"))}, headers=admin
+    )
+    qid = created.json()["id"]
+    renamed = definition(created.json()["code"], title_vi="Phiếu sửa đổi")
+    ok = await client.put(
+        f"/api/v1/questionnaires/{qid}", json={"definition": renamed}, headers=admin
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["title_vi"] == "Phiếu sửa đổi"
+    q = await session.get(Questionnaire, ok.json()["id"])
+    assert q is not None
+    campaign = await make_campaign(session, agencies=[await make_agency(session)], questionnaire=q)
+    opened = await client.post(
+        f"/api/v1/campaigns/{campaign.id}/transition", json={"to": "open"}, headers=admin
+    )
+    assert opened.json()["state"] == CampaignState.open
+    frozen = await client.put(
+        f"/api/v1/questionnaires/{qid}", json={"definition": renamed}, headers=admin
+    )
+    assert_problem(frozen, 409, "questionnaire_frozen")
+
+
+async def test_builtins_cannot_be_replaced(
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
+) -> None:
+    await ensure_builtins(session)
+    builtin = await session.scalar(
+        sa.select(Questionnaire).where(col(Questionnaire.code) == "sipas-2017")
+    )
+    assert builtin is not None
+    response = await client.put(
+        f"/api/v1/questionnaires/{builtin.id}",
+        json={"definition": definition("sipas-2017")},
+        headers=admin,
+    )
+    assert_problem(response, 409, "questionnaire_frozen")
