@@ -114,11 +114,17 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 def _seed(settings: Settings, *, demo_accounts: bool) -> list[str]:
     """Load the demo province (idempotent) and, outside production, the demo accounts."""
-    from app.services import demo, seed
+    from app.services import demo, demo_campaigns, seed
 
     async def work(session: AsyncSession) -> list[str]:
         counts = await seed.load_demo_catalogue(session)
-        lines = ["demo province loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items())]
+        forms = await demo_campaigns.ensure_demo_campaigns(session)
+        lines = [
+            "demo province loaded: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + "; synthetic forms: "
+            + (", ".join(f"{k} {v}" for k, v in forms.items()) or "present")
+        ]
         if demo_accounts:
             for account in await demo.ensure_demo_accounts(session):
                 lines.append(

@@ -1,0 +1,199 @@
+"""Demo campaigns: SIPAS 2019 (published) and SIPAS 2020 (open) of Tuyên Quang on sipas-2017.
+
+Their forms are synthetic, drawn from a fixed seed and marked `is_synthetic`, so every read
+endpoint shows real numbers right after `make run`. Each agency gets its own level of
+satisfaction per element, answers are skewed towards satisfied, and some are "no answer".
+Loading is idempotent: a campaign whose code exists is left alone.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.models.agency import Agency, AgencyKind
+from app.models.campaign import Campaign, CampaignAgency, CampaignState, Stratum
+from app.models.questionnaire import Questionnaire
+from app.models.submission import Submission, SubmissionState
+from app.services import audit, instrument
+from app.services.agencies import valid_on_clause
+from app.services.questionnaires import ensure_builtins
+from app.services.sampling import allocate, sample_size
+
+CHANNELS = (("post_office", 0.7), ("web", 0.15), ("kiosk", 0.15))
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCampaign:
+    code: str
+    name: str
+    year: int
+    state: CampaignState
+    seed: str
+
+
+DEMO = (
+    DemoCampaign(
+        "TQ-SIPAS-2019", "SIPAS 2019 tỉnh Tuyên Quang", 2019, CampaignState.published, "tq-2019"
+    ),
+    DemoCampaign(
+        "TQ-SIPAS-2020", "SIPAS 2020 tỉnh Tuyên Quang", 2020, CampaignState.open, "tq-2020"
+    ),
+)
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
+    roll, total = rng.random(), 0.0
+    for value, weight in weighted:
+        total += weight
+        if roll < total:
+            return value
+    return weighted[-1][0]
+
+
+def _form(
+    rng: random.Random, q: instrument.Questionnaire, agency: Agency, quality: dict[str, float]
+) -> dict[str, Any]:
+    """One synthetic form: criteria skewed by the agency's quality per element."""
+    answers: dict[str, Any] = {"S.AGENCY": agency.code}
+    for _, item in instrument.iter_items(q):
+        if item.role is instrument.Role.criterion and item.element:
+            if rng.random() < 0.04:
+                answers[item.id] = None  # no answer
+            elif rng.random() < quality[item.element]:
+                answers[item.id] = 5 if rng.random() < 0.4 else 4
+            else:
+                answers[item.id] = rng.choice((3, 3, 3, 2, 1))
+        elif item.role is instrument.Role.respondent and item.options:
+            answers[item.id] = rng.choice(item.options).code
+        elif item.type is instrument.ItemType.yes_no:
+            answers[item.id] = "yes" if rng.random() < 0.06 else "no"
+        elif item.type is instrument.ItemType.single_choice and item.options:
+            answers[item.id] = (
+                item.options[0].code if rng.random() < 0.7 else rng.choice(item.options).code
+            )
+        elif item.type is instrument.ItemType.multiple_choice and item.options:
+            limit = item.max_choices or len(item.options)
+            chosen = rng.sample(item.options, rng.randint(1, min(limit, 2)))
+            answers[item.id] = [o.code for o in chosen]
+    return answers
+
+
+async def ensure_demo_campaigns(session: AsyncSession) -> dict[str, int]:
+    """Create the demo campaigns that are missing; returns forms created per campaign code."""
+    await ensure_builtins(session)
+    row = await session.scalar(
+        sa.select(Questionnaire).where(
+            col(Questionnaire.code) == "sipas-2017", col(Questionnaire.version) == 1
+        )
+    )
+    if row is None:  # pragma: no cover - ensure_builtins just installed it
+        return {}
+    q = instrument.load_builtin("sipas-2017")
+    created: dict[str, int] = {}
+    for demo in DEMO:
+        if await session.scalar(sa.select(col(Campaign.id)).where(col(Campaign.code) == demo.code)):
+            continue
+        created[demo.code] = await _create(session, demo, row, q)
+    return created
+
+
+async def _create(
+    session: AsyncSession, demo: DemoCampaign, row: Questionnaire, q: instrument.Questionnaire
+) -> int:
+    rng = random.Random(demo.seed)  # noqa: S311 - synthetic data, not secrets
+    map_date = date(demo.year, 10, 31)
+    agencies = list(
+        (
+            await session.scalars(
+                sa.select(Agency)
+                .where(
+                    col(Agency.is_measured),
+                    col(Agency.kind) != AgencyKind.participant,
+                    col(Agency.level).in_(("department", "district")),
+                    valid_on_clause(map_date),
+                )
+                .order_by(col(Agency.code))
+            )
+        ).all()
+    )
+    if not agencies:
+        return 0
+    now = datetime.now(UTC)
+    campaign = Campaign(
+        code=demo.code,
+        name=demo.name,
+        year=demo.year,
+        questionnaire_id=row.id,
+        state=demo.state,
+        period_start=date(demo.year - 1, 11, 1),
+        period_end=map_date,
+        fieldwork_start=date(demo.year, 11, 1),
+        fieldwork_end=date(demo.year, 12, 15),
+        map_date=map_date,
+        sample_seed=demo.seed,
+        is_synthetic=True,
+        opened_at=now,
+        published_at=now if demo.state is CampaignState.published else None,
+        closed_at=now if demo.state is CampaignState.published else None,
+    )
+    session.add(campaign)
+    if row.frozen_at is None:
+        row.frozen_at = now
+    await session.flush()
+    session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
+    frame = {a.id: rng.randint(150, 2500) for a in agencies}
+    total = sample_size(sum(frame.values()), Fraction(1, 20))
+    targets = allocate(frame, total, campaign.min_per_stratum)
+    strata = {
+        a.id: Stratum(
+            campaign_id=campaign.id, agency_id=a.id, frame_size=frame[a.id], target=targets[a.id]
+        )
+        for a in agencies
+    }
+    session.add_all(strata.values())
+    await session.flush()
+
+    rows: list[dict[str, Any]] = []
+    start = datetime.combine(campaign.fieldwork_start, time(8), tzinfo=UTC)
+    for agency in agencies:
+        base = rng.uniform(0.55, 0.92)
+        quality = {e.id: min(0.98, max(0.3, base + rng.uniform(-0.08, 0.08))) for e in q.elements}
+        for _ in range(targets[agency.id]):
+            state = SubmissionState.rejected if rng.random() < 0.03 else SubmissionState.valid
+            rows.append(
+                {
+                    "campaign_id": campaign.id,
+                    "client_submission_id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                    "request_hash": "synthetic",
+                    "agency_id": agency.id,
+                    "stratum_id": strata[agency.id].id,
+                    "respondent_type": "individual" if rng.random() < 0.9 else "organisation",
+                    "channel": _pick(rng, CHANNELS),
+                    "state": state.value,
+                    "review_reason": "Phiếu không hợp lệ (dữ liệu mô phỏng)"
+                    if state is SubmissionState.rejected
+                    else None,
+                    "is_synthetic": True,
+                    "answers": _form(rng, q, agency, quality),
+                    "received_at": start + timedelta(minutes=rng.randint(0, 60 * 24 * 40)),
+                }
+            )
+    await session.execute(sa.insert(Submission), rows)
+    await audit.record(
+        session,
+        None,
+        "campaign.demo_create",
+        object_type="campaign",
+        object_id=campaign.id,
+        summary={"code": demo.code, "forms": len(rows), "seed": demo.seed, "synthetic": True},
+    )
+    return len(rows)

@@ -1,0 +1,75 @@
+"""The demo campaigns: idempotent, synthetic, valid against their questionnaire, on target."""
+
+from __future__ import annotations
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.config import Settings
+from app.models.campaign import Campaign, Stratum
+from app.models.identity import Role
+from app.models.submission import Submission
+from app.services import instrument
+from app.services.demo_campaigns import ensure_demo_campaigns
+from app.services.seed import load_demo_catalogue
+from tests.factories import bearer, make_user
+
+
+async def test_demo_campaigns(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    await load_demo_catalogue(session)
+    created = await ensure_demo_campaigns(session)
+    assert set(created) == {"TQ-SIPAS-2019", "TQ-SIPAS-2020"}
+    assert await ensure_demo_campaigns(session) == {}
+
+    campaigns = {
+        c.code: c
+        for c in (
+            await session.scalars(sa.select(Campaign).where(col(Campaign.code).in_(created)))
+        ).all()
+    }
+    assert campaigns["TQ-SIPAS-2019"].state == "published"
+    assert campaigns["TQ-SIPAS-2020"].state == "open"
+    q = instrument.load_builtin("sipas-2017")
+    for code, campaign in campaigns.items():
+        assert campaign.is_synthetic
+        forms = (
+            await session.scalars(
+                sa.select(Submission).where(col(Submission.campaign_id) == campaign.id)
+            )
+        ).all()
+        assert len(forms) == created[code]
+        assert all(f.is_synthetic for f in forms)
+        problems = [p for f in forms for p in instrument.validate_answers(q, f.answers)]
+        assert problems == []
+        nulls = sum(v is None for f in forms for k, v in f.answers.items() if k.startswith("E"))
+        assert nulls > 0  # some "no answer", as on real paper forms
+        per_stratum = dict(
+            (
+                await session.execute(
+                    sa.select(col(Submission.stratum_id), sa.func.count())
+                    .where(col(Submission.campaign_id) == campaign.id)
+                    .group_by(col(Submission.stratum_id))
+                )
+            ).all()
+        )
+        targets = dict(
+            (
+                await session.execute(
+                    sa.select(col(Stratum.id), col(Stratum.target)).where(
+                        col(Stratum.campaign_id) == campaign.id
+                    )
+                )
+            ).all()
+        )
+        assert per_stratum == targets
+
+    analyst = bearer(settings, await make_user(session, Role.analyst))
+    progress = await client.get(
+        f"/api/v1/campaigns/{campaigns['TQ-SIPAS-2020'].id}/progress", headers=analyst
+    )
+    assert progress.status_code == 200
+    assert progress.json()["totals"]["received"] == created["TQ-SIPAS-2020"]
