@@ -93,7 +93,7 @@ async def agency_exists(session: AsyncSession, agency_id: uuid.UUID) -> bool:
     return found is not None
 
 
-def subtree_ids(root_id: uuid.UUID) -> sa.Select[tuple[uuid.UUID]]:
+def subtree_ids(root_id: uuid.UUID) -> sa.Select[uuid.UUID]:
     """A SELECT of the ids of `root_id` and every agency below it (any date)."""
     agencies = Agency.metadata.tables["agencies"]
     tree = sa.select(agencies.c.id).where(agencies.c.id == root_id).cte("subtree", recursive=True)

@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,7 +58,7 @@ from app.models.submission import (
     SubmissionVersionPublic,
 )
 from app.services import audit, dossiers, instrument
-from app.services.agencies import is_visible, subtree_ids
+from app.services.agencies import subtree_ids
 from app.services.paging import cursor_int, cursor_str, decode_cursor, encode_cursor
 from app.services.principal import Principal
 
@@ -116,25 +116,97 @@ class Outcome:
     row: Submission
 
 
-async def _campaign_for_write(
-    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
-) -> tuple[Campaign, Questionnaire]:
+@dataclass(slots=True)
+class WriteContext:
+    """What every form of one request is checked against, loaded once per request.
+
+    A batch of a thousand forms costs a handful of queries for the campaign's scope, strata and
+    the caller's rights, plus one per distinct code it names."""
+
+    session: AsyncSession
+    settings: Settings
+    principal: Principal
+    campaign: Campaign
+    questionnaire: Questionnaire
+    scope: set[uuid.UUID]
+    visible: set[uuid.UUID] | None
+    surveyor_agencies: set[uuid.UUID] | None
+    sectors: set[uuid.UUID]
+    strata: dict[tuple[uuid.UUID, uuid.UUID | None], uuid.UUID]
+    agencies: dict[str, uuid.UUID | None] = field(default_factory=dict)
+    procedures: dict[str, tuple[uuid.UUID, uuid.UUID] | None] = field(default_factory=dict)
+    sector_codes: dict[str, uuid.UUID | None] = field(default_factory=dict)
+
+    async def agency(self, code: str) -> uuid.UUID | None:
+        if code not in self.agencies:
+            self.agencies[code] = await self.session.scalar(
+                sa.select(col(Agency.id)).where(col(Agency.code) == code)
+            )
+        return self.agencies[code]
+
+    async def procedure(self, code: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """The procedure's id and its sector's."""
+        if code not in self.procedures:
+            row = (
+                await self.session.execute(
+                    sa.select(col(Procedure.id), col(Procedure.sector_id)).where(
+                        col(Procedure.code) == code
+                    )
+                )
+            ).first()
+            self.procedures[code] = (row[0], row[1]) if row else None
+        return self.procedures[code]
+
+    async def sector(self, code: str) -> uuid.UUID | None:
+        if code not in self.sector_codes:
+            self.sector_codes[code] = await self.session.scalar(
+                sa.select(col(Sector.id)).where(col(Sector.code) == code)
+            )
+        return self.sector_codes[code]
+
+    async def procedure_sector(self, procedure_id: uuid.UUID) -> uuid.UUID | None:
+        for known in self.procedures.values():
+            if known is not None and known[0] == procedure_id:
+                return known[1]
+        return await self.session.scalar(
+            sa.select(col(Procedure.sector_id)).where(col(Procedure.id) == procedure_id)
+        )
+
+    def stratum(self, agency_id: uuid.UUID, sector_id: uuid.UUID | None) -> uuid.UUID | None:
+        return self.strata.get((agency_id, sector_id)) or self.strata.get((agency_id, None))
+
+
+def _subtree_of_all(roots: sa.Select[uuid.UUID]) -> sa.Select[uuid.UUID]:
+    agencies = Agency.metadata.tables["agencies"]
+    tree = sa.select(agencies.c.id).where(agencies.c.id.in_(roots)).cte("tree", recursive=True)
+    tree = tree.union(sa.select(agencies.c.id).join(tree, agencies.c.parent_id == tree.c.id))
+    return sa.select(tree.c.id)
+
+
+async def open_for_writing(
+    session: AsyncSession, settings: Settings, principal: Principal, campaign_id: uuid.UUID
+) -> WriteContext:
+    """The campaign, if the caller may write to it and it is open, with what forms need."""
     if principal.campaign_id not in (None, campaign_id):
         raise NotFound("campaign")
     campaign = await session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound("campaign")
+    surveyor_agencies: set[uuid.UUID] | None = None
     if principal.role == Role.surveyor:
-        assigned = await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(CampaignSurveyor)
-            .where(
-                col(CampaignSurveyor.campaign_id) == campaign_id,
-                col(CampaignSurveyor.user_id) == principal.id,
+        assigned = (
+            await session.scalars(
+                sa.select(col(CampaignSurveyor.agency_id)).where(
+                    col(CampaignSurveyor.campaign_id) == campaign_id,
+                    col(CampaignSurveyor.user_id) == principal.id,
+                )
             )
-        )
+        ).all()
         if not assigned:
             raise NotFound("campaign")
+        # An assignment without an agency covers the whole campaign.
+        if all(a is not None for a in assigned):
+            surveyor_agencies = {a for a in assigned if a is not None}
     if campaign.state != CampaignState.open:
         raise AppError(
             "campaign_not_open",
@@ -144,146 +216,100 @@ async def _campaign_for_write(
     questionnaire = await session.get(Questionnaire, campaign.questionnaire_id)
     if questionnaire is None:  # pragma: no cover - a foreign key guarantees it
         raise NotFound("questionnaire")
-    return campaign, questionnaire
-
-
-async def _surveyor_agencies(
-    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
-) -> list[uuid.UUID] | None:
-    """The agencies a surveyor may enter forms for; None when the whole campaign."""
-    rows = (
-        await session.scalars(
-            sa.select(col(CampaignSurveyor.agency_id)).where(
-                col(CampaignSurveyor.campaign_id) == campaign_id,
-                col(CampaignSurveyor.user_id) == principal.id,
-            )
-        )
-    ).all()
-    if any(r is None for r in rows):
-        return None
-    return [r for r in rows if r is not None]
-
-
-async def _in_campaign_scope(
-    session: AsyncSession, campaign_id: uuid.UUID, agency_id: uuid.UUID
-) -> bool:
-    agencies = Agency.metadata.tables["agencies"]
     roots = sa.select(col(CampaignAgency.agency_id)).where(
         col(CampaignAgency.campaign_id) == campaign_id
     )
-    tree = sa.select(agencies.c.id).where(agencies.c.id.in_(roots)).cte("scope", recursive=True)
-    tree = tree.union(sa.select(agencies.c.id).join(tree, agencies.c.parent_id == tree.c.id))
-    found = await session.scalar(
-        sa.select(sa.literal(1)).where(sa.literal(agency_id, sa.Uuid).in_(sa.select(tree.c.id)))
+    scope = set((await session.scalars(_subtree_of_all(roots))).all())
+    visible = None
+    if principal.agency_scoped and principal.agency_id is not None:
+        visible = set((await session.scalars(subtree_ids(principal.agency_id))).all())
+    sectors = set(
+        (
+            await session.scalars(
+                sa.select(col(CampaignSector.sector_id)).where(
+                    col(CampaignSector.campaign_id) == campaign_id
+                )
+            )
+        ).all()
     )
-    return found is not None
+    strata = {
+        (a, s): i
+        for i, a, s in (
+            await session.execute(
+                sa.select(col(Stratum.id), col(Stratum.agency_id), col(Stratum.sector_id)).where(
+                    col(Stratum.campaign_id) == campaign_id
+                )
+            )
+        ).all()
+    }
+    return WriteContext(
+        session,
+        settings,
+        principal,
+        campaign,
+        questionnaire,
+        scope,
+        visible,
+        surveyor_agencies,
+        sectors,
+        strata,
+    )
 
 
-async def prepare(
-    session: AsyncSession,
-    settings: Settings,
-    principal: Principal,
-    campaign: Campaign,
-    questionnaire: Questionnaire,
-    data: SubmissionIn,
-    key: uuid.UUID,
-    base: str,
-) -> Prepared:
+async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: str) -> Prepared:
     """Check one form against the questionnaire, the campaign's scope and the caller's rights.
 
-    Raises Invalid listing every problem, with pointers under `base` (e.g. /body)."""
+    Writes nothing (an invitation is only locked). Raises Invalid listing every problem, with
+    pointers under `base` (e.g. /body)."""
+    session, campaign, principal = ctx.session, ctx.campaign, ctx.principal
     errors = instrument.validate_answers(
-        instrument_of(questionnaire), data.answers, pointer_prefix=f"{base}/answers"
+        instrument_of(ctx.questionnaire), data.answers, pointer_prefix=f"{base}/answers"
     )
+
+    def problem(field: str, detail: str, code: str) -> None:
+        errors.append(FieldError(f"{base}/{field}", detail, code))
+
     invitation_id = None
     agency_id: uuid.UUID | None = None
     procedure_id: uuid.UUID | None = None
     sector_id: uuid.UUID | None = None
     if data.invitation:
         invitation = await dossiers.claim_invitation(
-            session, settings, data.invitation, campaign.id
+            session, ctx.settings, data.invitation, campaign.id
         )
-        invitation_id, agency_id, procedure_id = (
-            invitation.id,
-            invitation.agency_id,
-            invitation.procedure_id,
-        )
+        invitation_id = invitation.id
+        agency_id, procedure_id = invitation.agency_id, invitation.procedure_id
+        sector_id = await ctx.procedure_sector(procedure_id)
     else:
         if data.agency_code is None:
-            errors.append(
-                FieldError(f"{base}/agency_code", "required without an invitation", "missing")
-            )
+            problem("agency_code", "required without an invitation", "missing")
         else:
-            agency_id = await session.scalar(
-                sa.select(col(Agency.id)).where(col(Agency.code) == data.agency_code)
-            )
+            agency_id = await ctx.agency(data.agency_code)
             if agency_id is None:
-                errors.append(
-                    FieldError(f"{base}/agency_code", "no agency has this code", "unknown")
-                )
+                problem("agency_code", "no agency has this code", "unknown")
         if data.procedure_code is not None:
-            procedure_id = await session.scalar(
-                sa.select(col(Procedure.id)).where(col(Procedure.code) == data.procedure_code)
-            )
-            if procedure_id is None:
-                errors.append(
-                    FieldError(f"{base}/procedure_code", "no procedure has this code", "unknown")
-                )
-    if procedure_id is not None:
-        sector_id = await session.scalar(
-            sa.select(col(Procedure.sector_id)).where(col(Procedure.id) == procedure_id)
-        )
-    if data.sector_code is not None and not data.invitation:
-        named = await session.scalar(
-            sa.select(col(Sector.id)).where(col(Sector.code) == data.sector_code)
-        )
-        if named is None:
-            errors.append(FieldError(f"{base}/sector_code", "no sector has this code", "unknown"))
-        elif sector_id is not None and named != sector_id:
-            errors.append(
-                FieldError(f"{base}/sector_code", "not the procedure's sector", "mismatch")
-            )
-        else:
-            sector_id = named
+            found = await ctx.procedure(data.procedure_code)
+            if found is None:
+                problem("procedure_code", "no procedure has this code", "unknown")
+            else:
+                procedure_id, sector_id = found
+        if data.sector_code is not None:
+            named = await ctx.sector(data.sector_code)
+            if named is None:
+                problem("sector_code", "no sector has this code", "unknown")
+            elif sector_id is not None and named != sector_id:
+                problem("sector_code", "not the procedure's sector", "mismatch")
+            else:
+                sector_id = named
     if agency_id is not None:
-        if not await _in_campaign_scope(session, campaign.id, agency_id):
-            errors.append(
-                FieldError(
-                    f"{base}/agency_code",
-                    "the agency is outside the campaign's scope",
-                    "out_of_scope",
-                )
-            )
-        elif not await is_visible(session, principal, agency_id):
-            errors.append(
-                FieldError(
-                    f"{base}/agency_code", "the agency is outside your scope", "out_of_scope"
-                )
-            )
-        elif principal.role == Role.surveyor:
-            allowed = await _surveyor_agencies(session, principal, campaign.id)
-            if allowed is not None and agency_id not in allowed:
-                errors.append(
-                    FieldError(
-                        f"{base}/agency_code", "you are not assigned to this agency", "out_of_scope"
-                    )
-                )
-    if sector_id is not None:
-        sectors = (
-            await session.scalars(
-                sa.select(col(CampaignSector.sector_id)).where(
-                    col(CampaignSector.campaign_id) == campaign.id
-                )
-            )
-        ).all()
-        if sectors and sector_id not in sectors:
-            errors.append(
-                FieldError(
-                    f"{base}/sector_code",
-                    "the sector is outside the campaign's scope",
-                    "out_of_scope",
-                )
-            )
+        if agency_id not in ctx.scope:
+            problem("agency_code", "the agency is outside the campaign's scope", "out_of_scope")
+        elif ctx.visible is not None and agency_id not in ctx.visible:
+            problem("agency_code", "the agency is outside your scope", "out_of_scope")
+        elif ctx.surveyor_agencies is not None and agency_id not in ctx.surveyor_agencies:
+            problem("agency_code", "you are not assigned to this agency", "out_of_scope")
+    if sector_id is not None and ctx.sectors and sector_id not in ctx.sectors:
+        problem("sector_code", "the sector is outside the campaign's scope", "out_of_scope")
     frame_unit_id = None
     if data.dossier_code is not None:
         frame_unit_id = await session.scalar(
@@ -293,23 +319,10 @@ async def prepare(
             )
         )
         if frame_unit_id is None:
-            errors.append(
-                FieldError(f"{base}/dossier_code", "not in this campaign's frame", "unknown")
-            )
+            problem("dossier_code", "not in this campaign's frame", "unknown")
     if errors or agency_id is None:
         raise Invalid("The form is not valid; see errors.", errors)
 
-    stratum_id = await session.scalar(
-        sa.select(col(Stratum.id))
-        .where(
-            col(Stratum.campaign_id) == campaign.id,
-            col(Stratum.agency_id) == agency_id,
-            sa.or_(col(Stratum.sector_id) == sector_id, col(Stratum.sector_id).is_(None)),
-        )
-        .order_by(col(Stratum.sector_id).nulls_last())
-        .limit(1)
-    )
-    now = datetime.now(UTC)
     body_hash = request_hash(data)
     values: dict[str, Any] = {
         "campaign_id": campaign.id,
@@ -318,7 +331,7 @@ async def prepare(
         "agency_id": agency_id,
         "sector_id": sector_id,
         "procedure_id": procedure_id,
-        "stratum_id": stratum_id,
+        "stratum_id": ctx.stratum(agency_id, sector_id),
         "frame_unit_id": frame_unit_id,
         "respondent_type": data.respondent_type,
         "channel": data.channel.value,
@@ -326,7 +339,7 @@ async def prepare(
         "surveyor_id": principal.id if principal.role == Role.surveyor else None,
         "device_id": data.device_id,
         "answers": data.answers,
-        "received_at": data.received_at or now,
+        "received_at": data.received_at or datetime.now(UTC),
     }
     return Prepared(key, body_hash, values, invitation_id)
 
@@ -394,14 +407,13 @@ async def submit_one(
             ],
         )
     key = data.submission_id or key_from_header(principal, idempotency_key or "")
-    campaign, questionnaire = await _campaign_for_write(session, principal, campaign_id)
+    ctx = await open_for_writing(session, settings, principal, campaign_id)
+    campaign = ctx.campaign
     replay = await _replay(session, campaign.id, key, request_hash(data))
     if replay is not None:
         return replay
     try:
-        prepared = await prepare(
-            session, settings, principal, campaign, questionnaire, data, key, "/body"
-        )
+        prepared = await prepare(ctx, data, key, "/body")
     except AppError as error:
         if error.code == "invitation_used":  # a concurrent twin may have used it for this form
             replay = await _replay(session, campaign.id, key, request_hash(data))
@@ -448,7 +460,8 @@ async def submit_batch(
     items: list[dict[str, Any]],
 ) -> SubmissionBatchResult:
     """Every item gets a result; the valid ones are written in one multi-row statement."""
-    campaign, questionnaire = await _campaign_for_write(session, principal, campaign_id)
+    ctx = await open_for_writing(session, settings, principal, campaign_id)
+    campaign = ctx.campaign
     results: dict[int, BatchItemResult] = {}
     parsed: dict[int, SubmissionIn] = {}
     for i, raw in enumerate(items):
@@ -487,17 +500,7 @@ async def submit_batch(
             continue
         first[key] = i
         try:
-            async with session.begin_nested():  # a failed item releases what it claimed
-                prepared[i] = await prepare(
-                    session,
-                    settings,
-                    principal,
-                    campaign,
-                    questionnaire,
-                    data,
-                    key,
-                    f"/submissions/{i}",
-                )
+            prepared[i] = await prepare(ctx, data, key, f"/submissions/{i}")
         except AppError as error:
             problems = list(error.errors) or [
                 FieldError(f"/submissions/{i}", error.detail, error.code)
@@ -725,14 +728,7 @@ async def correct(
         raise AppError(
             "already_reviewed", "The form has been reviewed: it can no longer be corrected.", 409
         )
-    campaign = await session.get(Campaign, row.campaign_id)
-    questionnaire = (
-        await session.get(Questionnaire, campaign.questionnaire_id) if campaign else None
-    )
-    if campaign is None or questionnaire is None:  # pragma: no cover - foreign keys guarantee them
-        raise NotFound("campaign")
-    if campaign.state != CampaignState.open:
-        raise AppError("campaign_not_open", "Forms change only while the campaign is open.", 409)
+    ctx = await open_for_writing(session, settings, actor, row.campaign_id)
     replacement = SubmissionIn(
         submission_id=row.client_submission_id,
         agency_code=data.agency_code
@@ -747,16 +743,7 @@ async def correct(
         received_at=row.received_at,
         answers=data.answers,
     )
-    prepared = await prepare(
-        session,
-        settings,
-        actor,
-        campaign,
-        questionnaire,
-        replacement,
-        row.client_submission_id,
-        "/body",
-    )
+    prepared = await prepare(ctx, replacement, row.client_submission_id, "/body")
     session.add(
         SubmissionVersion(
             submission_id=row.id,
