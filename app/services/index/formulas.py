@@ -165,17 +165,33 @@ def criterion_index(counts: ItemCounts) -> float | None:
     return share(counts.n_positive, counts.n_valid)
 
 
-def wilson_interval(positive: float, n: float, z: float = Z95_EXACT) -> Interval | None:
-    """Section 2.10: the Wilson score interval of S/n, in percent; None when n = 0.
+def effective_n(sum_w: float, sum_w2: float) -> float | None:
+    """Kish's effective sample size `(Σ w)² / Σ w²` of weighted answers; equals n unweighted.
+    For item i the SQL layer has both: `n_valid` and the diagonal pair count `n_both` (Σ w²)."""
+    if sum_w < 0 or sum_w2 < 0:
+        raise ValueError("sums of weights must not be negative")
+    return sum_w * sum_w / sum_w2 if sum_w2 > 0 else None
 
-    centre = (p + z²/2n) / (1 + z²/n), half-width = z / (1 + z²/n) · sqrt(p(1−p)/n + z²/4n²).
-    With weighted counts, n is the weighted total (not an effective sample size).
+
+def wilson_interval(
+    positive: float, n: float, z: float = Z95_EXACT, n_effective: float | None = None
+) -> Interval | None:
+    """Section 2.10: the Wilson score interval of p = S/n, in percent; None when n = 0.
+
+    centre = (p + z²/2m) / (1 + z²/m), half-width = z / (1 + z²/m) · sqrt(p(1−p)/m + z²/4m²),
+    with m = n. With weighted counts (2.9) the weighted n is the frame size, not the number of
+    answers, and would give a far too narrow interval: pass `n_effective` (see `effective_n`)
+    and it is used as m, while p stays the weighted S/n.
     """
     if n < 0 or positive < 0 or not _at_most(positive, n):
         raise ValueError(f"not a proportion: {positive} of {n}")
     if n == 0:
         return None
     p = min(positive / n, 1.0)
+    if n_effective is not None:
+        if n_effective <= 0:
+            raise ValueError("the effective sample size must be positive")
+        n = n_effective
     z2 = z * z
     denominator = 1.0 + z2 / n
     centre = (p + z2 / (2.0 * n)) / denominator
@@ -584,12 +600,16 @@ def estimate(
 
 
 def criterion_estimate(
-    counts: ItemCounts, n_respondents: int, thresholds: Thresholds = Thresholds()
+    counts: ItemCounts,
+    n_respondents: int,
+    thresholds: Thresholds = Thresholds(),
+    n_effective: float | None = None,
 ) -> Estimate:
-    """A criterion (or any proportion) with its Wilson interval (2.1, 2.10, 2.11)."""
+    """A criterion (or any proportion) with its Wilson interval (2.1, 2.10, 2.11); weighted
+    counts need `n_effective` (see `wilson_interval`)."""
     return estimate(
         criterion_index(counts),
-        wilson_interval(counts.n_positive, counts.n_valid),
+        wilson_interval(counts.n_positive, counts.n_valid, n_effective=n_effective),
         n_respondents,
         thresholds,
     )
