@@ -11,6 +11,7 @@ from app.api import (
     clients,
     dossiers,
     fieldwork,
+    index,
     me,
     questionnaires,
     submissions,
@@ -31,5 +32,6 @@ for module in (
     fieldwork,
     questionnaires,
     submissions,
+    index,
 ):
     api_router.include_router(module.router)
