@@ -14,6 +14,7 @@ from app.api import (
     index,
     me,
     questionnaires,
+    reports,
     submissions,
     users,
 )
@@ -33,5 +34,6 @@ for module in (
     questionnaires,
     submissions,
     index,
+    reports,
 ):
     api_router.include_router(module.router)

@@ -30,7 +30,8 @@ from app.models.campaign import (
     StratumPublic,
     TransitionRequest,
 )
-from app.services import campaigns
+from app.models.identity import Scope
+from app.services import campaigns, reports
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=AUTHED)
 
@@ -108,7 +109,14 @@ async def transition(
 ) -> CampaignPublic:
     ctx = current_request()
     reason = body.reason or (ctx.reason if ctx else None)
-    campaign = await campaigns.transition(session, actor, campaign_id, body.to, reason)
+    current = await campaigns.get_campaign(session, actor, campaign_id)
+    if body.to is CampaignState.published and current.state == CampaignState.closed:
+        # Publishing is the moment the snapshot is taken: the same path as POST .../reports.
+        actor.require(Scope.reports_write)
+        report = await reports.publish(session, actor, campaign_id, reason)
+        campaign = await campaigns.get_campaign(session, actor, report.campaign_id)
+    else:
+        campaign = await campaigns.transition(session, actor, campaign_id, body.to, reason)
     return await campaigns.to_public(session, campaign)
 
 

@@ -44,11 +44,17 @@ def conditional(
     body: bytes,
     media_type: str,
     headers: Mapping[str, str] | None = None,
+    *,
+    etag: str | None = None,
+    cache_control: str = CACHE_CONTROL,
 ) -> Response:
-    """`body` with its ETag, or an empty 304 when the caller already holds this version."""
-    etag = make_etag(body)
-    common = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if _matches(request.headers.get("if-none-match"), etag):
+    """`body` with its ETag, or an empty 304 when the caller already holds this version.
+
+    The tag is the body's hash unless a stored one is given (a snapshot's tag, which must not
+    depend on how the body is rendered)."""
+    tag = etag or make_etag(body)
+    common = {"ETag": tag, "Cache-Control": cache_control}
+    if _matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=common)
     return Response(body, media_type=media_type, headers={**common, **(headers or {})})
 

@@ -16,6 +16,7 @@ from app.models import (
     identity,
     questionnaire,
     ratelimit,
+    report,
     submission,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "metadata",
     "questionnaire",
     "ratelimit",
+    "report",
     "submission",
 ]

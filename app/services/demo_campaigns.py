@@ -1,4 +1,5 @@
-"""Demo campaigns: SIPAS 2019 (published) and SIPAS 2020 (open) of Tuyên Quang on sipas-2017.
+"""Demo campaigns: SIPAS 2019 (published, with its report) and SIPAS 2020 (open) of Tuyên Quang
+on sipas-2017.
 
 Their forms are synthetic, drawn from a fixed seed and marked `is_synthetic`, so every read
 endpoint shows real numbers right after `make run`. Each agency gets its own level of
@@ -142,8 +143,7 @@ async def _create(
         sample_seed=demo.seed,
         is_synthetic=True,
         opened_at=now,
-        published_at=now if demo.state is CampaignState.published else None,
-        closed_at=now if demo.state is CampaignState.published else None,
+        closed_at=now if demo.state is CampaignState.closed else None,
     )
     session.add(campaign)
     if row.frozen_at is None:
@@ -196,4 +196,8 @@ async def _create(
         object_id=campaign.id,
         summary={"code": demo.code, "forms": len(rows), "seed": demo.seed, "synthetic": True},
     )
+    if demo.state is CampaignState.closed:  # the past campaign is published, with its report
+        from app.services.reports import publish
+
+        await publish(session, None, campaign.id, "Dữ liệu mô phỏng")
     return len(rows)

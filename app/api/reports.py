@@ -1,0 +1,130 @@
+"""Published reports: stable URLs, ETags, JSON, CSV and XLSX from the stored snapshot."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from app.api.etag import NOT_MODIFIED, conditional
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.deps import DEFAULT_PAGE, Cursor, Limit, ReportsReader, ReportsWriter, SessionDep
+from app.models.report import PublishRequest, Report, ReportPage, ReportSummary
+from app.services import reports
+from app.services.reports import canonical
+
+router = APIRouter(tags=["reports"], responses=AUTHED)
+
+# Reports never change once stored; a new version gets a new id.
+IMMUTABLE = "private, max-age=86400, immutable"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _json(request: Request, report: Report) -> Response:
+    return conditional(
+        request,
+        canonical(report.content),
+        "application/json",
+        etag=report.etag,
+        cache_control=IMMUTABLE,
+    )
+
+
+@router.post(
+    "/campaigns/{campaign_id}/reports",
+    summary="Publish the campaign: store an immutable snapshot of every figure",
+    description="A closed campaign becomes published with version 1; publishing a published "
+    "campaign again stores a new version. The snapshot records the method and questionnaire "
+    "versions, the data cut-off and a hash of the counted forms.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReportSummary,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def publish(
+    session: SessionDep, actor: ReportsWriter, campaign_id: uuid.UUID, body: PublishRequest
+) -> ReportSummary:
+    report = await reports.publish(session, actor, campaign_id, body.reason)
+    return ReportSummary.model_validate(report, from_attributes=True)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/reports",
+    summary="The campaign's published versions",
+    response_model=ReportPage,
+    responses=NOT_FOUND,
+)
+async def list_reports(
+    session: SessionDep,
+    principal: ReportsReader,
+    campaign_id: uuid.UUID,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> ReportPage:
+    return await reports.list_reports(session, principal, campaign_id, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/reports/latest",
+    summary="The latest published version (a stable URL for fetchers)",
+    responses={**NOT_FOUND, **NOT_MODIFIED},
+)
+async def latest(
+    request: Request, session: SessionDep, principal: ReportsReader, campaign_id: uuid.UUID
+) -> Response:
+    report = await reports.latest(session, principal, campaign_id)
+    return conditional(
+        request,
+        canonical(report.content),
+        "application/json",
+        etag=report.etag,
+        cache_control="private, no-cache",
+    )
+
+
+@router.get(
+    "/reports/{report_id}",
+    summary="A published report as JSON",
+    responses={**NOT_FOUND, **NOT_MODIFIED},
+)
+async def get_report(
+    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+) -> Response:
+    return _json(request, await reports.get_report(session, principal, report_id))
+
+
+@router.get(
+    "/reports/{report_id}/export.csv",
+    summary="A published report as CSV (UTF-8 with BOM)",
+    responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {"text/csv": {}}}},
+)
+async def export_csv(
+    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+) -> Response:
+    report = await reports.get_report(session, principal, report_id)
+    return conditional(
+        request,
+        reports.to_csv(report.content),
+        "text/csv; charset=utf-8",
+        etag=report.etag[:-1] + '-csv"',
+        cache_control=IMMUTABLE,
+        headers={"Content-Disposition": f'attachment; filename="sipas-report-{report.id}.csv"'},
+    )
+
+
+@router.get(
+    "/reports/{report_id}/export.xlsx",
+    summary="A published report as XLSX (one sheet per breakdown, Vietnamese headings)",
+    responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {XLSX: {}}}},
+)
+async def export_xlsx(
+    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+) -> Response:
+    report = await reports.get_report(session, principal, report_id)
+    return conditional(
+        request,
+        reports.to_xlsx(report.content),
+        XLSX,
+        etag=report.etag[:-1] + '-xlsx"',
+        cache_control=IMMUTABLE,
+        headers={"Content-Disposition": f'attachment; filename="sipas-report-{report.id}.xlsx"'},
+    )
