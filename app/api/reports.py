@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, conditional
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, Cursor, Limit, ReportsReader, ReportsWriter, SessionDep
-from app.models.report import PublishRequest, Report, ReportPage, ReportSummary
-from app.services import reports
+from app.deps import (
+    DEFAULT_PAGE,
+    CampaignsWriter,
+    Cursor,
+    Limit,
+    ReportsReader,
+    ReportsWriter,
+    SessionDep,
+)
+from app.models.report import (
+    PublishRequest,
+    Report,
+    ReportPage,
+    ReportSummary,
+    TallyIn,
+    TallyPublic,
+)
+from app.services import reports, tallies
+from app.services.methods import list_methods
 from app.services.reports import canonical
 
 router = APIRouter(tags=["reports"], responses=AUTHED)
@@ -128,3 +145,28 @@ async def export_xlsx(
         cache_control=IMMUTABLE,
         headers={"Content-Disposition": f'attachment; filename="sipas-report-{report.id}.xlsx"'},
     )
+
+
+@router.get(
+    "/methods",
+    summary="The formulas, weights and thresholds of every method version",
+    description="Everything needed to check a published number: the formulas of the method, and "
+    "for each questionnaire version its structure, weights, positive sets and thresholds.",
+)
+async def methods(session: SessionDep, _: ReportsReader) -> dict[str, Any]:
+    return await list_methods(session)
+
+
+@router.post(
+    "/campaigns/{campaign_id}/tallies",
+    summary="Import an aggregate tally of paper forms (counts per item and answer)",
+    description="Refused when any item is answered more often than forms were returned, or "
+    "names an unknown item or answer. The response shows the tally's own criterion indices.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TallyPublic,
+    responses={**NOT_FOUND},
+)
+async def import_tally(
+    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: TallyIn
+) -> TallyPublic:
+    return await tallies.import_tally(session, actor, campaign_id, body)
