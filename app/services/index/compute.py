@@ -221,6 +221,8 @@ def _items(plan: Plan, work: CellWork, weighted: bool) -> list[ItemResult]:
         if item_id in plan.positives and item_id not in plan.multiple:
             n_eff = effective_n(work.counts, item_id) if weighted else None
             figure = _figure(fx.criterion_estimate(c, n, q.thresholds, n_effective=n_eff))
+            # A share's n is its valid answers, as for criteria; the flags stay the cell's.
+            figure = figure.model_copy(update={"n": c.n_valid})
         options = []
         for option in instrument.options_of(item):
             count = c.by_level.get(str(option.code), 0.0)

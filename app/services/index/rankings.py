@@ -47,7 +47,7 @@ async def ranking(
     node: str = OVERALL,
 ) -> Ranking:
     result = await campaign_index(session, principal, campaign_id, group_by="agency")
-    if find(result.total.index, node) is None:
+    if result.total.index is not None and find(result.total.index, node) is None:
         raise Invalid(
             "No such index node.",
             [FieldError("/query/node", "overall, a pillar, element or criterion id")],
