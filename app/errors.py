@@ -11,7 +11,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -213,10 +213,70 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot take (a number out of its range, a NUL character in text):
+    the request's fault, so 422, never a 500."""
+    logger.info("data error", extra={"error": type(getattr(exc, "orig", exc)).__name__})
+    return problem_response(
+        request,
+        422,
+        "invalid_value",
+        "A value is out of range or holds a character that cannot be stored (such as NUL).",
+    )
+
+
+# asyncpg errors that mean the connection or the server went away, not that the request is wrong.
+_TRANSIENT = {
+    "ConnectionDoesNotExistError",
+    "CannotConnectNowError",
+    "ConnectionFailureError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "TooManyConnectionsError",
+    "InterfaceError",
+    "InternalClientError",
+}
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    seen: BaseException | None = exc.orig
+    while seen is not None:
+        if type(seen).__name__ in _TRANSIENT or isinstance(seen, ConnectionError | OSError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def _is_bad_value(exc: DBAPIError) -> bool:
+    """SQLSTATE class 22 (data exception: out of range, bad encoding, NUL in text) or a value the
+    driver could not encode: the request's fault."""
+    seen: BaseException | None = exc.orig
+    while seen is not None:
+        if str(getattr(seen, "sqlstate", "") or "").startswith("22") or isinstance(
+            seen, ValueError
+        ):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(DBAPIError, exc)
+    if _is_transient(exc):
+        return await _database_unavailable(request, exc)
+    if _is_bad_value(exc):
+        return await _data_error(request, exc)
+    raise exc  # an unexpected database error: the middleware answers 500 and logs it
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(DBAPIError, _dbapi_error)
     for exc_type in (PoolTimeoutError, OperationalError, InterfaceError, ConnectionError):
         app.add_exception_handler(exc_type, _database_unavailable)

@@ -8,10 +8,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
+from app.models.identity import Role, Scope
+from tests.factories import bearer, make_client, make_user
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
@@ -118,3 +121,28 @@ async def test_request_id_is_echoed_when_sane(client: httpx.AsyncClient) -> None
     bad = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert bad.headers["x-request-id"] != "bad id with spaces"
     assert len(bad.headers["x-request-id"]) == 32
+
+
+async def test_values_the_database_cannot_store_are_422(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Found by fuzzing: an int32 overflow and a NUL character used to surface as 500s."""
+    admin = bearer(settings, await make_user(session, Role.admin))
+    too_big = await client.get("/api/v1/campaigns", params={"year": 6553199838}, headers=admin)
+    assert_problem(too_big, 422, "validation_failed")
+    one_stop, _ = await make_client(session, [Scope.dossiers_write])
+    nul = await client.post(
+        "/api/v1/dossiers/batch",
+        json={
+            "dossiers": [
+                {
+                    "code": "HS\u0000-1",
+                    "procedure_code": "1.0\u00004227",
+                    "agency_code": "X",
+                    "returned_at": "2020-05-04T09:30:00+07:00",
+                }
+            ]
+        },
+        headers=bearer(settings, one_stop),
+    )
+    assert_problem(nul, 422, "invalid_value")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.context import current_request
@@ -50,7 +51,7 @@ async def list_campaigns(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     state: CampaignState | None = None,
-    year: int | None = None,
+    year: Annotated[int | None, Query(ge=1900, le=2200)] = None,
 ) -> CampaignPage:
     return await campaigns.list_campaigns(
         session, principal, limit=limit, cursor=cursor, state=state, year=year

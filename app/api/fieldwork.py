@@ -45,12 +45,33 @@ FRAME_EXAMPLE = {
         }
     ]
 }
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its `#/$defs/...` references replaced by their definitions: the OpenAPI
+    document has no `$defs` section for them to point into."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 FRAME_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {
-                "schema": FrameImport.model_json_schema(),
+                "schema": _inline(FrameImport.model_json_schema()),
                 "example": FRAME_EXAMPLE,
             },
             "multipart/form-data": {

@@ -282,8 +282,10 @@ class TransitionRequest(SQLModel):
 class StratumIn(SQLModel):
     agency_id: uuid.UUID
     sector_id: uuid.UUID | None = None
-    frame_size: int | None = Field(default=None, ge=0)
-    target: int | None = Field(default=None, ge=0, description="Set by hand; omit to allocate.")
+    frame_size: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    target: int | None = Field(
+        default=None, ge=0, le=1_000_000_000, description="Set by hand; omit to allocate."
+    )
 
 
 class StrataReplace(SQLModel):
@@ -301,7 +303,10 @@ class StratumPublic(SQLModel):
 
 class AllocateRequest(SQLModel):
     total: int | None = Field(
-        default=None, ge=0, description="The sample size; by default n = ceil(N / (1 + N·e²))."
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description="The sample size; by default n = ceil(N / (1 + N·e²)).",
     )
 
 

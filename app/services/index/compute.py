@@ -487,7 +487,9 @@ async def campaign_index(
             dossier=_dossier(plan, work, dossier),
         )
 
-    empty = CellWork("all", sql.CellCounts(), {}, None)
+    # With no valid forms yet, the tree is still there, every figure null.
+    no_forms = fx.coefficients(plan.structure, []) if plan.structure is not None else None
+    empty = CellWork("all", sql.CellCounts(), {}, no_forms)
     total_work = totals.get("all", empty)
     total = cell(total_work, total_z2, campaign.name, dossiers_total.get("all", {}))
     ordered = sorted(groups.values(), key=lambda w: (labels.get(w.key, w.key), w.key))
