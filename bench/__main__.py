@@ -1,7 +1,151 @@
-"""`make bench`: the benchmark suite (filled in by the benchmarks issue)."""
+"""`make bench`: ingest (with its baselines), overload and the data generator; writes RESULTS.md.
 
+    .venv/bin/python -m bench [--duration 15] [--concurrency 32] [--skip-overload] ...
+
+The longer crash-safety round is `.venv/bin/python .ci/crash_safety.py --kills 6`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
 import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import generate, ingest, overload
+from bench.common import OUT_DIR, machine
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _m(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    result: dict[str, Any] = summary["measurements"][name]
+    return result
+
+
+def render(
+    args: argparse.Namespace,
+    ing: dict[str, Any],
+    over: dict[str, Any] | None,
+    gen: dict[str, Any],
+    seconds: float,
+) -> str:
+    box = machine()
+    mini, single = _m(ing, "minimal"), _m(ing, "single")
+    batch, copy = _m(ing, "batch"), _m(ing, "copy")
+    met = {True: "**met**", False: "**not met**"}
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {box['nproc']} cores, {box['memory']}, {box['cpu']}; Python {box['python']}",
+        "- PostgreSQL: the embedded server (unix socket) on the same machine; the load "
+        "generator (httpx, one process) shares the same cores with the servers",
+        f"- command: `{' '.join(['python -m bench', *map(shlex.quote, sys.argv[1:])])}` "
+        f"({seconds:.0f} s in all)",
+        f"- each measurement: {args.warmup:g} s warm-up, then {args.duration:g} s measured; "
+        f"uvicorn with {args.workers} workers on 127.0.0.1",
+        "",
+        f"## Single forms, {args.concurrency} concurrent clients",
+        "",
+        "| | forms/s | p50 ms | p95 ms | p99 ms | answers |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, m in (("minimal endpoint (baseline)", mini), ("app", single)):
+        lines.append(
+            f"| {name} | {m['forms_per_s']:.0f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | "
+            f"{m['p99_ms']:.1f} | {m['statuses']} |"
+        )
+    lines += [
+        "",
+        f"App / minimal: **{ing['single_ratio']:.1%}**. Target: at least 50 % with p99 under "
+        f"100 ms: {met[ing['single_target_met']]}.",
+        "",
+        f"## Batches of {args.batch_size}, {args.batch_concurrency} concurrent clients",
+        "",
+        "| | forms/s | p50 ms per batch | p99 ms per batch |",
+        "|---|---:|---:|---:|",
+        f"| COPY, asyncpg copy_records_to_table (baseline) | {copy['forms_per_s']:.0f} | "
+        f"{copy['p50_ms']:.1f} | {copy['p99_ms']:.1f} |",
+        f"| app batch endpoint | {batch['forms_per_s']:.0f} | {batch['p50_ms']:.1f} | "
+        f"{batch['p99_ms']:.1f} |",
+        "",
+        f"App / COPY: **{ing['batch_ratio']:.1%}**. Target: at least 25 %: "
+        f"{met[ing['batch_target_met']]}. Batch answers: {batch['statuses']}.",
+        "",
+    ]
+    if over is not None:
+        lines += [
+            f"## Overload: {over['concurrency']} clients, pool {over['pool']['size']} "
+            f"(no overflow, {over['pool']['timeout_s']:g} s timeout) per worker, "
+            f"{over['pool']['workers']} workers",
+            "",
+            f"{over['requests']} requests in {over['duration_s']:g} s. Answers must be 2xx, 429 "
+            "or 503 with Retry-After, quickly.",
+            "",
+            "| answer | count | p50 ms | p95 ms | p99 ms | max ms |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for status, count in over["statuses"].items():
+            lat = over["latency_ms"][status]
+            lines.append(
+                f"| {status} | {count} | {lat['p50']:.1f} | {lat['p95']:.1f} | "
+                f"{lat['p99']:.1f} | {lat['max']:.1f} |"
+            )
+        lines += [
+            "",
+            f"429/503 without Retry-After: {over['missing_retry_after']}. Verdict: "
+            + ("**ok**" if over["ok"] else f"**unacceptable answers {over['unacceptable']}**"),
+            "",
+        ]
+    lines += [
+        "## Data generator",
+        "",
+        f"`python -m bench.generate --forms {gen['forms']}`: {gen['forms_per_s']:.0f} forms/s "
+        "(drawing the answers in Python included), COPY in chunks of 5000.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ingest.add_arguments(parser)
+    overload.add_arguments(parser)
+    parser.add_argument("--skip-overload", action="store_true")
+    parser.add_argument("--generate-forms", type=int, default=20_000)
+    args = parser.parse_args()
+    started = time.monotonic()
+    print("ingest:", flush=True)
+    ing = ingest.run(args)
+    over = None
+    if not args.skip_overload:
+        print("overload:", flush=True)
+        over = overload.run(args)
+    print("generator:", flush=True)
+    gen = generate.run(
+        argparse.Namespace(
+            forms=args.generate_forms,
+            database="sipas_bench",
+            url=None,
+            agencies=40,
+            chunk=5000,
+            seed=2017,
+            fresh=True,
+        )
+    )
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "results.json").write_text(
+        json.dumps({"ingest": ing, "overload": over, "generate": gen}, indent=2, default=str)
+    )
+    RESULTS.write_text(render(args, ing, over, gen, time.monotonic() - started))
+    print(f"wrote {RESULTS}")
+    return 0
+
 
 if __name__ == "__main__":
-    print("No benchmarks are defined yet; see bench/README.md.", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Load N synthetic, valid sipas-2017 forms straight into PostgreSQL with COPY.
+
+For the index benchmark: an open campaign over `--agencies` agencies (one stratum each) on the
+built-in sipas-2017 questionnaire, and `--forms` submissions drawn as the demo campaigns draw
+theirs (skewed towards satisfied, some "no answer"), state `valid`, written with asyncpg
+`copy_records_to_table` in chunks. The database is on the embedded server unless `--url` names
+another; it is created and migrated if needed (`--fresh` drops it first).
+
+    .venv/bin/python -m bench.generate --forms 100000 --database sipas_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from app.config import async_url
+from app.db import ensure_database
+from app.schema import upgrade
+from bench.common import Fixture, dsn, make_fixture, make_form, prepare_database
+
+COLUMNS = [
+    "campaign_id",
+    "client_submission_id",
+    "request_hash",
+    "agency_id",
+    "stratum_id",
+    "respondent_type",
+    "channel",
+    "state",
+    "is_synthetic",
+    "answers",
+    "received_at",
+]
+CHANNELS = ("post_office", "web", "kiosk")
+
+
+def records(fixture: Fixture, rng: random.Random, n: int) -> list[tuple[Any, ...]]:
+    by_code = {a.code: a.id for a in fixture.agencies}
+    start = datetime(2020, 11, 1, 8, tzinfo=UTC)
+    rows = []
+    for _ in range(n):
+        form = make_form(fixture, rng)
+        agency_id = by_code[form["agency_code"]]
+        answers = json.dumps(form["answers"], ensure_ascii=False)
+        rows.append(
+            (
+                fixture.campaign_id,
+                uuid.UUID(form["submission_id"]),
+                hashlib.sha256(answers.encode()).hexdigest(),
+                agency_id,
+                fixture.strata[agency_id],
+                form["respondent_type"],
+                rng.choice(CHANNELS),
+                "valid",
+                True,
+                answers,
+                start + timedelta(minutes=rng.randint(0, 60 * 24 * 40)),
+            )
+        )
+    return rows
+
+
+async def load(url: str, fixture: Fixture, forms: int, chunk: int, seed: int) -> int:
+    rng = random.Random(seed)
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        done = 0
+        while done < forms:
+            rows = records(fixture, rng, min(chunk, forms - done))
+            async with conn.transaction():
+                await conn.copy_records_to_table("submissions", records=rows, columns=COLUMNS)
+            done += len(rows)
+        await conn.execute("ANALYZE submissions")
+        return done
+    finally:
+        await conn.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    if args.url:
+        url = async_url(args.url)
+        asyncio.run(ensure_database(url))
+        upgrade(url)
+    else:
+        url = prepare_database(args.database, fresh=args.fresh)
+    fixture = asyncio.run(make_fixture(url, agencies=args.agencies, clients=1))
+    t0 = time.monotonic()
+    n = asyncio.run(load(url, fixture, args.forms, args.chunk, args.seed))
+    copy_s = time.monotonic() - t0
+    result = {
+        "database": args.database if not args.url else "(--url)",
+        "campaign_id": str(fixture.campaign_id),
+        "forms": n,
+        "agencies": args.agencies,
+        "seconds": time.monotonic() - started,
+        "forms_per_s": n / copy_s,
+    }
+    print(
+        f"loaded {n} forms into campaign {fixture.campaign_id} ({args.agencies} agencies) in "
+        f"{copy_s:.1f} s ({n / copy_s:.0f} forms/s, drawing included); "
+        f"{result['seconds']:.1f} s in all"
+    )
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--forms", type=int, default=100_000)
+    parser.add_argument("--database", default="sipas_bench")
+    parser.add_argument("--url", help="a PostgreSQL URL instead of the embedded server")
+    parser.add_argument("--agencies", type=int, default=40)
+    parser.add_argument("--chunk", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=2017)
+    parser.add_argument("--fresh", action="store_true", help="drop the database first")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
