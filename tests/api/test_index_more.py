@@ -29,7 +29,11 @@ INDICATORS = [f"D{i}" for i in range(1, 10)]
 
 
 def row(
-    campaign_id: uuid.UUID, agency_id: uuid.UUID, answers: dict[str, object], **extra: object
+    campaign_id: uuid.UUID,
+    agency_id: uuid.UUID,
+    answers: dict[str, object],
+    sector_id: uuid.UUID | None = None,
+    respondent_type: str | None = None,
 ) -> Submission:
     return Submission(
         campaign_id=campaign_id,
@@ -40,7 +44,8 @@ def row(
         state=SubmissionState.valid,
         answers=answers,
         received_at=datetime.now(UTC),
-        **extra,
+        sector_id=sector_id,
+        respondent_type=respondent_type,
     )
 
 
