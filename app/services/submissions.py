@@ -128,10 +128,10 @@ class WriteContext:
     principal: Principal
     campaign: Campaign
     questionnaire: Questionnaire
-    scope: set[uuid.UUID]
+    scope: frozenset[uuid.UUID]
     visible: set[uuid.UUID] | None
     surveyor_agencies: set[uuid.UUID] | None
-    sectors: set[uuid.UUID]
+    sectors: frozenset[uuid.UUID]
     strata: dict[tuple[uuid.UUID, uuid.UUID | None], uuid.UUID]
     agencies: dict[str, uuid.UUID | None] = field(default_factory=dict)
     procedures: dict[str, tuple[uuid.UUID, uuid.UUID] | None] = field(default_factory=dict)
@@ -183,6 +183,35 @@ def _subtree_of_all(roots: sa.Select[uuid.UUID]) -> sa.Select[uuid.UUID]:
     return sa.select(tree.c.id)
 
 
+# A campaign's scope (agencies and sectors) can change only while it is a draft; once opened it
+# is fixed for good, so each process reads it once per campaign.
+_SCOPES: dict[uuid.UUID, tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]] = {}
+
+
+async def _fixed_scope(
+    session: AsyncSession, campaign: Campaign
+) -> tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]:
+    cached = _SCOPES.get(campaign.id)
+    if cached is not None:
+        return cached
+    roots = sa.select(col(CampaignAgency.agency_id)).where(
+        col(CampaignAgency.campaign_id) == campaign.id
+    )
+    agencies = frozenset((await session.scalars(_subtree_of_all(roots))).all())
+    sectors = frozenset(
+        (
+            await session.scalars(
+                sa.select(col(CampaignSector.sector_id)).where(
+                    col(CampaignSector.campaign_id) == campaign.id
+                )
+            )
+        ).all()
+    )
+    if campaign.state != CampaignState.draft:
+        _SCOPES[campaign.id] = (agencies, sectors)
+    return agencies, sectors
+
+
 async def open_for_writing(
     session: AsyncSession, settings: Settings, principal: Principal, campaign_id: uuid.UUID
 ) -> WriteContext:
@@ -216,22 +245,10 @@ async def open_for_writing(
     questionnaire = await session.get(Questionnaire, campaign.questionnaire_id)
     if questionnaire is None:  # pragma: no cover - a foreign key guarantees it
         raise NotFound("questionnaire")
-    roots = sa.select(col(CampaignAgency.agency_id)).where(
-        col(CampaignAgency.campaign_id) == campaign_id
-    )
-    scope = set((await session.scalars(_subtree_of_all(roots))).all())
+    scope, sectors = await _fixed_scope(session, campaign)
     visible = None
     if principal.agency_scoped and principal.agency_id is not None:
         visible = set((await session.scalars(subtree_ids(principal.agency_id))).all())
-    sectors = set(
-        (
-            await session.scalars(
-                sa.select(col(CampaignSector.sector_id)).where(
-                    col(CampaignSector.campaign_id) == campaign_id
-                )
-            )
-        ).all()
-    )
     strata = {
         (a, s): i
         for i, a, s in (
