@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import RequestContext, set_request_context
 from app.errors import PROBLEM_JSON, problem_body
+from app.metrics import METRICS
 
 logger = logging.getLogger("sipas.request")
 
@@ -136,10 +137,12 @@ class RequestContextMiddleware:
 
     @staticmethod
     def _log(scope: Scope, status: int, started: float) -> None:
+        seconds = time.perf_counter() - started
         extra: dict[str, Any] = {
             "method": scope.get("method"),
             "path": scope.get("path"),
             "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "duration_ms": round(seconds * 1000, 2),
         }
+        METRICS.observe(str(scope.get("method")), status, seconds)
         logger.info("request", extra=extra)

@@ -149,3 +149,21 @@ async def test_openapi_describes_the_service(client: httpx.AsyncClient) -> None:
     assert "Bearer" in doc["info"]["description"]
     docs = await client.get("/docs")
     assert docs.status_code == 200
+
+
+async def test_metrics_count_requests(client: httpx.AsyncClient) -> None:
+    def healthz_count(text: str) -> int:
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith('sipas_requests_total{method="GET",status="200"')
+        ]
+        return int(lines[0].rsplit(" ", 1)[1]) if lines else 0
+
+    before = healthz_count((await client.get("/metrics")).text)
+    await client.get("/healthz")
+    await client.get("/healthz")
+    response = await client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert healthz_count(response.text) >= before + 3  # two probes and the first scrape
+    assert "sipas_request_duration_seconds_bucket" in response.text

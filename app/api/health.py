@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.problems import UNAVAILABLE
 from app.deps import DatabaseDep
 from app.errors import problem_response
+from app.metrics import METRICS
 
 router = APIRouter(tags=["health"])
 
@@ -19,6 +20,15 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get(
+    "/metrics",
+    summary="Request counts and durations of this process (Prometheus text format)",
+    response_class=PlainTextResponse,
+)
+async def metrics() -> PlainTextResponse:
+    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
 
 
 @router.get(

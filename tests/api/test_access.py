@@ -23,6 +23,7 @@ from tests.test_errors import assert_problem
 PUBLIC = {
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("post", "/api/v1/auth/token"),
 }
 # Routes any authenticated caller may use: the caller's own account.
