@@ -105,8 +105,12 @@ class _RowErrors:
         self.reasons.append(reason)
 
 
-class _Errors:
-    def __init__(self) -> None:
+class RowErrors:
+    """Every bad row's problems, each reported as one entry `<prefix>/<n>/<first bad column>`:
+    files point at `/rows/<row number>`, JSON bodies at `/<list>/<index>`."""
+
+    def __init__(self, prefix: str = "/rows", noun: str = "row(s)", what: str = "file") -> None:
+        self.prefix, self.noun, self.what = prefix, noun, what
         self.rows: dict[int, _RowErrors] = {}
 
     def add(self, number: int, column: str | None, reason: str, code: str = "invalid") -> None:
@@ -120,14 +124,15 @@ class _Errors:
             return
         errors = [
             FieldError(
-                f"/rows/{number}" + (f"/{e.column}" if e.column else ""),
+                f"{self.prefix}/{number}" + (f"/{e.column}" if e.column else ""),
                 "; ".join(e.reasons),
                 e.code,
             )
             for number, e in sorted(self.rows.items())
         ]
         raise Invalid(
-            f"The file was not imported: {len(errors)} row(s) are not valid; see errors.",
+            f"The {self.what} was not imported: {len(errors)} {self.noun} are not valid; "
+            "see errors.",
             errors,
             code="import_rejected",
         )
@@ -178,7 +183,7 @@ def raw_rows(table: Sequence[Sequence[Any]]) -> list[RawRow]:
     if not table:
         raise _file_error("The file is empty; the first row must be the column names.")
     header = [str(h).strip().lstrip("\ufeff").lower() if h is not None else "" for h in table[0]]
-    errors = _Errors()
+    errors = RowErrors()
     missing = [c for c in REQUIRED if c not in header]
     for name in missing:
         errors.add(1, name, f"the column {name!r} is missing", "missing_column")
@@ -231,9 +236,9 @@ def _date(value: Any) -> date:
     return date.fromisoformat(str(value).strip())
 
 
-def check_rows(raw: list[RawRow], levels: set[str]) -> tuple[list[AgencyRow], _Errors]:
+def check_rows(raw: list[RawRow], levels: set[str]) -> tuple[list[AgencyRow], RowErrors]:
     """Each row on its own: characters, required fields, vocabularies, dates, duplicates."""
-    errors = _Errors()
+    errors = RowErrors()
     good: list[AgencyRow] = []
     first_row: dict[str, int] = {}
     for row in raw:
@@ -362,7 +367,7 @@ async def _existing(session: AsyncSession) -> dict[str, _Existing]:
 
 
 def _check_tree(
-    rows: list[AgencyRow], existing: dict[str, _Existing], errors: _Errors
+    rows: list[AgencyRow], existing: dict[str, _Existing], errors: RowErrors
 ) -> dict[str, int]:
     """Parents known and no cycles in the tree as it would be; the depth of every file code."""
     parent_of: dict[str, str | None] = {c: e.parent_code for c, e in existing.items()}

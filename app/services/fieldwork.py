@@ -52,10 +52,10 @@ from app.services import audit
 from app.services.agency_io import (
     _BATCH,
     RawRow,
+    RowErrors,
     _cell,
     _date,
     _file_error,
-    _RowErrors,
     _text,
     is_xlsx,
     read_csv,
@@ -80,32 +80,9 @@ MAX_LENGTH = {
 # ---- reading ------------------------------------------------------------------------------------
 
 
-class _Problems:
-    """One error per bad unit, pointing at its first bad field: `<prefix>/<n>/<field>`."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.rows: dict[int, _RowErrors] = {}
-
-    def add(self, number: int, column: str | None, reason: str, code: str = "invalid") -> None:
-        self.rows.setdefault(number, _RowErrors()).add(column, reason, code)
-
-    def raise_if_any(self) -> None:
-        if not self.rows:
-            return
-        errors = [
-            FieldError(
-                f"{self.prefix}/{number}" + (f"/{e.column}" if e.column else ""),
-                "; ".join(e.reasons),
-                e.code,
-            )
-            for number, e in sorted(self.rows.items())
-        ]
-        raise Invalid(
-            f"The frame was not imported: {len(errors)} unit(s) are not valid; see errors.",
-            errors,
-            code="import_rejected",
-        )
+def _problems(prefix: str) -> RowErrors:
+    """One error per bad unit or row, at its first bad field: `<prefix>/<n>/<field>`."""
+    return RowErrors(prefix, "unit(s)", "frame")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +112,7 @@ def file_source(filename: str | None, content_type: str | None, data: bytes) -> 
     if not table:
         raise _file_error("The file is empty; the first row must be the column names.")
     header = [str(h).strip().lstrip("\ufeff").lower() if h is not None else "" for h in table[0]]
-    problems = _Problems("/rows")
+    problems = _problems("/rows")
     for name in FRAME_REQUIRED:
         if name not in header:
             problems.add(1, name, f"the column {name!r} is missing", "missing_column")
@@ -170,7 +147,7 @@ class _Unit:
     contact: dict[str, str | None]
 
 
-def _texts(row: RawRow, problems: _Problems) -> dict[str, str | None]:
+def _texts(row: RawRow, problems: RowErrors) -> dict[str, str | None]:
     n = row.number
     if row.cells.get("__not_object__"):
         problems.add(n, None, "each unit must be an object", "not_object")
@@ -205,8 +182,8 @@ def _texts(row: RawRow, problems: _Problems) -> dict[str, str | None]:
 
 async def _check(
     session: AsyncSession, campaign: Campaign, source: FrameSource
-) -> tuple[list[_Unit], _Problems]:
-    problems = _Problems(source.prefix)
+) -> tuple[list[_Unit], RowErrors]:
+    problems = _problems(source.prefix)
     texts = [(row, _texts(row, problems)) for row in source.rows]
     procedure_codes = {t["procedure_code"] for _, t in texts if t["procedure_code"]}
     agency_codes = {t["agency_code"] for _, t in texts if t["agency_code"]}
