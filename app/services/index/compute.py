@@ -429,6 +429,7 @@ async def campaign_index(
     weighted: bool = False,
 ) -> IndexResult:
     campaign = await get_campaign(session, principal, campaign_id)
+    await sql.custom_plans(session)
     row = await session.get(Questionnaire, campaign.questionnaire_id)
     if row is None:  # pragma: no cover - a foreign key guarantees it
         raise Invalid("The campaign has no questionnaire.")
