@@ -1,6 +1,8 @@
-"""`make bench`: ingest (with its baselines), overload and the data generator; writes RESULTS.md.
+"""`make bench`: ingest (with its baselines), overload, the data generator and the live index at
+growing sizes (`bench.index`); writes RESULTS.md.
 
     .venv/bin/python -m bench [--duration 15] [--concurrency 32] [--skip-overload] ...
+    .venv/bin/python -m bench --sizes 100000,1000000,5000000   # the index at 5M too (long)
 
 The longer crash-safety round is `.venv/bin/python .ci/crash_safety.py --kills 6`.
 """
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import generate, ingest, overload
+from bench import generate, index, ingest, overload
 from bench.common import OUT_DIR, machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -32,6 +34,7 @@ def render(
     ing: dict[str, Any],
     over: dict[str, Any] | None,
     gen: dict[str, Any],
+    idx: dict[str, Any] | None,
     seconds: float,
 ) -> str:
     box = machine()
@@ -109,6 +112,8 @@ def render(
         "(drawing the answers in Python included), COPY in chunks of 5000.",
         "",
     ]
+    if idx is not None:
+        lines += index.render(idx)
     return "\n".join(lines)
 
 
@@ -118,6 +123,8 @@ def main() -> int:
     overload.add_arguments(parser)
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--generate-forms", type=int, default=20_000)
+    parser.add_argument("--skip-index", action="store_true")
+    index.add_arguments(parser)
     args = parser.parse_args()
     started = time.monotonic()
     print("ingest:", flush=True)
@@ -138,11 +145,17 @@ def main() -> int:
             fresh=True,
         )
     )
+    idx = None
+    if not args.skip_index:
+        print("index:", flush=True)
+        idx = index.run(args)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "results.json").write_text(
-        json.dumps({"ingest": ing, "overload": over, "generate": gen}, indent=2, default=str)
+        json.dumps(
+            {"ingest": ing, "overload": over, "generate": gen, "index": idx}, indent=2, default=str
+        )
     )
-    RESULTS.write_text(render(args, ing, over, gen, time.monotonic() - started))
+    RESULTS.write_text(render(args, ing, over, gen, idx, time.monotonic() - started))
     print(f"wrote {RESULTS}")
     return 0
 

@@ -1,0 +1,400 @@
+"""The live campaign index at growing sizes, against one hand-written SQL aggregate.
+
+    .venv/bin/python -m bench.index [--sizes 100000,1000000] [--repeats 10] [--budget 120]
+
+One database of its own (`sipas_bench_index`, recreated), one open campaign over 40 agencies on
+sipas-2017, forms added incrementally with `bench.generate` (COPY) up to each size, then
+`VACUUM (ANALYZE) submissions`. At each size:
+
+- baseline: one SQL statement over the same raw answers the index needs, the count per
+  (agency, item, answer code) of the valid forms with `jsonb_each`, run with asyncpg;
+- app: `GET /api/v1/campaigns/{id}/index?group_by=agency` (the total and every agency's cell)
+  over HTTP against uvicorn (1 worker, a fresh process per size) with an admin token;
+- report: `GET /api/v1/reports/{id}` of a snapshot published once, early (see `--report-forms`).
+
+Cold is the first request on a fresh server process (app) or a fresh connection (baseline); the
+OS page cache cannot be evicted here, and the table was just written, so cold means "no warm
+pool, no plan cache", not "from disk". Warm is p50/p95 of up to `--repeats` further requests,
+stopped early once `--budget` seconds are spent on that measurement (at least `--min-repeats`):
+at a few minutes per request the number actually made is reported next to each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import shlex
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from app.config import Settings
+from app.db import create_database, session_scope
+from app.models.campaign import CampaignState
+from app.services import campaigns, reports
+from bench import generate
+from bench.common import (
+    OUT_DIR,
+    Fixture,
+    Server,
+    dsn,
+    machine,
+    make_fixture,
+    percentile,
+    prepare_database,
+    server_env,
+)
+
+DATABASE = "sipas_bench_index"
+AGENCIES = 40
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Live index"
+
+# The raw counts the index starts from, per agency: what pass 1 of the app counts, by hand.
+BASELINE_SQL = """
+SELECT s.agency_id, a.key, a.value #>> '{}' AS code, count(*)
+FROM submissions s CROSS JOIN LATERAL jsonb_each(s.answers) a
+WHERE s.campaign_id = $1 AND s.state = 'valid'
+GROUP BY 1, 2, 3
+"""
+
+
+@dataclass
+class Timing:
+    cold_s: float
+    warm_s: list[float]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "cold_ms": self.cold_s * 1000,
+            "warm_p50_ms": percentile(self.warm_s, 50) * 1000,
+            "warm_p95_ms": percentile(self.warm_s, 95) * 1000,
+            "warm_n": len(self.warm_s),
+        }
+
+
+def _repeat(once: Any, repeats: int, budget: float, minimum: int) -> list[float]:
+    """Call `once()` (which returns seconds) up to `repeats` times within `budget` seconds."""
+    out: list[float] = []
+    started = time.monotonic()
+    while len(out) < repeats:
+        if len(out) >= minimum and time.monotonic() - started >= budget:
+            break
+        out.append(once())
+    return out
+
+
+async def _baseline(url: str, campaign_id: uuid.UUID, args: argparse.Namespace) -> Timing:
+    conn = await asyncpg.connect(dsn(url))  # a fresh connection: no plan or catalogue cache
+    try:
+
+        async def once() -> float:
+            t0 = time.perf_counter()
+            rows = await conn.fetch(BASELINE_SQL, campaign_id)
+            if not rows:
+                raise RuntimeError("the baseline counted nothing")
+            return time.perf_counter() - t0
+
+        cold = await once()
+        warm: list[float] = []
+        started = time.monotonic()
+        while len(warm) < args.repeats:
+            if len(warm) >= args.min_repeats and time.monotonic() - started >= args.budget:
+                break
+            warm.append(await once())
+        return Timing(cold, warm)
+    finally:
+        await conn.close()
+
+
+def _get(client: httpx.Client, path: str, **params: str) -> float:
+    t0 = time.perf_counter()
+    r = client.get(path, params=params)
+    elapsed = time.perf_counter() - t0
+    if r.status_code != 200:
+        raise RuntimeError(f"GET {path} answered {r.status_code}: {r.text[:300]}")
+    return elapsed
+
+
+def _app(
+    url: str, fixture: Fixture, report_id: uuid.UUID, args: argparse.Namespace, size: int
+) -> dict[str, Any]:
+    """A fresh uvicorn process: the report read, then the index, each cold then warm."""
+    index_path = f"/api/v1/campaigns/{fixture.campaign_id}/index"
+    report_path = f"/api/v1/reports/{report_id}"
+    server = Server(
+        "app.main:create_app", server_env(url), workers=1, log=OUT_DIR / "index-app.log"
+    )
+    server.start()
+    try:
+        headers = {"Authorization": f"Bearer {fixture.admin_token}"}
+        with httpx.Client(base_url=server.base, headers=headers, timeout=3600) as client:
+            report_cold = _get(client, report_path)
+            index_cold = _get(client, index_path, group_by="agency")
+            print(f"  {size}: app cold {index_cold:.2f} s", flush=True)
+            index_warm = _repeat(
+                lambda: _get(client, index_path, group_by="agency"),
+                args.repeats,
+                args.budget,
+                args.min_repeats,
+            )
+            report_warm = _repeat(lambda: _get(client, report_path), args.repeats, 60, 1)
+    finally:
+        server.stop()
+    return {
+        "index": Timing(index_cold, index_warm).summary(),
+        "report": Timing(report_cold, report_warm).summary(),
+    }
+
+
+async def _vacuum(url: str) -> float:
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        t0 = time.monotonic()
+        await conn.execute("VACUUM (ANALYZE) submissions")
+        return time.monotonic() - t0
+    finally:
+        await conn.close()
+
+
+async def _table_mb(url: str) -> float:
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        size = await conn.fetchval("SELECT pg_total_relation_size('submissions')")
+        return float(size) / 2**20
+    finally:
+        await conn.close()
+
+
+async def _publish(url: str, campaign_id: uuid.UUID) -> uuid.UUID:
+    """Close the campaign and publish it as the system would; returns the report id."""
+    settings = Settings(_env_file=None, database_url=url, environment="test")
+    db = create_database(url, settings)
+    try:
+        async with session_scope(db) as session:
+            await campaigns.transition(session, None, campaign_id, CampaignState.closed, "bench")
+        async with session_scope(db) as session:
+            report = await reports.publish(session, None, campaign_id, "bench")
+            return report.id
+    finally:
+        await db.dispose()
+
+
+def _load(url: str, fixture: Fixture, count: int, seed: int) -> float:
+    t0 = time.monotonic()
+    asyncio.run(generate.load(url, fixture, count, 5000, seed))
+    return time.monotonic() - t0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
+    if not sizes or sizes[0] < args.report_forms:
+        raise SystemExit(f"--sizes must all be at least --report-forms ({args.report_forms})")
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    url = prepare_database(DATABASE, fresh=True)
+    fixture = asyncio.run(make_fixture(url, agencies=AGENCIES, clients=1))
+    loaded = 0
+    steps: list[dict[str, Any]] = []
+
+    # The published snapshot: same shape (40 agencies, the whole tree) at any size, so one is
+    # enough; publishing computes the index six times over the forms, too slow to repeat.
+    t0 = time.monotonic()
+    load_s = _load(url, fixture, args.report_forms, seed=args.seed)
+    loaded = args.report_forms
+    asyncio.run(_vacuum(url))
+    report_id = asyncio.run(_publish(url, fixture.campaign_id))
+    publish = {"forms": loaded, "seconds": time.monotonic() - t0 - load_s}
+    print(f"published report {report_id} over {loaded} forms in {publish['seconds']:.1f} s")
+    pending_load = load_s
+
+    for i, size in enumerate(sizes):
+        step_started = time.monotonic()
+        load_s = pending_load + _load(url, fixture, size - loaded, seed=args.seed + 1 + i)
+        pending_load = 0.0
+        added = size - loaded
+        loaded = size
+        vacuum_s = asyncio.run(_vacuum(url))
+        table_mb = asyncio.run(_table_mb(url))
+        print(
+            f"index {size}: loaded {added} more forms in {load_s:.1f} s, vacuum {vacuum_s:.1f} s, "
+            f"table {table_mb:.0f} MiB",
+            flush=True,
+        )
+        base = asyncio.run(_baseline(url, fixture.campaign_id, args)).summary()
+        print(f"  {size}: baseline cold {base['cold_ms'] / 1000:.2f} s", flush=True)
+        app = _app(url, fixture, report_id, args, size)
+        step = {
+            "forms": size,
+            "added": added,
+            "load_s": load_s,
+            "vacuum_s": vacuum_s,
+            "table_mib": table_mb,
+            "baseline": base,
+            "app": app["index"],
+            "report": app["report"],
+            "cold_ratio": app["index"]["cold_ms"] / base["cold_ms"],
+            "warm_p50_ratio": app["index"]["warm_p50_ms"] / base["warm_p50_ms"],
+            "seconds": time.monotonic() - step_started,
+        }
+        steps.append(step)
+        print(
+            f"  {size}: app cold {step['app']['cold_ms']:.0f} ms, warm p50/p95 "
+            f"{step['app']['warm_p50_ms']:.0f}/{step['app']['warm_p95_ms']:.0f} ms "
+            f"(n={step['app']['warm_n']}); baseline cold {base['cold_ms']:.0f} ms, warm p50 "
+            f"{base['warm_p50_ms']:.0f} ms; app/baseline cold {step['cold_ratio']:.2f}; report "
+            f"cold {step['report']['cold_ms']:.1f} ms, warm p95 {step['report']['warm_p95_ms']:.1f}"
+            f" ms; step {step['seconds']:.0f} s",
+            flush=True,
+        )
+
+    growth = [
+        {
+            "from": a["forms"],
+            "to": b["forms"],
+            "size": b["forms"] / a["forms"],
+            "app_cold": b["app"]["cold_ms"] / a["app"]["cold_ms"],
+            "app_warm_p50": b["app"]["warm_p50_ms"] / a["app"]["warm_p50_ms"],
+            "baseline_cold": b["baseline"]["cold_ms"] / a["baseline"]["cold_ms"],
+            "baseline_warm_p50": b["baseline"]["warm_p50_ms"] / a["baseline"]["warm_p50_ms"],
+            "report_warm_p50": b["report"]["warm_p50_ms"] / a["report"]["warm_p50_ms"],
+        }
+        for a, b in itertools.pairwise(steps)
+    ]
+    at_1m = next((s for s in steps if s["forms"] == 1_000_000), None)
+    result = {
+        "database": DATABASE,
+        "agencies": AGENCIES,
+        "sizes": sizes,
+        "repeats": args.repeats,
+        "budget_s": args.budget,
+        "publish": publish,
+        "steps": steps,
+        "growth": growth,
+        "target_cold_1m_met": None if at_1m is None else at_1m["cold_ratio"] <= 1.0,
+        "target_warm_met": all(s["app"]["warm_p95_ms"] < 100 for s in steps),
+        "seconds": time.monotonic() - started,
+    }
+    (OUT_DIR / "index.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    """The RESULTS.md section."""
+    met = {True: "**met**", False: "**not met**", None: "**not measured** (no 1M step)"}
+    steps, growth = result["steps"], result["growth"]
+    lines = [
+        f"{SECTION}: campaign index by agency vs one SQL aggregate",
+        "",
+        f"`GET /api/v1/campaigns/{{id}}/index?group_by=agency` over HTTP to uvicorn (1 worker, a "
+        f"fresh process per size), {result['agencies']} agencies, valid sipas-2017 forms loaded "
+        "with `bench.generate` (COPY) and added incrementally, then `VACUUM (ANALYZE)`. Baseline: "
+        "one asyncpg statement counting the same raw answers per (agency, item, code) with "
+        "`jsonb_each` over the valid forms. Cold = first request on a fresh server process (app) "
+        "or connection (baseline); the table is in the OS page cache either way (it cannot be "
+        f"evicted here). Warm = p50/p95 of up to {result['repeats']} repeats, cut after "
+        f"{result['budget_s']:g} s per measurement (n = repeats made). Report = "
+        "`GET /api/v1/reports/{id}` of a snapshot published once over "
+        f"{result['publish']['forms']:,} forms (publishing took {result['publish']['seconds']:.0f}"
+        " s).",
+        "",
+        "| forms | table MiB | load s | app cold ms | app warm p50 / p95 ms (n) | baseline cold ms "
+        "| baseline warm p50 / p95 ms (n) | app / baseline cold | app / baseline warm p50 "
+        "| report cold ms | report warm p50 / p95 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in steps:
+        a, b, r = s["app"], s["baseline"], s["report"]
+        lines.append(
+            f"| {s['forms']:,} | {s['table_mib']:,.0f} | {s['load_s']:.0f} | {_ms(a['cold_ms'])} | "
+            f"{_ms(a['warm_p50_ms'])} / {_ms(a['warm_p95_ms'])} ({a['warm_n']}) | "
+            f"{_ms(b['cold_ms'])} | {_ms(b['warm_p50_ms'])} / {_ms(b['warm_p95_ms'])} "
+            f"({b['warm_n']}) | **{s['cold_ratio']:.1f}×** | {s['warm_p50_ratio']:.1f}× | "
+            f"{_ms(r['cold_ms'])} | {_ms(r['warm_p50_ms'])} / {_ms(r['warm_p95_ms'])} |"
+        )
+    if growth:
+        lines += [
+            "",
+            "Growth between sizes (time at the larger size / time at the smaller; linear = the "
+            "size factor):",
+            "",
+            "| from → to | size × | app cold × | app warm p50 × | baseline cold × "
+            "| baseline warm p50 × | report warm p50 × |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for g in growth:
+            lines.append(
+                f"| {g['from']:,} → {g['to']:,} | {g['size']:.1f} | {g['app_cold']:.2f} | "
+                f"{g['app_warm_p50']:.2f} | {g['baseline_cold']:.2f} | "
+                f"{g['baseline_warm_p50']:.2f} | {g['report_warm_p50']:.2f} |"
+            )
+    lines += [
+        "",
+        "Targets: the index at 1M forms no slower than the SQL aggregate cold: "
+        f"{met[result['target_cold_1m_met']]}; under 100 ms p95 for repeated reads of a "
+        f"breakdown, growing far below linearly: {met[result['target_warm_met']]}. "
+        f"The index step took {result['seconds']:.0f} s.",
+        "",
+    ]
+    return lines
+
+
+def splice(lines: list[str]) -> None:
+    """Put the section into an existing RESULTS.md, replacing a previous one."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    head, found, tail = text.partition(SECTION)
+    rest = ""
+    if found:
+        after = tail.split("\n## ", 1)
+        rest = "\n## " + after[1] if len(after) == 2 else ""
+    RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + rest)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sizes",
+        default="20000,100000",
+        help="comma-separated form counts, loaded incrementally (5000000 adds ~10 min of COPY "
+        "and far longer index requests)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="warm requests per measurement")
+    parser.add_argument("--min-repeats", type=int, default=1)
+    parser.add_argument(
+        "--budget", type=float, default=60, help="seconds after which warm repeats stop"
+    )
+    parser.add_argument("--report-forms", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=2017)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args()
+    result = run(args)
+    section = render(result)
+    box = machine()
+    section[2:2] = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {box['nproc']} cores, "
+        f"{box['memory']}, {box['cpu']}; command: "
+        f"`{' '.join(['python -m bench.index', *map(shlex.quote, sys.argv[1:])])}`",
+        "",
+    ]
+    splice(section)
+    print("\n".join(section))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
