@@ -51,6 +51,7 @@ class Submission(SQLModel, table=True):
         sa.Index("ix_submissions_campaign_agency", "campaign_id", "agency_id"),
         sa.Index("ix_submissions_stratum_id", "stratum_id"),
         sa.Index("ix_submissions_tx_order", "tx_id", "id"),
+        sa.Index("ix_submissions_campaign_updated", "campaign_id", "updated_at"),
     )
 
     id: uuid.UUID = _uuid_pk()

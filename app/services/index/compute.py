@@ -30,6 +30,7 @@ from app.models.index import (
 from app.models.questionnaire import Questionnaire
 from app.services import instrument
 from app.services.campaigns import get_campaign
+from app.services.index import cache
 from app.services.index import counts as sql
 from app.services.index import formulas as fx
 from app.services.principal import Principal
@@ -444,6 +445,23 @@ async def campaign_index(
         raise sql.weights_unavailable()
     if principal.agency_scoped and principal.agency_id is not None:
         filters = replace(filters, visible_root=principal.agency_id)
+    cacheable = (
+        CampaignState(campaign.state) is not CampaignState.draft
+        and row.frozen_at is not None
+        and not weighted
+    )
+    key: tuple[object, ...] = ()
+    if cacheable:
+        key = (
+            campaign.id,
+            await cache.fingerprint(session, campaign.id),
+            group_by,
+            filters,
+            aggregate,
+        )
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
 
     totals, total_z2 = await _works(session, plan, campaign, "none", filters, weighted)
     groups, groups_z2 = (
@@ -494,7 +512,7 @@ async def campaign_index(
     total_work = totals.get("all", empty)
     total = cell(total_work, total_z2, campaign.name, dossiers_total.get("all", {}))
     ordered = sorted(groups.values(), key=lambda w: (labels.get(w.key, w.key), w.key))
-    return IndexResult(
+    result = IndexResult(
         campaign_id=campaign.id,
         campaign_code=campaign.code,
         questionnaire_code=plan.q.code,
@@ -517,3 +535,6 @@ async def campaign_index(
             for w in ordered
         ],
     )
+    if cacheable:
+        cache.put(key, result)
+    return result

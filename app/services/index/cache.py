@@ -1,0 +1,54 @@
+"""Repeated reads of an unchanged index answer from memory instead of rescanning the forms.
+
+A result is kept per process under a key that changes whenever anything it was computed from
+can have changed: the campaign (its state and last update), the forms (how many, how many are
+valid, and the last time any was inserted, reviewed or corrected: `submissions.updated_at`
+moves on each), and the agency map (its last update). Only what cannot change unseen is cached:
+not a draft (its questionnaire may still change), not weighted results (frame sizes carry no
+timestamp)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Hashable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models.index import IndexResult
+
+MAX_ENTRIES = 256
+_RESULTS: OrderedDict[Hashable, IndexResult] = OrderedDict()
+
+
+async def fingerprint(session: AsyncSession, campaign_id: uuid.UUID) -> tuple[object, ...]:
+    row = (
+        await session.execute(
+            sa.text(
+                """SELECT c.state, c.updated_at,
+                          (SELECT count(*) FROM submissions s WHERE s.campaign_id = c.id),
+                          (SELECT count(*) FROM submissions s
+                            WHERE s.campaign_id = c.id AND s.state = 'valid'),
+                          (SELECT max(s.updated_at) FROM submissions s WHERE s.campaign_id = c.id),
+                          (SELECT max(a.updated_at) FROM agencies a)
+                   FROM campaigns c WHERE c.id = :c"""
+            ),
+            {"c": campaign_id},
+        )
+    ).one()
+    return tuple(row)
+
+
+def get(key: Hashable) -> IndexResult | None:
+    result = _RESULTS.get(key)
+    if result is not None:
+        _RESULTS.move_to_end(key)
+    return result
+
+
+def put(key: Hashable, result: IndexResult) -> None:
+    _RESULTS[key] = result
+    _RESULTS.move_to_end(key)
+    while len(_RESULTS) > MAX_ENTRIES:
+        _RESULTS.popitem(last=False)
