@@ -72,7 +72,7 @@ async def submit(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionPublic:
-    await enforce_client_rate(db.engine, settings, principal)
+    await enforce_client_rate(db.side, settings, principal)
     outcome = await submissions.submit_one(
         session, settings, principal, campaign_id, body, idempotency_key
     )
@@ -97,7 +97,7 @@ async def submit_batch(
     campaign_id: uuid.UUID,
     body: SubmissionBatchIn,
 ) -> SubmissionBatchResult:
-    await enforce_client_rate(db.engine, settings, principal)
+    await enforce_client_rate(db.side, settings, principal)
     return await submissions.submit_batch(
         session, settings, principal, campaign_id, body.submissions
     )

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, create_database
 from app.main import create_app
 from app.models.campaign import CampaignState
 from app.models.identity import Role, Scope
@@ -186,3 +186,22 @@ async def test_rate_limit_is_shared_and_answers_429(
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["code"] == "rate_limited"
+
+
+async def test_concurrent_forms_do_not_deadlock_a_small_pool(
+    committed: Committed, database_url: str
+) -> None:
+    """Each form also writes a rate counter beside its own transaction. With both on one pool,
+    requests holding every connection while waiting for a second one starved until the pool
+    timeout (503s under load); the counter now has a pool of its own."""
+    small = make_settings(database_url, db_pool_size=2, db_max_overflow=0, db_pool_timeout=3.0)
+    db = create_database(database_url, small)
+    url = f"/api/v1/campaigns/{committed.campaign_id}/submissions"
+    try:
+        async with real_client(small, db) as c:
+            answers = await asyncio.gather(
+                *(c.post(url, json=body(committed), headers=committed.kiosk) for _ in range(8))
+            )
+    finally:
+        await db.dispose()
+    assert [r.status_code for r in answers] == [201] * 8, [r.text[:200] for r in answers]
