@@ -24,7 +24,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -384,16 +383,52 @@ def _conflict(pointer: str) -> AppError:
     )
 
 
+# (column, array type) in the order of the INSERT; answers travel as JSON text.
+_COLUMNS = (
+    ("campaign_id", "uuid[]"),
+    ("client_submission_id", "uuid[]"),
+    ("request_hash", "text[]"),
+    ("agency_id", "uuid[]"),
+    ("sector_id", "uuid[]"),
+    ("procedure_id", "uuid[]"),
+    ("stratum_id", "uuid[]"),
+    ("frame_unit_id", "uuid[]"),
+    ("respondent_type", "text[]"),
+    ("channel", "text[]"),
+    ("client_id", "uuid[]"),
+    ("surveyor_id", "uuid[]"),
+    ("device_id", "text[]"),
+    ("answers", "text[]"),
+    ("received_at", "timestamptz[]"),
+)
+# Built once from the constant column list above; every value is a bound array.
+_INSERT = sa.text(
+    "INSERT INTO submissions ("  # noqa: S608
+    + ", ".join(name for name, _ in _COLUMNS)
+    + ") SELECT "
+    + ", ".join("answers::jsonb" if name == "answers" else name for name, _ in _COLUMNS)
+    + " FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _COLUMNS)
+    + ") AS u("
+    + ", ".join(name for name, _ in _COLUMNS)
+    + ") ON CONFLICT ON CONSTRAINT uq_submissions_client_submission DO NOTHING"
+    " RETURNING client_submission_id, id"
+)
+
+
 async def _insert(session: AsyncSession, prepared: Sequence[Prepared]) -> set[uuid.UUID]:
-    """One multi-row statement; returns the keys that were new."""
+    """One statement for all the forms (INSERT ... SELECT FROM unnest of one array per column);
+    returns the keys that were new."""
     if not prepared:
         return set()
-    result = await session.execute(
-        insert(Submission)
-        .values([p.values for p in prepared])
-        .on_conflict_do_nothing(constraint="uq_submissions_client_submission")
-        .returning(col(Submission.client_submission_id), col(Submission.id))
-    )
+    arrays: dict[str, list[Any]] = {name: [] for name, _ in _COLUMNS}
+    for p in prepared:
+        for name, _ in _COLUMNS:
+            value = p.values[name]
+            arrays[name].append(
+                json.dumps(value, ensure_ascii=False) if name == "answers" else value
+            )
+    result = await session.execute(_INSERT, arrays)
     created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
     used = [p for p in prepared if p.invitation_id is not None and p.key in created]
     now = datetime.now(UTC)
