@@ -65,7 +65,7 @@ HEADINGS_VI = {
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _TRUE = {"true", "1", "yes", "y", "có", "x"}
 _FALSE = {"false", "0", "no", "n", "không"}
-_BATCH = 1000
+BATCH_SIZE = 1000
 
 
 @dataclass(slots=True)
@@ -138,7 +138,7 @@ class RowErrors:
         )
 
 
-def _file_error(detail: str) -> Exception:
+def file_error(detail: str) -> Exception:
     return Invalid(detail, [FieldError("/body/file", detail, "unreadable_file")], "unreadable_file")
 
 
@@ -163,14 +163,14 @@ def read_csv(data: bytes) -> list[list[Any]]:
     try:
         return [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
     except csv.Error as exc:
-        raise _file_error(f"The CSV file cannot be read: {exc}.") from exc
+        raise file_error(f"The CSV file cannot be read: {exc}.") from exc
 
 
 def read_xlsx(data: bytes) -> list[list[Any]]:
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise _file_error("The XLSX file cannot be read.") from exc
+        raise file_error("The XLSX file cannot be read.") from exc
     try:
         sheet = workbook.worksheets[0]
         return [list(r) for r in sheet.iter_rows(values_only=True)]
@@ -181,7 +181,7 @@ def read_xlsx(data: bytes) -> list[list[Any]]:
 def raw_rows(table: Sequence[Sequence[Any]]) -> list[RawRow]:
     """Map the cells under the header; blank lines are skipped but still counted."""
     if not table:
-        raise _file_error("The file is empty; the first row must be the column names.")
+        raise file_error("The file is empty; the first row must be the column names.")
     header = [str(h).strip().lstrip("\ufeff").lower() if h is not None else "" for h in table[0]]
     errors = RowErrors()
     missing = [c for c in REQUIRED if c not in header]
@@ -213,7 +213,8 @@ def parse_file(filename: str | None, content_type: str | None, data: bytes) -> l
 # --- checking ----------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str | None:
+def cell_as_text(value: Any) -> str | None:
+    """An imported cell (CSV text or an XLSX value) as the text the checks read; None if empty."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -228,7 +229,7 @@ def _text(value: Any) -> str | None:
     return text
 
 
-def _date(value: Any) -> date:
+def parse_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -248,7 +249,7 @@ def check_rows(raw: list[RawRow], levels: set[str]) -> tuple[list[AgencyRow], Ro
         text: dict[str, str | None] = {}
         unreadable: set[str] = set()
         for name in COLUMNS:
-            value = _text(row.cells.get(name))
+            value = cell_as_text(row.cells.get(name))
             if value is not None and bad_characters(value):
                 errors.add(
                     n, name, f"{name} has control characters or invalid UTF-8", "bad_characters"
@@ -299,7 +300,7 @@ def check_rows(raw: list[RawRow], levels: set[str]) -> tuple[list[AgencyRow], Ro
             if text[name] is None:
                 continue
             try:
-                dates[name] = _date(raw_value)
+                dates[name] = parse_date(raw_value)
             except ValueError:
                 errors.add(n, name, "not a date; use YYYY-MM-DD", "bad_date")
         valid_from, valid_to = dates["valid_from"], dates["valid_to"]
@@ -452,8 +453,8 @@ async def import_rows(
         return summary
     changed = sorted(created + updated, key=lambda r: (depth[r.code], r.number))
     now = datetime.now(UTC)
-    for start in range(0, len(changed), _BATCH):
-        await _upsert(session, changed[start : start + _BATCH], ids, now)
+    for start in range(0, len(changed), BATCH_SIZE):
+        await _upsert(session, changed[start : start + BATCH_SIZE], ids, now)
     await audit.record(
         session,
         actor,
@@ -525,7 +526,8 @@ async def export_rows(session: AsyncSession, principal: Principal) -> list[dict[
     ]
 
 
-def _cell(value: Any) -> str:
+def export_text(value: Any) -> str:
+    """A stored value as the text written to an exported cell."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -541,7 +543,7 @@ def to_csv(rows: Iterable[dict[str, Any]]) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row[c]) for c in COLUMNS])
+        writer.writerow([export_text(row[c]) for c in COLUMNS])
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 

@@ -69,7 +69,7 @@ EDITABLE: dict[CampaignState, frozenset[str]] = {
 }
 
 
-async def _scope(
+async def campaign_scope(
     session: AsyncSession, campaign_id: uuid.UUID
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     agencies = (
@@ -90,7 +90,7 @@ async def _scope(
 
 
 async def to_public(session: AsyncSession, campaign: Campaign) -> CampaignPublic:
-    agencies, sectors = await _scope(session, campaign.id)
+    agencies, sectors = await campaign_scope(session, campaign.id)
     data = {
         name: getattr(campaign, name)
         for name in CampaignPublic.model_fields
@@ -332,7 +332,7 @@ async def transition(
         )
     now = datetime.now(UTC)
     if to is S.open and current is S.draft:
-        agencies, _ = await _scope(session, campaign.id)
+        agencies, _ = await campaign_scope(session, campaign.id)
         if not agencies:
             raise AppError(
                 "campaign_without_scope", "Add agencies to the campaign before opening it.", 409
@@ -393,7 +393,7 @@ async def list_strata(session: AsyncSession, campaign_id: uuid.UUID) -> list[Str
     )
 
 
-def _require_state(campaign: Campaign, *states: CampaignState, what: str) -> None:
+def require_state(campaign: Campaign, *states: CampaignState, what: str) -> None:
     if CampaignState(campaign.state) not in states:
         allowed = " or ".join(s.value for s in states)
         raise AppError(
@@ -407,8 +407,8 @@ async def replace_strata(
     session: AsyncSession, actor: Principal, campaign_id: uuid.UUID, data: StrataReplace
 ) -> list[Stratum]:
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    _require_state(campaign, S.draft, S.open, what="Strata can change")
-    agencies, sectors = await _scope(session, campaign.id)
+    require_state(campaign, S.draft, S.open, what="Strata can change")
+    agencies, sectors = await campaign_scope(session, campaign.id)
     errors = []
     seen: set[tuple[uuid.UUID, uuid.UUID | None]] = set()
     for i, s in enumerate(data.strata):
@@ -461,7 +461,7 @@ async def allocate_targets(
     """Targets from the frame sizes: n from the sample-size formula (or given), then allocated
     in proportion to N_h with the per-stratum minimum. Hand-set targets are kept."""
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    _require_state(campaign, S.draft, S.open, what="Targets can change")
+    require_state(campaign, S.draft, S.open, what="Targets can change")
     strata = await list_strata(session, campaign.id)
     missing = [s for s in strata if s.frame_size is None]
     if not strata or missing:

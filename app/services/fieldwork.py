@@ -50,18 +50,18 @@ from app.models.fieldwork import (
 from app.models.identity import Role, User
 from app.services import audit
 from app.services.agency_io import (
-    _BATCH,
+    BATCH_SIZE,
     RawRow,
     RowErrors,
-    _cell,
-    _date,
-    _file_error,
-    _text,
+    cell_as_text,
+    export_text,
+    file_error,
     is_xlsx,
+    parse_date,
     read_csv,
     read_xlsx,
 )
-from app.services.campaigns import _require_state, _scope, get_campaign
+from app.services.campaigns import campaign_scope, get_campaign, require_state
 from app.services.principal import Principal
 from app.services.sampling import draw, stratum_seed
 
@@ -110,7 +110,7 @@ def file_source(filename: str | None, content_type: str | None, data: bytes) -> 
     """A CSV (UTF-8, BOM optional) or XLSX upload; the header is row 1."""
     table = read_xlsx(data) if is_xlsx(filename, content_type, data) else read_csv(data)
     if not table:
-        raise _file_error("The file is empty; the first row must be the column names.")
+        raise file_error("The file is empty; the first row must be the column names.")
     header = [str(h).strip().lstrip("\ufeff").lower() if h is not None else "" for h in table[0]]
     problems = _problems("/rows")
     for name in FRAME_REQUIRED:
@@ -163,7 +163,7 @@ def _texts(row: RawRow, problems: RowErrors) -> dict[str, str | None]:
         if isinstance(value, dict | list):
             problems.add(n, name, f"{name} must be text", "not_text")
             value = None
-        value = _text(value)
+        value = cell_as_text(value)
         if value is not None and bad_characters(value):
             problems.add(
                 n, name, f"{name} has control characters or invalid UTF-8", "bad_characters"
@@ -206,7 +206,7 @@ async def _check(
             )
         ).all()
     )
-    scope_agencies, scope_sectors = _scope_sets(await _scope(session, campaign.id))
+    scope_agencies, scope_sectors = _scope_sets(await campaign_scope(session, campaign.id))
     first: dict[str, int] = {}
     units: list[_Unit] = []
     for row, t in texts:
@@ -245,7 +245,7 @@ async def _check(
         returned_on: date | None = None
         if t["returned_on"] is not None:
             try:
-                returned_on = _date(row.cells.get("returned_on"))
+                returned_on = parse_date(row.cells.get("returned_on"))
             except ValueError:
                 problems.add(n, "returned_on", "not a date; use YYYY-MM-DD", "bad_date")
         if returned_on is not None and not (
@@ -286,8 +286,8 @@ def _scope_sets(
 
 
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), _BATCH):
-        yield items[start : start + _BATCH]
+    for start in range(0, len(items), BATCH_SIZE):
+        yield items[start : start + BATCH_SIZE]
 
 
 async def _strata_ids(
@@ -334,7 +334,7 @@ async def import_frame(
 ) -> FrameImportSummary:
     """Upsert frame units by (campaign, dossier_code); all or nothing."""
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    _require_state(campaign, S.draft, S.open, what="The frame can be imported")
+    require_state(campaign, S.draft, S.open, what="The frame can be imported")
     units, problems = await _check(session, campaign, source)
     problems.raise_if_any()
 
@@ -465,7 +465,7 @@ async def draw_sample(
     the campaign so the draw can be repeated and checked.
     """
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    _require_state(campaign, S.draft, S.open, what="The sample can be drawn")
+    require_state(campaign, S.draft, S.open, what="The sample can be drawn")
     strata = await _fresh_strata(session, campaign.id)
     if not strata or any(s.target is None for s in strata):
         raise AppError(
@@ -566,8 +566,8 @@ async def replace_surveyors(
     session: AsyncSession, actor: Principal, campaign_id: uuid.UUID, data: SurveyorAssignments
 ) -> list[SurveyorAssignmentPublic]:
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    _require_state(campaign, S.draft, S.open, S.closed, what="Surveyors can be assigned")
-    agencies, _ = await _scope(session, campaign.id)
+    require_state(campaign, S.draft, S.open, S.closed, what="Surveyors can be assigned")
+    agencies, _ = await campaign_scope(session, campaign.id)
     user_ids = {a.user_id for a in data.assignments}
     roles: dict[uuid.UUID, str] = dict(
         (
@@ -693,5 +693,5 @@ def worklist_csv(items: Iterable[WorklistItem]) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(WORKLIST_COLUMNS)
     for item in items:
-        writer.writerow([_cell(getattr(item, c)) for c in WORKLIST_COLUMNS])
+        writer.writerow([export_text(getattr(item, c)) for c in WORKLIST_COLUMNS])
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
