@@ -16,6 +16,7 @@ from app.models.identity import Scope
 from app.services.auth import authenticate
 from app.services.paging import DEFAULT_LIMIT, MAX_LIMIT
 from app.services.principal import Principal
+from app.services.ratelimit_guard import ClientRateLimiter
 
 
 def get_database(request: Request) -> Database:
@@ -34,8 +35,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def get_rate_limiter(request: Request) -> ClientRateLimiter:
+    """The application's request counts, made on first use: one per worker process."""
+    limiter: ClientRateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        limiter = ClientRateLimiter()
+        request.app.state.rate_limiter = limiter
+    return limiter
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+RateLimiterDep = Annotated[ClientRateLimiter, Depends(get_rate_limiter)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 DEFAULT_PAGE = DEFAULT_LIMIT
 Cursor = Annotated[

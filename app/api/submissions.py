@@ -18,6 +18,7 @@ from app.deps import (
     Cursor,
     DatabaseDep,
     Limit,
+    RateLimiterDep,
     SessionDep,
     SettingsDep,
     SubmissionsReader,
@@ -37,7 +38,6 @@ from app.models.submission import (
     SubmissionVersionPublic,
 )
 from app.services import submissions
-from app.services.ratelimit_guard import enforce_client_rate
 
 router = APIRouter(tags=["submissions"], responses=AUTHED)
 
@@ -65,6 +65,7 @@ IdempotencyKey = Annotated[
 async def submit(
     session: SessionDep,
     db: DatabaseDep,
+    limiter: RateLimiterDep,
     settings: SettingsDep,
     principal: SubmissionsWriter,
     campaign_id: uuid.UUID,
@@ -72,7 +73,7 @@ async def submit(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionPublic:
-    await enforce_client_rate(db.side, settings, principal)
+    await limiter.enforce(db.side, settings, principal)
     outcome = await submissions.submit_one(
         session, settings, principal, campaign_id, body, idempotency_key
     )
@@ -92,12 +93,13 @@ async def submit(
 async def submit_batch(
     session: SessionDep,
     db: DatabaseDep,
+    limiter: RateLimiterDep,
     settings: SettingsDep,
     principal: SubmissionsWriter,
     campaign_id: uuid.UUID,
     body: SubmissionBatchIn,
 ) -> SubmissionBatchResult:
-    await enforce_client_rate(db.side, settings, principal)
+    await limiter.enforce(db.side, settings, principal)
     return await submissions.submit_batch(
         session, settings, principal, campaign_id, body.submissions
     )

@@ -38,19 +38,15 @@ async def count(session: AsyncSession, key: str, window: Window) -> int:
     return int(value or 0)
 
 
-async def hit(session: AsyncSession, key: str, window: Window) -> int:
-    """Add one to the key's counter in this window and return the new count."""
-    stmt = (
-        insert(RateCounter)
-        .values(key=key, window_start=window.start, count=1)
-        .on_conflict_do_update(
-            index_elements=["key", "window_start"],
-            set_={"count": RateCounter.metadata.tables["rate_counters"].c.count + 1},
-        )
-        .returning(col(RateCounter.count))
-    )
+async def hit(session: AsyncSession, key: str, window: Window, n: int = 1) -> int:
+    """Add `n` to the key's counter in this window and return the new count."""
+    add = insert(RateCounter).values(key=key, window_start=window.start, count=n)
+    stmt = add.on_conflict_do_update(
+        index_elements=["key", "window_start"],
+        set_={"count": RateCounter.metadata.tables["rate_counters"].c.count + add.excluded.count},
+    ).returning(col(RateCounter.count))
     new = int((await session.execute(stmt)).scalar_one())
-    if new == 1:  # first hit of a window: forget the key's older windows
+    if new == n:  # this call made the window's row: forget the key's older windows
         await session.execute(
             sa.delete(RateCounter).where(
                 col(RateCounter.key) == key,
