@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from sqlmodel import col
 
 from app.context import current_request
 from app.models.audit import AuditEvent, AuditEventPage, AuditEventPublic
+from app.models.base import utcnow
 from app.services.paging import cursor_int, decode_cursor, keyset_page
 from app.services.principal import Principal
 
@@ -40,6 +42,42 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def event_values(
+    actor: Principal | None,
+    action: str,
+    *,
+    object_type: str | None = None,
+    object_id: object | None = None,
+    summary: dict[str, Any] | None = None,
+    actor_name: str | None = None,
+) -> dict[str, Any]:
+    """The columns of one event: who, what, and the request it belongs to."""
+    ctx = current_request()
+    actor_type: str
+    name: str | None
+    if actor is not None:
+        actor_type, actor_id, name = actor.kind, actor.id, actor.name
+        client_id = actor.client_public_id
+    else:
+        actor_type, actor_id, name, client_id = "anonymous", None, actor_name, None
+    if actor is None and ctx is None:
+        actor_type = "system"
+    return {
+        "occurred_at": utcnow(),
+        "actor_type": actor_type,
+        "actor_id": actor_id,
+        "actor_name": name,
+        "client_id": client_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id) if object_id is not None else None,
+        "summary": _jsonable(summary or {}),
+        "request_id": ctx.request_id if ctx else None,
+        "reason": ctx.reason if ctx else None,
+        "ip": ctx.client_ip if ctx else None,
+    }
+
+
 async def record(
     session: AsyncSession,
     actor: Principal | None,
@@ -51,31 +89,61 @@ async def record(
     actor_name: str | None = None,
 ) -> None:
     """Append one event. It commits or rolls back with the change it describes."""
-    ctx = current_request()
-    actor_type: str
-    name: str | None
-    if actor is not None:
-        actor_type, actor_id, name = actor.kind, actor.id, actor.name
-        client_id = actor.client_public_id
-    else:
-        actor_type, actor_id, name, client_id = "anonymous", None, actor_name, None
-    if actor is None and ctx is None:
-        actor_type = "system"
-    await session.execute(
-        sa.insert(AuditEvent).values(
-            actor_type=actor_type,
-            actor_id=actor_id,
-            actor_name=name,
-            client_id=client_id,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id) if object_id is not None else None,
-            summary=_jsonable(summary or {}),
-            request_id=ctx.request_id if ctx else None,
-            reason=ctx.reason if ctx else None,
-            ip=ctx.client_ip if ctx else None,
-        )
+    values = event_values(
+        actor,
+        action,
+        object_type=object_type,
+        object_id=object_id,
+        summary=summary,
+        actor_name=actor_name,
     )
+    await session.execute(sa.insert(AuditEvent).values(**values))
+
+
+# (column, SQL type) of an event appended by a statement of the caller's; see insert_per_row.
+_ROW_COLUMNS = (
+    ("occurred_at", "timestamptz"),
+    ("actor_type", "text"),
+    ("actor_id", "uuid"),
+    ("actor_name", "text"),
+    ("client_id", "text"),
+    ("action", "text"),
+    ("object_type", "text"),
+    ("object_id", "text"),
+    ("summary", "text"),
+    ("request_id", "text"),
+    ("reason", "text"),
+    ("ip", "text"),
+)
+
+
+def insert_per_row(source: str, object_id_sql: str) -> str:
+    """SQL for a data-modifying CTE that appends one event per row of `source`, another CTE of
+    the same statement: the event is written in the same round trip as the change it describes,
+    and only for rows that change made. `object_id_sql` is the event's object id as an SQL
+    expression over `source`; every other column is a parameter `audit_<column>`, bound from
+    `row_params`."""
+    columns = ", ".join(name for name, _ in _ROW_COLUMNS)
+    selected = ", ".join(
+        object_id_sql
+        if name == "object_id"
+        else "CAST(CAST(:audit_summary AS text) AS jsonb)"
+        if name == "summary"
+        else f"CAST(:audit_{name} AS {kind})"
+        for name, kind in _ROW_COLUMNS
+    )
+    return f"INSERT INTO audit_events ({columns}) SELECT {selected} FROM {source}"  # noqa: S608
+
+
+def row_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of `insert_per_row` from `event_values` (its object id is ignored)."""
+    return {
+        f"audit_{name}": json.dumps(values[name], ensure_ascii=False)
+        if name == "summary"
+        else values[name]
+        for name, _ in _ROW_COLUMNS
+        if name != "object_id"
+    }
 
 
 async def list_events(
