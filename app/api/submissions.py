@@ -79,7 +79,7 @@ async def submit(
     )
     if outcome.status == "duplicate":
         response.headers[REPLAYED] = "true"
-    return submissions.public(outcome.row)
+    return outcome.submission
 
 
 @router.post(

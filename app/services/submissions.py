@@ -64,6 +64,8 @@ from app.services.principal import Principal
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3b8e-2f49-4c8e-9d7a-0c5a3e1f6a21")
 
 
+# Frozen questionnaires by id. A trigger forbids changing a frozen row, so once parsed its
+# definition serves every later form of the process without reading the row again.
 _INSTRUMENTS: dict[uuid.UUID, instrument.Questionnaire] = {}
 
 
@@ -112,36 +114,70 @@ class Prepared:
 @dataclass(slots=True)
 class Outcome:
     status: str  # created, duplicate
-    row: Submission
+    submission: SubmissionPublic
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCampaign:
+    """The campaign's columns that writing forms needs; its state is read on every request."""
+
+    id: uuid.UUID
+    state: str
+    questionnaire_id: uuid.UUID
 
 
 @dataclass(slots=True)
 class WriteContext:
     """What every form of one request is checked against, loaded once per request.
 
-    A batch of a thousand forms costs a handful of queries for the campaign's scope, strata and
-    the caller's rights, plus one per distinct code it names."""
+    A batch of a thousand forms costs a handful of queries for the campaign's scope and the
+    caller's rights, plus one per distinct code it names. An agency's strata in the campaign
+    come with its code lookup, so a single form pays no query of its own for them."""
 
     session: AsyncSession
     settings: Settings
     principal: Principal
-    campaign: Campaign
-    questionnaire: Questionnaire
+    campaign: OpenCampaign
+    instrument: instrument.Questionnaire
     scope: frozenset[uuid.UUID]
     visible: set[uuid.UUID] | None
     surveyor_agencies: set[uuid.UUID] | None
     sectors: frozenset[uuid.UUID]
-    strata: dict[tuple[uuid.UUID, uuid.UUID | None], uuid.UUID]
+    strata: dict[tuple[uuid.UUID, uuid.UUID | None], uuid.UUID] = field(default_factory=dict)
+    strata_known: set[uuid.UUID] = field(default_factory=set)  # agencies whose strata are in
     agencies: dict[str, uuid.UUID | None] = field(default_factory=dict)
     procedures: dict[str, tuple[uuid.UUID, uuid.UUID] | None] = field(default_factory=dict)
     sector_codes: dict[str, uuid.UUID | None] = field(default_factory=dict)
 
     async def agency(self, code: str) -> uuid.UUID | None:
+        """The agency with this code, its strata in the campaign read in the same query."""
         if code not in self.agencies:
-            self.agencies[code] = await self.session.scalar(
-                sa.select(col(Agency.id)).where(col(Agency.code) == code)
-            )
+            rows = (
+                await self.session.execute(
+                    sa.select(col(Agency.id), col(Stratum.id), col(Stratum.sector_id))
+                    .select_from(Agency)
+                    .outerjoin(
+                        Stratum,
+                        sa.and_(
+                            col(Stratum.agency_id) == col(Agency.id),
+                            col(Stratum.campaign_id) == self.campaign.id,
+                        ),
+                    )
+                    .where(col(Agency.code) == code)
+                )
+            ).all()
+            agency_id = rows[0][0] if rows else None
+            self.agencies[code] = agency_id
+            if agency_id is not None:
+                self._know_strata(agency_id, [(i, s) for _, i, s in rows if i is not None])
         return self.agencies[code]
+
+    def _know_strata(
+        self, agency_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, uuid.UUID | None]]
+    ) -> None:
+        for stratum_id, sector_id in rows:
+            self.strata[(agency_id, sector_id)] = stratum_id
+        self.strata_known.add(agency_id)
 
     async def procedure(self, code: str) -> tuple[uuid.UUID, uuid.UUID] | None:
         """The procedure's id and its sector's."""
@@ -171,7 +207,17 @@ class WriteContext:
             sa.select(col(Procedure.sector_id)).where(col(Procedure.id) == procedure_id)
         )
 
-    def stratum(self, agency_id: uuid.UUID, sector_id: uuid.UUID | None) -> uuid.UUID | None:
+    async def stratum(self, agency_id: uuid.UUID, sector_id: uuid.UUID | None) -> uuid.UUID | None:
+        if agency_id not in self.strata_known:  # an agency that came without a code lookup
+            rows = (
+                await self.session.execute(
+                    sa.select(col(Stratum.id), col(Stratum.sector_id)).where(
+                        col(Stratum.campaign_id) == self.campaign.id,
+                        col(Stratum.agency_id) == agency_id,
+                    )
+                )
+            ).all()
+            self._know_strata(agency_id, [(i, s) for i, s in rows])
         return self.strata.get((agency_id, sector_id)) or self.strata.get((agency_id, None))
 
 
@@ -188,7 +234,7 @@ _SCOPES: dict[uuid.UUID, tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]] = {}
 
 
 async def _fixed_scope(
-    session: AsyncSession, campaign: Campaign
+    session: AsyncSession, campaign: OpenCampaign
 ) -> tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]:
     cached = _SCOPES.get(campaign.id)
     if cached is not None:
@@ -217,9 +263,16 @@ async def open_for_writing(
     """The campaign, if the caller may write to it and it is open, with what forms need."""
     if principal.campaign_id not in (None, campaign_id):
         raise NotFound("campaign")
-    campaign = await session.get(Campaign, campaign_id)
-    if campaign is None:
+    found = (
+        await session.execute(
+            sa.select(col(Campaign.state), col(Campaign.questionnaire_id)).where(
+                col(Campaign.id) == campaign_id
+            )
+        )
+    ).first()
+    if found is None:
         raise NotFound("campaign")
+    campaign = OpenCampaign(campaign_id, found[0], found[1])
     surveyor_agencies: set[uuid.UUID] | None = None
     if principal.role == Role.surveyor:
         assigned = (
@@ -241,34 +294,18 @@ async def open_for_writing(
             f"The campaign is {campaign.state}: forms are taken only while it is open.",
             409,
         )
-    questionnaire = await session.get(Questionnaire, campaign.questionnaire_id)
-    if questionnaire is None:  # pragma: no cover - a foreign key guarantees it
-        raise NotFound("questionnaire")
+    parsed = _INSTRUMENTS.get(campaign.questionnaire_id)
+    if parsed is None:
+        questionnaire = await session.get(Questionnaire, campaign.questionnaire_id)
+        if questionnaire is None:  # pragma: no cover - a foreign key guarantees it
+            raise NotFound("questionnaire")
+        parsed = instrument_of(questionnaire)
     scope, sectors = await _fixed_scope(session, campaign)
     visible = None
     if principal.agency_scoped and principal.agency_id is not None:
         visible = set((await session.scalars(subtree_ids(principal.agency_id))).all())
-    strata = {
-        (a, s): i
-        for i, a, s in (
-            await session.execute(
-                sa.select(col(Stratum.id), col(Stratum.agency_id), col(Stratum.sector_id)).where(
-                    col(Stratum.campaign_id) == campaign_id
-                )
-            )
-        ).all()
-    }
     return WriteContext(
-        session,
-        settings,
-        principal,
-        campaign,
-        questionnaire,
-        scope,
-        visible,
-        surveyor_agencies,
-        sectors,
-        strata,
+        session, settings, principal, campaign, parsed, scope, visible, surveyor_agencies, sectors
     )
 
 
@@ -279,7 +316,7 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
     pointers under `base` (e.g. /body)."""
     session, campaign, principal = ctx.session, ctx.campaign, ctx.principal
     errors = instrument.validate_answers(
-        instrument_of(ctx.questionnaire), data.answers, pointer_prefix=f"{base}/answers"
+        ctx.instrument, data.answers, pointer_prefix=f"{base}/answers"
     )
 
     def problem(field: str, detail: str, code: str) -> None:
@@ -347,7 +384,7 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
         "agency_id": agency_id,
         "sector_id": sector_id,
         "procedure_id": procedure_id,
-        "stratum_id": ctx.stratum(agency_id, sector_id),
+        "stratum_id": await ctx.stratum(agency_id, sector_id),
         "frame_unit_id": frame_unit_id,
         "respondent_type": data.respondent_type,
         "channel": data.channel.value,
@@ -402,7 +439,7 @@ _COLUMNS = (
     ("received_at", "timestamptz[]"),
 )
 # Built once from the constant column list above; every value is a bound array.
-_INSERT = sa.text(
+_INSERT_ROWS = (
     "INSERT INTO submissions ("  # noqa: S608
     + ", ".join(name for name, _ in _COLUMNS)
     + ") SELECT "
@@ -412,15 +449,29 @@ _INSERT = sa.text(
     + ") AS u("
     + ", ".join(name for name, _ in _COLUMNS)
     + ") ON CONFLICT ON CONSTRAINT uq_submissions_client_submission DO NOTHING"
-    " RETURNING client_submission_id, id"
 )
+_INSERT = sa.text(_INSERT_ROWS + " RETURNING client_submission_id, id")
+# The columns of the response (SubmissionPublic), for a single form's RETURNING.
+_PUBLIC = tuple(
+    "client_submission_id" if name == "submission_id" else name
+    for name in SubmissionPublic.model_fields
+)
+# A single form: the row and its audit event in one statement, the response's columns returned.
+# When the key is already stored, nothing is inserted, no event written and no row returned.
+_INSERT_AUDITED = sa.text(
+    "WITH ins AS ("  # noqa: S608
+    + _INSERT_ROWS
+    + " RETURNING "
+    + ", ".join(_PUBLIC)
+    + "), aud AS ("
+    + audit.insert_per_row("ins", "ins.id::text")
+    + ") SELECT "
+    + ", ".join(_PUBLIC)
+    + " FROM ins"
+).columns(*(Submission.metadata.tables["submissions"].c[name] for name in _PUBLIC))
 
 
-async def _insert(session: AsyncSession, prepared: Sequence[Prepared]) -> set[uuid.UUID]:
-    """One statement for all the forms (INSERT ... SELECT FROM unnest of one array per column);
-    returns the keys that were new."""
-    if not prepared:
-        return set()
+def _arrays(prepared: Sequence[Prepared]) -> dict[str, list[Any]]:
     arrays: dict[str, list[Any]] = {name: [] for name, _ in _COLUMNS}
     for p in prepared:
         for name, _ in _COLUMNS:
@@ -428,8 +479,12 @@ async def _insert(session: AsyncSession, prepared: Sequence[Prepared]) -> set[uu
             arrays[name].append(
                 json.dumps(value, ensure_ascii=False) if name == "answers" else value
             )
-    result = await session.execute(_INSERT, arrays)
-    created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
+    return arrays
+
+
+async def _use_invitations(
+    session: AsyncSession, prepared: Sequence[Prepared], created: dict[uuid.UUID, uuid.UUID]
+) -> None:
     used = [p for p in prepared if p.invitation_id is not None and p.key in created]
     now = datetime.now(UTC)
     for p in used:
@@ -438,7 +493,35 @@ async def _insert(session: AsyncSession, prepared: Sequence[Prepared]) -> set[uu
             .where(col(Invitation.id) == p.invitation_id)
             .values(used_at=now, submission_id=created[p.key])
         )
+
+
+async def _insert(session: AsyncSession, prepared: Sequence[Prepared]) -> set[uuid.UUID]:
+    """One statement for all the forms (INSERT ... SELECT FROM unnest of one array per column);
+    returns the keys that were new."""
+    if not prepared:
+        return set()
+    result = await session.execute(_INSERT, _arrays(prepared))
+    created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
+    await _use_invitations(session, prepared, created)
     return set(created)
+
+
+async def _insert_one(
+    session: AsyncSession, prepared: Prepared, event: dict[str, Any]
+) -> SubmissionPublic | None:
+    """The form and its audit event `event` in one round trip; None when its key was stored."""
+    params = {**_arrays([prepared]), **audit.row_params(event)}
+    row = (await session.execute(_INSERT_AUDITED, params)).first()
+    if row is None:
+        return None
+    values = row._mapping
+    await _use_invitations(session, [prepared], {prepared.key: values["id"]})
+    return _public_of(values)
+
+
+def _public_of(values: sa.RowMapping) -> SubmissionPublic:
+    fields = {name: values[name] for name in _PUBLIC if name != "client_submission_id"}
+    return SubmissionPublic(**fields, submission_id=values["client_submission_id"])
 
 
 async def submit_one(
@@ -449,6 +532,8 @@ async def submit_one(
     data: SubmissionIn,
     idempotency_key: str | None,
 ) -> Outcome:
+    """A retry of a stored form answers its first answer: found by the insert doing nothing
+    (ON CONFLICT), so a new form pays no look-up for it."""
     if data.submission_id is None and not idempotency_key:
         raise Invalid(
             "Send a client-made submission_id or an Idempotency-Key header.",
@@ -461,36 +546,38 @@ async def submit_one(
     key = data.submission_id or key_from_header(principal, idempotency_key or "")
     ctx = await open_for_writing(session, settings, principal, campaign_id)
     campaign = ctx.campaign
-    replay = await _replay(session, campaign.id, key, request_hash(data))
-    if replay is not None:
-        return replay
+    if data.invitation:
+        # Claiming refuses a used invitation, so the retry of a stored form is looked for first.
+        replay = await _replay(session, campaign.id, key, request_hash(data))
+        if replay is not None:
+            return replay
     try:
         prepared = await prepare(ctx, data, key, "/body")
-    except AppError as error:
-        if error.code == "invitation_used":  # a concurrent twin may have used it for this form
-            replay = await _replay(session, campaign.id, key, request_hash(data))
-            if replay is not None:
-                return replay
+    except AppError:
+        # A stored form's retry still answers its first answer (and its key reused with another
+        # body is a conflict) when the form would not pass today, or when a concurrent twin used
+        # its invitation first.
+        replay = await _replay(session, campaign.id, key, request_hash(data))
+        if replay is not None:
+            return replay
         raise
-    if not await _insert(session, [prepared]):
+    event = audit.event_values(
+        principal,
+        "submission.create",
+        object_type="submission",
+        summary={
+            "campaign_id": str(campaign.id),
+            "agency_id": str(prepared.values["agency_id"]),
+            "channel": prepared.values["channel"],
+        },
+    )
+    created = await _insert_one(session, prepared, event)
+    if created is None:
         replay = await _replay(session, campaign.id, key, prepared.hash)
         if replay is None:  # pragma: no cover - the conflicting row exists by construction
             raise _conflict("/body/submission_id")
         return replay
-    row = (await _existing(session, campaign.id, [key]))[key]
-    await audit.record(
-        session,
-        principal,
-        "submission.create",
-        object_type="submission",
-        object_id=row.id,
-        summary={
-            "campaign_id": str(campaign.id),
-            "agency_id": str(row.agency_id),
-            "channel": row.channel,
-        },
-    )
-    return Outcome("created", row)
+    return Outcome("created", created)
 
 
 async def _replay(
@@ -501,7 +588,7 @@ async def _replay(
         return None
     if existing.request_hash != body_hash:
         raise _conflict("/body/submission_id")
-    return Outcome("duplicate", existing)
+    return Outcome("duplicate", public(existing))
 
 
 async def submit_batch(

@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import Agency
+from app.models.audit import AuditEvent
 from app.models.campaign import Campaign, CampaignSector, CampaignState, CampaignSurveyor
 from app.models.catalogue import Procedure, Sector
 from app.models.dossier import Dossier, Invitation
@@ -191,6 +192,58 @@ async def test_identical_retry_replays_and_another_body_conflicts(
     )
     assert_problem(changed, 409, "idempotency_conflict")
     assert await count(session, world.campaign) == 1
+
+
+async def test_a_reused_id_with_another_body_conflicts_even_when_that_body_is_invalid(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    body = form(world)
+    assert (await client.post(world.url(), json=body, headers=world.kiosk)).status_code == 201
+    invalid = {**body, "answers": {**GOOD, "E1.C1": 6}}
+    assert_problem(
+        await client.post(world.url(), json=invalid, headers=world.kiosk),
+        409,
+        "idempotency_conflict",
+    )
+    assert await count(session, world.campaign) == 1
+
+
+async def test_a_created_form_is_audited_as_audit_record_would(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    """The form and its audit event are written by one statement; the event carries every
+    field that audit.record writes, and a replay writes none."""
+    kiosk, _ = await make_client(session, [Scope.submissions_write])
+    headers = {**bearer(settings, kiosk), "X-Action-Reason": "ng%C3%A0y%20h%E1%BB%99i"}
+    body = form(world)
+    response = await client.post(world.url(), json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    replay = await client.post(world.url(), json=body, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+
+    events = (
+        await session.scalars(
+            sa.select(AuditEvent).where(col(AuditEvent.object_id) == created["id"])
+        )
+    ).all()
+    assert len(events) == 1
+    event = events[0]
+    assert (event.actor_type, event.actor_id, event.actor_name, event.client_id) == (
+        "client",
+        kiosk.id,
+        kiosk.name,
+        kiosk.client_id,
+    )
+    assert (event.action, event.object_type) == ("submission.create", "submission")
+    assert event.summary == {
+        "campaign_id": str(world.campaign.id),
+        "agency_id": str(world.district.id),
+        "channel": "kiosk",
+    }
+    assert event.request_id == response.headers["x-request-id"]
+    assert (event.reason, event.ip) == ("ngày hội", "127.0.0.1")
+    assert event.occurred_at.tzinfo is not None
 
 
 async def test_idempotency_key_header_instead_of_an_id(
