@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -166,38 +168,105 @@ async def client_credentials_grant(
     )
 
 
+def _usable(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> bool:
+    return revoked_at is None and (expires_at is None or expires_at > now)
+
+
 def client_usable(client: Client, now: datetime) -> bool:
-    return client.revoked_at is None and (client.expires_at is None or client.expires_at > now)
+    return _usable(client.revoked_at, client.expires_at, now)
+
+
+def _client_scopes(values: Sequence[str]) -> frozenset[Scope]:
+    return frozenset(Scope(s) for s in values if s in CLIENT_SCOPES)
 
 
 def client_scopes(client: Client) -> frozenset[Scope]:
-    return frozenset(Scope(s) for s in client.scopes if s in CLIENT_SCOPES)
+    return _client_scopes(client.scopes)
 
 
-def user_principal(user: User, scopes: frozenset[Scope] | None = None) -> Principal:
-    role = Role(user.role)  # a plain str when loaded from the database
+def _user_principal(
+    user_id: uuid.UUID,
+    username: str,
+    role_name: str,
+    agency_id: uuid.UUID | None,
+    scopes: frozenset[Scope] | None,
+) -> Principal:
+    role = Role(role_name)  # a plain str when loaded from the database
     held = ROLE_SCOPES[role]
     return Principal(
         kind="user",
-        id=user.id,
-        name=user.username,
+        id=user_id,
+        name=username,
         scopes=held if scopes is None else held & scopes,
         role=role,
-        agency_id=user.agency_id,
+        agency_id=agency_id,
+    )
+
+
+def user_principal(user: User, scopes: frozenset[Scope] | None = None) -> Principal:
+    return _user_principal(user.id, user.username, user.role, user.agency_id, scopes)
+
+
+def _client_principal(
+    client_id: uuid.UUID,
+    name: str,
+    scope_values: Sequence[str],
+    agency_id: uuid.UUID | None,
+    campaign_id: uuid.UUID | None,
+    public_id: str,
+    scopes: frozenset[Scope] | None,
+) -> Principal:
+    held = _client_scopes(scope_values)
+    return Principal(
+        kind="client",
+        id=client_id,
+        name=name,
+        scopes=held if scopes is None else held & scopes,
+        agency_id=agency_id,
+        campaign_id=campaign_id,
+        client_public_id=public_id,
     )
 
 
 def client_principal(client: Client, scopes: frozenset[Scope] | None = None) -> Principal:
-    held = client_scopes(client)
-    return Principal(
-        kind="client",
-        id=client.id,
-        name=client.name,
-        scopes=held if scopes is None else held & scopes,
-        agency_id=client.agency_id,
-        campaign_id=client.campaign_id,
-        client_public_id=client.client_id,
+    return _client_principal(
+        client.id,
+        client.name,
+        client.scopes,
+        client.agency_id,
+        client.campaign_id,
+        client.client_id,
+        scopes,
     )
+
+
+# Every request reads its caller's row: only the columns that decide and describe it, by key,
+# as plain rows (no ORM identity map or attribute instrumentation on this path).
+_USERS = User.metadata.tables["users"]
+_CLIENTS = Client.metadata.tables["clients"]
+_USER_ROW = sa.select(
+    _USERS.c.username,
+    _USERS.c.role,
+    _USERS.c.agency_id,
+    _USERS.c.is_active,
+    _USERS.c.token_version,
+).where(_USERS.c.id == sa.bindparam("key"))
+_CLIENT_ROW = sa.select(
+    _CLIENTS.c.name,
+    _CLIENTS.c.scopes,
+    _CLIENTS.c.agency_id,
+    _CLIENTS.c.campaign_id,
+    _CLIENTS.c.client_id,
+    _CLIENTS.c.expires_at,
+    _CLIENTS.c.revoked_at,
+    _CLIENTS.c.token_version,
+    _CLIENTS.c.last_used_at,
+).where(_CLIENTS.c.id == sa.bindparam("key"))
+_CLIENT_USED = (
+    sa.update(_CLIENTS)
+    .where(_CLIENTS.c.id == sa.bindparam("key"))
+    .values(last_used_at=sa.bindparam("now"))
+)
 
 
 def _revoked() -> AppError:
@@ -216,15 +285,28 @@ async def authenticate(session: AsyncSession, settings: Settings, token: str) ->
     except InvalidToken as exc:
         raise Unauthorized("The token is invalid or expired.") from exc
     scopes = frozenset(Scope(s) for s in claims.scopes if s in _SCOPE_VALUES)
+    key = claims.subject_id
     if claims.kind == "user":
-        user = await session.get(User, claims.subject_id)
+        user = (await session.execute(_USER_ROW, {"key": key})).first()
         if user is None or not user.is_active or user.token_version != claims.version:
             raise _revoked()
-        return user_principal(user, scopes)
-    client = await session.get(Client, claims.subject_id)
+        return _user_principal(key, user.username, user.role, user.agency_id, scopes)
+    client = (await session.execute(_CLIENT_ROW, {"key": key})).first()
     now = datetime.now(UTC)
-    if client is None or not client_usable(client, now) or client.token_version != claims.version:
+    if (
+        client is None
+        or not _usable(client.revoked_at, client.expires_at, now)
+        or client.token_version != claims.version
+    ):
         raise _revoked()
     if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
-        client.last_used_at = now
-    return client_principal(client, scopes)
+        await session.execute(_CLIENT_USED, {"key": key, "now": now})
+    return _client_principal(
+        key,
+        client.name,
+        client.scopes,
+        client.agency_id,
+        client.campaign_id,
+        client.client_id,
+        scopes,
+    )

@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.models.audit import AuditEvent
-from app.models.identity import ROLE_SCOPES, Role, Scope
+from app.models.identity import ROLE_SCOPES, Client, Role, Scope
 from tests.factories import PASSWORD, bearer, make_client, make_user
 from tests.test_errors import assert_problem
 
@@ -330,3 +330,29 @@ async def test_revoked_client_loses_tokens_and_login(
         },
     )
     assert_problem(again, 401, "invalid_client")
+
+
+async def test_a_client_token_marks_its_last_use_at_most_once_a_minute(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    machine, _ = await make_client(session, [Scope.reports_read])
+    token = bearer(settings, machine)
+
+    async def last_used() -> datetime | None:
+        return await session.scalar(
+            sa.select(col(Client.last_used_at)).where(col(Client.id) == machine.id)
+        )
+
+    assert (await client.get("/api/v1/me", headers=token)).status_code == 200
+    first = await last_used()
+    assert first is not None
+    assert (await client.get("/api/v1/me", headers=token)).status_code == 200
+    assert await last_used() == first  # within the resolution: no write
+    stale = first - timedelta(minutes=2)
+    await session.execute(
+        sa.update(Client).where(col(Client.id) == machine.id).values(last_used_at=stale)
+    )
+    assert (await client.get("/api/v1/me", headers=token)).status_code == 200
+    latest = await last_used()
+    assert latest is not None
+    assert latest > stale
