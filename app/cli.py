@@ -115,10 +115,12 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 def _seed(settings: Settings, *, demo_accounts: bool) -> list[str]:
     """Load the demo province (idempotent) and, outside production, the demo accounts."""
     from app.services import demo, demo_campaigns, seed
+    from app.services.index import rollups
 
     async def work(session: AsyncSession) -> list[str]:
         counts = await seed.load_demo_catalogue(session)
         forms = await demo_campaigns.ensure_demo_campaigns(session)
+        await rollups.install_missing(session)
         lines = [
             "demo province loaded: "
             + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -142,6 +144,16 @@ def _install_reference_data(settings: Settings) -> list[str]:
     return _in_transaction(settings, questionnaires.ensure_builtins)
 
 
+def _install_rollups(settings: Settings) -> int:
+    """Index roll-ups for every opened campaign that has none yet (e.g. after an upgrade)."""
+    from app.services.index import rollups
+
+    async def work(session: AsyncSession) -> int:
+        return len(await rollups.install_missing(session))
+
+    return _in_transaction(settings, work)
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     url = _database_url(settings)
     upgrade(url, args.revision)
@@ -149,6 +161,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     if args.revision == "head":
         added = _install_reference_data(settings)
         print("built-in questionnaires: " + (", ".join(added) if added else "present"))
+        print(f"index roll-ups installed for {_install_rollups(settings)} campaign(s)")
     return 0
 
 
@@ -158,6 +171,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     url = _database_url(settings)
     upgrade(url)
     _install_reference_data(settings)
+    _install_rollups(settings)
     # A development instance gets the demo province and accounts; production gets neither.
     seeded = _seed(settings, demo_accounts=True) if settings.environment != "production" else []
     # The workers (and this process) must use the same server, embedded or not.

@@ -17,6 +17,7 @@ from app.models import (
     questionnaire,
     ratelimit,
     report,
+    rollup,
     submission,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "questionnaire",
     "ratelimit",
     "report",
+    "rollup",
     "submission",
 ]

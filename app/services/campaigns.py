@@ -39,6 +39,7 @@ from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission
 from app.services import audit
 from app.services.agencies import subtree_ids
+from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.sampling import allocate, sample_size
@@ -346,6 +347,9 @@ async def transition(
             .values(frozen_at=now)
         )
         campaign.opened_at = now
+        await session.flush()
+        # No form counts yet, so this only lists the campaign for its roll-ups.
+        await rollups.install(session, campaign.id)
     elif to is S.closed:
         campaign.closed_at = now
     elif to is S.published:

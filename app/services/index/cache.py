@@ -22,7 +22,22 @@ MAX_ENTRIES = 256
 _RESULTS: OrderedDict[Hashable, IndexResult] = OrderedDict()
 
 
-async def fingerprint(session: AsyncSession, campaign_id: uuid.UUID) -> tuple[object, ...]:
+async def fingerprint(
+    session: AsyncSession, campaign_id: uuid.UUID, rollup_version: int | None
+) -> tuple[object, ...]:
+    """What the result depends on. With roll-ups, their version stands for the valid forms (it
+    moves with every change to one), so the key costs no scan of the forms."""
+    if rollup_version is not None:
+        row = (
+            await session.execute(
+                sa.text(
+                    """SELECT c.state, c.updated_at, (SELECT max(a.updated_at) FROM agencies a)
+                       FROM campaigns c WHERE c.id = :c"""
+                ),
+                {"c": campaign_id},
+            )
+        ).one()
+        return ("rollups", rollup_version, *row)
     row = (
         await session.execute(
             sa.text(

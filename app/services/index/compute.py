@@ -30,7 +30,7 @@ from app.models.index import (
 from app.models.questionnaire import Questionnaire
 from app.services import instrument
 from app.services.campaigns import get_campaign
-from app.services.index import cache
+from app.services.index import cache, rollups
 from app.services.index import counts as sql
 from app.services.index import formulas as fx
 from app.services.principal import Principal
@@ -323,18 +323,26 @@ async def _works(
     group_by: str,
     f: sql.Filters,
     weighted: bool,
+    source: rollups.Source | None = None,
 ) -> tuple[dict[str, CellWork], dict[tuple[str, str], float]]:
-    cells = await sql.count_cells(
-        session,
-        campaign.id,
-        group_by,
-        f,
-        weighted=weighted,
-        items=plan.counted,
-        multiple_choice=plan.multiple,
-    )
+    """Every cell's counts and Σ z² per composite: from the roll-ups when `source` is given
+    (see `rollups.usable`), otherwise from the forms."""
+    from_rollups = source.cells(group_by, f) if source is not None else None
+    if from_rollups is not None:
+        cells = {key: c.counts for key, c in from_rollups.items()}
+    else:
+        cells = await sql.count_cells(
+            session,
+            campaign.id,
+            group_by,
+            f,
+            weighted=weighted,
+            items=plan.counted,
+            multiple_choice=plan.multiple,
+        )
     works: dict[str, CellWork] = {}
     terms: list[sql.Term] = []
+    composites: list[tuple[str, str, Mapping[str, float], Mapping[str, fx.ItemCounts]]] = []
     for key, counts in cells.items():
         items = {i: item_counts(plan, counts, i, weighted) for i in plan.counted}
         coefs = None
@@ -342,19 +350,23 @@ async def _works(
             non_null = [i for i in plan.criteria if items[i].n_valid > 0]
             coefs = fx.coefficients(plan.structure, non_null)
             for comp, cs in _composites(coefs).items():
-                for item, c in (cs or {}).items():
-                    if c:
-                        counts_i = items[item]
-                        terms.append(
-                            sql.Term(
-                                key,
-                                comp,
-                                item,
-                                c / counts_i.n_valid,
-                                counts_i.n_positive / counts_i.n_valid,
-                            )
+                used = {item: c for item, c in (cs or {}).items() if c}
+                if used:
+                    composites.append((key, comp, used, items))
+                for item, c in used.items():
+                    counts_i = items[item]
+                    terms.append(
+                        sql.Term(
+                            key,
+                            comp,
+                            item,
+                            c / counts_i.n_valid,
+                            counts_i.n_positive / counts_i.n_valid,
                         )
+                    )
         works[key] = CellWork(key, counts, items, coefs)
+    if from_rollups is not None:
+        return works, rollups.sum_z_squared(from_rollups, composites)
     z2 = await sql.sum_z_squared(
         session,
         campaign.id,
@@ -375,20 +387,26 @@ async def _unit_means(
     f: sql.Filters,
     works: dict[str, CellWork],
     weighted: bool,
+    source: rollups.Source | None,
 ) -> None:
     """Section 2.8 `unit_mean`: a cell's figures are the mean of its units' own figures (units =
     agencies with forms of their own). Intervals are not defined for these means."""
     if plan.structure is None:
         return
-    units, _ = await _works(session, plan, campaign, "unit", f, weighted)
+    units, _ = await _works(session, plan, campaign, "unit", f, weighted, source)
     own: dict[str, fx.Indices] = {
         key: fx.compute_indices(plan.structure, w.items) for key, w in units.items()
     }
-    agencies = (
-        await session.execute(sa.select(col(Agency.id), col(Agency.parent_id), col(Agency.level)))
-    ).all()
-    parent = {str(a): str(p) if p else None for a, p, _ in agencies}
-    level = {str(a): lv for a, _, lv in agencies}
+    if source is not None:
+        parent, level = source.parent, source.level
+    else:
+        agencies = (
+            await session.execute(
+                sa.select(col(Agency.id), col(Agency.parent_id), col(Agency.level))
+            )
+        ).all()
+        parent = {str(a): str(p) if p else None for a, p, _ in agencies}
+        level = {str(a): str(lv) for a, _, lv in agencies}
 
     def members(cell: str) -> list[str]:
         if group_by == "none":
@@ -450,11 +468,12 @@ async def campaign_index(
         and row.frozen_at is not None
         and not weighted
     )
+    rollup_version = await rollups.version(session, campaign.id)
     key: tuple[object, ...] = ()
     if cacheable:
         key = (
             campaign.id,
-            await cache.fingerprint(session, campaign.id),
+            await cache.fingerprint(session, campaign.id, rollup_version),
             group_by,
             filters,
             aggregate,
@@ -463,19 +482,28 @@ async def campaign_index(
         if hit is not None:
             return hit
 
-    totals, total_z2 = await _works(session, plan, campaign, "none", filters, weighted)
+    source = (
+        await rollups.load(session, campaign.id)
+        if rollup_version is not None and rollups.usable(group_by, filters, weighted)
+        else None
+    )
+    totals, total_z2 = await _works(session, plan, campaign, "none", filters, weighted, source)
     groups, groups_z2 = (
         ({}, {})
         if group_by == "none"
-        else await _works(session, plan, campaign, group_by, filters, weighted)
+        else await _works(session, plan, campaign, group_by, filters, weighted, source)
     )
     if aggregate == "unit_mean":
-        await _unit_means(session, plan, campaign, "none", filters, totals, weighted)
+        await _unit_means(session, plan, campaign, "none", filters, totals, weighted, source)
         if group_by != "none":
-            await _unit_means(session, plan, campaign, group_by, filters, groups, weighted)
+            await _unit_means(session, plan, campaign, group_by, filters, groups, weighted, source)
     dossiers_total: dict[str, dict[int, int]] = {}
     dossiers_groups: dict[str, dict[int, int]] = {}
-    if plan.indicators:
+    if plan.indicators and source is not None:
+        dossiers_total = {k: c.totals for k, c in source.cells("none", filters).items()}
+        if group_by != "none":
+            dossiers_groups = {k: c.totals for k, c in source.cells(group_by, filters).items()}
+    elif plan.indicators:
         index = instrument.item_index(plan.q)
         points = {
             i: {

@@ -494,6 +494,17 @@ def composite_se(
     """
     if n_respondents < 2:
         return None
+    total = sum_z_squared(coefs, counts, pairs)
+    n = n_respondents
+    return 100.0 * math.sqrt(max(0.0, n / (n - 1) * total))
+
+
+def sum_z_squared(
+    coefs: Mapping[str, float],
+    counts: Mapping[str, ItemCounts],
+    pairs: Mapping[tuple[str, str], PairCounts],
+) -> float:
+    """Σ_r z_r² of `composite_se` (section 2.10) from the pair counts."""
     items = [i for i, c in coefs.items() if c != 0]
     p = {i: _p(i, counts) for i in items}
     total = 0.0
@@ -515,8 +526,7 @@ def composite_se(
             )
             term = coefs[i] * coefs[j] / (counts[i].n_valid * counts[j].n_valid) * m
             total += term if i == j else 2.0 * term
-    n = n_respondents
-    return 100.0 * math.sqrt(max(0.0, n / (n - 1) * total))
+    return total
 
 
 def composite_se_from_rows(

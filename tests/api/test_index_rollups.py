@@ -1,0 +1,270 @@
+"""Index roll-ups: the database keeps them equal to a recount of the forms through every kind of
+write, and an index read from them is the index read from the forms, figure for figure."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.config import Settings
+from app.models.agency import Agency
+from app.models.campaign import Campaign, CampaignState
+from app.models.identity import Role
+from app.models.questionnaire import Questionnaire
+from app.models.submission import Channel, Submission, SubmissionState
+from app.services import instrument
+from app.services.index import cache, rollups
+from tests.factories import (
+    TEST_DEFINITION,
+    bearer,
+    make_agency,
+    make_campaign,
+    make_user,
+    unique,
+)
+
+
+def _answer(item: instrument.Item, rng: random.Random) -> Any:
+    if rng.random() < 0.1:
+        return None  # no answer
+    codes = sorted((str(c) for c in instrument.codes_of(item)), key=str)
+    if item.type is instrument.ItemType.free_text:
+        return "Thủ tục nhanh gọn, cán bộ nhiệt tình"
+    if item.type is instrument.ItemType.integer:
+        return rng.randint(item.min_value or 0, item.max_value or 10)
+    if not codes:  # a reference to the catalogue: not needed here
+        return None
+    if item.type is instrument.ItemType.multiple_choice:
+        limit = item.max_choices or len(codes)
+        return rng.sample(codes, rng.randint(1, min(limit, len(codes))))
+    code = rng.choice(codes)
+    return int(code) if code.lstrip("-").isdigit() else code
+
+
+def answers(q: instrument.Questionnaire, rng: random.Random) -> dict[str, Any]:
+    out = {}
+    for _, item in instrument.iter_items(q):
+        value = _answer(item, rng)
+        while (
+            value is None
+            and (item.required or not item.allow_no_answer)
+            and (instrument.codes_of(item) or item.type is instrument.ItemType.free_text)
+        ):
+            value = _answer(item, rng)
+        out[item.id] = value
+    return out
+
+
+def definition(kind: str) -> dict[str, Any]:
+    if kind == "test":
+        return {**TEST_DEFINITION, "code": unique("q-")}
+    return {**instrument.load_builtin(kind).model_dump(mode="json"), "code": unique("q-")}
+
+
+async def setup(
+    session: AsyncSession, kind: str
+) -> tuple[Campaign, instrument.Questionnaire, list[Agency]]:
+    province = await make_agency(session, name="UBND tỉnh Tuyên Quang", level="province")
+    departments = [
+        await make_agency(session, name=f"Sở {n}", parent=province, level="department")
+        for n in ("Tư pháp", "Xây dựng")
+    ]
+    communes = [
+        await make_agency(session, name=f"UBND xã {n}", parent=departments[i % 2], level="commune")
+        for i, n in enumerate(("Yên Sơn", "Hàm Yên", "Na Hang"))
+    ]
+    raw = definition(kind)
+    parsed = instrument.Questionnaire.model_validate(raw)
+    row = Questionnaire(
+        code=raw["code"],
+        version=parsed.version,
+        method=parsed.method,
+        title_vi=parsed.title_vi,
+        definition=raw,
+        frozen_at=datetime.now(UTC),
+    )
+    session.add(row)
+    await session.flush()
+    agencies = [province, *departments, *communes]
+    campaign = await make_campaign(
+        session, agencies=[province], questionnaire=row, state=CampaignState.open
+    )
+    assert await rollups.install(session, campaign.id)
+    return campaign, parsed, agencies
+
+
+def forms(
+    campaign: Campaign,
+    q: instrument.Questionnaire,
+    agencies: list[Agency],
+    rng: random.Random,
+    count: int,
+) -> list[Submission]:
+    states = [SubmissionState.valid] * 6 + [SubmissionState.received, SubmissionState.rejected]
+    return [
+        Submission(
+            campaign_id=campaign.id,
+            client_submission_id=uuid.uuid4(),
+            request_hash="x",
+            agency_id=rng.choice(agencies).id,
+            channel=rng.choice(list(Channel)),
+            respondent_type=rng.choice(["individual", "organisation", None]),
+            state=rng.choice(states),
+            answers=answers(q, rng),
+            received_at=datetime.now(UTC),
+        )
+        for _ in range(count)
+    ]
+
+
+def _close(a: Any, b: Any, path: str = "") -> list[str]:
+    """Paths where two JSON documents differ (floats to 1e-9 relative)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d
+            for k in sorted(a.keys() | b.keys())
+            for d in _close(a.get(k), b.get(k), f"{path}/{k}")
+        ]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} != {len(b)} items"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _close(x, y, f"{path}/{i}")
+        ]
+    if isinstance(a, float) and isinstance(b, float):
+        return [] if abs(a - b) <= 1e-9 * max(1.0, abs(a)) else [f"{path}: {a} != {b}"]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+READS = [
+    {"group_by": "none"},
+    {"group_by": "agency"},
+    {"group_by": "unit"},
+    {"group_by": "level"},
+    {"group_by": "agency", "aggregate": "unit_mean"},
+    {"group_by": "level", "aggregate": "unit_mean"},
+    {"group_by": "agency", "level": "commune"},
+]
+
+
+@pytest.mark.parametrize("kind", ["test", "sipas-2017", "sipas-2023", "dossier-rating-2018"])
+async def test_rollups_equal_a_recount_and_give_the_same_index(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, kind: str
+) -> None:
+    rng = random.Random(kind)
+    campaign, q, agencies = await setup(session, kind)
+    admin = bearer(settings, await make_user(session, Role.admin))
+
+    # several insert statements, each a set of forms in mixed states
+    for size in (1, 17, 60):
+        session.add_all(forms(campaign, q, agencies, rng, size))
+        await session.flush()
+    assert await rollups.discrepancies(session, campaign.id) == []
+    counted = await session.scalar(
+        sa.text("SELECT sum(n) FROM index_rollups WHERE campaign_id = :c AND kind = 'respondents'"),
+        {"c": campaign.id},
+    )
+    valid = await session.scalar(
+        sa.text("SELECT count(*) FROM submissions WHERE campaign_id = :c AND state = 'valid'"),
+        {"c": campaign.id},
+    )
+    assert counted == valid
+    assert valid > 0
+
+    # reviews through the API, both into and out of `valid`
+    rows = (
+        await session.scalars(
+            sa.select(Submission).where(col(Submission.campaign_id) == campaign.id)
+        )
+    ).all()
+    received = [r for r in rows if r.state == SubmissionState.received][:3]
+    valid_rows = [r for r in rows if r.state == SubmissionState.valid][:3]
+    for row, to in [(r, "valid") for r in received] + [(r, "rejected") for r in valid_rows]:
+        body = {"state": to, "reason": None if to == "valid" else "Phiếu trùng"}
+        answer = await client.post(f"/api/v1/submissions/{row.id}/review", json=body, headers=admin)
+        assert answer.status_code == 200, answer.text
+    # a valid form moved to another agency, one deleted, one edited by plain SQL
+    moved, gone, edited = [r for r in rows if r.state == SubmissionState.valid][3:6]
+    await session.execute(
+        sa.update(Submission)
+        .where(col(Submission.id) == moved.id)
+        .values(agency_id=agencies[-1].id)
+    )
+    await session.execute(sa.delete(Submission).where(col(Submission.id) == gone.id))
+    await session.execute(
+        sa.update(Submission).where(col(Submission.id) == edited.id).values(answers=answers(q, rng))
+    )
+    assert await rollups.discrepancies(session, campaign.id) == []
+
+    url = f"/api/v1/campaigns/{campaign.id}/index"
+    from_rollups = []
+    for params in READS:
+        answer = await client.get(url, params=params, headers=admin)
+        assert answer.status_code == 200, answer.text
+        from_rollups.append(answer.json())
+    # those reads were answered from the roll-ups (the cache keys say so)
+    keys = [k for k in cache._RESULTS if isinstance(k, tuple) and k[0] == campaign.id]
+    assert keys
+    assert all(k[1][0] == "rollups" for k in keys)
+    # Without its state row the campaign is read from its forms.
+    await session.execute(
+        sa.text("DELETE FROM index_rollup_states WHERE campaign_id = :c"), {"c": campaign.id}
+    )
+    for params, expected in zip(READS, from_rollups, strict=True):
+        answer = await client.get(url, params=params, headers=admin)
+        assert answer.status_code == 200, answer.text
+        assert _close(answer.json(), expected) == [], params
+    # the reads compared carry real figures
+    total = from_rollups[0]["total"]
+    assert total["n_respondents"] == valid + len(received) - len(valid_rows) - 1
+    assert total["index"] is not None or total["dossier"] is not None
+
+
+async def test_install_counts_existing_forms_and_truncate_clears(
+    session: AsyncSession,
+) -> None:
+    rng = random.Random(7)
+    campaign, q, agencies = await setup(session, "test")
+    await session.execute(
+        sa.text("DELETE FROM index_rollup_states WHERE campaign_id = :c"), {"c": campaign.id}
+    )
+    session.add_all(forms(campaign, q, agencies, rng, 40))
+    await session.flush()
+    # not installed: the triggers leave it alone
+    stored = await session.scalar(
+        sa.text("SELECT count(*) FROM index_rollups WHERE campaign_id = :c"), {"c": campaign.id}
+    )
+    assert stored == 0
+    assert await rollups.version(session, campaign.id) is None
+    assert await rollups.install_missing(session) == [campaign.id]
+    assert await rollups.version(session, campaign.id) is not None
+    assert await rollups.discrepancies(session, campaign.id) == []
+    assert await rollups.install(session, campaign.id)  # idempotent
+    before = await rollups.version(session, campaign.id)
+    session.add_all(forms(campaign, q, agencies, rng, 5))
+    await session.flush()
+    assert (await rollups.version(session, campaign.id) or 0) > (before or 0)
+
+
+async def test_opening_a_campaign_installs_its_rollups(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    agency = await make_agency(session)
+    campaign = await make_campaign(session, agencies=[agency])
+    admin = bearer(settings, await make_user(session, Role.admin))
+    assert await rollups.version(session, campaign.id) is None
+    opened = await client.post(
+        f"/api/v1/campaigns/{campaign.id}/transition", json={"to": "open"}, headers=admin
+    )
+    assert opened.status_code == 200, opened.text
+    assert await rollups.version(session, campaign.id) is not None
