@@ -126,6 +126,28 @@ class OpenCampaign:
     questionnaire_id: uuid.UUID
 
 
+_AGENCIES = Agency.metadata.tables["agencies"]
+_STRATA = Stratum.metadata.tables["strata"]
+_CAMPAIGNS = Campaign.metadata.tables["campaigns"]
+# Built once: the statements every form runs, as plain Core on the tables.
+_AGENCY_AND_STRATA = (
+    sa.select(_AGENCIES.c.id, _STRATA.c.id, _STRATA.c.sector_id)
+    .select_from(
+        _AGENCIES.outerjoin(
+            _STRATA,
+            sa.and_(
+                _STRATA.c.agency_id == _AGENCIES.c.id,
+                _STRATA.c.campaign_id == sa.bindparam("campaign_id"),
+            ),
+        )
+    )
+    .where(_AGENCIES.c.code == sa.bindparam("code"))
+)
+_CAMPAIGN_ROW = sa.select(_CAMPAIGNS.c.state, _CAMPAIGNS.c.questionnaire_id).where(
+    _CAMPAIGNS.c.id == sa.bindparam("campaign_id")
+)
+
+
 @dataclass(slots=True)
 class WriteContext:
     """What every form of one request is checked against, loaded once per request.
@@ -154,16 +176,7 @@ class WriteContext:
         if code not in self.agencies:
             rows = (
                 await self.session.execute(
-                    sa.select(col(Agency.id), col(Stratum.id), col(Stratum.sector_id))
-                    .select_from(Agency)
-                    .outerjoin(
-                        Stratum,
-                        sa.and_(
-                            col(Stratum.agency_id) == col(Agency.id),
-                            col(Stratum.campaign_id) == self.campaign.id,
-                        ),
-                    )
-                    .where(col(Agency.code) == code)
+                    _AGENCY_AND_STRATA, {"code": code, "campaign_id": self.campaign.id}
                 )
             ).all()
             agency_id = rows[0][0] if rows else None
@@ -263,13 +276,7 @@ async def open_for_writing(
     """The campaign, if the caller may write to it and it is open, with what forms need."""
     if principal.campaign_id not in (None, campaign_id):
         raise NotFound("campaign")
-    found = (
-        await session.execute(
-            sa.select(col(Campaign.state), col(Campaign.questionnaire_id)).where(
-                col(Campaign.id) == campaign_id
-            )
-        )
-    ).first()
+    found = (await session.execute(_CAMPAIGN_ROW, {"campaign_id": campaign_id})).first()
     if found is None:
         raise NotFound("campaign")
     campaign = OpenCampaign(campaign_id, found[0], found[1])
