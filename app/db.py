@@ -34,12 +34,17 @@ class Database:
 
 
 def create_database(url: str, settings: Settings) -> Database:
+    """The request engine does not ping a connection at checkout: the ping was a round trip on
+    every request. A connection PostgreSQL dropped (restart, failover) fails the one request
+    that meets it with a disconnect error, which SQLAlchemy answers by invalidating the whole
+    pool and app.errors by a 503 with Retry-After; the retry gets a fresh connection. The side
+    engine, used about once a second, keeps pinging."""
     engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": "sipas", "timezone": "UTC"}},
     )
     side = create_async_engine(
