@@ -12,9 +12,13 @@ they do:
 - SIGTERM reaches the uvicorn master during a burst of slow requests (batches), and every one
   of those in-flight requests must still complete with 2xx.
 
+A reviewer marks forms valid or rejected (and some valid ones rejected again) through the API all
+the while, so the index roll-ups that the database keeps in the same transactions change too.
+
 Then: every form answered 201 is stored exactly once (by client_submission_id), no key is stored
-twice, nothing was stored that no client sent, and the per-stratum counts of the progress
-endpoint equal a recount from the raw rows. Exits 1 on any violation, printing it.
+twice, nothing was stored that no client sent, the per-stratum counts of the progress endpoint
+equal a recount from the raw rows, and so does every count of the index roll-ups. Exits 1 on
+any violation, printing it.
 
     .venv/bin/python .ci/crash_safety.py [--kills 2] [--interval 4] [--clients 4]
 """
@@ -41,7 +45,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import sqlalchemy as sa  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.db import create_database  # noqa: E402
 from app.embedded import embedded_server_url  # noqa: E402
+from app.services.index import rollups  # noqa: E402
 from bench.common import (  # noqa: E402
     Fixture,
     Server,
@@ -66,6 +75,7 @@ class Ledger:
     statuses: Counter[str] = field(default_factory=Counter)
     pending: list[dict[str, Any]] = field(default_factory=list)  # sent, never answered 201
     violations: list[str] = field(default_factory=list)
+    reviews: Counter[str] = field(default_factory=Counter)  # review answers by status
 
 
 def postmaster_pid(pgdata: Path) -> int | None:
@@ -156,6 +166,32 @@ async def deliver(
         await asyncio.sleep(0.1)
 
 
+async def reviewer_loop(base: str, fixture: Fixture, ledger: Ledger, stop: asyncio.Event) -> None:
+    """Review what arrives: mostly valid, some rejected, and now and then a valid form rejected."""
+    rng = random.Random(99)
+    headers = {"Authorization": f"Bearer {fixture.admin_token}"}
+    listing = f"{base}/api/v1/submissions"
+    async with httpx.AsyncClient(timeout=10, headers=headers) as client:
+        while not stop.is_set():
+            state = "valid" if rng.random() < 0.2 else "received"
+            try:
+                page = await client.get(
+                    listing,
+                    params={"campaign_id": str(fixture.campaign_id), "state": state, "limit": 20},
+                )
+                items = page.json()["items"] if page.status_code == 200 else []
+                for item in items:
+                    to = "rejected" if state == "valid" or rng.random() < 0.1 else "valid"
+                    body = {"state": to, "reason": None if to == "valid" else "Phiếu trùng"}
+                    r = await client.post(
+                        f"{base}/api/v1/submissions/{item['id']}/review", json=body
+                    )
+                    ledger.reviews[str(r.status_code)] += 1
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                ledger.reviews[type(exc).__name__] += 1
+            await asyncio.sleep(0.2)
+
+
 async def run_load(
     server: Server,
     fixture: Fixture,
@@ -180,6 +216,7 @@ async def run_load(
         )
         for i in range(clients)
     ]
+    tasks.append(asyncio.create_task(reviewer_loop(server.base, fixture, ledger, stop)))
     try:
         for n in range(kills):
             await asyncio.sleep(interval)
@@ -300,6 +337,7 @@ async def verify(url: str, fixture: Fixture, server: Server, ledger: Ledger) -> 
                     f"progress {row['agency_code']} {name} = {row[name]}, raw rows say "
                     f"{raw.get(name, 0)}"
                 )
+    problems += await rollup_problems(url, fixture)
     unstratified = recount.get(None, {}).get("received", 0)
     if progress["totals"]["received"] + unstratified != len(stored):
         problems.append(
@@ -311,6 +349,39 @@ async def verify(url: str, fixture: Fixture, server: Server, ledger: Ledger) -> 
         f"received {progress['totals']['received']} over {len(progress['strata'])} strata"
     )
     return problems
+
+
+async def install_rollups(url: str, fixture: Fixture) -> None:
+    async with _session(url) as session:
+        await rollups.install(session, fixture.campaign_id)
+        await session.commit()
+
+
+async def rollup_problems(url: str, fixture: Fixture) -> list[str]:
+    """Every roll-up count against a recount of the raw forms."""
+    async with _session(url) as session:
+        if await rollups.version(session, fixture.campaign_id) is None:
+            return ["the campaign has no index roll-ups"]
+        wrong = await rollups.discrepancies(session, fixture.campaign_id)
+        valid = await session.scalar(
+            sa.text(
+                "SELECT sum(n) FROM index_rollups WHERE campaign_id = :c AND kind = 'respondents'"
+            ),
+            {"c": fixture.campaign_id},
+        )
+    print(f"  index roll-ups: {valid or 0} valid forms counted, {len(wrong)} counts differ")
+    return [f"roll-up differs from a recount: {w}" for w in wrong[:20]]
+
+
+@contextlib.asynccontextmanager
+async def _session(url: str) -> Any:
+    settings = Settings(_env_file=None, database_url=url, environment="test")  # type: ignore[call-arg]
+    db = create_database(url, settings)
+    try:
+        async with db.sessionmaker() as session:
+            yield session
+    finally:
+        await db.dispose()
 
 
 async def finish_pending(server: Server, fixture: Fixture, ledger: Ledger) -> None:
@@ -338,6 +409,7 @@ def main() -> int:
     pgdata = (DATA_DIR / "pg").resolve()
     url = prepare_database(DATABASE, data_dir=DATA_DIR)
     fixture = asyncio.run(make_fixture(url, agencies=6, clients=args.clients))
+    asyncio.run(install_rollups(url, fixture))
     LOG.unlink(missing_ok=True)
     env = server_env(url)
     server = Server("app.main:create_app", env, workers=2, log=LOG)
@@ -358,7 +430,11 @@ def main() -> int:
             )
         )
         asyncio.run(finish_pending(server, fixture, ledger))
-        print(f"  load answers: {dict(ledger.statuses)}")
+        print(f"  load answers: {dict(ledger.statuses)}; reviews: {dict(ledger.reviews)}")
+        if not ledger.reviews["200"]:
+            problems.append("no review went through: the roll-ups were not exercised")
+        if ledger.reviews["500"]:
+            problems.append(f"{ledger.reviews['500']} reviews were answered 500; see {LOG}")
         if ledger.statuses["500"]:
             # not a loss of data, but an outage must read 503 + Retry-After, never 500
             problems.append(
