@@ -602,8 +602,12 @@ def _check_bands(scoring: DossierScoring, top: int) -> list[FieldError]:
 # ---- one submitted form --------------------------------------------------------------------------
 
 
-def _check_answer(item: Item, value: object, p: str) -> list[FieldError]:
+def _check_answer(
+    item: Item, value: object, p: str, codes: frozenset[Code] | None = None
+) -> list[FieldError]:
     t = item.type
+    if codes is None:
+        codes = codes_of(item)
     if value is None:
         if item.allow_no_answer:
             return []
@@ -615,13 +619,13 @@ def _check_answer(item: Item, value: object, p: str) -> list[FieldError]:
             low, high = item.min_value, item.max_value
             if (low is not None and value < low) or (high is not None and value > high):
                 return [FieldError(p, f"outside {low}..{high}", "out_of_range")]
-        elif value not in codes_of(item):
+        elif value not in codes:
             return [FieldError(p, f"outside the {t} scale", "out_of_range")]
         return []
     if t in (ItemType.yes_no, ItemType.intensity3, ItemType.single_choice):
         if not _is_code(value):
             return [FieldError(p, "expected one option code", "wrong_type")]
-        if value not in codes_of(item):
+        if value not in codes:
             return [FieldError(p, f"{value!r} is not an option", "unknown_option")]
         return []
     if t is ItemType.multiple_choice:
@@ -664,6 +668,22 @@ def _check_choices(item: Item, value: object, p: str) -> list[FieldError]:
     return errors
 
 
+# Questionnaires are frozen models: each one's item index and answer codes are worked out once
+# and kept while the object lives (the entry holds it, so its id cannot be reused meanwhile).
+_LOOKUPS: dict[int, tuple[Questionnaire, dict[str, Item], dict[str, frozenset[Code]]]] = {}
+_MAX_LOOKUPS = 256
+
+
+def _lookup(q: Questionnaire) -> tuple[dict[str, Item], dict[str, frozenset[Code]]]:
+    entry = _LOOKUPS.get(id(q))
+    if entry is None or entry[0] is not q:
+        items = item_index(q)
+        if len(_LOOKUPS) >= _MAX_LOOKUPS:
+            _LOOKUPS.clear()
+        entry = _LOOKUPS[id(q)] = (q, items, {k: codes_of(i) for k, i in items.items()})
+    return entry[1], entry[2]
+
+
 def validate_answers(
     q: Questionnaire, answers: Mapping[str, object], *, pointer_prefix: str = ""
 ) -> list[FieldError]:
@@ -673,15 +693,19 @@ def validate_answers(
     duplicate_choice, empty, too_long, no_answer_not_allowed, missing. null is "no answer"
     (see the module docstring); a missing key is "not answered", an error only when required.
     """
-    items = item_index(q)
+    items, codes = _lookup(q)
     errors: list[FieldError] = []
     for key, value in answers.items():
-        p = f"{pointer_prefix}/{_token(key)}"
         item = items.get(key)
         if item is None:
+            p = f"{pointer_prefix}/{_token(key)}"
             errors.append(FieldError(p, "no such item in this questionnaire", "unknown_item"))
         else:
-            errors.extend(_check_answer(item, value, p))
+            found = _check_answer(item, value, "", codes[key])
+            if found:  # pointers are built only for the (rare) answers that have problems
+                p = f"{pointer_prefix}/{_token(key)}"
+                found = _check_answer(item, value, p, codes[key])
+            errors.extend(found)
     for item_id, item in items.items():
         if item.required and item_id not in answers:
             errors.append(
