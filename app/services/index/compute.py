@@ -504,14 +504,7 @@ async def campaign_index(
         if group_by != "none":
             dossiers_groups = {k: c.totals for k, c in source.cells(group_by, filters).items()}
     elif plan.indicators:
-        index = instrument.item_index(plan.q)
-        points = {
-            i: {
-                str(o.code): instrument.option_points(index[i], o.code)
-                for o in instrument.options_of(index[i])
-            }
-            for i in plan.indicators
-        }
+        points = rollups.Spec.of(plan.q).points  # the same points the roll-ups add up
         dossiers_total = await sql.dossier_totals(session, campaign.id, "none", filters, points)
         if group_by != "none":
             dossiers_groups = await sql.dossier_totals(

@@ -214,6 +214,8 @@ class Source:
     units: dict[str, _Unit]
     parent: dict[str, str | None]
     level: dict[str, str]
+    # One read asks for the same cells more than once (the tree, then the dossier totals).
+    _made: dict[tuple[str, Filters], dict[str, Cell]] = field(default_factory=dict)
 
     def _ancestors(self, agency: str) -> Iterable[str]:
         node: str | None = agency
@@ -236,7 +238,10 @@ class Source:
         return self._ancestors(agency)  # agency: the subtree roll-up
 
     def cells(self, group_by: str, f: Filters) -> dict[str, Cell]:
-        out: dict[str, Cell] = {}
+        made = self._made.get((group_by, f))
+        if made is not None:
+            return made
+        out: dict[str, Cell] = self._made.setdefault((group_by, f), {})
         for agency, unit in self.units.items():
             if unit.respondents == 0:
                 continue
