@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -28,6 +31,13 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["detail"]
     assert body["request_id"] == response.headers["x-request-id"]
     return body
+
+
+def error_codes(body: dict[str, object]) -> list[tuple[str, str]]:
+    """A problem's errors as (pointer, code) pairs, for comparing without their wording."""
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    return [(e["pointer"], e["code"]) for e in errors]
 
 
 class Echo(BaseModel):
@@ -146,3 +156,44 @@ async def test_values_the_database_cannot_store_are_422(
         headers=bearer(settings, one_stop),
     )
     assert_problem(nul, 422, "invalid_value")
+
+
+async def test_every_json_operation_refuses_text_that_is_not_unicode(
+    client: httpx.AsyncClient,
+) -> None:
+    """The check is a dependency of the versioned API's router and runs first: every operation
+    that takes JSON answers a lone surrogate with a 422 naming it, before authentication."""
+    document = (await client.get("/openapi.json")).json()
+    operations = [
+        (method, path)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(operations) > 30
+    for method, path in operations:
+        url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+        response = await client.request(
+            method.upper(),
+            url,
+            content=json.dumps({"name": "Sở Nội vụ", "x": ["ok", "\udc00"]}),
+            headers={"content-type": "application/json"},
+        )
+        body = assert_problem(response, 422, "invalid")
+        assert error_codes(body) == [("/body/x/1", "not_unicode")], (method, path)
+
+
+async def test_a_lone_surrogate_in_free_json_is_422_with_its_pointer(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A questionnaire definition is free JSON (no model types its strings): the half of a
+    UTF-16 pair in a label is refused before anything reads it, with a pointer to it."""
+    admin = bearer(settings, await make_user(session, Role.admin))
+    definition = {"code": "q-x", "title": "Phiếu \udc80", "sections": [{"items": ["ok", "\ud83d"]}]}
+    response = await client.post(
+        "/api/v1/questionnaires",
+        content=json.dumps({"definition": definition}),
+        headers={**admin, "content-type": "application/json"},
+    )
+    body = assert_problem(response, 422, "invalid")
+    assert error_codes(body) == [("/body/definition/title", "not_unicode")]

@@ -1,6 +1,6 @@
 """The versioned API, assembled from one router per resource."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.api import (
     agencies,
@@ -18,8 +18,9 @@ from app.api import (
     submissions,
     users,
 )
+from app.api.unicode_body import reject_lone_surrogates
 
-api_router = APIRouter(prefix="/api/v1")
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_lone_surrogates)])
 for module in (
     auth,
     me,
