@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -602,6 +602,9 @@ def _check_bands(scoring: DossierScoring, top: int) -> list[FieldError]:
 # ---- one submitted form --------------------------------------------------------------------------
 
 
+NUL_DETAIL: Final = "holds a NUL character (\\u0000), which cannot be stored"
+
+
 def _check_answer(
     item: Item, value: object, p: str, codes: frozenset[Code] | None = None
 ) -> list[FieldError]:
@@ -633,6 +636,8 @@ def _check_answer(
     if t is ItemType.free_text:
         if not isinstance(value, str):
             return [FieldError(p, "expected text", "wrong_type")]
+        if "\x00" in value:
+            return [FieldError(p, NUL_DETAIL, "nul_character")]
         limit = item.max_length or DEFAULT_TEXT_LENGTH
         if len(value) > limit:
             return [FieldError(p, f"longer than {limit} characters", "too_long")]
@@ -642,6 +647,8 @@ def _check_answer(
         return [FieldError(p, "expected a catalogue code", "wrong_type")]
     if not value.strip():
         return [FieldError(p, "empty code; use null for no answer", "empty")]
+    if "\x00" in value:
+        return [FieldError(p, NUL_DETAIL, "nul_character")]
     return []
 
 
@@ -670,18 +677,44 @@ def _check_choices(item: Item, value: object, p: str) -> list[FieldError]:
 
 # Questionnaires are frozen models: each one's item index and answer codes are worked out once
 # and kept while the object lives (the entry holds it, so its id cannot be reused meanwhile).
-_LOOKUPS: dict[int, tuple[Questionnaire, dict[str, Item], dict[str, frozenset[Code]]]] = {}
+class _Lookup(NamedTuple):
+    questionnaire: Questionnaire
+    items: dict[str, Item]
+    codes: dict[str, frozenset[Code]]
+    # For items answered with one code: every answer that passes (None when no answer may be
+    # given). A value of a plain type found here needs no further check.
+    accepted: dict[str, frozenset[Code | None]]
+
+
+_LOOKUPS: dict[int, _Lookup] = {}
 _MAX_LOOKUPS = 256
+_ONE_CODE: Final = frozenset(
+    {
+        ItemType.satisfaction5,
+        ItemType.score012,
+        ItemType.yes_no,
+        ItemType.intensity3,
+        ItemType.single_choice,
+    }
+)
+# bool is a subclass of int but never a code, so the test is on the exact type.
+_PLAIN: Final = (int, str, type(None))
 
 
-def _lookup(q: Questionnaire) -> tuple[dict[str, Item], dict[str, frozenset[Code]]]:
+def _lookup(q: Questionnaire) -> _Lookup:
     entry = _LOOKUPS.get(id(q))
-    if entry is None or entry[0] is not q:
+    if entry is None or entry.questionnaire is not q:
         items = item_index(q)
+        codes = {k: codes_of(i) for k, i in items.items()}
+        accepted: dict[str, frozenset[Code | None]] = {
+            k: codes[k] | ({None} if i.allow_no_answer else set())
+            for k, i in items.items()
+            if i.type in _ONE_CODE
+        }
         if len(_LOOKUPS) >= _MAX_LOOKUPS:
             _LOOKUPS.clear()
-        entry = _LOOKUPS[id(q)] = (q, items, {k: codes_of(i) for k, i in items.items()})
-    return entry[1], entry[2]
+        entry = _LOOKUPS[id(q)] = _Lookup(q, items, codes, accepted)
+    return entry
 
 
 def validate_answers(
@@ -690,12 +723,16 @@ def validate_answers(
     """The problems of one submitted form; pointers are `{pointer_prefix}/{item id}[/{index}]`.
 
     Codes: unknown_item, wrong_type, out_of_range, unknown_option, too_many_choices,
-    duplicate_choice, empty, too_long, no_answer_not_allowed, missing. null is "no answer"
-    (see the module docstring); a missing key is "not answered", an error only when required.
+    duplicate_choice, empty, too_long, nul_character, no_answer_not_allowed, missing. null is
+    "no answer" (see the module docstring); a missing key is "not answered", an error only when
+    required.
     """
-    items, codes = _lookup(q)
+    _, items, codes, accepted = _lookup(q)
     errors: list[FieldError] = []
     for key, value in answers.items():
+        ok = accepted.get(key)
+        if ok is not None and type(value) in _PLAIN and value in ok:
+            continue  # the common case: a valid code of a scale or a single choice
         item = items.get(key)
         if item is None:
             p = f"{pointer_prefix}/{_token(key)}"

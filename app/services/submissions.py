@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -46,6 +46,7 @@ from app.models.questionnaire import Questionnaire
 from app.models.submission import (
     BatchItemResult,
     CorrectionIn,
+    RespondentType,
     ReviewIn,
     Submission,
     SubmissionBatchResult,
@@ -418,6 +419,29 @@ async def _existing(
     return {r.client_submission_id: r for r in rows}
 
 
+class _Stored(NamedTuple):
+    """What a batch needs of a stored form to answer a retry: its id and its body's hash."""
+
+    id: uuid.UUID
+    request_hash: str
+
+
+async def _stored(
+    session: AsyncSession, campaign_id: uuid.UUID, keys: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, _Stored]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        sa.select(
+            col(Submission.client_submission_id), col(Submission.id), col(Submission.request_hash)
+        ).where(
+            col(Submission.campaign_id) == campaign_id,
+            col(Submission.client_submission_id).in_(list(keys)),
+        )
+    )
+    return {key: _Stored(row_id, body_hash) for key, row_id, body_hash in rows.all()}
+
+
 def _conflict(pointer: str) -> AppError:
     return AppError(
         "idempotency_conflict",
@@ -502,15 +526,17 @@ async def _use_invitations(
         )
 
 
-async def _insert(session: AsyncSession, prepared: Sequence[Prepared]) -> set[uuid.UUID]:
+async def _insert(
+    session: AsyncSession, prepared: Sequence[Prepared]
+) -> dict[uuid.UUID, uuid.UUID]:
     """One statement for all the forms (INSERT ... SELECT FROM unnest of one array per column);
-    returns the keys that were new."""
+    returns the id of each form that was new, by its key."""
     if not prepared:
-        return set()
+        return {}
     result = await session.execute(_INSERT, _arrays(prepared))
     created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
     await _use_invitations(session, prepared, created)
-    return set(created)
+    return created
 
 
 async def _insert_one(
@@ -628,7 +654,7 @@ async def submit_batch(
             continue
         parsed[i] = data
 
-    stored = await _existing(
+    stored = await _stored(
         session, campaign.id, [d.submission_id for d in parsed.values() if d.submission_id]
     )
     prepared: dict[int, Prepared] = {}
@@ -654,19 +680,24 @@ async def submit_batch(
             results[i] = _error_result(i, items[i], [_rebase(e, i) for e in problems])
 
     created = await _insert(session, list(prepared.values()))
-    winners = await _existing(session, campaign.id, list(first))
+    # Only keys this batch did not create are looked up again: a concurrent request with the
+    # same key committed first, or the key repeats one refused earlier in this batch.
+    winners = await _stored(session, campaign.id, [k for k in first if k not in created])
     for i, p in prepared.items():
         if p.key in created:
             results[i] = BatchItemResult(
-                index=i, submission_id=p.key, status="created", id=winners[p.key].id
+                index=i, submission_id=p.key, status="created", id=created[p.key]
             )
-        else:  # a concurrent request with the same key committed first
+        else:
             results[i] = _replay_result(i, p.key, winners.get(p.key), p.hash, items[i])
     for i in repeats:
         key = parsed[i].submission_id
         if key is None:  # pragma: no cover - filtered above
             continue
-        results[i] = _replay_result(i, key, winners.get(key), request_hash(parsed[i]), items[i])
+        row_id = created.get(key)
+        # A repeat of a form this batch created is answered from its hash, not looked up.
+        earlier = _Stored(row_id, prepared[first[key]].hash) if row_id else winners.get(key)
+        results[i] = _replay_result(i, key, earlier, request_hash(parsed[i]), items[i])
 
     if created:
         await audit.record(
@@ -675,7 +706,7 @@ async def submit_batch(
             "submission.batch",
             object_type="campaign",
             object_id=campaign.id,
-            summary={"created": len(created), "ids": sorted(str(winners[k].id) for k in created)},
+            summary={"created": len(created), "ids": sorted(str(v) for v in created.values())},
         )
     ordered = [results[i] for i in sorted(results)]
     return SubmissionBatchResult(
@@ -687,7 +718,7 @@ async def submit_batch(
 
 
 def _replay_result(
-    index: int, key: uuid.UUID, row: Submission | None, body_hash: str, raw: Any
+    index: int, key: uuid.UUID, row: _Stored | None, body_hash: str, raw: Any
 ) -> BatchItemResult:
     if row is not None and row.request_hash == body_hash:
         return BatchItemResult(index=index, submission_id=key, status="duplicate", id=row.id)
@@ -881,9 +912,10 @@ async def correct(
         or await session.scalar(sa.select(col(Agency.code)).where(col(Agency.id) == row.agency_id)),
         sector_code=data.sector_code,
         procedure_code=data.procedure_code,
+        # the table's check constraint holds a stored value to the same two
         respondent_type=data.respondent_type
         if data.respondent_type is not None
-        else row.respondent_type,
+        else cast(RespondentType | None, row.respondent_type),
         channel=row.channel,
         device_id=row.device_id,
         received_at=row.received_at,

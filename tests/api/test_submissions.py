@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ from tests.factories import (
     make_sector,
     make_user,
 )
-from tests.test_errors import assert_problem
+from tests.test_errors import assert_problem, error_codes
 
 GOOD = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "P.TRIPS": "1", "R.GENDER": "nu"}
 
@@ -514,3 +515,105 @@ async def test_recheck_list_is_repeatable(
     assert ids != [f["id"] for f in c.json()]
     bigger = await client.get(url, params={"share": 0.5, "seed": "phuc-tra-1"}, headers=admin)
     assert set(ids) <= {f["id"] for f in bigger.json()}
+
+
+def _raw(body: object, headers: dict[str, str]) -> dict[str, Any]:
+    """The request as JSON text spelled by `json.dumps`, which escapes a lone surrogate as
+    `\\udXXX` (httpx's own encoder would refuse it)."""
+    return {"content": json.dumps(body), "headers": {**headers, "content-type": "application/json"}}
+
+
+@pytest.mark.parametrize(
+    ("changes", "pointer", "code"),
+    [
+        ({"respondent_type": "company"}, "/respondent_type", "literal_error"),
+        ({"device_id": "kiosk\x0007"}, "/device_id", "value_error"),
+        ({"agency_code": "A\x00B"}, "/agency_code", "value_error"),
+        ({"answers": {**GOOD, "C.NOTE": "tốt\x00"}}, "/answers/C.NOTE", "nul_character"),
+    ],
+)
+async def test_a_value_the_table_cannot_hold_is_an_error_on_its_field(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    world: World,
+    changes: dict[str, Any],
+    pointer: str,
+    code: str,
+) -> None:
+    """A respondent type outside the check constraint, or NUL in text, used to reach the INSERT:
+    a 409 or a 422 that named no field, and in a batch it failed the valid forms too."""
+    bad = form(world, **changes)
+    single = await client.post(world.url(), json=bad, headers=world.kiosk)
+    assert single.status_code == 422, single.text
+    assert [(e["pointer"], e["code"]) for e in single.json()["errors"]] == [
+        ("/body" + pointer, code)
+    ]
+    good = form(world)
+    batch = await client.post(
+        world.url("/batch"), json={"submissions": [bad, good]}, headers=world.kiosk
+    )
+    assert batch.status_code == 200, batch.text
+    first, second = batch.json()["results"]
+    assert first["status"] == "error"
+    assert [(e["pointer"], e["code"]) for e in first["errors"]] == [
+        ("/submissions/0" + pointer, code)
+    ]
+    assert second["status"] == "created"
+    assert await count(session, world.campaign) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "pointer"),
+    [
+        ({"answers": {**GOOD, "C.NOTE": "x\ud800y"}}, "/answers/C.NOTE"),
+        ({"answers": {**GOOD, "E1.C1\udfff": 5}}, "/answers/E1.C1\ufffd"),
+        ({"device_id": "\udc00"}, "/device_id"),
+    ],
+)
+async def test_a_lone_surrogate_is_refused_with_its_pointer(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    world: World,
+    changes: dict[str, Any],
+    pointer: str,
+) -> None:
+    """JSON can spell half of a UTF-16 pair; it is not text, and it used to give a 500 where the
+    form was hashed or the error echoed. The whole request is refused, like invalid UTF-8."""
+    bad = form(world, **changes)
+    single = await client.post(world.url(), **_raw(bad, world.kiosk))
+    body = assert_problem(single, 422, "invalid")
+    assert error_codes(body) == [("/body" + pointer, "not_unicode")]
+    batch = await client.post(
+        world.url("/batch"), **_raw({"submissions": [form(world), bad]}, world.kiosk)
+    )
+    body = assert_problem(batch, 422, "invalid")
+    assert body["errors"][0]["pointer"] == "/body/submissions/1" + pointer  # type: ignore[index]
+    assert await count(session, world.campaign) == 0
+
+
+async def test_a_surrogate_pair_is_text_and_round_trips(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    note = "Rất hài lòng 😀 – cảm ơn"
+    body = form(world, answers={**GOOD, "C.NOTE": note})
+    sent = json.dumps(body)
+    assert "\\ud83d\\ude00" in sent  # spelled as an escaped pair
+    response = await client.post(world.url(), **_raw(body, world.kiosk))
+    assert response.status_code == 201, response.text
+    assert response.json()["answers"]["C.NOTE"] == note
+    row = await session.get(Submission, uuid.UUID(response.json()["id"]))
+    assert row is not None
+    assert row.answers["C.NOTE"] == note
+
+
+async def test_a_correction_with_an_unknown_respondent_type_names_the_field(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    headers, form_id = await _surveyor_form(client, session, settings, world)
+    response = await client.put(
+        f"/api/v1/submissions/{form_id}",
+        json={"answers": GOOD, "respondent_type": "company"},
+        headers=headers,
+    )
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"][0]["pointer"] == "/body/respondent_type"  # type: ignore[index]

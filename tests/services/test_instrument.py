@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.services.instrument import (
     BUILTINS,
@@ -17,6 +19,7 @@ from app.services.instrument import (
     ItemType,
     Questionnaire,
     Role,
+    _check_answer,
     builtin_definition,
     criteria_of,
     dossier_band,
@@ -443,6 +446,10 @@ BAD_ANSWERS: list[tuple[str, str, object, str, str]] = [
     ("empty choice list", "M.IMPROVE", [], "/M.IMPROVE", "empty"),
     ("comment too long", "C.COMMENT", "x" * 2001, "/C.COMMENT", "too_long"),
     ("reference not text", "S.SECTOR", 12, "/S.SECTOR", "wrong_type"),
+    ("NUL in a comment", "C.COMMENT", "tốt\x00", "/C.COMMENT", "nul_character"),
+    ("NUL in a reference", "S.SECTOR", "tu\x00phap", "/S.SECTOR", "nul_character"),
+    ("boolean for a single choice", "N.ON_TIME", True, "/N.ON_TIME", "wrong_type"),
+    ("a number for a coded option", "R.GENDER", 1, "/R.GENDER", "unknown_option"),
     ("no answer where one is needed", "S.AGENCY", None, "/S.AGENCY", "no_answer_not_allowed"),
 ]
 
@@ -456,6 +463,37 @@ def test_bad_answer_is_located(item_id: str, value: object, pointer: str, error_
     form[item_id] = value
     errors = validate_answers(load_builtin("sipas-2017"), form, pointer_prefix="/answers")
     assert [(e.pointer, e.code) for e in errors] == [(f"/answers{pointer}", error_code)]
+
+
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 8),
+    st.floats(allow_nan=False, min_value=-2, max_value=8),
+    st.sampled_from(["1", "5", "yes", "no", "nu", "late", "time", "", " ", "x\x00"]),
+    st.text(max_size=4),
+    st.lists(st.sampled_from(["time", "attitude", "procedures", 1, True]), max_size=4),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_fast_path_agrees_with_the_full_check(data: st.DataObject) -> None:
+    """validate_answers accepts common answers from a precomputed set; for any value, its verdict
+    on an item must be the full check's (bool is not an int code, 5.0 is not 5, None only where
+    no answer is allowed)."""
+    q = load_builtin(data.draw(st.sampled_from(BUILTINS)))
+    items = {item.id: item for _, item in iter_items(q)}
+    item_id = data.draw(st.sampled_from(sorted(items)))
+    value = data.draw(ODD_VALUES)
+    found = [
+        (e.pointer, e.code)
+        for e in validate_answers(q, {item_id: value})
+        if e.pointer == f"/{item_id}" or e.pointer.startswith(f"/{item_id}/")
+    ]
+    expected = [(e.pointer, e.code) for e in _check_answer(items[item_id], value, f"/{item_id}")]
+    assert found == expected
 
 
 def test_missing_required_item() -> None:
