@@ -226,15 +226,16 @@ class SubmissionBatchIn(SQLModel):
     )
 
 
-class BatchItemResult(SQLModel):
+# Plain pydantic, like SubmissionIn: a batch answers with up to 1000 of these.
+class BatchItemResult(pydantic.BaseModel):
     index: int
     submission_id: uuid.UUID | None
-    status: str = Field(description="created, duplicate or error")
+    status: str = pydantic.Field(description="created, duplicate or error")
     id: uuid.UUID | None = None
     errors: list[dict[str, str]] | None = None
 
 
-class SubmissionBatchResult(SQLModel):
+class SubmissionBatchResult(pydantic.BaseModel):
     results: list[BatchItemResult]
     created: int
     duplicates: int

@@ -632,7 +632,7 @@ def _check_answer(
             return [FieldError(p, f"{value!r} is not an option", "unknown_option")]
         return []
     if t is ItemType.multiple_choice:
-        return _check_choices(item, value, p)
+        return _check_choices(item, value, p, codes)
     if t is ItemType.free_text:
         if not isinstance(value, str):
             return [FieldError(p, "expected text", "wrong_type")]
@@ -652,13 +652,12 @@ def _check_answer(
     return []
 
 
-def _check_choices(item: Item, value: object, p: str) -> list[FieldError]:
+def _check_choices(item: Item, value: object, p: str, codes: frozenset[Code]) -> list[FieldError]:
     if not isinstance(value, list | tuple):
         return [FieldError(p, "expected a list of option codes", "wrong_type")]
     if not value:
         return [FieldError(p, "no option chosen; use null for no answer", "empty")]
     errors: list[FieldError] = []
-    codes = codes_of(item)
     chosen: set[Code] = set()
     for i, code in enumerate(value):
         if not _is_code(code):
@@ -684,6 +683,7 @@ class _Lookup(NamedTuple):
     # For items answered with one code: every answer that passes (None when no answer may be
     # given). A value of a plain type found here needs no further check.
     accepted: dict[str, frozenset[Code | None]]
+    required: tuple[str, ...]
 
 
 _LOOKUPS: dict[int, _Lookup] = {}
@@ -713,7 +713,8 @@ def _lookup(q: Questionnaire) -> _Lookup:
         }
         if len(_LOOKUPS) >= _MAX_LOOKUPS:
             _LOOKUPS.clear()
-        entry = _LOOKUPS[id(q)] = _Lookup(q, items, codes, accepted)
+        required = tuple(k for k, i in items.items() if i.required)
+        entry = _LOOKUPS[id(q)] = _Lookup(q, items, codes, accepted, required)
     return entry
 
 
@@ -727,7 +728,7 @@ def validate_answers(
     "no answer" (see the module docstring); a missing key is "not answered", an error only when
     required.
     """
-    _, items, codes, accepted = _lookup(q)
+    _, items, codes, accepted, required = _lookup(q)
     errors: list[FieldError] = []
     for key, value in answers.items():
         ok = accepted.get(key)
@@ -743,8 +744,8 @@ def validate_answers(
                 p = f"{pointer_prefix}/{_token(key)}"
                 found = _check_answer(item, value, p, codes[key])
             errors.extend(found)
-    for item_id, item in items.items():
-        if item.required and item_id not in answers:
+    for item_id in required:
+        if item_id not in answers:
             errors.append(
                 FieldError(f"{pointer_prefix}/{_token(item_id)}", "required item", "missing")
             )

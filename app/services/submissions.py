@@ -86,11 +86,29 @@ def key_from_header(principal: Principal, idempotency_key: str) -> uuid.UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{principal.kind}:{principal.id}:{idempotency_key}")
 
 
+def _canonical(data: SubmissionIn) -> tuple[str, str]:
+    """The body's hash and its answers as JSON text (what the INSERT stores).
+
+    The hash is SHA-256 of `json.dumps(data.model_dump(mode="json", exclude={"submission_id"}),
+    sort_keys=True, ensure_ascii=False)`: stored hashes were made so and a retry must match
+    them. That text is spelled here from two parts so that the answers, the bulk of a form, are
+    written out once and serve both: "agency_code" sorts before "answers", and every other
+    field after it."""
+    answers = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
+    rest = data.model_dump(mode="json", exclude={"submission_id", "answers", "agency_code"})
+    text = (
+        '{"agency_code": '
+        + json.dumps(data.agency_code, ensure_ascii=False)
+        + ', "answers": '
+        + answers
+        + ", "
+        + json.dumps(rest, sort_keys=True, ensure_ascii=False)[1:]
+    )
+    return hashlib.sha256(text.encode()).hexdigest(), answers
+
+
 def request_hash(data: SubmissionIn) -> str:
-    canonical = data.model_dump(mode="json", exclude={"submission_id"})
-    return hashlib.sha256(
-        json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()
-    ).hexdigest()
+    return _canonical(data)[0]
 
 
 def public(row: Submission) -> SubmissionPublic:
@@ -108,7 +126,7 @@ class Prepared:
 
     key: uuid.UUID
     hash: str
-    values: dict[str, Any]
+    values: dict[str, Any]  # the row's columns; "answers" as JSON text
     invitation_id: uuid.UUID | None
 
 
@@ -384,7 +402,7 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
     if errors or agency_id is None:
         raise Invalid("The form is not valid; see errors.", errors)
 
-    body_hash = request_hash(data)
+    body_hash, answers_json = _canonical(data)
     values: dict[str, Any] = {
         "campaign_id": campaign.id,
         "client_submission_id": key,
@@ -399,7 +417,7 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
         "client_id": principal.id if principal.kind == "client" else None,
         "surveyor_id": principal.id if principal.role == Role.surveyor else None,
         "device_id": data.device_id,
-        "answers": data.answers,
+        "answers": answers_json,
         "received_at": data.received_at or datetime.now(UTC),
     }
     return Prepared(key, body_hash, values, invitation_id)
@@ -419,6 +437,13 @@ async def _existing(
     return {r.client_submission_id: r for r in rows}
 
 
+# One array parameter instead of an IN list of up to 1000 binds (rendered anew for each batch).
+_STORED = sa.text(
+    "SELECT client_submission_id, id, request_hash FROM submissions"
+    " WHERE campaign_id = :campaign_id AND client_submission_id = ANY(CAST(:keys AS uuid[]))"
+)
+
+
 class _Stored(NamedTuple):
     """What a batch needs of a stored form to answer a retry: its id and its body's hash."""
 
@@ -431,14 +456,7 @@ async def _stored(
 ) -> dict[uuid.UUID, _Stored]:
     if not keys:
         return {}
-    rows = await session.execute(
-        sa.select(
-            col(Submission.client_submission_id), col(Submission.id), col(Submission.request_hash)
-        ).where(
-            col(Submission.campaign_id) == campaign_id,
-            col(Submission.client_submission_id).in_(list(keys)),
-        )
-    )
+    rows = await session.execute(_STORED, {"campaign_id": campaign_id, "keys": list(keys)})
     return {key: _Stored(row_id, body_hash) for key, row_id, body_hash in rows.all()}
 
 
@@ -503,14 +521,7 @@ _INSERT_AUDITED = sa.text(
 
 
 def _arrays(prepared: Sequence[Prepared]) -> dict[str, list[Any]]:
-    arrays: dict[str, list[Any]] = {name: [] for name, _ in _COLUMNS}
-    for p in prepared:
-        for name, _ in _COLUMNS:
-            value = p.values[name]
-            arrays[name].append(
-                json.dumps(value, ensure_ascii=False) if name == "answers" else value
-            )
-    return arrays
+    return {name: [p.values[name] for p in prepared] for name, _ in _COLUMNS}
 
 
 async def _use_invitations(
@@ -935,14 +946,8 @@ async def correct(
         )
     )
     before = {"answers": row.answers, "agency_id": row.agency_id, "version": row.version}
-    for name in (
-        "answers",
-        "agency_id",
-        "sector_id",
-        "procedure_id",
-        "stratum_id",
-        "respondent_type",
-    ):
+    row.answers = replacement.answers  # prepared.values holds them as JSON text
+    for name in ("agency_id", "sector_id", "procedure_id", "stratum_id", "respondent_type"):
         setattr(row, name, prepared.values[name])
     row.version += 1
     row.updated_at = datetime.now(UTC)
