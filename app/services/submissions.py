@@ -665,18 +665,16 @@ async def submit_batch(
             continue
         parsed[i] = data
 
-    stored = await _stored(
-        session, campaign.id, [d.submission_id for d in parsed.values() if d.submission_id]
-    )
+    # No look-up first: a retry of a stored form is found by the INSERT doing nothing for its
+    # key (or, when the form would not pass today, among the keys that failed), so a batch of
+    # new forms pays no extra statement.
     prepared: dict[int, Prepared] = {}
+    refused: dict[int, list[FieldError]] = {}
     first: dict[uuid.UUID, int] = {}  # where each key first appears in this batch
     repeats: list[int] = []
     for i, data in parsed.items():
         key = data.submission_id
         if key is None:  # pragma: no cover - filtered above
-            continue
-        if key in stored:
-            results[i] = _replay_result(i, key, stored[key], request_hash(data), items[i])
             continue
         if key in first:
             repeats.append(i)
@@ -688,26 +686,32 @@ async def submit_batch(
             problems = list(error.errors) or [
                 FieldError(f"/submissions/{i}", error.detail, error.code)
             ]
-            results[i] = _error_result(i, items[i], [_rebase(e, i) for e in problems])
+            refused[i] = [_rebase(e, i) for e in problems]
 
     created = await _insert(session, list(prepared.values()))
-    # Only keys this batch did not create are looked up again: a concurrent request with the
-    # same key committed first, or the key repeats one refused earlier in this batch.
-    winners = await _stored(session, campaign.id, [k for k in first if k not in created])
+    # Keys this batch did not create: stored before (a retry, or a concurrent request with the
+    # same key that committed first), or refused above.
+    stored = await _stored(session, campaign.id, [k for k in first if k not in created])
     for i, p in prepared.items():
         if p.key in created:
             results[i] = BatchItemResult(
                 index=i, submission_id=p.key, status="created", id=created[p.key]
             )
         else:
-            results[i] = _replay_result(i, p.key, winners.get(p.key), p.hash, items[i])
+            results[i] = _replay_result(i, p.key, stored.get(p.key), p.hash, items[i])
+    for i, problems in refused.items():
+        key = parsed[i].submission_id
+        if key is not None and key in stored:  # a retry answers its first answer
+            results[i] = _replay_result(i, key, stored[key], request_hash(parsed[i]), items[i])
+        else:
+            results[i] = _error_result(i, items[i], problems)
     for i in repeats:
         key = parsed[i].submission_id
         if key is None:  # pragma: no cover - filtered above
             continue
         row_id = created.get(key)
         # A repeat of a form this batch created is answered from its hash, not looked up.
-        earlier = _Stored(row_id, prepared[first[key]].hash) if row_id else winners.get(key)
+        earlier = _Stored(row_id, prepared[first[key]].hash) if row_id else stored.get(key)
         results[i] = _replay_result(i, key, earlier, request_hash(parsed[i]), items[i])
 
     if created:

@@ -617,3 +617,38 @@ async def test_a_correction_with_an_unknown_respondent_type_names_the_field(
     )
     body = assert_problem(response, 422, "validation_failed")
     assert body["errors"][0]["pointer"] == "/body/respondent_type"  # type: ignore[index]
+
+
+async def test_a_batch_retry_of_a_stored_form_that_would_not_pass_today_is_a_duplicate(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    """The batch looks nothing up before inserting: a stored form sent again is found through
+    the INSERT doing nothing, or, when its checks fail now (its invitation is used, by itself),
+    among the refused keys. Either way it answers as a duplicate, and another body under its
+    id is a conflict."""
+    token = await _invitation(session, settings, world)
+    invited = form(world, invitation=token, procedure_code=None)
+    plain = form(world)
+    for body in (invited, plain):
+        first = await client.post(world.url(), json=body, headers=world.kiosk)
+        assert first.status_code == 201, first.text
+    ids: dict[str, str] = {}
+    rows = await session.scalars(
+        sa.select(Submission).where(col(Submission.campaign_id) == world.campaign.id)
+    )
+    for row in rows:
+        ids[str(row.client_submission_id)] = str(row.id)
+
+    changed = form(world, submission_id=plain["submission_id"], answers={**GOOD, "E1.C1": 9})
+    batch = await client.post(
+        world.url("/batch"),
+        json={"submissions": [invited, plain, changed, form(world)]},
+        headers=world.kiosk,
+    )
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [r["status"] for r in results] == ["duplicate", "duplicate", "error", "created"]
+    assert results[0]["id"] == ids[invited["submission_id"]]
+    assert results[1]["id"] == ids[plain["submission_id"]]
+    assert results[2]["errors"][0]["code"] == "conflict"
+    assert await count(session, world.campaign) == 3
