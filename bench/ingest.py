@@ -58,6 +58,43 @@ class Measurement:
     p50_ms: float = float("nan")
     p95_ms: float = float("nan")
     p99_ms: float = float("nan")
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of(
+        cls, name: str, seconds: float, latencies: list[float], statuses: Counter[str], forms: int
+    ) -> Measurement:
+        ms = [x * 1000 for x in latencies]
+        return cls(
+            name,
+            seconds,
+            requests=len(ms),
+            forms=forms,
+            statuses=dict(statuses),
+            p50_ms=percentile(ms, 50),
+            p95_ms=percentile(ms, 95),
+            p99_ms=percentile(ms, 99),
+            latencies_ms=ms,
+        )
+
+    @classmethod
+    def merged(cls, parts: list[Measurement]) -> Measurement:
+        """The rounds of one subject as one measurement: totals over the summed time."""
+        ms = [x for p in parts for x in p.latencies_ms]
+        statuses: Counter[str] = Counter()
+        for p in parts:
+            statuses.update(p.statuses)
+        return cls(
+            parts[0].name,
+            sum(p.seconds for p in parts),
+            requests=sum(p.requests for p in parts),
+            forms=sum(p.forms for p in parts),
+            statuses=dict(statuses),
+            p50_ms=percentile(ms, 50),
+            p95_ms=percentile(ms, 95),
+            p99_ms=percentile(ms, 99),
+            latencies_ms=ms,
+        )
 
     @property
     def requests_per_s(self) -> float:
@@ -68,8 +105,10 @@ class Measurement:
         return self.forms / self.seconds
 
     def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        del values["latencies_ms"]
         return {
-            **asdict(self),
+            **values,
             "requests_per_s": self.requests_per_s,
             "forms_per_s": self.forms_per_s,
         }
@@ -88,12 +127,18 @@ async def drive_singles(
     concurrency: int,
     warmup: float,
     duration: float,
+    rate: float | None = None,
 ) -> Measurement:
-    """Closed loop: each of `concurrency` clients posts the next form as soon as it is answered."""
+    """Closed loop: each of `concurrency` clients posts the next form as soon as it is answered.
+
+    With `rate` (forms per second in all), each client instead sends on a fixed schedule, its
+    share of the rate; latency counts from the scheduled time, so a server that falls behind
+    is charged for the wait it causes (no coordinated omission)."""
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     created = 0
-    start = time.monotonic() + warmup
+    begun = time.monotonic()
+    start = begun + warmup
     end = start + duration
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
@@ -101,9 +146,15 @@ async def drive_singles(
         nonlocal created
         headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
         rng = random.Random(i)
+        sent = 0
         while True:
             body = fresh(pool[rng.randrange(len(pool))])
-            t0 = time.monotonic()
+            if rate is None:
+                t0 = time.monotonic()
+            else:
+                t0 = begun + (sent * concurrency + i) / rate
+                sent += 1
+                await asyncio.sleep(max(0.0, t0 - time.monotonic()))
             if t0 >= end:
                 return
             try:
@@ -119,17 +170,7 @@ async def drive_singles(
 
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         await asyncio.gather(*(client(i, http) for i in range(concurrency)))
-    ms = [x * 1000 for x in latencies]
-    return Measurement(
-        name,
-        duration,
-        requests=len(latencies),
-        forms=created,
-        statuses=dict(statuses),
-        p50_ms=percentile(ms, 50),
-        p95_ms=percentile(ms, 95),
-        p99_ms=percentile(ms, 99),
-    )
+    return Measurement.of(name, duration, latencies, statuses, created)
 
 
 async def drive_batches(
@@ -169,19 +210,14 @@ async def drive_batches(
                 statuses[status] += 1
                 created += made
 
-    async with httpx.AsyncClient(timeout=120) as http:
+    # A batch takes long enough that a new connection per batch costs nothing, and it lets the
+    # kernel hand the batches to both workers: kept alive, both clients' connections were
+    # usually accepted by one worker (which accepts all that are pending when it wakes), and
+    # the other sat idle.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         await asyncio.gather(*(client(i, http) for i in range(concurrency)))
-    ms = [x * 1000 for x in latencies]
-    return Measurement(
-        "app batch",
-        duration,
-        requests=len(latencies),
-        forms=created,
-        statuses=dict(statuses),
-        p50_ms=percentile(ms, 50),
-        p95_ms=percentile(ms, 95),
-        p99_ms=percentile(ms, 99),
-    )
+    return Measurement.of("app batch", duration, latencies, statuses, created)
 
 
 COPY_COLUMNS = [
@@ -259,91 +295,121 @@ async def drive_copy(
             await conn.close()
 
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    ms = [x * 1000 for x in latencies]
-    return Measurement(
-        "COPY baseline",
-        duration,
-        requests=len(latencies),
-        forms=copied,
-        statuses={"copied": copied},
-        p50_ms=percentile(ms, 50),
-        p95_ms=percentile(ms, 95),
-        p99_ms=percentile(ms, 99),
-    )
+    return Measurement.of("COPY baseline", duration, latencies, Counter(copied=copied), copied)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """All four measurements; returns them with their ratios."""
+    """All the measurements, interleaved in rounds; returns them with their ratios.
+
+    The machine is shared and its speed drifts by a factor of two within minutes, so each
+    subject is measured in `--rounds` slices, in turn with its baseline (minimal, app, app
+    batch, COPY, then again), and the slices of a subject are added up: a slow minute then
+    falls on a subject and its baseline alike. Each slice starts on an empty table."""
     url = prepare_database(DATABASE)
     fixture = asyncio.run(make_fixture(url, agencies=10, clients=args.concurrency))
     rng = random.Random(2017)
     pool = [make_form(fixture, rng) for _ in range(2000)]
     batches = [[make_form(fixture, rng) for _ in range(args.batch_size)] for _ in range(8)]
     submit = f"/api/v1/campaigns/{fixture.campaign_id}/submissions"
-    kw = {"warmup": args.warmup, "duration": args.duration}
-    results: dict[str, Measurement] = {}
+    slice_s = args.duration / args.rounds
+    parts: dict[str, list[Measurement]] = {k: [] for k in ("minimal", "single", "batch", "copy")}
+    per_round: list[dict[str, float]] = []
 
     def measure_server(name: str, target: str, env: dict[str, str], factory: bool) -> Server:
         return Server(
             target, env, workers=args.workers, factory=factory, log=OUT_DIR / f"{name}.log"
         )
 
-    # (a) the floor: one INSERT per request, same server, same clients
-    asyncio.run(truncate_submissions(url))
-    env = server_env(url, MINIMAL_DSN=dsn(url), MINIMAL_CAMPAIGN_ID=str(fixture.campaign_id))
-    with measure_server("minimal", "bench.minimal_app:app", env, False) as server:
-        server.start()
-        results["minimal"] = asyncio.run(
-            drive_singles(
-                "minimal endpoint",
-                server.base + "/",
-                fixture.client_tokens,
-                pool,
-                concurrency=args.concurrency,
-                **kw,
-            )
-        )
-    print_line(results["minimal"])
-
-    # the app: single forms, then batches
-    asyncio.run(truncate_submissions(url))
-    with measure_server("app", "app.main:create_app", server_env(url), True) as server:
-        server.start()
-        results["single"] = asyncio.run(
-            drive_singles(
-                "app single",
-                server.base + submit,
-                fixture.client_tokens,
-                pool,
-                concurrency=args.concurrency,
-                **kw,
-            )
-        )
-        print_line(results["single"])
-        asyncio.run(truncate_submissions(url))
-        results["batch"] = asyncio.run(
-            drive_batches(
-                server.base + submit + "/batch",
-                fixture.client_tokens[0],
-                batches,
-                concurrency=args.batch_concurrency,
-                **kw,
-            )
-        )
-    print_line(results["batch"])
-
-    # (b) the floor for batches: COPY of the same rows
-    asyncio.run(truncate_submissions(url))
-    results["copy"] = asyncio.run(
-        drive_copy(url, fixture, batches, concurrency=args.batch_concurrency, **kw)
+    minimal_env = server_env(
+        url, MINIMAL_DSN=dsn(url), MINIMAL_CAMPAIGN_ID=str(fixture.campaign_id)
     )
-    print_line(results["copy"])
+    with (
+        measure_server("minimal", "bench.minimal_app:app", minimal_env, False) as minimal,
+        measure_server("app", "app.main:create_app", server_env(url), True) as app,
+    ):
+        minimal.start()
+        app.start()
+        for n in range(args.rounds):
+            kw = {"warmup": args.warmup if n == 0 else 1.0, "duration": slice_s}
+            singles = {"concurrency": args.concurrency, **kw}
+            batch_kw = {"concurrency": args.batch_concurrency, **kw}
+            asyncio.run(truncate_submissions(url))
+            parts["minimal"].append(
+                asyncio.run(
+                    drive_singles(
+                        "minimal endpoint",
+                        minimal.base + "/",
+                        fixture.client_tokens,
+                        pool,
+                        **singles,
+                    )
+                )
+            )
+            asyncio.run(truncate_submissions(url))
+            parts["single"].append(
+                asyncio.run(
+                    drive_singles(
+                        "app single", app.base + submit, fixture.client_tokens, pool, **singles
+                    )
+                )
+            )
+            asyncio.run(truncate_submissions(url))
+            parts["batch"].append(
+                asyncio.run(
+                    drive_batches(
+                        app.base + submit + "/batch",
+                        fixture.client_tokens[0],
+                        batches,
+                        **batch_kw,
+                    )
+                )
+            )
+            asyncio.run(truncate_submissions(url))
+            parts["copy"].append(asyncio.run(drive_copy(url, fixture, batches, **batch_kw)))
+            last = {k: v[-1].forms_per_s for k, v in parts.items()}
+            per_round.append(
+                {
+                    **last,
+                    "single_ratio": last["single"] / last["minimal"],
+                    "batch_ratio": last["batch"] / last["copy"],
+                }
+            )
+            print(
+                f"  round {n + 1}: minimal {last['minimal']:.0f}, app {last['single']:.0f} "
+                f"({per_round[-1]['single_ratio']:.1%}); batch {last['batch']:.0f}, COPY "
+                f"{last['copy']:.0f} ({per_round[-1]['batch_ratio']:.1%}) forms/s",
+                flush=True,
+            )
+        results = {k: Measurement.merged(v) for k, v in parts.items()}
+        for m in results.values():
+            print_line(m)
+
+        # Latency below saturation: the same 32 clients on a schedule, at half the rate the
+        # app reached above, against the app and the minimal endpoint alike.
+        rate = results["single"].forms_per_s * args.paced_share
+        for key, base, path in (("minimal_paced", minimal.base, "/"), ("paced", app.base, submit)):
+            asyncio.run(truncate_submissions(url))
+            results[key] = asyncio.run(
+                drive_singles(
+                    f"{key.split('_')[0]} at {rate:.0f}/s",
+                    base + path,
+                    fixture.client_tokens,
+                    pool,
+                    concurrency=args.concurrency,
+                    warmup=args.warmup,
+                    duration=args.duration,
+                    rate=rate,
+                )
+            )
+            print_line(results[key])
     asyncio.run(truncate_submissions(url))
 
     single_ratio = results["single"].forms_per_s / results["minimal"].forms_per_s
     batch_ratio = results["batch"].forms_per_s / results["copy"].forms_per_s
     summary = {
         "measurements": {k: v.as_dict() for k, v in results.items()},
+        "rounds": per_round,
+        "paced_rate": rate,
         "single_ratio": single_ratio,
         "batch_ratio": batch_ratio,
         "single_target_met": single_ratio >= 0.5 and results["single"].p99_ms < 100,
@@ -352,7 +418,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"single forms: {single_ratio:.1%} of the minimal endpoint, "
         f"p99 {results['single'].p99_ms:.1f} ms (target >= 50 % and < 100 ms: "
-        f"{'met' if summary['single_target_met'] else 'NOT met'})"
+        f"{'met' if summary['single_target_met'] else 'NOT met'}); "
+        f"p99 {results['paced'].p99_ms:.1f} ms at {rate:.0f} forms/s offered"
     )
     print(
         f"batches: {batch_ratio:.1%} of COPY (target >= 25 %: "
@@ -376,6 +443,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--batch-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="slices each subject's time is cut into"
+    )
+    parser.add_argument(
+        "--paced-share",
+        type=float,
+        default=0.5,
+        help="offered rate of the paced run, as a share of the app's closed-loop throughput",
+    )
 
 
 def main() -> None:
