@@ -30,6 +30,14 @@ def timestamptz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
+def no_nul(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: refused by the request model, it is an error on the
+    field, not a failed statement (which in a batch would also fail every other item)."""
+    if value is not None and "\x00" in value:
+        raise ValueError("holds a NUL character (\\u0000), which cannot be stored")
+    return value
+
+
 def nfc(value: str) -> str:
     """Vietnamese text is stored composed (NFC) and without surrounding blanks."""
     return unicodedata.normalize("NFC", value).strip()

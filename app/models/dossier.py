@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import pydantic
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -76,6 +77,8 @@ class DossierEvent(SQLModel):
         min_length=1, max_length=64, schema_extra={"examples": ["TQ.SONDUONG"]}
     )
     returned_at: datetime = Field(description="When the result was returned, with its offset.")
+
+    _storable = pydantic.field_validator("code", "procedure_code", "agency_code")(no_nul)
 
 
 class DossierBatch(SQLModel):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, timestamptz, utcnow
+from app.models.base import Page, no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -150,14 +150,6 @@ class SubmissionVersion(SQLModel, table=True):
 # The table's check constraint allows the same two; refusing others in the request model names
 # the field (and, in a batch, only the item) instead of failing the statement.
 RespondentType = Literal["individual", "organisation"]
-
-
-def no_nul(value: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL: refused here, it is an error on the field, not a failed
-    statement (which would also fail every other form of a batch)."""
-    if value is not None and "\x00" in value:
-        raise ValueError("holds a NUL character (\\u0000), which cannot be stored")
-    return value
 
 
 # A plain pydantic model, not an SQLModel: a batch validates up to 1000 of these, and SQLModel's

@@ -241,3 +241,23 @@ async def test_lost_tokens_can_be_fetched_again(client: httpx.AsyncClient, world
     assert again.json()["invitations"] == first.json()["invitations"]
     missing = await client.get("/api/v1/dossiers/NOPE", headers=world.headers)
     assert_problem(missing, 404, "not_found")
+
+
+async def test_nul_in_a_code_is_422_naming_the_field(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    """PostgreSQL text cannot hold NUL; the look-up used to fail as an unnamed bad value."""
+    bad = event(world, code="HS-\x00-1")
+    response = await client.post("/api/v1/dossiers", json=bad, headers=world.headers)
+    body = assert_problem(response, 422, "validation_failed")
+    assert [e["pointer"] for e in body["errors"]] == ["/body/code"]  # type: ignore[attr-defined]
+    batch = await client.post(
+        "/api/v1/dossiers/batch",
+        json={"dossiers": [event(world), event(world, agency_code="A\x00")]},
+        headers=world.headers,
+    )
+    body = assert_problem(batch, 422, "validation_failed")
+    assert [e["pointer"] for e in body["errors"]] == [  # type: ignore[attr-defined]
+        "/body/dossiers/1/agency_code"
+    ]
+    assert await session.scalar(sa.select(sa.func.count()).select_from(Dossier)) == 0
