@@ -47,7 +47,7 @@ revision: $(STAMP)
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
