@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
-SOURCES := app tests migrations bench
+SOURCES := app tests migrations bench .ci
 
 .PHONY: install run test lint format typecheck pytest migrate revision seed bench clean
 

@@ -1,4 +1,3 @@
-# ruff: noqa: T201, S311 - a CI script prints its findings; its randomness is test data
 """Crash safety: a 201 means committed, exactly once, through kills of the app and the database.
 
 The app runs under uvicorn (2 workers) on a free 127.0.0.1 port against `sipas_crash`, on an
@@ -375,7 +374,7 @@ async def rollup_problems(url: str, fixture: Fixture) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def _session(url: str) -> Any:
-    settings = Settings(_env_file=None, database_url=url, environment="test")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url, environment="test")
     db = create_database(url, settings)
     try:
         async with db.sessionmaker() as session:

@@ -47,8 +47,12 @@ def main() -> int:
     env.pop("DATABASE_URL", None)
     log = open(ROOT / ".data" / "smoke-run.log", "w")  # noqa: SIM115
     started = time.monotonic()
-    proc = subprocess.Popen(  # noqa: S603
-        ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:

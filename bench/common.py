@@ -125,7 +125,7 @@ def _token(kind: str, subject: User | Client, scopes: Sequence[Scope]) -> str:
 
 async def make_fixture(url: str, *, agencies: int = 8, clients: int = 1) -> Fixture:
     """Write the campaign, its agencies and strata, the clients and an admin; commit."""
-    settings = Settings(_env_file=None, database_url=url, environment="test")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url, environment="test")
     db = create_database(url, settings)
     tag = uuid.uuid4().hex[:6]
     now = datetime.now(UTC)
@@ -182,7 +182,7 @@ async def make_fixture(url: str, *, agencies: int = 8, clients: int = 1) -> Fixt
             for i in range(clients):
                 kiosk = Client(
                     name=f"Kiosk đo tải {tag} {i + 1}",
-                    scopes=[Scope.submissions_write.value, Scope.progress_read.value],
+                    scopes=[Scope.submissions_write, Scope.progress_read],
                     client_id=new_client_id(),
                     secret_hash=hash_secret(new_client_secret()),
                 )
