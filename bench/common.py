@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 import psutil
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
@@ -38,7 +39,8 @@ from app.models.identity import Client, Role, Scope, User
 from app.models.questionnaire import Questionnaire
 from app.schema import upgrade
 from app.security import hash_secret, issue_token, new_client_id, new_client_secret
-from app.services import instrument
+from app.services import instrument, seed
+from app.services.agencies import valid_on_clause
 from app.services.demo_campaigns import _form
 from app.services.questionnaires import ensure_builtins
 from app.services.text import fold
@@ -123,8 +125,38 @@ def _token(kind: str, subject: User | Client, scopes: Sequence[Scope]) -> str:
     return token
 
 
-async def make_fixture(url: str, *, agencies: int = 8, clients: int = 1) -> Fixture:
-    """Write the campaign, its agencies and strata, the clients and an admin; commit."""
+async def _province_agencies(session: AsyncSession, day: date) -> list[Agency]:
+    """The demo province's measured departments and districts on `day` (seeded if missing),
+    as its demo campaigns take them."""
+    await seed.load_demo_catalogue(session)
+    return list(
+        (
+            await session.scalars(
+                sa.select(Agency)
+                .where(
+                    col(Agency.is_measured),
+                    col(Agency.kind) != AgencyKind.participant,
+                    col(Agency.level).in_(("department", "district")),
+                    valid_on_clause(day),
+                )
+                .order_by(col(Agency.code))
+            )
+        ).all()
+    )
+
+
+async def make_fixture(
+    url: str,
+    *,
+    agencies: int = 8,
+    clients: int = 1,
+    questionnaire: str = QUESTIONNAIRE,
+    province: bool = False,
+) -> Fixture:
+    """Write the campaign, its agencies and strata, the clients and an admin; commit.
+
+    The agencies are `agencies` made-up departments, or with `province` the demo province's
+    own measured agencies (Tuyên Quang's departments and districts)."""
     settings = Settings(_env_file=None, database_url=url, environment="test")
     db = create_database(url, settings)
     tag = uuid.uuid4().hex[:6]
@@ -134,14 +166,16 @@ async def make_fixture(url: str, *, agencies: int = 8, clients: int = 1) -> Fixt
             await ensure_builtins(session)
             q = await session.scalar(
                 sa.select(Questionnaire).where(
-                    col(Questionnaire.code) == QUESTIONNAIRE, col(Questionnaire.version) == 1
+                    col(Questionnaire.code) == questionnaire, col(Questionnaire.version) == 1
                 )
             )
-            if q is None:  # pragma: no cover - ensure_builtins installs it
-                raise RuntimeError(f"the built-in questionnaire {QUESTIONNAIRE} is missing")
+            if q is None:
+                raise RuntimeError(f"no built-in questionnaire {questionnaire}")
             q.frozen_at = q.frozen_at or now
-            made: list[Agency] = []
-            for i in range(agencies):
+            made: list[Agency] = (
+                await _province_agencies(session, date(2020, 10, 31)) if province else []
+            )
+            for i in range(0 if province else agencies):
                 name = f"Sở đo tải {tag} {i + 1}"
                 agency = Agency(
                     code=f"BENCH.{tag}.{i + 1}".upper(),
@@ -208,7 +242,7 @@ async def make_fixture(url: str, *, agencies: int = 8, clients: int = 1) -> Fixt
                 client_ids=[k.id for k in kiosks],
                 admin_token=_token("user", admin, list(Scope)),
                 admin_id=admin.id,
-                questionnaire=instrument.load_builtin(QUESTIONNAIRE),
+                questionnaire=instrument.load_builtin(questionnaire),
             )
     finally:
         await db.dispose()
@@ -218,7 +252,7 @@ async def make_fixture(url: str, *, agencies: int = 8, clients: int = 1) -> Fixt
         fixture.quality[agency.id] = {
             e.id: min(0.98, max(0.3, base + rng.uniform(-0.08, 0.08)))
             for e in fixture.questionnaire.elements
-        }
+        } or {"*": base}  # a dossier form has no elements: one level for the agency
     return fixture
 
 

@@ -1,12 +1,16 @@
-"""Load N synthetic, valid sipas-2017 forms straight into PostgreSQL with COPY.
+"""Load N synthetic, valid forms straight into PostgreSQL with COPY.
 
-For the index benchmark: an open campaign over `--agencies` agencies (one stratum each) on the
-built-in sipas-2017 questionnaire, and `--forms` submissions drawn as the demo campaigns draw
-theirs (skewed towards satisfied, some "no answer"), state `valid`, written with asyncpg
-`copy_records_to_table` in chunks. The database is on the embedded server unless `--url` names
-another; it is created and migrated if needed (`--fresh` drops it first).
+An open campaign on a built-in questionnaire (`--questionnaire`: sipas-2017, the default, or
+dossier-rating-2018, whose nine indicators score 0-2) over `--agencies` made-up agencies, or with
+`--province` the demo province's own measured departments and districts (one stratum each), and
+`--forms` submissions drawn as the demo campaigns draw theirs: each agency has its own level of
+satisfaction per element, answers are skewed towards satisfied and about 4 % of criteria are
+"no answer". State `valid`, written with asyncpg `copy_records_to_table` in chunks. The database
+is on the embedded server unless `--url` names another; it is created and migrated if needed
+(`--fresh` drops it first).
 
     .venv/bin/python -m bench.generate --forms 100000 --database sipas_bench
+    .venv/bin/python -m bench.generate --forms 100000 --province --questionnaire dossier-rating-2018
 """
 
 from __future__ import annotations
@@ -94,7 +98,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         upgrade(url)
     else:
         url = prepare_database(args.database, fresh=args.fresh)
-    fixture = asyncio.run(make_fixture(url, agencies=args.agencies, clients=1))
+    fixture = asyncio.run(
+        make_fixture(
+            url,
+            agencies=args.agencies,
+            clients=1,
+            questionnaire=args.questionnaire,
+            province=args.province,
+        )
+    )
     t0 = time.monotonic()
     n = asyncio.run(load(url, fixture, args.forms, args.chunk, args.seed))
     copy_s = time.monotonic() - t0
@@ -102,12 +114,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "database": args.database if not args.url else "(--url)",
         "campaign_id": str(fixture.campaign_id),
         "forms": n,
-        "agencies": args.agencies,
+        "agencies": len(fixture.agencies),
+        "questionnaire": args.questionnaire,
+        "province": args.province,
         "seconds": time.monotonic() - started,
         "forms_per_s": n / copy_s,
     }
     print(
-        f"loaded {n} forms into campaign {fixture.campaign_id} ({args.agencies} agencies) in "
+        f"loaded {n} {args.questionnaire} forms into campaign {fixture.campaign_id} "
+        f"({len(fixture.agencies)} agencies{' of the demo province' if args.province else ''}) in "
         f"{copy_s:.1f} s ({n / copy_s:.0f} forms/s, drawing included); "
         f"{result['seconds']:.1f} s in all"
     )
@@ -118,7 +133,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--forms", type=int, default=100_000)
     parser.add_argument("--database", default="sipas_bench")
     parser.add_argument("--url", help="a PostgreSQL URL instead of the embedded server")
-    parser.add_argument("--agencies", type=int, default=40)
+    parser.add_argument("--agencies", type=int, default=40, help="made-up agencies")
+    parser.add_argument(
+        "--province", action="store_true", help="the demo province's agencies instead"
+    )
+    parser.add_argument(
+        "--questionnaire", default="sipas-2017", choices=["sipas-2017", "dossier-rating-2018"]
+    )
     parser.add_argument("--chunk", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=2017)
     parser.add_argument("--fresh", action="store_true", help="drop the database first")

@@ -63,10 +63,16 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
 def _form(
     rng: random.Random, q: instrument.Questionnaire, agency: Agency, quality: dict[str, float]
 ) -> dict[str, Any]:
-    """One synthetic form: criteria skewed by the agency's quality per element."""
-    answers: dict[str, Any] = {"S.AGENCY": agency.code}
+    """One synthetic form: criteria skewed by the agency's quality per element (a dossier's
+    indicators by its mean quality), and some "no answer"."""
+    answers: dict[str, Any] = {}
+    mean = sum(quality.values()) / len(quality) if quality else 0.75
     for _, item in instrument.iter_items(q):
-        if item.role is instrument.Role.criterion and item.element:
+        if item.id == "S.AGENCY":
+            answers[item.id] = agency.code
+        elif item.role is instrument.Role.dossier_indicator:
+            answers[item.id] = 2 if rng.random() < mean else rng.choice((1, 1, 0))
+        elif item.role is instrument.Role.criterion and item.element:
             if rng.random() < 0.04:
                 answers[item.id] = None  # no answer
             elif rng.random() < quality[item.element]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import random
+
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
+from app.models.agency import Agency
 from app.models.campaign import Campaign, Stratum
 from app.models.identity import Role
 from app.models.submission import Submission
 from app.services import instrument
-from app.services.demo_campaigns import ensure_demo_campaigns
+from app.services.demo_campaigns import _form, ensure_demo_campaigns
 from app.services.seed import load_demo_catalogue
 from tests.factories import bearer, make_user
 
@@ -73,3 +76,24 @@ async def test_demo_campaigns(
     )
     assert progress.status_code == 200
     assert progress.json()["totals"]["received"] == created["TQ-SIPAS-2020"]
+
+
+def test_synthetic_forms_pass_their_questionnaire_and_are_skewed() -> None:
+    """The generator behind the demo campaigns and bench.generate draws valid forms of every
+    built-in; criteria and dossier indicators lean to the agency's level of satisfaction."""
+    agency = Agency(code="TQ.STP", name="Sở Tư pháp", search_name="so tu phap")
+    rng = random.Random(7)
+    scored_roles = {instrument.Role.criterion, instrument.Role.dossier_indicator}
+    for code in instrument.BUILTINS:
+        q = instrument.load_builtin(code)
+        scored_ids = {i.id for _, i in instrument.iter_items(q) if i.role in scored_roles}
+        for level in (0.9, 0.4):
+            quality = {e.id: level for e in q.elements} or {"*": level}
+            forms = [_form(rng, q, agency, quality) for _ in range(400)]
+            assert all(instrument.validate_answers(q, f) == [] for f in forms), code
+            scored = [v for f in forms for k, v in f.items() if k in scored_ids and v is not None]
+            top = max(scored)
+            share = sum(v == top for v in scored) / len(scored)
+            # the top answer: 40 % of the satisfied criteria (5), every satisfied indicator (2)
+            expected = level * (0.4 if top == 5 else 1)
+            assert abs(share - expected) < 0.06, (code, level, share)
