@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import date
 
 import httpx
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
-from app.models.agency import Agency
+from app.models.agency import Agency, AgencyKind
 from app.models.campaign import Campaign, Stratum
 from app.models.identity import Role
 from app.models.submission import Submission
@@ -81,7 +82,14 @@ async def test_demo_campaigns(
 def test_synthetic_forms_pass_their_questionnaire_and_are_skewed() -> None:
     """The generator behind the demo campaigns and bench.generate draws valid forms of every
     built-in; criteria and dossier indicators lean to the agency's level of satisfaction."""
-    agency = Agency(code="TQ.STP", name="Sở Tư pháp", search_name="so tu phap")
+    agency = Agency(
+        code="TQ.STP",
+        name="Sở Tư pháp",
+        search_name="so tu phap",
+        kind=AgencyKind.department,
+        level="department",
+        valid_from=date(2008, 1, 1),
+    )
     rng = random.Random(7)
     scored_roles = {instrument.Role.criterion, instrument.Role.dossier_indicator}
     for code in instrument.BUILTINS:
