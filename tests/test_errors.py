@@ -155,7 +155,14 @@ async def test_values_the_database_cannot_store_are_422(
         },
         headers=bearer(settings, one_stop),
     )
-    assert_problem(nul, 422, "invalid_value")
+    body = assert_problem(nul, 422, "validation_failed")  # the model names the fields now
+    assert error_codes(body) == [
+        ("/body/dossiers/0/code", "value_error"),
+        ("/body/dossiers/0/procedure_code", "value_error"),
+    ]
+    # where no model stands in the way, the database's refusal is still a 422, not a 500
+    searched = await client.get("/api/v1/agencies", params={"q": "Sở\u0000"}, headers=admin)
+    assert_problem(searched, 422, "invalid_value")
 
 
 async def test_every_json_operation_refuses_text_that_is_not_unicode(
