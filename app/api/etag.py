@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import Request, Response
@@ -58,6 +58,23 @@ def conditional(
     common = {"ETag": tag, "Cache-Control": cache_control}
     if _matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=common)
+    return Response(body, media_type=media_type, headers={**common, **(headers or {})})
+
+
+async def conditional_from(
+    request: Request,
+    render: Callable[[], Awaitable[bytes]],
+    media_type: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    etag: str,
+    cache_control: str = CACHE_CONTROL,
+) -> Response:
+    """Like `conditional` with a known tag, rendering the body only when it is sent."""
+    common = {"ETag": etag, "Cache-Control": cache_control}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=common)
+    body = await render()
     return Response(body, media_type=media_type, headers={**common, **(headers or {})})
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from app.api.etag import NOT_MODIFIED, conditional
+from app.api.etag import NOT_MODIFIED, conditional_from
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
     DEFAULT_PAGE,
@@ -20,7 +20,6 @@ from app.deps import (
 )
 from app.models.report import (
     PublishRequest,
-    Report,
     ReportPage,
     ReportSummary,
     TallyIn,
@@ -28,7 +27,6 @@ from app.models.report import (
 )
 from app.services import reports, tallies
 from app.services.methods import list_methods
-from app.services.reports import canonical
 
 router = APIRouter(tags=["reports"], responses=AUTHED)
 
@@ -37,13 +35,30 @@ IMMUTABLE = "private, max-age=86400, immutable"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _json(request: Request, report: Report) -> Response:
-    return conditional(
+async def _rendered(
+    request: Request,
+    session: SessionDep,
+    ref: reports.ReportRef,
+    fmt: str,
+    *,
+    cache_control: str = IMMUTABLE,
+) -> Response:
+    """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
+    this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
+    media = {"json": "application/json", "csv": "text/csv; charset=utf-8", "xlsx": XLSX}[fmt]
+    etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}"'
+    headers = (
+        {}
+        if fmt == "json"
+        else {"Content-Disposition": f'attachment; filename="sipas-report-{ref.id}.{fmt}"'}
+    )
+    return await conditional_from(
         request,
-        canonical(report.content),
-        "application/json",
-        etag=report.etag,
-        cache_control=IMMUTABLE,
+        lambda: reports.rendering(session, ref, fmt),
+        media,
+        headers,
+        etag=etag,
+        cache_control=cache_control,
     )
 
 
@@ -88,14 +103,8 @@ async def list_reports(
 async def latest(
     request: Request, session: SessionDep, principal: ReportsReader, campaign_id: uuid.UUID
 ) -> Response:
-    report = await reports.latest(session, principal, campaign_id)
-    return conditional(
-        request,
-        canonical(report.content),
-        "application/json",
-        etag=report.etag,
-        cache_control="private, no-cache",
-    )
+    ref = await reports.latest(session, principal, campaign_id)
+    return await _rendered(request, session, ref, "json", cache_control="private, no-cache")
 
 
 @router.get(
@@ -106,7 +115,9 @@ async def latest(
 async def get_report(
     request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
 ) -> Response:
-    return _json(request, await reports.get_report(session, principal, report_id))
+    return await _rendered(
+        request, session, await reports.reference(session, principal, report_id), "json"
+    )
 
 
 @router.get(
@@ -117,14 +128,8 @@ async def get_report(
 async def export_csv(
     request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
 ) -> Response:
-    report = await reports.get_report(session, principal, report_id)
-    return conditional(
-        request,
-        reports.to_csv(report.content),
-        "text/csv; charset=utf-8",
-        etag=report.etag[:-1] + '-csv"',
-        cache_control=IMMUTABLE,
-        headers={"Content-Disposition": f'attachment; filename="sipas-report-{report.id}.csv"'},
+    return await _rendered(
+        request, session, await reports.reference(session, principal, report_id), "csv"
     )
 
 
@@ -136,14 +141,8 @@ async def export_csv(
 async def export_xlsx(
     request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
 ) -> Response:
-    report = await reports.get_report(session, principal, report_id)
-    return conditional(
-        request,
-        reports.to_xlsx(report.content),
-        XLSX,
-        etag=report.etag[:-1] + '-xlsx"',
-        cache_control=IMMUTABLE,
-        headers={"Content-Disposition": f'attachment; filename="sipas-report-{report.id}.xlsx"'},
+    return await _rendered(
+        request, session, await reports.reference(session, principal, report_id), "xlsx"
     )
 
 

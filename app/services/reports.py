@@ -12,8 +12,10 @@ import hashlib
 import io
 import json
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from openpyxl import Workbook
@@ -162,24 +164,63 @@ async def publish(
     return report
 
 
-async def get_report(session: AsyncSession, principal: Principal, report_id: uuid.UUID) -> Report:
-    report = await session.get(Report, report_id)
-    if report is None or principal.campaign_id not in (None, report.campaign_id):
+class ReportRef(NamedTuple):
+    """What a read needs before the body: whether the caller may see it, and its ETag."""
+
+    id: uuid.UUID
+    campaign_id: uuid.UUID
+    etag: str
+
+
+_REF = sa.select(col(Report.id), col(Report.campaign_id), col(Report.etag))
+
+
+async def reference(session: AsyncSession, principal: Principal, report_id: uuid.UUID) -> ReportRef:
+    row = (await session.execute(_REF.where(col(Report.id) == report_id))).first()
+    if row is None or principal.campaign_id not in (None, row.campaign_id):
         raise NotFound("report")
-    return report
+    return ReportRef(*row)
 
 
-async def latest(session: AsyncSession, principal: Principal, campaign_id: uuid.UUID) -> Report:
+async def latest(session: AsyncSession, principal: Principal, campaign_id: uuid.UUID) -> ReportRef:
     await campaigns.get_campaign(session, principal, campaign_id)
-    report = await session.scalar(
-        sa.select(Report)
-        .where(col(Report.campaign_id) == campaign_id)
-        .order_by(col(Report.version).desc())
-        .limit(1)
-    )
-    if report is None:
+    row = (
+        await session.execute(
+            _REF.where(col(Report.campaign_id) == campaign_id)
+            .order_by(col(Report.version).desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
         raise NotFound("report")
-    return report
+    return ReportRef(*row)
+
+
+# Reports never change once stored (a trigger refuses it), so each rendering is made once per
+# process and kept, least recently used first out, within a byte budget: a fetcher polling a
+# province's report is answered from memory, not by decoding and re-encoding the snapshot.
+_RENDERINGS: OrderedDict[tuple[uuid.UUID, str, str], bytes] = OrderedDict()
+RENDERINGS_BUDGET = 64 * 2**20
+_RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {}
+
+
+async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
+    """The report as `json` (canonical), `csv` or `xlsx` bytes."""
+    key = (ref.id, ref.etag, fmt)
+    body = _RENDERINGS.get(key)
+    if body is not None:
+        _RENDERINGS.move_to_end(key)
+        return body
+    content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
+    if content is None:  # pragma: no cover - the reference was just read
+        raise NotFound("report")
+    body = _RENDERERS[fmt](content)
+    _RENDERINGS[key] = body
+    total = sum(len(b) for b in _RENDERINGS.values())
+    while total > RENDERINGS_BUDGET and len(_RENDERINGS) > 1:
+        _, dropped = _RENDERINGS.popitem(last=False)
+        total -= len(dropped)
+    return body
 
 
 async def list_reports(
@@ -356,3 +397,6 @@ def to_xlsx(content: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+_RENDERERS.update(json=canonical, csv=to_csv, xlsx=to_xlsx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -13,12 +14,15 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import Agency
 from app.models.campaign import Campaign, CampaignState
 from app.models.identity import Role
+from app.models.report import Report
 from app.models.submission import Channel, Submission, SubmissionState
+from app.services import reports as reports_service
 from tests.factories import bearer, make_agency, make_campaign, make_user
 from tests.test_errors import assert_problem
 
@@ -191,3 +195,47 @@ async def test_publishing_needs_reports_write(
         headers=bearer(settings, await make_user(session, Role.analyst)),
     )
     assert_problem(missing, 404, "not_found")
+
+
+async def test_renderings_are_made_once_and_a_304_renders_nothing(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    closed: tuple[Campaign, Agency],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A report never changes, so its JSON, CSV and XLSX are rendered once per process and
+    kept within a byte budget; a caller holding the current tag gets a 304 before the
+    snapshot is read at all."""
+    campaign, _ = closed
+    admin = bearer(settings, await make_user(session, Role.admin))
+    report = (
+        await client.post(f"/api/v1/campaigns/{campaign.id}/reports", json={}, headers=admin)
+    ).json()
+    rid = uuid.UUID(report["id"])
+    url = f"/api/v1/reports/{rid}"
+    kept = reports_service._RENDERINGS
+    kept.clear()
+
+    summary = await client.get(f"/api/v1/campaigns/{campaign.id}/reports", headers=admin)
+    etag = next(r["etag"] for r in summary.json()["items"] if r["id"] == str(rid))
+    held = await client.get(url, headers={**admin, "If-None-Match": etag})
+    assert held.status_code == 304
+    assert held.content == b""
+    assert not kept  # nothing rendered, nothing read
+
+    first = await client.get(url, headers=admin)
+    again = await client.get(url, headers=admin)
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content
+    assert first.headers["etag"] == etag
+    assert [k[2] for k in kept] == ["json"]
+    stored = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == rid))
+    assert json.loads(first.content) == stored
+
+    monkeypatch.setattr(reports_service, "RENDERINGS_BUDGET", 1)
+    exported = await client.get(f"{url}/export.csv", headers=admin)
+    assert exported.status_code == 200
+    assert exported.headers["etag"] == etag[:-1] + '-csv"'
+    assert [k[2] for k in kept] == ["csv"]  # over budget: only the newest is kept
+    assert (await client.get(f"{url}/export.csv", headers=admin)).content == exported.content
