@@ -142,23 +142,19 @@ async def test_values_the_database_cannot_store_are_422(
     assert_problem(too_big, 422, "validation_failed")
     one_stop, _ = await make_client(session, [Scope.dossiers_write])
     nul = await client.post(
-        "/api/v1/dossiers/batch",
+        "/api/v1/dossiers",
         json={
-            "dossiers": [
-                {
-                    "code": "HS\u0000-1",
-                    "procedure_code": "1.0\u00004227",
-                    "agency_code": "X",
-                    "returned_at": "2020-05-04T09:30:00+07:00",
-                }
-            ]
+            "code": "HS\u0000-1",
+            "procedure_code": "1.0\u00004227",
+            "agency_code": "X",
+            "returned_at": "2020-05-04T09:30:00+07:00",
         },
         headers=bearer(settings, one_stop),
     )
     body = assert_problem(nul, 422, "validation_failed")  # the model names the fields now
     assert error_codes(body) == [
-        ("/body/dossiers/0/code", "value_error"),
-        ("/body/dossiers/0/procedure_code", "value_error"),
+        ("/body/code", "value_error"),
+        ("/body/procedure_code", "value_error"),
     ]
     # where no model stands in the way, the database's refusal is still a 422, not a 500
     searched = await client.get("/api/v1/agencies", params={"q": "Sở\u0000"}, headers=admin)

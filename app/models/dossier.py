@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import pydantic
 import sqlalchemy as sa
@@ -82,7 +83,13 @@ class DossierEvent(SQLModel):
 
 
 class DossierBatch(SQLModel):
-    dossiers: list[DossierEvent] = Field(min_length=1, max_length=1000)
+    # Items are checked one by one (as DossierEvent), so one malformed item is an error in its
+    # own result and the others are still kept.
+    dossiers: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Up to 1000 dossier events, each as in the single call (DossierEvent).",
+    )
 
 
 class InvitationPublic(SQLModel):
@@ -94,7 +101,7 @@ class InvitationPublic(SQLModel):
 
 class DossierResult(SQLModel):
     index: int
-    code: str
+    code: str | None = Field(description="The event's code; null when the item had none.")
     status: str = Field(description="created, duplicate (same event again) or error")
     dossier_id: uuid.UUID | None = None
     invitations: list[InvitationPublic] = Field(default_factory=list)

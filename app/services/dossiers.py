@@ -12,14 +12,16 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
-from app.errors import AppError, FieldError, Invalid, NotFound
+from app.errors import AppError, FieldError, Invalid, NotFound, pointer_from_loc
 from app.models.agency import Agency
 from app.models.campaign import Campaign, CampaignAgency, CampaignState
 from app.models.catalogue import Procedure
@@ -211,10 +213,27 @@ async def record_single(
 
 
 async def record_batch(
-    session: AsyncSession, settings: Settings, actor: Principal, events: list[DossierEvent]
+    session: AsyncSession, settings: Settings, actor: Principal, items: list[dict[str, Any]]
 ) -> DossierBatchResult:
     results = []
-    for index, event in enumerate(events):
+    for index, raw in enumerate(items):
+        try:
+            event = DossierEvent.model_validate(raw)
+        except ValidationError as exc:
+            code = raw.get("code")
+            problems = [
+                FieldError(f"/dossiers/{index}" + pointer_from_loc(e["loc"]), e["msg"], e["type"])
+                for e in exc.errors()
+            ]
+            results.append(
+                DossierResult(
+                    index=index,
+                    code=code if isinstance(code, str) else None,
+                    status="error",
+                    errors=[p.as_dict() for p in problems],
+                )
+            )
+            continue
         async with session.begin_nested():  # one event's failure never undoes another's
             results.append(await record_event(session, settings, actor, event, index))
     return DossierBatchResult(

@@ -243,21 +243,56 @@ async def test_lost_tokens_can_be_fetched_again(client: httpx.AsyncClient, world
     assert_problem(missing, 404, "not_found")
 
 
-async def test_nul_in_a_code_is_422_naming_the_field(
+async def test_nul_in_a_code_is_an_error_naming_the_field(
     client: httpx.AsyncClient, session: AsyncSession, world: World
 ) -> None:
-    """PostgreSQL text cannot hold NUL; the look-up used to fail as an unnamed bad value."""
+    """PostgreSQL text cannot hold NUL; the look-up used to fail as an unnamed bad value (and a
+    batch as a whole)."""
     bad = event(world, code="HS-\x00-1")
     response = await client.post("/api/v1/dossiers", json=bad, headers=world.headers)
     body = assert_problem(response, 422, "validation_failed")
     assert [e["pointer"] for e in body["errors"]] == ["/body/code"]  # type: ignore[attr-defined]
+    good = event(world)
     batch = await client.post(
         "/api/v1/dossiers/batch",
-        json={"dossiers": [event(world), event(world, agency_code="A\x00")]},
+        json={"dossiers": [good, event(world, agency_code="A\x00")]},
         headers=world.headers,
     )
-    body = assert_problem(batch, 422, "validation_failed")
-    assert [e["pointer"] for e in body["errors"]] == [  # type: ignore[attr-defined]
-        "/body/dossiers/1/agency_code"
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [r["status"] for r in results] == ["created", "error"]
+    assert [e["pointer"] for e in results[1]["errors"]] == ["/dossiers/1/agency_code"]
+    stored = await session.scalars(sa.select(col(Dossier.code)))
+    assert good["code"] in stored.all()
+
+
+async def test_a_malformed_item_is_its_own_error_and_the_others_are_kept(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    """Items are checked one by one: a missing field or a value of the wrong type is
+    an error in that item's result, with its pointer, and the valid events are stored."""
+    first, last = event(world), event(world)
+    items: list[object] = [
+        first,
+        {"code": "HS-thiếu-ngày", "procedure_code": world.procedure.code},
+        {**event(world), "returned_at": "hôm qua"},
+        first,
+        last,
     ]
-    assert await session.scalar(sa.select(sa.func.count()).select_from(Dossier)) == 0
+    response = await client.post(
+        "/api/v1/dossiers/batch", json={"dossiers": items}, headers=world.headers
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    results = body["results"]
+    assert [r["status"] for r in results] == ["created", "error", "error", "duplicate", "created"]
+    assert results[1]["code"] == "HS-thiếu-ngày"
+    assert {e["pointer"] for e in results[1]["errors"]} == {
+        "/dossiers/1/agency_code",
+        "/dossiers/1/returned_at",
+    }
+    assert [e["pointer"] for e in results[2]["errors"]] == ["/dossiers/2/returned_at"]
+    assert (body["created"], body["duplicates"], body["errors"]) == (2, 1, 2)
+    stored = set((await session.scalars(sa.select(col(Dossier.code)))).all())
+    assert {first["code"], last["code"]} <= stored
+    assert "HS-thiếu-ngày" not in stored
