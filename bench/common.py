@@ -40,8 +40,7 @@ from app.models.questionnaire import Questionnaire
 from app.schema import upgrade
 from app.security import hash_secret, issue_token, new_client_id, new_client_secret
 from app.services import instrument, seed
-from app.services.agencies import valid_on_clause
-from app.services.demo_campaigns import _form
+from app.services.demo_campaigns import _form, measured_agencies
 from app.services.questionnaires import ensure_builtins
 from app.services.text import fold
 
@@ -126,23 +125,10 @@ def _token(kind: str, subject: User | Client, scopes: Sequence[Scope]) -> str:
 
 
 async def _province_agencies(session: AsyncSession, day: date) -> list[Agency]:
-    """The demo province's measured departments and districts on `day` (seeded if missing),
-    as its demo campaigns take them."""
+    """The demo province's measured agencies on `day` (seeded if missing), as its demo campaigns
+    take them."""
     await seed.load_demo_catalogue(session)
-    return list(
-        (
-            await session.scalars(
-                sa.select(Agency)
-                .where(
-                    col(Agency.is_measured),
-                    col(Agency.kind) != AgencyKind.participant,
-                    col(Agency.level).in_(("department", "district")),
-                    valid_on_clause(day),
-                )
-                .order_by(col(Agency.code))
-            )
-        ).all()
-    )
+    return await measured_agencies(session, day)
 
 
 async def make_fixture(

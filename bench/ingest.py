@@ -64,31 +64,31 @@ class Measurement:
     def of(
         cls, name: str, seconds: float, latencies: list[float], statuses: Counter[str], forms: int
     ) -> Measurement:
-        ms = [x * 1000 for x in latencies]
+        return cls._from_ms(name, seconds, [x * 1000 for x in latencies], statuses, forms)
+
+    @classmethod
+    def merged(cls, parts: list[Measurement]) -> Measurement:
+        """The rounds of one subject as one measurement: totals over the summed time."""
+        statuses: Counter[str] = Counter()
+        for p in parts:
+            statuses.update(p.statuses)
+        return cls._from_ms(
+            parts[0].name,
+            sum(p.seconds for p in parts),
+            [x for p in parts for x in p.latencies_ms],
+            statuses,
+            sum(p.forms for p in parts),
+        )
+
+    @classmethod
+    def _from_ms(
+        cls, name: str, seconds: float, ms: list[float], statuses: Counter[str], forms: int
+    ) -> Measurement:
         return cls(
             name,
             seconds,
             requests=len(ms),
             forms=forms,
-            statuses=dict(statuses),
-            p50_ms=percentile(ms, 50),
-            p95_ms=percentile(ms, 95),
-            p99_ms=percentile(ms, 99),
-            latencies_ms=ms,
-        )
-
-    @classmethod
-    def merged(cls, parts: list[Measurement]) -> Measurement:
-        """The rounds of one subject as one measurement: totals over the summed time."""
-        ms = [x for p in parts for x in p.latencies_ms]
-        statuses: Counter[str] = Counter()
-        for p in parts:
-            statuses.update(p.statuses)
-        return cls(
-            parts[0].name,
-            sum(p.seconds for p in parts),
-            requests=sum(p.requests for p in parts),
-            forms=sum(p.forms for p in parts),
             statuses=dict(statuses),
             p50_ms=percentile(ms, 50),
             p95_ms=percentile(ms, 95),

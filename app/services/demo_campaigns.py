@@ -113,12 +113,10 @@ async def ensure_demo_campaigns(session: AsyncSession) -> dict[str, int]:
     return created
 
 
-async def _create(
-    session: AsyncSession, demo: DemoCampaign, row: Questionnaire, q: instrument.Questionnaire
-) -> int:
-    rng = random.Random(demo.seed)  # noqa: S311 - synthetic data, not secrets
-    map_date = date(demo.year, 10, 31)
-    agencies = list(
+async def measured_agencies(session: AsyncSession, day: date) -> list[Agency]:
+    """The province's measured departments and districts on `day`, by code: what a demo
+    campaign (and the benchmark data on the demo province) covers."""
+    return list(
         (
             await session.scalars(
                 sa.select(Agency)
@@ -126,12 +124,20 @@ async def _create(
                     col(Agency.is_measured),
                     col(Agency.kind) != AgencyKind.participant,
                     col(Agency.level).in_(("department", "district")),
-                    valid_on_clause(map_date),
+                    valid_on_clause(day),
                 )
                 .order_by(col(Agency.code))
             )
         ).all()
     )
+
+
+async def _create(
+    session: AsyncSession, demo: DemoCampaign, row: Questionnaire, q: instrument.Questionnaire
+) -> int:
+    rng = random.Random(demo.seed)  # noqa: S311 - synthetic data, not secrets
+    map_date = date(demo.year, 10, 31)
+    agencies = await measured_agencies(session, map_date)
     if not agencies:
         return 0
     now = datetime.now(UTC)
