@@ -55,10 +55,9 @@ def conditional(
     The tag is the body's hash unless a stored one is given (a snapshot's tag, which must not
     depend on how the body is rendered)."""
     tag = etag or make_etag(body)
-    common = {"ETag": tag, "Cache-Control": cache_control}
-    if _matches(request.headers.get("if-none-match"), tag):
-        return Response(status_code=304, headers=common)
-    return Response(body, media_type=media_type, headers={**common, **(headers or {})})
+    return _not_modified(request, tag, cache_control) or _full(
+        body, media_type, headers, tag, cache_control
+    )
 
 
 async def conditional_from(
@@ -71,10 +70,25 @@ async def conditional_from(
     cache_control: str = CACHE_CONTROL,
 ) -> Response:
     """Like `conditional` with a known tag, rendering the body only when it is sent."""
+    return _not_modified(request, etag, cache_control) or _full(
+        await render(), media_type, headers, etag, cache_control
+    )
+
+
+def _not_modified(request: Request, etag: str, cache_control: str) -> Response | None:
+    if not _matches(request.headers.get("if-none-match"), etag):
+        return None
+    return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
+
+
+def _full(
+    body: bytes,
+    media_type: str,
+    headers: Mapping[str, str] | None,
+    etag: str,
+    cache_control: str,
+) -> Response:
     common = {"ETag": etag, "Cache-Control": cache_control}
-    if _matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=common)
-    body = await render()
     return Response(body, media_type=media_type, headers={**common, **(headers or {})})
 
 

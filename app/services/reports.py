@@ -196,33 +196,6 @@ async def latest(session: AsyncSession, principal: Principal, campaign_id: uuid.
     return ReportRef(*row)
 
 
-# Reports never change once stored (a trigger refuses it), so each rendering is made once per
-# process and kept, least recently used first out, within a byte budget: a fetcher polling a
-# province's report is answered from memory, not by decoding and re-encoding the snapshot.
-_RENDERINGS: OrderedDict[tuple[uuid.UUID, str, str], bytes] = OrderedDict()
-RENDERINGS_BUDGET = 64 * 2**20
-_RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {}
-
-
-async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
-    """The report as `json` (canonical), `csv` or `xlsx` bytes."""
-    key = (ref.id, ref.etag, fmt)
-    body = _RENDERINGS.get(key)
-    if body is not None:
-        _RENDERINGS.move_to_end(key)
-        return body
-    content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
-    if content is None:  # pragma: no cover - the reference was just read
-        raise NotFound("report")
-    body = _RENDERERS[fmt](content)
-    _RENDERINGS[key] = body
-    total = sum(len(b) for b in _RENDERINGS.values())
-    while total > RENDERINGS_BUDGET and len(_RENDERINGS) > 1:
-        _, dropped = _RENDERINGS.popitem(last=False)
-        total -= len(dropped)
-    return body
-
-
 async def list_reports(
     session: AsyncSession,
     principal: Principal,
@@ -399,4 +372,32 @@ def to_xlsx(content: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-_RENDERERS.update(json=canonical, csv=to_csv, xlsx=to_xlsx)
+# Reports never change once stored (a trigger refuses it), so each rendering is made once per
+# process and kept, least recently used first out, within a byte budget: a fetcher polling a
+# province's report is answered from memory, not by decoding and re-encoding the snapshot.
+_RENDERINGS: OrderedDict[tuple[uuid.UUID, str, str], bytes] = OrderedDict()
+RENDERINGS_BUDGET = 64 * 2**20
+_RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "json": canonical,
+    "csv": to_csv,
+    "xlsx": to_xlsx,
+}
+
+
+async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
+    """The report as `json` (canonical), `csv` or `xlsx` bytes."""
+    key = (ref.id, ref.etag, fmt)
+    body = _RENDERINGS.get(key)
+    if body is not None:
+        _RENDERINGS.move_to_end(key)
+        return body
+    content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
+    if content is None:  # pragma: no cover - the reference was just read
+        raise NotFound("report")
+    body = _RENDERERS[fmt](content)
+    _RENDERINGS[key] = body
+    total = sum(len(b) for b in _RENDERINGS.values())
+    while total > RENDERINGS_BUDGET and len(_RENDERINGS) > 1:
+        _, dropped = _RENDERINGS.popitem(last=False)
+        total -= len(dropped)
+    return body
