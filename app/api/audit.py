@@ -18,7 +18,7 @@ router = APIRouter(prefix="/audit-events", tags=["audit"], responses=AUTHED)
 @router.get("", summary="Search the audit log", response_model=AuditEventPage)
 async def list_audit_events(
     session: SessionDep,
-    _: AuditReader,
+    principal: AuditReader,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     action: str | None = None,
@@ -31,6 +31,7 @@ async def list_audit_events(
 ) -> AuditEventPage:
     return await audit.list_events(
         session,
+        principal,
         limit=limit,
         cursor=cursor,
         action=action,

@@ -31,8 +31,7 @@ from app.models.campaign import (
     StratumPublic,
     TransitionRequest,
 )
-from app.models.identity import Scope
-from app.services import campaigns, reports
+from app.services import campaigns
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=AUTHED)
 
@@ -110,30 +109,23 @@ async def transition(
 ) -> CampaignPublic:
     ctx = current_request()
     reason = body.reason or (ctx.reason if ctx else None)
-    current = await campaigns.get_campaign(session, actor, campaign_id)
-    if body.to is CampaignState.published and current.state == CampaignState.closed:
-        # Publishing is the moment the snapshot is taken: the same path as POST .../reports.
-        actor.require(Scope.reports_write)
-        report = await reports.publish(session, actor, campaign_id, reason)
-        campaign = await campaigns.get_campaign(session, actor, report.campaign_id)
-    else:
-        campaign = await campaigns.transition(session, actor, campaign_id, body.to, reason)
+    campaign = await campaigns.transition(session, actor, campaign_id, body.to, reason)
     return await campaigns.to_public(session, campaign)
 
 
 @router.get(
     "/{campaign_id}/strata",
     summary="The campaign's strata: frame size N_h and target n_h",
+    description="An agency manager or agency-bound client sees only the strata of its subtree.",
     response_model=list[StratumPublic],
     responses=NOT_FOUND,
 )
 async def list_strata(
     session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
 ) -> list[StratumPublic]:
-    campaign = await campaigns.get_campaign(session, principal, campaign_id)
     return [
         StratumPublic.model_validate(s, from_attributes=True)
-        for s in await campaigns.list_strata(session, campaign.id)
+        for s in await campaigns.list_strata(session, principal, campaign_id)
     ]
 
 

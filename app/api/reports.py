@@ -25,7 +25,7 @@ from app.models.report import (
     TallyIn,
     TallyPublic,
 )
-from app.services import reports, tallies
+from app.services import campaigns, reports, tallies
 from app.services.methods import list_methods
 
 router = APIRouter(tags=["reports"], responses=AUTHED)
@@ -75,7 +75,7 @@ async def _rendered(
 async def publish(
     session: SessionDep, actor: ReportsWriter, campaign_id: uuid.UUID, body: PublishRequest
 ) -> ReportSummary:
-    report = await reports.publish(session, actor, campaign_id, body.reason)
+    report = await campaigns.publish(session, actor, campaign_id, body.reason)
     return ReportSummary.model_validate(report, from_attributes=True)
 
 

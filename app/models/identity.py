@@ -61,7 +61,9 @@ _READ_ALL = {
 }
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.admin: frozenset(Scope),
-    Role.analyst: frozenset(_READ_ALL | {S.reports_write}),
+    # The Department's analysts read the audit log and review forms, as admins do (product
+    # brief); administration (accounts, the agency tree, catalogue, campaigns) stays with admins.
+    Role.analyst: frozenset(_READ_ALL | {S.reports_write, S.audit_read, S.submissions_review}),
     Role.agency_manager: frozenset(_READ_ALL),
     Role.surveyor: frozenset(
         {
@@ -71,6 +73,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             S.campaigns_read,
             S.worklist_read,
             S.submissions_write,
+            # Only the forms they entered, in campaigns they are assigned to (access.py).
+            S.submissions_read,
         }
     ),
     Role.supervisor: frozenset(

@@ -28,7 +28,7 @@ from app.models.agency import (
     SuccessionKind,
     SuccessorRef,
 )
-from app.services import audit
+from app.services import access, audit
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.text import fold
@@ -93,39 +93,6 @@ async def agency_exists(session: AsyncSession, agency_id: uuid.UUID) -> bool:
     return found is not None
 
 
-def subtree_ids(root_id: uuid.UUID) -> sa.Select[uuid.UUID]:
-    """A SELECT of the ids of `root_id` and every agency below it (any date)."""
-    agencies = Agency.metadata.tables["agencies"]
-    tree = sa.select(agencies.c.id).where(agencies.c.id == root_id).cte("subtree", recursive=True)
-    tree = tree.union(sa.select(agencies.c.id).join(tree, agencies.c.parent_id == tree.c.id))
-    return sa.select(tree.c.id)
-
-
-async def is_visible(session: AsyncSession, principal: Principal, agency_id: uuid.UUID) -> bool:
-    """True when the caller may see this agency: unscoped callers see all of them."""
-    if not principal.agency_scoped or principal.agency_id is None:
-        return True
-    found = await session.scalar(
-        sa.select(sa.literal(1)).where(
-            sa.literal(agency_id, sa.Uuid).in_(subtree_ids(principal.agency_id))
-        )
-    )
-    return found is not None
-
-
-async def ensure_visible(session: AsyncSession, principal: Principal, agency_id: uuid.UUID) -> None:
-    """404, not 403, for an agency outside the caller's subtree: do not reveal that it exists."""
-    if not await is_visible(session, principal, agency_id):
-        raise NotFound("agency")
-
-
-def visible_clause(principal: Principal) -> sa.ColumnElement[bool]:
-    """A WHERE clause limiting agencies to what the caller may see."""
-    if not principal.agency_scoped or principal.agency_id is None:
-        return sa.true()
-    return col(Agency.id).in_(subtree_ids(principal.agency_id))
-
-
 async def level_codes(session: AsyncSession) -> set[str]:
     return set((await session.scalars(sa.select(col(AgencyLevel.code)))).all())
 
@@ -156,7 +123,7 @@ def cycle_error(pointer: str = "/body/parent_id") -> AppError:
 
 
 async def get_agency(session: AsyncSession, principal: Principal, agency_id: uuid.UUID) -> Agency:
-    await ensure_visible(session, principal, agency_id)
+    await access.require_agency(session, principal, agency_id)
     agency = await session.get(Agency, agency_id)
     if agency is None:
         raise NotFound("agency")
@@ -217,7 +184,7 @@ async def update_agency(
             await _check_parent(session, new_parent)
             below = await session.scalar(
                 sa.select(sa.literal(1)).where(
-                    sa.literal(new_parent, sa.Uuid).in_(subtree_ids(agency.id))
+                    sa.literal(new_parent, sa.Uuid).in_(access.subtree(agency.id))
                 )
             )
             if below is not None:
@@ -253,7 +220,7 @@ async def list_agencies(
     q: str | None = None,
 ) -> AgencyPage:
     """Ordered by code, paged by code: stable while rows are added or changed."""
-    query = sa.select(Agency).where(visible_clause(principal)).order_by(col(Agency.code))
+    query = access.readable_agencies(principal).order_by(col(Agency.code))
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(Agency.code) > cursor_str(after, "code"))
@@ -283,7 +250,7 @@ async def subtree(
 ) -> list[AgencyPublic]:
     """The agency and everything below it, by code; with `valid_on`, only what existed that day."""
     await get_agency(session, principal, agency_id)
-    query = sa.select(Agency).where(col(Agency.id).in_(subtree_ids(agency_id)))
+    query = access.readable_agencies(principal).where(col(Agency.id).in_(access.subtree(agency_id)))
     if valid_on is not None:
         query = query.where(valid_on_clause(valid_on))
     rows = (await session.scalars(query.order_by(col(Agency.code)))).all()
@@ -305,9 +272,8 @@ async def ancestors(
         sa.select(agencies.c.parent_id, up.c.depth + 1).join(up, agencies.c.id == up.c.id)
     )
     query = (
-        sa.select(Agency)
+        access.readable_agencies(principal)
         .join(up, col(Agency.id) == up.c.id)
-        .where(visible_clause(principal))
         .order_by(up.c.depth.desc())
     )
     return [public(r) for r in (await session.scalars(query)).all()]
@@ -336,9 +302,7 @@ async def links(session: AsyncSession, principal: Principal, agency_id: uuid.UUI
         )
         .order_by(col(AgencySuccessor.effective_on), col(pred.code), col(succ.code))
     )
-    visible: set[object] | None = None
-    if principal.agency_scoped and principal.agency_id is not None:
-        visible = set((await session.scalars(subtree_ids(principal.agency_id))).all())
+    visible = await access.readable_agency_ids(session, principal)
     result = AgencyLinks(successors=[], predecessors=[])
     for pred_id, pred_code, succ_id, succ_code, kind, effective_on in (
         await session.execute(query)

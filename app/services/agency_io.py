@@ -33,8 +33,8 @@ from app.models.agency import (
     check_code,
 )
 from app.models.base import nfc
-from app.services import audit
-from app.services.agencies import LOCK_TREE, level_codes, search_name, visible_clause
+from app.services import access, audit
+from app.services.agencies import LOCK_TREE, level_codes, search_name
 from app.services.principal import Principal
 
 COLUMNS = (
@@ -504,9 +504,9 @@ async def export_rows(session: AsyncSession, principal: Principal) -> list[dict[
     """The agencies the caller may see, by code, in the import's column layout."""
     parent = aliased(Agency)
     query = (
-        sa.select(Agency, col(parent.code))
+        access.readable_agencies(principal)
+        .add_columns(col(parent.code))
         .outerjoin(parent, col(parent.id) == col(Agency.parent_id))
-        .where(visible_clause(principal))
         .order_by(col(Agency.code))
     )
     return [

@@ -15,6 +15,7 @@ from sqlmodel import col
 from app.context import current_request
 from app.models.audit import AuditEvent, AuditEventPage, AuditEventPublic
 from app.models.base import utcnow
+from app.services import access
 from app.services.paging import cursor_int, decode_cursor, keyset_page
 from app.services.principal import Principal
 
@@ -148,6 +149,7 @@ def row_params(values: dict[str, Any]) -> dict[str, Any]:
 
 async def list_events(
     session: AsyncSession,
+    principal: Principal,
     *,
     limit: int,
     cursor: str | None,
@@ -160,7 +162,7 @@ async def list_events(
     until: datetime | None = None,
 ) -> AuditEventPage:
     """Newest first, paged by id."""
-    query = sa.select(AuditEvent).order_by(col(AuditEvent.id).desc())
+    query = access.readable_audit_events(principal).order_by(col(AuditEvent.id).desc())
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(AuditEvent.id) < cursor_int(after, "id"))

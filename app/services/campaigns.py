@@ -35,10 +35,11 @@ from app.models.campaign import (
     StratumPublic,
 )
 from app.models.catalogue import Sector
+from app.models.identity import Scope
 from app.models.questionnaire import Questionnaire
+from app.models.report import Report
 from app.models.submission import Submission
-from app.services import audit
-from app.services.agencies import subtree_ids
+from app.services import access, audit, reports
 from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -219,15 +220,7 @@ async def get_campaign(
     lock: bool = False,
 ) -> Campaign:
     """The campaign, or 404 when it does not exist or the caller is a client bound elsewhere."""
-    if principal is not None and principal.campaign_id not in (None, campaign_id):
-        raise NotFound("campaign")
-    query = sa.select(Campaign).where(col(Campaign.id) == campaign_id)
-    if lock:
-        query = query.with_for_update()
-    campaign = await session.scalar(query)
-    if campaign is None:
-        raise NotFound("campaign")
-    return campaign
+    return await access.readable_campaign(session, principal, campaign_id, lock=lock)
 
 
 async def list_campaigns(
@@ -239,7 +232,7 @@ async def list_campaigns(
     state: CampaignState | None = None,
     year: int | None = None,
 ) -> CampaignPage:
-    query = sa.select(Campaign).order_by(col(Campaign.code))
+    query = access.readable_campaigns(principal).order_by(col(Campaign.code))
     after = decode_cursor(cursor)
     if after is not None:
         query = query.where(col(Campaign.code) > cursor_str(after, "code"))
@@ -247,8 +240,6 @@ async def list_campaigns(
         query = query.where(col(Campaign.state) == state)
     if year is not None:
         query = query.where(col(Campaign.year) == year)
-    if principal.campaign_id is not None:
-        query = query.where(col(Campaign.id) == principal.campaign_id)
     rows, next_cursor = await keyset_page(
         session, query, limit=limit, key=lambda c: {"code": c.code}
     )
@@ -316,6 +307,41 @@ async def transition(
     to: CampaignState,
     reason: str | None = None,
 ) -> Campaign:
+    """Move the campaign to `to`. Publishing (closed → published) takes the report's snapshot
+    in the same transaction, so a published campaign always has its report; it needs the
+    scope reports:write besides campaigns:write. `actor` None is the system."""
+    campaign, _ = await _transition(session, actor, campaign_id, to, reason)
+    return campaign
+
+
+async def publish(
+    session: AsyncSession, actor: Principal | None, campaign_id: uuid.UUID, reason: str | None
+) -> Report:
+    """Publish a closed campaign (it becomes `published`, with its report) or re-publish a
+    published one (a new report version). `actor` None is the system (the demo loader)."""
+    campaign = await get_campaign(session, actor, campaign_id, lock=True)
+    state = CampaignState(campaign.state)
+    if state is S.closed:
+        _, report = await _transition(session, actor, campaign_id, S.published, reason)
+        if report is None:  # pragma: no cover - publishing always makes one
+            raise NotFound("report")
+        return report
+    if state is not S.published:
+        raise AppError(
+            "campaign_not_closed",
+            f"A campaign that is {state.value} cannot be published; close it first.",
+            409,
+        )
+    return await reports.snapshot(session, actor, campaign, reason)
+
+
+async def _transition(
+    session: AsyncSession,
+    actor: Principal | None,
+    campaign_id: uuid.UUID,
+    to: CampaignState,
+    reason: str | None,
+) -> tuple[Campaign, Report | None]:
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
     current = CampaignState(campaign.state)
     if to not in TRANSITIONS[current]:
@@ -353,6 +379,8 @@ async def transition(
     elif to is S.closed:
         campaign.closed_at = now
     elif to is S.published:
+        if actor is not None:
+            actor.require(Scope.reports_write)
         campaign.published_at = now
     elif to is S.archived:
         # Contact data is kept only as long as fieldwork needs it.
@@ -375,7 +403,11 @@ async def transition(
         object_id=campaign.id,
         summary={"from": current.value, "to": to.value, "reason": reason},
     )
-    return campaign
+    report = None
+    if to is S.published:
+        # Publishing is the moment the snapshot is taken.
+        report = await reports.snapshot(session, actor, campaign, reason)
+    return campaign, report
 
 
 # ---- strata and targets ------------------------------------------------------------------------
@@ -385,16 +417,12 @@ def _stratum_public(s: Stratum) -> StratumPublic:
     return StratumPublic.model_validate(s, from_attributes=True)
 
 
-async def list_strata(session: AsyncSession, campaign_id: uuid.UUID) -> list[Stratum]:
-    return list(
-        (
-            await session.scalars(
-                sa.select(Stratum)
-                .where(col(Stratum.campaign_id) == campaign_id)
-                .order_by(col(Stratum.agency_id), col(Stratum.sector_id).nulls_first())
-            )
-        ).all()
-    )
+async def list_strata(
+    session: AsyncSession, principal: Principal | None, campaign_id: uuid.UUID
+) -> list[Stratum]:
+    """The campaign's strata the caller may see; `None` (the campaign's own writes) all of them."""
+    await get_campaign(session, principal, campaign_id)
+    return list((await session.scalars(access.readable_strata(principal, campaign_id))).all())
 
 
 def require_state(campaign: Campaign, *states: CampaignState, what: str) -> None:
@@ -433,7 +461,9 @@ async def replace_strata(
         seen.add((s.agency_id, s.sector_id))
     if errors:
         raise Invalid("Some strata are not valid.", errors)
-    existing = {(s.agency_id, s.sector_id): s for s in await list_strata(session, campaign.id)}
+    existing = {
+        (s.agency_id, s.sector_id): s for s in await list_strata(session, None, campaign.id)
+    }
     keep: set[uuid.UUID] = set()
     for s in data.strata:
         row = existing.get((s.agency_id, s.sector_id))
@@ -456,7 +486,7 @@ async def replace_strata(
         object_id=campaign.id,
         summary={"strata": len(data.strata), "removed": len(gone)},
     )
-    return await list_strata(session, campaign.id)
+    return await list_strata(session, None, campaign.id)
 
 
 async def allocate_targets(
@@ -466,7 +496,7 @@ async def allocate_targets(
     in proportion to N_h with the per-stratum minimum. Hand-set targets are kept."""
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
     require_state(campaign, S.draft, S.open, what="Targets can change")
-    strata = await list_strata(session, campaign.id)
+    strata = await list_strata(session, None, campaign.id)
     missing = [s for s in strata if s.frame_size is None]
     if not strata or missing:
         raise AppError(
@@ -559,8 +589,7 @@ async def progress(
         .where(strata.c.campaign_id == campaign.id)
         .order_by(agencies.c.code, strata.c.sector_id.nulls_first())
     )
-    if principal.agency_scoped and principal.agency_id is not None:
-        query = query.where(strata.c.agency_id.in_(subtree_ids(principal.agency_id)))
+    query = query.where(access.strata_clause(principal, strata))
     rows = []
     for r in (await session.execute(query)).all():
         rows.append(

@@ -209,7 +209,7 @@ async def _create(
         summary={"code": demo.code, "forms": len(rows), "seed": demo.seed, "synthetic": True},
     )
     if demo.state is CampaignState.closed:  # the past campaign is published, with its report
-        from app.services.reports import publish
+        from app.services.campaigns import publish
 
         await publish(session, None, campaign.id, "Dữ liệu mô phỏng")
     return len(rows)

@@ -34,8 +34,7 @@ from app.models.dossier import (
     InvitationPublic,
 )
 from app.security import read_invitation, sign_invitation
-from app.services import audit
-from app.services.agencies import is_visible
+from app.services import access, audit
 from app.services.principal import Principal
 
 
@@ -119,8 +118,10 @@ async def record_event(
     )
     if procedure is None:
         errors.append(FieldError(f"{base}/procedure_code", "no procedure has this code", "unknown"))
-    agency = await session.scalar(sa.select(Agency).where(col(Agency.code) == event.agency_code))
-    if agency is None or not await is_visible(session, actor, agency.id):
+    agency = await session.scalar(
+        access.readable_agencies(actor).where(col(Agency.code) == event.agency_code)
+    )
+    if agency is None:
         errors.append(
             FieldError(f"{base}/agency_code", "no agency with this code in your scope", "unknown")
         )
@@ -284,8 +285,8 @@ async def get_dossier(
     session: AsyncSession, settings: Settings, actor: Principal, code: str
 ) -> DossierResult:
     """A dossier already reported, with its invitations' tokens (for a system that lost them)."""
-    dossier = await session.scalar(sa.select(Dossier).where(col(Dossier.code) == code))
-    if dossier is None or not await is_visible(session, actor, dossier.agency_id):
+    dossier = await session.scalar(access.readable_dossiers(actor).where(col(Dossier.code) == code))
+    if dossier is None:
         raise NotFound("dossier")
     invitations = await _invitations_of(session, dossier.id)
     return DossierResult(

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid, NotFound
+from app.errors import AppError, FieldError, Invalid
 from app.models.agency import Agency, bad_characters
 from app.models.base import nfc
 from app.models.campaign import (
@@ -48,7 +48,7 @@ from app.models.fieldwork import (
     WorklistItem,
 )
 from app.models.identity import Role, User
-from app.services import audit
+from app.services import access, audit
 from app.services.agency_io import (
     BATCH_SIZE,
     RawRow,
@@ -181,9 +181,10 @@ def _texts(row: RawRow, problems: RowErrors) -> dict[str, str | None]:
 
 
 async def _check(
-    session: AsyncSession, campaign: Campaign, source: FrameSource
+    session: AsyncSession, actor: Principal, campaign: Campaign, source: FrameSource
 ) -> tuple[list[_Unit], RowErrors]:
     problems = _problems(source.prefix)
+    writable = await access.writable_agency_ids(session, actor)
     texts = [(row, _texts(row, problems)) for row in source.rows]
     procedure_codes = {t["procedure_code"] for _, t in texts if t["procedure_code"]}
     agency_codes = {t["agency_code"] for _, t in texts if t["agency_code"]}
@@ -207,6 +208,22 @@ async def _check(
         ).all()
     )
     scope_agencies, scope_sectors = _scope_sets(await campaign_scope(session, campaign.id))
+    # A unit already in the frame under an agency the caller may not write stays as it is:
+    # neither moved into the caller's subtree nor given the caller's contact data.
+    foreign: set[str] = set()
+    if writable is not None:
+        codes = [c for _, t in texts if (c := t["dossier_code"]) is not None]
+        foreign = set(
+            (
+                await session.scalars(
+                    sa.select(col(FrameUnit.dossier_code)).where(
+                        col(FrameUnit.campaign_id) == campaign.id,
+                        col(FrameUnit.dossier_code) == sa.any_(_text_array(codes)),
+                        sa.not_(access.agency_clause(actor, col(FrameUnit.agency_id))),
+                    )
+                )
+            ).all()
+        )
     first: dict[str, int] = {}
     units: list[_Unit] = []
     for row, t in texts:
@@ -223,6 +240,13 @@ async def _check(
                 )
             else:
                 first[code] = n
+            if code in foreign:
+                problems.add(
+                    n,
+                    "dossier_code",
+                    "a unit of an agency outside your scope has this dossier code",
+                    "out_of_scope",
+                )
         procedure = procedures.get(t["procedure_code"] or "")
         if t["procedure_code"] and procedure is None:
             problems.add(
@@ -242,6 +266,8 @@ async def _check(
             problems.add(
                 n, "agency_code", "the agency is not in the campaign's scope", "out_of_scope"
             )
+        elif agency_id is not None and writable is not None and agency_id not in writable:
+            problems.add(n, "agency_code", "the agency is outside your scope", "out_of_scope")
         returned_on: date | None = None
         if t["returned_on"] is not None:
             try:
@@ -335,7 +361,7 @@ async def import_frame(
     """Upsert frame units by (campaign, dossier_code); all or nothing."""
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
     require_state(campaign, S.draft, S.open, what="The frame can be imported")
-    units, problems = await _check(session, campaign, source)
+    units, problems = await _check(session, actor, campaign, source)
     problems.raise_if_any()
 
     codes = [u.dossier_code for u in units]
@@ -383,7 +409,7 @@ async def import_frame(
         updated=len(codes) - created,
         strata=[
             StratumPublic.model_validate(s, from_attributes=True)
-            for s in await _fresh_strata(session, campaign.id)
+            for s in await _fresh_strata(session, actor, campaign.id)
         ],
     )
     await audit.record(
@@ -442,14 +468,11 @@ async def _write_contacts(
         )
 
 
-async def _fresh_strata(session: AsyncSession, campaign_id: uuid.UUID) -> list[Stratum]:
-    """The strata as stored now: the bulk UPDATE bypassed the identity map."""
-    query = (
-        sa.select(Stratum)
-        .where(col(Stratum.campaign_id) == campaign_id)
-        .order_by(col(Stratum.agency_id), col(Stratum.sector_id).nulls_first())
-        .execution_options(populate_existing=True)
-    )
+async def _fresh_strata(
+    session: AsyncSession, principal: Principal | None, campaign_id: uuid.UUID
+) -> list[Stratum]:
+    """The strata the caller may see, as stored now: the bulk UPDATE bypassed the identity map."""
+    query = access.readable_strata(principal, campaign_id).execution_options(populate_existing=True)
     return list((await session.scalars(query)).all())
 
 
@@ -466,7 +489,7 @@ async def draw_sample(
     """
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
     require_state(campaign, S.draft, S.open, what="The sample can be drawn")
-    strata = await _fresh_strata(session, campaign.id)
+    strata = await _fresh_strata(session, None, campaign.id)
     if not strata or any(s.target is None for s in strata):
         raise AppError(
             "targets_missing",
@@ -624,30 +647,6 @@ async def replace_surveyors(
 # ---- the worklist -------------------------------------------------------------------------------
 
 
-async def _surveyor_agencies(
-    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
-) -> set[uuid.UUID] | None:
-    """The agencies a surveyor may visit for this campaign; None for all of them.
-
-    A surveyor without any assignment gets 404: the campaign is outside their scope.
-    """
-    if principal.role != Role.surveyor:
-        return None
-    assigned = (
-        await session.scalars(
-            sa.select(col(CampaignSurveyor.agency_id)).where(
-                col(CampaignSurveyor.campaign_id) == campaign_id,
-                col(CampaignSurveyor.user_id) == principal.id,
-            )
-        )
-    ).all()
-    if not assigned:
-        raise NotFound("campaign")
-    if any(a is None for a in assigned):
-        return None
-    return {a for a in assigned if a is not None}
-
-
 async def worklist(
     session: AsyncSession,
     principal: Principal,
@@ -656,7 +655,7 @@ async def worklist(
 ) -> list[WorklistItem]:
     """The sampled units the caller must visit, by agency code then dossier code."""
     campaign = await get_campaign(session, principal, campaign_id)
-    allowed = await _surveyor_agencies(session, principal, campaign.id)
+    readable = await access.worklist_clause(session, principal, campaign.id)
     query = (
         sa.select(
             col(FrameUnit.id),
@@ -674,11 +673,9 @@ async def worklist(
         .join(Agency, col(Agency.id) == col(FrameUnit.agency_id))
         .outerjoin(Procedure, col(Procedure.id) == col(FrameUnit.procedure_id))
         .outerjoin(FrameContact, col(FrameContact.frame_unit_id) == col(FrameUnit.id))
-        .where(col(FrameUnit.campaign_id) == campaign.id, col(FrameUnit.in_sample))
+        .where(col(FrameUnit.campaign_id) == campaign.id, col(FrameUnit.in_sample), readable)
         .order_by(col(Agency.code), col(FrameUnit.dossier_code))
     )
-    if allowed is not None:
-        query = query.where(col(FrameUnit.agency_id).in_(allowed))
     if agency_id is not None:
         query = query.where(col(FrameUnit.agency_id) == agency_id)
     return [

@@ -22,12 +22,12 @@ from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, NotFound
-from app.models.campaign import CampaignState
+from app.errors import NotFound
+from app.models.campaign import Campaign
 from app.models.identity import Role, Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report, ReportPage, ReportSummary
-from app.services import audit, campaigns
+from app.services import access, audit
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
 from app.services.paging import cursor_int, decode_cursor, keyset_page
@@ -74,22 +74,13 @@ SYSTEM = Principal(
 )
 
 
-async def publish(
-    session: AsyncSession, actor: Principal | None, campaign_id: uuid.UUID, reason: str | None
+async def snapshot(
+    session: AsyncSession, actor: Principal | None, campaign: Campaign, reason: str | None
 ) -> Report:
-    """Publish a closed campaign (it becomes `published`) or re-publish a published one.
+    """The next version of a published campaign's report, computed over the whole campaign.
 
-    `actor` None is the system (the demo loader)."""
-    campaign = await campaigns.get_campaign(session, actor, campaign_id, lock=True)
-    state = CampaignState(campaign.state)
-    if state is CampaignState.closed:
-        await campaigns.transition(session, actor, campaign_id, CampaignState.published, reason)
-    elif state is not CampaignState.published:
-        raise AppError(
-            "campaign_not_closed",
-            f"A campaign that is {state.value} cannot be published; close it first.",
-            409,
-        )
+    Called by the campaigns service when a campaign is published or re-published (the state
+    rules live there). `actor` None is the system (the demo loader)."""
     q = await session.get(Questionnaire, campaign.questionnaire_id)
     if q is None:  # pragma: no cover - a foreign key guarantees it
         raise NotFound("questionnaire")
@@ -172,21 +163,25 @@ class ReportRef(NamedTuple):
     etag: str
 
 
-_REF = sa.select(col(Report.id), col(Report.campaign_id), col(Report.etag))
+def _refs(principal: Principal) -> sa.Select[uuid.UUID, uuid.UUID, str]:
+    return access.readable_reports(principal).with_only_columns(
+        col(Report.id), col(Report.campaign_id), col(Report.etag)
+    )
 
 
 async def reference(session: AsyncSession, principal: Principal, report_id: uuid.UUID) -> ReportRef:
-    row = (await session.execute(_REF.where(col(Report.id) == report_id))).first()
-    if row is None or principal.campaign_id not in (None, row.campaign_id):
+    row = (await session.execute(_refs(principal).where(col(Report.id) == report_id))).first()
+    if row is None:
         raise NotFound("report")
     return ReportRef(*row)
 
 
 async def latest(session: AsyncSession, principal: Principal, campaign_id: uuid.UUID) -> ReportRef:
-    await campaigns.get_campaign(session, principal, campaign_id)
+    await access.require_campaign(session, principal, campaign_id)
     row = (
         await session.execute(
-            _REF.where(col(Report.campaign_id) == campaign_id)
+            _refs(principal)
+            .where(col(Report.campaign_id) == campaign_id)
             .order_by(col(Report.version).desc())
             .limit(1)
         )
@@ -204,9 +199,9 @@ async def list_reports(
     limit: int,
     cursor: str | None,
 ) -> ReportPage:
-    await campaigns.get_campaign(session, principal, campaign_id)
+    await access.require_campaign(session, principal, campaign_id)
     query = (
-        sa.select(Report)
+        access.readable_reports(principal)
         .where(col(Report.campaign_id) == campaign_id)
         .order_by(col(Report.version))
     )

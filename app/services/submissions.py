@@ -35,7 +35,6 @@ from app.models.campaign import (
     CampaignAgency,
     CampaignSector,
     CampaignState,
-    CampaignSurveyor,
     FrameUnit,
     Stratum,
 )
@@ -57,8 +56,7 @@ from app.models.submission import (
     SubmissionVersion,
     SubmissionVersionPublic,
 )
-from app.services import audit, dossiers, instrument
-from app.services.agencies import subtree_ids
+from app.services import access, audit, dossiers, instrument
 from app.services.paging import cursor_int, cursor_str, decode_cursor, encode_cursor
 from app.services.principal import Principal
 
@@ -253,13 +251,6 @@ class WriteContext:
         return self.strata.get((agency_id, sector_id)) or self.strata.get((agency_id, None))
 
 
-def _subtree_of_all(roots: sa.Select[uuid.UUID]) -> sa.Select[uuid.UUID]:
-    agencies = Agency.metadata.tables["agencies"]
-    tree = sa.select(agencies.c.id).where(agencies.c.id.in_(roots)).cte("tree", recursive=True)
-    tree = tree.union(sa.select(agencies.c.id).join(tree, agencies.c.parent_id == tree.c.id))
-    return sa.select(tree.c.id)
-
-
 # A campaign's scope (agencies and sectors) can change only while it is a draft; once opened it
 # is fixed for good, so each process reads it once per campaign.
 _SCOPES: dict[uuid.UUID, tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]] = {}
@@ -274,7 +265,7 @@ async def _fixed_scope(
     roots = sa.select(col(CampaignAgency.agency_id)).where(
         col(CampaignAgency.campaign_id) == campaign.id
     )
-    agencies = frozenset((await session.scalars(_subtree_of_all(roots))).all())
+    agencies = frozenset((await session.scalars(access.subtrees(roots))).all())
     sectors = frozenset(
         (
             await session.scalars(
@@ -293,27 +284,13 @@ async def open_for_writing(
     session: AsyncSession, settings: Settings, principal: Principal, campaign_id: uuid.UUID
 ) -> WriteContext:
     """The campaign, if the caller may write to it and it is open, with what forms need."""
-    if principal.campaign_id not in (None, campaign_id):
+    if not access.may_use_campaign(principal, campaign_id):
         raise NotFound("campaign")
     found = (await session.execute(_CAMPAIGN_ROW, {"campaign_id": campaign_id})).first()
     if found is None:
         raise NotFound("campaign")
     campaign = OpenCampaign(campaign_id, found[0], found[1])
-    surveyor_agencies: set[uuid.UUID] | None = None
-    if principal.role == Role.surveyor:
-        assigned = (
-            await session.scalars(
-                sa.select(col(CampaignSurveyor.agency_id)).where(
-                    col(CampaignSurveyor.campaign_id) == campaign_id,
-                    col(CampaignSurveyor.user_id) == principal.id,
-                )
-            )
-        ).all()
-        if not assigned:
-            raise NotFound("campaign")
-        # An assignment without an agency covers the whole campaign.
-        if all(a is not None for a in assigned):
-            surveyor_agencies = {a for a in assigned if a is not None}
+    surveyor_agencies = await access.surveyor_agencies(session, principal, campaign_id)
     if campaign.state != CampaignState.open:
         raise AppError(
             "campaign_not_open",
@@ -327,9 +304,7 @@ async def open_for_writing(
             raise NotFound("questionnaire")
         parsed = instrument_of(questionnaire)
     scope, sectors = await _fixed_scope(session, campaign)
-    visible = None
-    if principal.agency_scoped and principal.agency_id is not None:
-        visible = set((await session.scalars(subtree_ids(principal.agency_id))).all())
+    visible = await access.writable_agency_ids(session, principal)
     return WriteContext(
         session, settings, principal, campaign, parsed, scope, visible, surveyor_agencies, sectors
     )
@@ -766,21 +741,10 @@ def _error_result(index: int, raw: Any, errors: list[FieldError]) -> BatchItemRe
 # ---- reading -----------------------------------------------------------------------------------
 
 
-def _visible(principal: Principal) -> list[sa.ColumnElement[bool]]:
-    clauses: list[sa.ColumnElement[bool]] = []
-    if principal.agency_scoped and principal.agency_id is not None:
-        clauses.append(col(Submission.agency_id).in_(subtree_ids(principal.agency_id)))
-    if principal.campaign_id is not None:
-        clauses.append(col(Submission.campaign_id) == principal.campaign_id)
-    return clauses
-
-
 async def get_submission(
     session: AsyncSession, principal: Principal, submission_id: uuid.UUID, *, lock: bool = False
 ) -> Submission:
-    query = sa.select(Submission).where(col(Submission.id) == submission_id, *_visible(principal))
-    if principal.role == Role.surveyor:
-        query = query.where(col(Submission.surveyor_id) == principal.id)
+    query = access.readable_submissions(principal).where(col(Submission.id) == submission_id)
     if lock:
         query = query.with_for_update()
     row = await session.scalar(query)
@@ -800,11 +764,11 @@ class Filters:
 
 
 def _filtered(principal: Principal, f: Filters) -> sa.Select[Submission]:
-    query = sa.select(Submission).where(*_visible(principal))
+    query = access.readable_submissions(principal)
     if f.campaign_id is not None:
         query = query.where(col(Submission.campaign_id) == f.campaign_id)
     if f.agency_id is not None:
-        query = query.where(col(Submission.agency_id).in_(subtree_ids(f.agency_id)))
+        query = query.where(col(Submission.agency_id).in_(access.subtree(f.agency_id)))
     if f.channel is not None:
         query = query.where(col(Submission.channel) == f.channel)
     if f.state is not None:
@@ -990,23 +954,13 @@ async def recheck_sample(
 
     Each form's place comes from a hash of the seed and its id, so the same seed always picks
     the same forms and a larger share only adds to a smaller one's list."""
-    campaign = await session.get(Campaign, campaign_id)
-    if campaign is None or principal.campaign_id not in (None, campaign_id):
-        raise NotFound("campaign")
-    total = (
-        await session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Submission)
-            .where(col(Submission.campaign_id) == campaign_id, *_visible(principal))
-        )
-        or 0
+    await access.require_campaign(session, principal, campaign_id)
+    readable = access.readable_submissions(principal).where(
+        col(Submission.campaign_id) == campaign_id
     )
+    counted = readable.with_only_columns(sa.func.count(), maintain_column_froms=True)
+    total = await session.scalar(counted) or 0
     size = int(-(-total * share // 1)) if total else 0  # ceil
     order = sa.func.md5(sa.literal(seed) + sa.cast(col(Submission.id), sa.Text))
-    query = (
-        sa.select(Submission)
-        .where(col(Submission.campaign_id) == campaign_id, *_visible(principal))
-        .order_by(order)
-        .limit(size)
-    )
+    query = readable.order_by(order).limit(size)
     return list((await session.scalars(query)).all())

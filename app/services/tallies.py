@@ -16,8 +16,7 @@ from app.errors import FieldError, Invalid
 from app.models.agency import Agency
 from app.models.questionnaire import Questionnaire
 from app.models.report import Tally, TallyIn, TallyPublic
-from app.services import audit, instrument
-from app.services.campaigns import get_campaign
+from app.services import access, audit, instrument
 from app.services.index import formulas as fx
 from app.services.principal import Principal
 
@@ -38,7 +37,7 @@ def _criteria(
 async def import_tally(
     session: AsyncSession, actor: Principal, campaign_id: uuid.UUID, data: TallyIn
 ) -> TallyPublic:
-    campaign = await get_campaign(session, actor, campaign_id)
+    campaign = await access.readable_campaign(session, actor, campaign_id)
     row = await session.get(Questionnaire, campaign.questionnaire_id)
     assert row is not None  # noqa: S101 - a foreign key guarantees it
     q = instrument.Questionnaire.model_validate(row.definition)

@@ -28,8 +28,7 @@ from app.models.index import (
     OptionShare,
 )
 from app.models.questionnaire import Questionnaire
-from app.services import instrument
-from app.services.campaigns import get_campaign
+from app.services import access, instrument
 from app.services.index import cache, rollups
 from app.services.index import counts as sql
 from app.services.index import formulas as fx
@@ -447,7 +446,7 @@ async def campaign_index(
     aggregate: Aggregate = "pooled",
     weighted: bool = False,
 ) -> IndexResult:
-    campaign = await get_campaign(session, principal, campaign_id)
+    campaign = await access.readable_campaign(session, principal, campaign_id)
     await sql.custom_plans(session)
     row = await session.get(Questionnaire, campaign.questionnaire_id)
     if row is None:  # pragma: no cover - a foreign key guarantees it
@@ -461,8 +460,7 @@ async def campaign_index(
         )
     if weighted and await sql.unweighted_forms(session, campaign.id):
         raise sql.weights_unavailable()
-    if principal.agency_scoped and principal.agency_id is not None:
-        filters = replace(filters, visible_root=principal.agency_id)
+    filters = replace(filters, readable_root=access.readable_root(principal))
     cacheable = (
         CampaignState(campaign.state) is not CampaignState.draft
         and row.frozen_at is not None
@@ -544,7 +542,7 @@ async def campaign_index(
         aggregate=aggregate,
         weighted=weighted,
         filters={
-            k: str(v) for k, v in asdict(filters).items() if v is not None and k != "visible_root"
+            k: str(v) for k, v in asdict(filters).items() if v is not None and k != "readable_root"
         },
         thresholds={
             "low_reliability_below": plan.q.thresholds.low_reliability_below,

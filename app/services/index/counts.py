@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import AppError, FieldError, Invalid
+from app.services import access
 
 # group_by → (SQL for the cell key, joins it needs)
 _AGENCY_JOIN = "JOIN agencies ag ON ag.id = s.agency_id"
@@ -46,7 +47,7 @@ class Filters:
     channel: str | None = None
     respondent_type: str | None = None
     level: str | None = None
-    visible_root: uuid.UUID | None = None  # an agency-scoped caller's subtree
+    readable_root: uuid.UUID | None = None  # set from access.readable_root, never by a caller
 
 
 @dataclass(slots=True)
@@ -91,9 +92,10 @@ def _base(
     if f.agency_id is not None:
         where.append("s.agency_id IN (SELECT id FROM subtree_all WHERE root = :filter_agency)")
         params["filter_agency"] = f.agency_id
-    if f.visible_root is not None:
-        where.append("s.agency_id IN (SELECT id FROM subtree_all WHERE root = :visible_root)")
-        params["visible_root"] = f.visible_root
+    if f.readable_root is not None:
+        readable, bound = access.agency_sql(f.readable_root, "s.agency_id")
+        where.append(readable)
+        params.update(bound)
     if f.sector_id is not None:
         where.append("s.sector_id = :sector")
         params["sector"] = f.sector_id

@@ -14,8 +14,7 @@ from app.models.agency import Agency, AgencySuccessor
 from app.models.campaign import Campaign
 from app.models.index import ChangeReport, ChangeRow, IndexNode, Ranking, RankingRow
 from app.models.questionnaire import Questionnaire
-from app.services import instrument
-from app.services.campaigns import get_campaign
+from app.services import access, instrument
 from app.services.index import counts as sql
 from app.services.index import formulas as fx
 from app.services.index.compute import OVERALL, Plan, _works, campaign_index
@@ -129,7 +128,7 @@ async def change(
     """Difference in points and in rank per current unit; baseline units that were merged or
     renamed are folded into their successor by pooling their counts (2.8, 2.13)."""
     current = await ranking(session, principal, campaign_id, level, node)
-    base_campaign = await get_campaign(session, principal, baseline_id)
+    base_campaign = await access.readable_campaign(session, principal, baseline_id)
     this_campaign = await session.get(Campaign, campaign_id)
     if this_campaign is None:  # pragma: no cover - ranking found it
         raise NotFound("campaign")
@@ -141,7 +140,7 @@ async def change(
         raise Invalid(
             "The baseline campaign has no index.", [FieldError("/query/baseline", "no index")]
         )
-    f = sql.Filters(visible_root=principal.agency_id if principal.agency_scoped else None)
+    f = sql.Filters(readable_root=access.readable_root(principal))
     works, _ = await _works(session, plan, base_campaign, "agency", f, False)
     base_agencies = await _agencies(session, [uuid.UUID(k) for k in works])
     links = await successor_links(session, base_campaign.map_date, this_campaign.map_date)

@@ -32,7 +32,7 @@ from sqlmodel import col
 from app.models.agency import Agency
 from app.models.campaign import Campaign, CampaignState
 from app.models.questionnaire import Questionnaire
-from app.services import instrument
+from app.services import access, instrument
 from app.services.index import formulas as fx
 from app.services.index.counts import CellCounts, Filters
 
@@ -225,9 +225,6 @@ class Source:
             node = self.parent.get(node)
             seen += 1
 
-    def _in_subtree(self, agency: str, root: uuid.UUID | None) -> bool:
-        return root is None or str(root) in self._ancestors(agency)
-
     def _keys(self, agency: str, group_by: str) -> Iterable[str]:
         if group_by == "none":
             return ("all",)
@@ -245,8 +242,9 @@ class Source:
         for agency, unit in self.units.items():
             if unit.respondents == 0:
                 continue
+            lineage = list(self._ancestors(agency))
             if not (
-                self._in_subtree(agency, f.agency_id) and self._in_subtree(agency, f.visible_root)
+                access.covers(f.agency_id, lineage) and access.covers(f.readable_root, lineage)
             ):
                 continue
             if f.level is not None and self.level.get(agency) != f.level:

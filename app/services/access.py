@@ -1,0 +1,289 @@
+"""Who may read or change which rows: the one place that writes a visibility or ownership rule.
+
+Every service query that returns or changes rows of a protected resource starts from a
+statement made here ("the readable statement of resource X for principal P"), so a new
+endpoint cannot forget the rule, and a rule changes in one place.
+
+The rules:
+
+- Agencies. A caller bound to an agency (an agency manager, a machine client registered for
+  one agency) sees that agency and everything below it, at any date. Admins see every agency
+  even when an agency is set on their account; analysts and supervisors have no agency and
+  see all of them.
+- Campaigns. A machine client registered for one campaign sees only that campaign; everyone
+  else sees every campaign (what they see *inside* it is limited by the rules below).
+- Strata, progress, frame units, dossiers and aggregates (index, rankings): the rows of the
+  caller's agencies.
+- Forms (submissions): the rows of the caller's agencies and campaign; a surveyor sees only
+  the forms they entered themselves, and only in campaigns they are still assigned to.
+- Worklists: the sampled units of the caller's agencies; a surveyor's only those of the
+  agencies they are assigned to (an assignment without an agency covers the whole campaign).
+- Reports: published snapshots of the campaigns the caller sees (a report is the whole
+  campaign by design: it is what gets published).
+- Audit events: the whole log, for holders of `audit:read` (admins and analysts).
+- Writes follow the same agency rule: a caller bound to an agency writes only rows of its
+  subtree (frame units, dossiers, forms). A row outside it is answered as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.errors import NotFound
+from app.models.agency import Agency
+from app.models.audit import AuditEvent
+from app.models.campaign import Campaign, CampaignSurveyor, FrameUnit, Stratum
+from app.models.dossier import Dossier
+from app.models.identity import Role
+from app.models.report import Report
+from app.models.submission import Submission
+from app.services.principal import Principal
+
+_AGENCIES = Agency.metadata.tables["agencies"]
+
+
+# ---- the agency tree ---------------------------------------------------------------------------
+
+
+def subtree(root_id: uuid.UUID) -> sa.Select[uuid.UUID]:
+    """A SELECT of the ids of `root_id` and every agency below it (any date).
+
+    The recursive CTE is anonymous, so one statement may hold several subtrees (the caller's
+    own and a filter's) without their names clashing."""
+    tree = sa.select(_AGENCIES.c.id).where(_AGENCIES.c.id == root_id).cte(recursive=True)
+    tree = tree.union(sa.select(_AGENCIES.c.id).join(tree, _AGENCIES.c.parent_id == tree.c.id))
+    return sa.select(tree.c.id)
+
+
+def subtrees(roots: sa.Select[Any]) -> sa.Select[uuid.UUID]:
+    """The ids of every agency under any of `roots` (a SELECT of agency ids), roots included."""
+    tree = sa.select(_AGENCIES.c.id).where(_AGENCIES.c.id.in_(roots)).cte(recursive=True)
+    tree = tree.union(sa.select(_AGENCIES.c.id).join(tree, _AGENCIES.c.parent_id == tree.c.id))
+    return sa.select(tree.c.id)
+
+
+def covers(root: uuid.UUID | None, lineage: Iterable[str]) -> bool:
+    """For trees already in memory: True when `root` is None (no limit) or is one of
+    `lineage`, an agency's id followed by its ancestors' ids, as text."""
+    return root is None or str(root) in lineage
+
+
+def readable_root(principal: Principal) -> uuid.UUID | None:
+    """The root of the subtree the caller is limited to; None when it sees every agency."""
+    if principal.agency_scoped:
+        return principal.agency_id
+    return None
+
+
+def agency_clause(principal: Principal, column: Any) -> sa.ColumnElement[bool]:
+    """`column` (an agency id column of any table) holds an agency the caller may see."""
+    root = readable_root(principal)
+    if root is None:
+        return sa.true()
+    clause: sa.ColumnElement[bool] = column.in_(subtree(root))
+    return clause
+
+
+def readable_agencies(principal: Principal) -> sa.Select[Agency]:
+    return sa.select(Agency).where(agency_clause(principal, col(Agency.id)))
+
+
+async def readable_agency_ids(session: AsyncSession, principal: Principal) -> set[uuid.UUID] | None:
+    """The ids the caller may see, for checks made in memory; None for every agency."""
+    root = readable_root(principal)
+    if root is None:
+        return None
+    return set((await session.scalars(subtree(root))).all())
+
+
+async def may_read_agency(
+    session: AsyncSession, principal: Principal, agency_id: uuid.UUID
+) -> bool:
+    root = readable_root(principal)
+    if root is None:
+        return True
+    found = await session.scalar(
+        sa.select(sa.literal(1)).where(sa.literal(agency_id, sa.Uuid).in_(subtree(root)))
+    )
+    return found is not None
+
+
+async def require_agency(session: AsyncSession, principal: Principal, agency_id: uuid.UUID) -> None:
+    """404, not 403, for an agency outside the caller's subtree: do not reveal that it exists."""
+    if not await may_read_agency(session, principal, agency_id):
+        raise NotFound("agency")
+
+
+# Writing follows reading: an agency-bound caller changes only rows of its own subtree.
+writable_agency_ids = readable_agency_ids
+may_write_agency = may_read_agency
+
+
+def agency_sql(root: uuid.UUID | None, column: str) -> tuple[str, dict[str, Any]]:
+    """The agency rule for a caller limited to `root` (see `readable_root`) as SQL text, for
+    statements written as text (the index's counts). `column` is the SQL expression of the
+    agency id; the root is bound as the parameter `readable_root`."""
+    if root is None:
+        return "TRUE", {}
+    return (
+        f"{column} IN (WITH RECURSIVE readable(id) AS ("  # noqa: S608 - column is ours, not input
+        " SELECT id FROM agencies WHERE id = :readable_root"
+        " UNION SELECT a.id FROM agencies a JOIN readable r ON a.parent_id = r.id"
+        ") SELECT id FROM readable)",
+        {"readable_root": root},
+    )
+
+
+# ---- campaigns ---------------------------------------------------------------------------------
+
+
+def may_use_campaign(principal: Principal | None, campaign_id: uuid.UUID) -> bool:
+    """False for a client registered for another campaign. `None` is the system."""
+    return principal is None or principal.campaign_id in (None, campaign_id)
+
+
+def campaign_clause(principal: Principal | None, column: Any) -> sa.ColumnElement[bool]:
+    if principal is None or principal.campaign_id is None:
+        return sa.true()
+    clause: sa.ColumnElement[bool] = column == principal.campaign_id
+    return clause
+
+
+def readable_campaigns(principal: Principal | None) -> sa.Select[Campaign]:
+    return sa.select(Campaign).where(campaign_clause(principal, col(Campaign.id)))
+
+
+async def readable_campaign(
+    session: AsyncSession,
+    principal: Principal | None,
+    campaign_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> Campaign:
+    """The campaign, or 404 when it does not exist or the caller may not see it."""
+    query = readable_campaigns(principal).where(col(Campaign.id) == campaign_id)
+    if lock:
+        query = query.with_for_update()
+    campaign = await session.scalar(query)
+    if campaign is None:
+        raise NotFound("campaign")
+    return campaign
+
+
+async def require_campaign(
+    session: AsyncSession, principal: Principal | None, campaign_id: uuid.UUID
+) -> None:
+    """404 unless the campaign exists and the caller may see it."""
+    found = await session.scalar(
+        sa.select(sa.literal(1)).where(
+            col(Campaign.id) == campaign_id, campaign_clause(principal, col(Campaign.id))
+        )
+    )
+    if found is None:
+        raise NotFound("campaign")
+
+
+# ---- surveyors ---------------------------------------------------------------------------------
+
+
+def _assigned_campaigns(principal: Principal) -> sa.Select[uuid.UUID]:
+    return sa.select(col(CampaignSurveyor.campaign_id)).where(
+        col(CampaignSurveyor.user_id) == principal.id
+    )
+
+
+async def surveyor_agencies(
+    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
+) -> set[uuid.UUID] | None:
+    """The agencies a surveyor may visit and enter forms for in this campaign; None for all.
+
+    None for callers that are not surveyors. A surveyor not assigned to the campaign gets 404:
+    the campaign is outside their scope. An assignment without an agency covers it all."""
+    if principal.role != Role.surveyor:
+        return None
+    assigned = (
+        await session.scalars(
+            sa.select(col(CampaignSurveyor.agency_id)).where(
+                col(CampaignSurveyor.campaign_id) == campaign_id,
+                col(CampaignSurveyor.user_id) == principal.id,
+            )
+        )
+    ).all()
+    if not assigned:
+        raise NotFound("campaign")
+    if any(a is None for a in assigned):
+        return None
+    return {a for a in assigned if a is not None}
+
+
+# ---- strata, frame units, worklists ------------------------------------------------------------
+
+
+def readable_strata(principal: Principal | None, campaign_id: uuid.UUID) -> sa.Select[Stratum]:
+    """The campaign's strata the caller may see, by agency then sector (no sector first)."""
+    query = sa.select(Stratum).where(col(Stratum.campaign_id) == campaign_id)
+    if principal is not None:
+        query = query.where(agency_clause(principal, col(Stratum.agency_id)))
+    return query.order_by(col(Stratum.agency_id), col(Stratum.sector_id).nulls_first())
+
+
+def strata_clause(principal: Principal, table: sa.Table) -> sa.ColumnElement[bool]:
+    """The agency rule on a Core `strata` table (aggregates written in Core)."""
+    return agency_clause(principal, table.c.agency_id)
+
+
+async def worklist_clause(
+    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
+) -> sa.ColumnElement[bool]:
+    """The frame units of a campaign's worklist the caller may see (surveyors: 404 when not
+    assigned to the campaign)."""
+    allowed = await surveyor_agencies(session, principal, campaign_id)
+    clause = agency_clause(principal, col(FrameUnit.agency_id))
+    if allowed is not None:
+        clause = sa.and_(clause, col(FrameUnit.agency_id).in_(allowed))
+    return clause
+
+
+# ---- dossiers ---------------------------------------------------------------------------------
+
+
+def readable_dossiers(principal: Principal) -> sa.Select[Dossier]:
+    return sa.select(Dossier).where(agency_clause(principal, col(Dossier.agency_id)))
+
+
+# ---- forms -------------------------------------------------------------------------------------
+
+
+def submission_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    if readable_root(principal) is not None:
+        clauses.append(agency_clause(principal, col(Submission.agency_id)))
+    if principal.campaign_id is not None:
+        clauses.append(col(Submission.campaign_id) == principal.campaign_id)
+    if principal.role == Role.surveyor:
+        clauses.append(col(Submission.surveyor_id) == principal.id)
+        clauses.append(col(Submission.campaign_id).in_(_assigned_campaigns(principal)))
+    return clauses
+
+
+def readable_submissions(principal: Principal) -> sa.Select[Submission]:
+    return sa.select(Submission).where(*submission_clauses(principal))
+
+
+# ---- reports and the audit log -----------------------------------------------------------------
+
+
+def readable_reports(principal: Principal) -> sa.Select[Report]:
+    return sa.select(Report).where(campaign_clause(principal, col(Report.campaign_id)))
+
+
+def readable_audit_events(principal: Principal) -> sa.Select[AuditEvent]:
+    """The whole log: the route admits only holders of `audit:read`, who read all of it."""
+    del principal
+    return sa.select(AuditEvent)
