@@ -871,7 +871,7 @@ async def test_authorization(
     assert body["total"]["n_respondents"] == 11
     assert node(body["total"], "overall")["exact"] == pytest.approx(100 * 9 / 11)
     assert set(groups(body)) == {str(district.id), str(commune.id)}
-    assert "visible_root" not in body["filters"]
+    assert "readable_root" not in body["filters"]
 
     # Machine clients never hold index:read, so a client is refused before the campaign check.
     other = await campaign_for(session, [outside])

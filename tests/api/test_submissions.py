@@ -464,9 +464,10 @@ async def test_review_needs_a_reason_to_reject_and_is_audited(
     )
     assert rejected.status_code == 200
     assert rejected.json()["review_reason"] == "Phiếu trùng lặp"
-    analyst = bearer(settings, await make_user(session, Role.analyst))
+    # Analysts review as admins do (hole 6); an agency manager may not.
+    manager = bearer(settings, await make_user(session, Role.agency_manager, agency=world.province))
     forbidden = await client.post(
-        f"/api/v1/submissions/{form_id}/review", json={"state": "valid"}, headers=analyst
+        f"/api/v1/submissions/{form_id}/review", json={"state": "valid"}, headers=manager
     )
     assert_problem(forbidden, 403, "forbidden")
 
