@@ -120,6 +120,19 @@ async def require_agency(session: AsyncSession, principal: Principal, agency_id:
         raise NotFound("agency")
 
 
+async def readable_agency_keys(
+    session: AsyncSession, principal: Principal, keys: Iterable[str]
+) -> set[str]:
+    """Of agency ids as text (the cells of an aggregate grouped by agency), those the caller
+    may see. A form counts in its agency and every agency above it, so a caller limited to a
+    subtree would otherwise get cells for the agencies above its root."""
+    readable = await readable_agency_ids(session, principal)
+    if readable is None:
+        return set(keys)
+    allowed = {str(a) for a in readable}
+    return {k for k in keys if k in allowed}
+
+
 # Writing follows reading: an agency-bound caller changes only rows of its own subtree.
 writable_agency_ids = readable_agency_ids
 may_write_agency = may_read_agency

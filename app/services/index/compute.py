@@ -491,6 +491,9 @@ async def campaign_index(
         if group_by == "none"
         else await _works(session, plan, campaign, group_by, filters, weighted, source)
     )
+    if group_by == "agency":
+        keep = await access.readable_agency_keys(session, principal, groups)
+        groups = {k: w for k, w in groups.items() if k in keep}
     if aggregate == "unit_mean":
         await _unit_means(session, plan, campaign, "none", filters, totals, weighted, source)
         if group_by != "none":
