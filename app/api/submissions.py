@@ -127,7 +127,9 @@ def _filters(
     "/submissions",
     summary="List forms (raw answers, no contact data)",
     description="Pages in commit order: a cursor never skips or repeats a form while new ones "
-    "arrive, and the last page's cursor can be polled for forms that arrive later.",
+    "arrive, and the last page's cursor can be polled for forms that arrive later. An agency "
+    "manager sees its subtree's forms; a surveyor only the forms they entered, in campaigns "
+    "they are assigned to.",
     response_model=SubmissionPage,
 )
 async def list_submissions(

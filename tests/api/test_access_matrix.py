@@ -13,6 +13,7 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +33,7 @@ from app.models.campaign import (
     Stratum,
 )
 from app.models.catalogue import Procedure
-from app.models.identity import Role, Scope
+from app.models.identity import CLIENT_SCOPES, ROLE_SCOPES, Role, Scope
 from app.models.report import Report
 from app.models.submission import Channel, Submission, SubmissionState
 from app.services import campaigns
@@ -129,7 +130,9 @@ async def world(session: AsyncSession, settings: Settings) -> World:
     sector = await make_sector(session)
     procedure = await make_procedure(session, sector)
     # Every agency in scope: a frame unit's agency must be one of the campaign's own.
-    campaign = await make_campaign(session, agencies=list(agencies.values()), state=CampaignState.open)
+    campaign = await make_campaign(
+        session, agencies=list(agencies.values()), state=CampaignState.open
+    )
     old = await make_campaign(session, agencies=[p], state=CampaignState.open)
     strata: dict[str, Stratum] = {}
     for key, agency in agencies.items():
@@ -209,9 +212,7 @@ async def _json(client: httpx.AsyncClient, url: str, headers: dict[str, str], **
     return response.json()
 
 
-async def _form_ids(
-    client: httpx.AsyncClient, headers: dict[str, str], **params: Any
-) -> list[str]:
+async def _form_ids(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> list[str]:
     body = await _json(client, f"{API}/submissions", headers, limit=200, **params)
     assert body["next_cursor"] is None or len(body["items"]) < 200
     return [item["id"] for item in body["items"]]
@@ -247,9 +248,7 @@ async def test_agency_lists_by_principal(client: httpx.AsyncClient, world: World
         assert_problem(response, 404, "not_found")
 
 
-async def test_form_lists_and_exports_by_principal(
-    client: httpx.AsyncClient, world: World
-) -> None:
+async def test_form_lists_and_exports_by_principal(client: httpx.AsyncClient, world: World) -> None:
     campaign = str(world.campaign.id)
     assert len(await _form_ids(client, world.admin, campaign_id=campaign)) == ALL_FORMS
     assert len(await _exported(client, world.admin, campaign_id=campaign)) == ALL_FORMS
@@ -489,7 +488,8 @@ async def test_hole_2_frame_import_across_agencies_is_refused_per_unit(
         )
         .execution_options(populate_existing=True)
     )
-    assert unit is not None and unit.agency_id == od.id
+    assert unit is not None
+    assert unit.agency_id == od.id
     phone = await session.scalar(
         sa.select(col(FrameContact.phone)).where(col(FrameContact.frame_unit_id) == unit.id)
     )
@@ -611,8 +611,30 @@ async def test_publishing_in_the_campaigns_service_takes_the_snapshot(
     )
     assert published.state == CampaignState.published
     reports = (
-        await session.scalars(
-            sa.select(Report).where(col(Report.campaign_id) == world.campaign.id)
-        )
+        await session.scalars(sa.select(Report).where(col(Report.campaign_id) == world.campaign.id))
     ).all()
     assert [(r.version, r.forms_counted) for r in reports] == [(1, ALL_FORMS)]
+
+
+# ---- the README's matrix -------------------------------------------------------------------------
+
+
+def test_the_readme_matrix_is_the_role_scope_map() -> None:
+    """The "Roles and scopes" table in the README says exactly what ROLE_SCOPES grants."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Roles and scopes", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    header = next(line for line in section.splitlines() if line.startswith("| scope |"))
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    assert columns == [r.value for r in Role] + ["machine client"]
+    documented: dict[str, set[str]] = {c: set() for c in columns}
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        scope = cells[0].strip("`")
+        for column, cell in zip(columns, cells[1:], strict=True):
+            if cell:
+                documented[column].add(scope)
+    for role in Role:
+        assert documented[role.value] == {s.value for s in ROLE_SCOPES[role]}, role
+    assert documented["machine client"] == {s.value for s in CLIENT_SCOPES}
+    assert {cells.split("|")[1].strip().strip("`") for cells in rows} == {s.value for s in Scope}
