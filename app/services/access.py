@@ -235,6 +235,17 @@ async def surveyor_agencies(
     return {a for a in assigned if a is not None}
 
 
+def assignment_clause(principal: Principal) -> sa.ColumnElement[bool]:
+    """The surveyor assignments the caller may see: those of its agencies, and those without
+    an agency (they cover the whole campaign, the caller's agencies included)."""
+    if readable_root(principal) is None:
+        return sa.true()
+    return sa.or_(
+        col(CampaignSurveyor.agency_id).is_(None),
+        agency_clause(principal, col(CampaignSurveyor.agency_id)),
+    )
+
+
 # ---- strata, frame units, worklists ------------------------------------------------------------
 
 
@@ -283,6 +294,11 @@ def submission_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
         clauses.append(col(Submission.surveyor_id) == principal.id)
         clauses.append(col(Submission.campaign_id).in_(_assigned_campaigns(principal)))
     return clauses
+
+
+def may_correct(principal: Principal, submission: Submission) -> bool:
+    """Only the surveyor who entered a form may correct it (before review)."""
+    return submission.surveyor_id is not None and submission.surveyor_id == principal.id
 
 
 def readable_submissions(principal: Principal) -> sa.Select[Submission]:

@@ -569,7 +569,9 @@ async def list_surveyors(
         .select_from(CampaignSurveyor)
         .join(User, col(User.id) == col(CampaignSurveyor.user_id))
         .outerjoin(Agency, col(Agency.id) == col(CampaignSurveyor.agency_id))
-        .where(col(CampaignSurveyor.campaign_id) == campaign.id)
+        .where(
+            col(CampaignSurveyor.campaign_id) == campaign.id, access.assignment_clause(principal)
+        )
         .order_by(col(User.username), col(Agency.code).nulls_first())
     )
     return [

@@ -878,7 +878,7 @@ async def correct(
 ) -> Submission:
     """A surveyor fixes their own entry before review; the previous version is kept."""
     row = await get_submission(session, actor, submission_id, lock=True)
-    if row.surveyor_id != actor.id:
+    if not access.may_correct(actor, row):
         raise PermissionDenied("Only the surveyor who entered a form may correct it.")
     if row.state != SubmissionState.received:
         raise AppError(

@@ -341,6 +341,27 @@ async def test_worklist_by_principal(client: httpx.AsyncClient, world: World) ->
         assert_problem(await client.get(url, headers=headers), 403, "forbidden")
 
 
+async def test_surveyor_assignments_by_principal(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    elsewhere = await make_user(session, Role.surveyor)
+    everywhere = await make_user(session, Role.surveyor)
+    session.add(
+        CampaignSurveyor(
+            campaign_id=world.campaign.id, user_id=elsewhere.id, agency_id=world.agencies["OD"].id
+        )
+    )
+    session.add(CampaignSurveyor(campaign_id=world.campaign.id, user_id=everywhere.id))
+    await session.flush()
+    url = f"{API}/campaigns/{world.campaign.id}/surveyors"
+    assert len(await _json(client, url, world.admin)) == 4
+    for headers in (world.manager, world.machine):
+        listed = await _json(client, url, headers)
+        # s1 and s2 (assigned to D) and the one covering the whole campaign; not OD's
+        assert len(listed) == 3
+        assert str(elsewhere.id) not in {a["user_id"] for a in listed}
+
+
 async def test_reports_by_principal(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
 ) -> None:
