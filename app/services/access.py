@@ -22,7 +22,10 @@ The rules:
   campaign by design: it is what gets published).
 - Audit events: the whole log, for holders of `audit:read` (admins and analysts).
 - Writes follow the same agency rule: a caller bound to an agency writes only rows of its
-  subtree (frame units, dossiers, forms). A row outside it is answered as if it did not exist.
+  subtree (frame units, dossiers, forms); an item naming another agency's row is refused on
+  its own, with a pointer.
+
+A row outside the caller's scope is read as if it did not exist: 404, never 403.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from app.models.agency import Agency
 from app.models.audit import AuditEvent
 from app.models.campaign import Campaign, CampaignSurveyor, FrameUnit, Stratum
 from app.models.dossier import Dossier
-from app.models.identity import Role
+from app.models.identity import Role, Scope
 from app.models.report import Report
 from app.models.submission import Submission
 from app.services.principal import Principal
@@ -135,7 +138,6 @@ async def readable_agency_keys(
 
 # Writing follows reading: an agency-bound caller changes only rows of its own subtree.
 writable_agency_ids = readable_agency_ids
-may_write_agency = may_read_agency
 
 
 def agency_sql(root: uuid.UUID | None, column: str) -> tuple[str, dict[str, Any]]:
@@ -284,7 +286,7 @@ def readable_dossiers(principal: Principal) -> sa.Select[Dossier]:
 # ---- forms -------------------------------------------------------------------------------------
 
 
-def submission_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
+def _submission_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
     clauses: list[sa.ColumnElement[bool]] = []
     if readable_root(principal) is not None:
         clauses.append(agency_clause(principal, col(Submission.agency_id)))
@@ -302,7 +304,7 @@ def may_correct(principal: Principal, submission: Submission) -> bool:
 
 
 def readable_submissions(principal: Principal) -> sa.Select[Submission]:
-    return sa.select(Submission).where(*submission_clauses(principal))
+    return sa.select(Submission).where(*_submission_clauses(principal))
 
 
 # ---- reports and the audit log -----------------------------------------------------------------
@@ -313,6 +315,9 @@ def readable_reports(principal: Principal) -> sa.Select[Report]:
 
 
 def readable_audit_events(principal: Principal) -> sa.Select[AuditEvent]:
-    """The whole log: the route admits only holders of `audit:read`, who read all of it."""
-    del principal
-    return sa.select(AuditEvent)
+    """The whole log for holders of `audit:read` (the route already demands it), none of it
+    for anyone else."""
+    query = sa.select(AuditEvent)
+    if not principal.has(Scope.audit_read):
+        query = query.where(sa.false())
+    return query
