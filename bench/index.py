@@ -43,7 +43,7 @@ import httpx
 from app.config import Settings
 from app.db import create_database, session_scope
 from app.models.campaign import CampaignState
-from app.services import campaigns, reports
+from app.services import campaigns
 from app.services.index import rollups
 from bench import generate
 from bench.common import (
@@ -217,7 +217,7 @@ async def _publish(url: str, campaign_id: uuid.UUID) -> uuid.UUID:
         async with session_scope(db) as session:
             await campaigns.transition(session, None, campaign_id, CampaignState.closed, "bench")
         async with session_scope(db) as session:
-            report = await reports.publish(session, None, campaign_id, "bench")
+            report = await campaigns.publish(session, None, campaign_id, "bench")
             return report.id
     finally:
         await db.dispose()
