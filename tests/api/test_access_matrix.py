@@ -38,6 +38,7 @@ from app.models.report import Report
 from app.models.submission import Channel, Submission, SubmissionState
 from app.services import campaigns
 from app.services.auth import user_principal
+from app.services.index import rollups
 from tests.factories import (
     bearer,
     make_agency,
@@ -301,7 +302,13 @@ async def test_progress_and_strata_by_principal(client: httpx.AsyncClient, world
 # ---- aggregates ----------------------------------------------------------------------------------
 
 
-async def test_index_and_rankings_by_principal(client: httpx.AsyncClient, world: World) -> None:
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["sql", "rollups"])
+async def test_index_and_rankings_by_principal(
+    client: httpx.AsyncClient, session: AsyncSession, world: World, rolled_up: bool
+) -> None:
+    if rolled_up:  # the same answers when the counts come from the roll-ups
+        assert await rollups.install(session, world.campaign.id)
+        assert await rollups.version(session, world.campaign.id) is not None
     url = f"{API}/campaigns/{world.campaign.id}"
     total = await _json(client, f"{url}/index", world.admin)
     assert total["total"]["n_respondents"] == ALL_FORMS
@@ -442,6 +449,32 @@ async def test_writes_by_an_agency_bound_client(
     assert (await client.get(f"{API}/dossiers/HS-C-1", headers=world.machine)).status_code == 200
     missing = await client.get(f"{API}/dossiers/HS-OD-1", headers=world.admin)
     assert_problem(missing, 404, "not_found")
+
+
+async def test_writes_by_a_surveyor(client: httpx.AsyncClient, world: World) -> None:
+    url = f"{API}/campaigns/{world.campaign.id}/submissions"
+    assigned = _submission(world.agencies["D"], world.procedure)
+    created = await client.post(url, json=assigned, headers=world.s1)
+    assert created.status_code == 201, created.text
+    assert len(await _form_ids(client, world.s1)) == 3  # the new one is theirs to read
+    # C lies below D, but the assignment names D itself.
+    for key in ("C", "OD"):
+        refused = await client.post(
+            url, json=_submission(world.agencies[key], world.procedure), headers=world.s1
+        )
+        assert error_codes(assert_problem(refused, 422, "invalid")) == [
+            ("/body/agency_code", "out_of_scope")
+        ]
+    # another surveyor's form cannot be corrected, nor one of a campaign they left
+    for other in (world.s2_form, world.old_form):
+        response = await client.put(
+            f"{API}/submissions/{other}", json={"answers": dict(GOOD)}, headers=world.s1
+        )
+        assert_problem(response, 404, "not_found")
+    elsewhere = await client.post(
+        f"{API}/campaigns/{world.old.id}/submissions", json=assigned, headers=world.s1
+    )
+    assert_problem(elsewhere, 404, "not_found")
 
 
 async def test_managers_and_supervisors_do_not_write(
