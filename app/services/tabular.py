@@ -58,10 +58,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 class Limits:
     """Hard limits of one parse. `rows` bounds the row number (header = 1) of any row read."""
 
-    rows: int = 200_000
+    rows: int = 100_000
     columns: int = 256
     cells: int = 2_000_000
-    shared_strings: int = 500_000
+    shared_strings: int = 250_000
     uncompressed_bytes: int = 100 * 2**20
     zip_members: int = 200
     seconds: float = 30.0
