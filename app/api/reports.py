@@ -46,7 +46,7 @@ async def _rendered(
     """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
     this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
     media = {"json": "application/json", "csv": "text/csv; charset=utf-8", "xlsx": XLSX}[fmt]
-    etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}"'
+    etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{reports.RENDERING_VERSION}"'
     headers = (
         {}
         if fmt == "json"

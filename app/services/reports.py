@@ -7,7 +7,6 @@ exports all come from the stored snapshot.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -23,11 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.errors import AppError, NotFound
+from app.models.agency import Agency
 from app.models.campaign import CampaignState
+from app.models.catalogue import Sector
 from app.models.identity import Role, Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report, ReportPage, ReportSummary
-from app.services import audit, campaigns
+from app.services import audit, campaigns, tabular
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
 from app.services.paging import cursor_int, decode_cursor, keyset_page
@@ -224,9 +225,12 @@ async def list_reports(
 
 # ---- renderings --------------------------------------------------------------------------------
 
+# Exports are rendered from the stored snapshot with the current renderers; their ETags carry
+# this version, so a caller holding an export made by older renderers gets the new one.
+RENDERING_VERSION = "2"
 COLUMNS = [
     "breakdown",
-    "cell_key",
+    "cell_code",
     "cell_label",
     "n_respondents",
     "node_id",
@@ -238,6 +242,7 @@ COLUMNS = [
     "n",
     "low_reliability",
     "suppressed",
+    "value_exact",
 ]
 HEADINGS_VI = [
     "Nhóm",
@@ -253,6 +258,7 @@ HEADINGS_VI = [
     "Số trả lời hợp lệ",
     "Độ tin cậy thấp",
     "Bị ẩn",
+    "Giá trị đầy đủ (%)",
 ]
 KINDS_VI = {
     "overall": "Chỉ số chung",
@@ -260,14 +266,25 @@ KINDS_VI = {
     "element": "Yếu tố",
     "criterion": "Tiêu chí",
 }
+# Breakdowns whose cells are keyed by a row id: exports name them by the row's code.
+CODED_BREAKDOWNS = ("agency", "sector")
 
 
 def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _rows(breakdown: str, cell: dict[str, Any]) -> list[list[Any]]:
+def _count(value: Any) -> int | float | None:
+    """Counts as integers (a weighted count that is not whole stays a decimal)."""
+    if value is None:
+        return None
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _rows(breakdown: str, cell: dict[str, Any], codes: dict[str, str]) -> list[list[Any]]:
     out: list[list[Any]] = []
+    key = str(cell["key"])
 
     def walk(node: dict[str, Any] | None) -> None:
         if node is None:
@@ -275,18 +292,19 @@ def _rows(breakdown: str, cell: dict[str, Any]) -> list[list[Any]]:
         out.append(
             [
                 breakdown,
-                cell["key"],
+                codes.get(key, key),
                 cell["label"],
-                cell["n_respondents"],
+                _count(cell["n_respondents"]),
                 node["id"],
                 node["kind"],
                 node["label_vi"],
                 _number(node["value"]),
                 _number(node["ci_low"]),
                 _number(node["ci_high"]),
-                node["n"],
-                node["low_reliability"],
-                node["suppressed"],
+                _count(node["n"]),
+                bool(node["low_reliability"]),
+                bool(node["suppressed"]),
+                node.get("exact"),
             ]
         )
         for child in node["children"]:
@@ -296,31 +314,48 @@ def _rows(breakdown: str, cell: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
-def table(content: dict[str, Any]) -> list[list[Any]]:
-    rows = _rows("total", content["total"])
+def table(content: dict[str, Any], codes: dict[str, str] | None = None) -> list[list[Any]]:
+    codes = codes or {}
+    rows = _rows("total", content["total"], codes)
     for breakdown, cells in content["breakdowns"].items():
         for cell in cells:
-            rows.extend(_rows(breakdown, cell))
+            rows.extend(_rows(breakdown, cell, codes))
     return rows
 
 
-def to_csv(content: dict[str, Any]) -> bytes:
-    """UTF-8 with a BOM, so Excel opens the Vietnamese text correctly; values to 2 decimals."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for row in table(content):
-        writer.writerow(
-            [
-                "" if v is None else (f"{v:.2f}" if isinstance(v, float) and i in (7, 8, 9) else v)
-                for i, v in enumerate(row)
-            ]
-        )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+def coded_keys(content: dict[str, Any]) -> dict[str, set[uuid.UUID]]:
+    """The row ids that key the cells of the agency and sector breakdowns."""
+    keys: dict[str, set[uuid.UUID]] = {}
+    for breakdown in CODED_BREAKDOWNS:
+        for cell in content["breakdowns"].get(breakdown, []):
+            try:
+                keys.setdefault(breakdown, set()).add(uuid.UUID(str(cell["key"])))
+            except ValueError:
+                continue
+    return keys
 
 
-def to_xlsx(content: dict[str, Any]) -> bytes:
-    """One sheet per breakdown (and per ranking), Vietnamese headings, numbers as numbers."""
+def _decimals(value: Any) -> Any:
+    return f"{value:.2f}" if isinstance(value, float) else value
+
+
+def to_csv(content: dict[str, Any], codes: dict[str, str] | None = None) -> bytes:
+    """UTF-8 with a BOM, so Excel opens the Vietnamese text correctly. One row per cell and
+    index node, one column per measure: values to 2 decimals (`value_exact` unrounded), counts
+    as integers, flags as 1 and 0, agencies and sectors by code; text neutralised."""
+    return tabular.csv_bytes(
+        COLUMNS,
+        (
+            [*row[:7], *(_decimals(v) for v in row[7:10]), *row[10:]]
+            for row in table(content, codes)
+        ),
+    )
+
+
+def to_xlsx(content: dict[str, Any], codes: dict[str, str] | None = None) -> bytes:
+    """One sheet per breakdown (and per ranking), Vietnamese headings, numbers as numbers, text
+    as string cells (never formulas)."""
+    codes = codes or {}
     book = Workbook()
     book.remove(book.worksheets[0])
     first = book.create_sheet("Tổng hợp")
@@ -330,19 +365,20 @@ def to_xlsx(content: dict[str, Any]) -> bytes:
             (book.create_sheet(BREAKDOWNS.get(breakdown, breakdown)[:31]), breakdown, cells)
         )
     for sheet, breakdown, cells in sheets:
-        sheet.append(HEADINGS_VI)
+        tabular.xlsx_append(sheet, HEADINGS_VI)
         for cell in cells:
-            for row in _rows(breakdown, cell):
+            for row in _rows(breakdown, cell, codes):
                 row[5] = KINDS_VI.get(row[5], row[5])
                 row[11] = "Có" if row[11] else "Không"
                 row[12] = "Có" if row[12] else "Không"
-                sheet.append(row)
+                tabular.xlsx_append(sheet, row)
         for column in ("H", "I", "J"):
             for c in sheet[column][1:]:
                 c.number_format = "0.00"
     for level, rows in content["rankings"].items():
         sheet = book.create_sheet(f"Xếp hạng {level}"[:31])
-        sheet.append(
+        tabular.xlsx_append(
+            sheet,
             [
                 "Hạng",
                 "Mã đơn vị",
@@ -352,10 +388,11 @@ def to_xlsx(content: dict[str, Any]) -> bytes:
                 "Cận trên 95%",
                 "Số phiếu",
                 "Phân biệt được với đơn vị sau",
-            ]
+            ],
         )
         for r in rows:
-            sheet.append(
+            tabular.xlsx_append(
+                sheet,
                 [
                     r["rank"],
                     r["agency_code"],
@@ -363,13 +400,35 @@ def to_xlsx(content: dict[str, Any]) -> bytes:
                     _number(r["value"]),
                     _number(r["ci_low"]),
                     _number(r["ci_high"]),
-                    r["n_respondents"],
+                    _count(r["n_respondents"]),
                     {True: "Có", False: "Không", None: ""}[r["distinguishable_from_next"]],
-                ]
+                ],
             )
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _json(content: dict[str, Any], codes: dict[str, str] | None = None) -> bytes:
+    return canonical(content)
+
+
+async def _codes(session: AsyncSession, content: dict[str, Any]) -> dict[str, str]:
+    """Codes of the agencies and sectors that key the snapshot's cells (codes never change)."""
+    keys = coded_keys(content)
+    codes: dict[str, str] = {}
+    agencies, sectors = keys.get("agency"), keys.get("sector")
+    if agencies:
+        rows = await session.execute(
+            sa.select(col(Agency.id), col(Agency.code)).where(col(Agency.id).in_(agencies))
+        )
+        codes.update({str(i): c for i, c in rows.all()})
+    if sectors:
+        rows = await session.execute(
+            sa.select(col(Sector.id), col(Sector.code)).where(col(Sector.id).in_(sectors))
+        )
+        codes.update({str(i): c for i, c in rows.all()})
+    return codes
 
 
 # Reports never change once stored (a trigger refuses it), so each rendering is made once per
@@ -377,8 +436,8 @@ def to_xlsx(content: dict[str, Any]) -> bytes:
 # province's report is answered from memory, not by decoding and re-encoding the snapshot.
 _RENDERINGS: OrderedDict[tuple[uuid.UUID, str, str], bytes] = OrderedDict()
 RENDERINGS_BUDGET = 64 * 2**20
-_RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
-    "json": canonical,
+_RENDERERS: dict[str, Callable[[dict[str, Any], dict[str, str] | None], bytes]] = {
+    "json": _json,
     "csv": to_csv,
     "xlsx": to_xlsx,
 }
@@ -394,7 +453,8 @@ async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
     content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
     if content is None:  # pragma: no cover - the reference was just read
         raise NotFound("report")
-    body = _RENDERERS[fmt](content)
+    codes = await _codes(session, content) if fmt != "json" else None
+    body = _RENDERERS[fmt](content, codes)
     _RENDERINGS[key] = body
     total = sum(len(b) for b in _RENDERINGS.values())
     while total > RENDERINGS_BUDGET and len(_RENDERINGS) > 1:
