@@ -21,17 +21,31 @@ from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, NotFound
+from app.errors import AppError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
-from app.models.campaign import CampaignState
+from app.models.base import timestamptz
+from app.models.campaign import Campaign, CampaignAgency, CampaignState
 from app.models.catalogue import Sector
 from app.models.identity import Role, Scope
 from app.models.questionnaire import Questionnaire
-from app.models.report import Report, ReportPage, ReportSummary
-from app.services import audit, campaigns, tabular
+from app.models.report import (
+    Report,
+    ReportListItem,
+    ReportListPage,
+    ReportPage,
+    ReportSummary,
+)
+from app.services import agencies, audit, campaigns, tabular
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
-from app.services.paging import cursor_int, decode_cursor, keyset_page
+from app.services.paging import (
+    bad_cursor,
+    cursor_int,
+    cursor_str,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+)
 from app.services.principal import Principal
 
 BREAKDOWNS: dict[str, str] = {
@@ -51,8 +65,10 @@ def canonical(content: Any) -> bytes:
 async def _inputs(
     session: AsyncSession, campaign_id: uuid.UUID, q: Questionnaire
 ) -> tuple[str, int]:
-    """A hash of exactly what was counted: every valid form's id and version, and the
-    questionnaire definition. Two snapshots with the same hash were computed from the same data."""
+    """A hash of exactly what was counted and how it is labelled: every valid form's id and
+    version, the questionnaire definition, and the agency map and sectors (names, levels and
+    parents label and group the cells). Two snapshots with the same hash were computed from the
+    same data, so publishing again over the same hash reuses the stored version."""
     row = (
         await session.execute(
             sa.text(
@@ -65,8 +81,20 @@ async def _inputs(
             {"c": campaign_id},
         )
     ).one()
+    labels = await session.scalar(
+        sa.text(
+            """SELECT encode(sha256(convert_to(
+                   (SELECT coalesce(string_agg(concat_ws('|', id, code, name, short_name, level,
+                           parent_id, is_measured, valid_from, valid_to), ',' ORDER BY id), '')
+                    FROM agencies)
+                   || '#' ||
+                   (SELECT coalesce(string_agg(concat_ws('|', id, code, name_vi), ','
+                           ORDER BY id), '') FROM sectors), 'UTF8')), 'hex')"""
+        )
+    )
     definition = hashlib.sha256(canonical(q.definition)).hexdigest()
-    return hashlib.sha256(f"{row[1]}:{definition}".encode()).hexdigest(), int(row[0])
+    digest = hashlib.sha256(f"{row[1]}:{definition}:{labels}".encode()).hexdigest()
+    return digest, int(row[0])
 
 
 # Computes the snapshot with every right: a report is the whole campaign, whoever publishes it.
@@ -78,9 +106,20 @@ SYSTEM = Principal(
 async def publish(
     session: AsyncSession, actor: Principal | None, campaign_id: uuid.UUID, reason: str | None
 ) -> Report:
+    """Publish a closed campaign (it becomes `published`) or re-publish a published one; the
+    latest version when its inputs are unchanged (see `publish_once`)."""
+    report, _ = await publish_once(session, actor, campaign_id, reason)
+    return report
+
+
+async def publish_once(
+    session: AsyncSession, actor: Principal | None, campaign_id: uuid.UUID, reason: str | None
+) -> tuple[Report, bool]:
     """Publish a closed campaign (it becomes `published`) or re-publish a published one.
 
-    `actor` None is the system (the demo loader)."""
+    Publishing again over identical inputs (the latest version's inputs hash) stores nothing
+    and answers that version, with False; a new version answers True. `actor` None is the
+    system (the demo loader)."""
     campaign = await campaigns.get_campaign(session, actor, campaign_id, lock=True)
     state = CampaignState(campaign.state)
     if state is CampaignState.closed:
@@ -96,6 +135,14 @@ async def publish(
         raise NotFound("questionnaire")
     cutoff = datetime.now(UTC)
     inputs_hash, forms = await _inputs(session, campaign.id, q)
+    current = await session.scalar(
+        sa.select(Report)
+        .where(col(Report.campaign_id) == campaign.id)
+        .order_by(col(Report.version).desc())
+        .limit(1)
+    )
+    if current is not None and current.inputs_hash == inputs_hash:
+        return current, False
     unscoped = SYSTEM
     total = await campaign_index(session, unscoped, campaign.id)
     content: dict[str, Any] = {
@@ -162,7 +209,7 @@ async def publish(
             "reason": reason,
         },
     )
-    return report
+    return report, True
 
 
 class ReportRef(NamedTuple):
@@ -221,6 +268,122 @@ async def list_reports(
         items=[ReportSummary.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=next_cursor,
     )
+
+
+def _covering(agency_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """Reports whose campaign covers the agency: its scope holds the agency or an ancestor."""
+    table = Agency.metadata.tables["agencies"]
+    up = (
+        sa.select(table.c.id, table.c.parent_id)
+        .where(table.c.id == agency_id)
+        .cte("covering", recursive=True)
+    )
+    up = up.union(sa.select(table.c.id, table.c.parent_id).join(up, table.c.id == up.c.parent_id))
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(CampaignAgency)
+        .where(
+            col(CampaignAgency.campaign_id) == col(Report.campaign_id),
+            col(CampaignAgency.agency_id).in_(sa.select(up.c.id)),
+        )
+    )
+
+
+def _unknown(name: str, what: str) -> AppError:
+    detail = f"No {what} has this code or id."
+    return Invalid(detail, [FieldError(f"/query/{name}", detail, f"unknown_{what}")])
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+async def _agency_filter(session: AsyncSession, principal: Principal, ref: str) -> uuid.UUID:
+    column = col(Agency.id) if _as_uuid(ref) else col(Agency.code)
+    value: Any = _as_uuid(ref) or ref
+    found = await session.scalar(sa.select(col(Agency.id)).where(column == value))
+    if found is None or not await agencies.is_visible(session, principal, found):
+        raise _unknown("agency", "agency")
+    return found
+
+
+async def _campaign_filter(session: AsyncSession, principal: Principal, ref: str) -> uuid.UUID:
+    column = col(Campaign.id) if _as_uuid(ref) else col(Campaign.code)
+    value: Any = _as_uuid(ref) or ref
+    found = await session.scalar(sa.select(col(Campaign.id)).where(column == value))
+    if found is None or principal.campaign_id not in (None, found):
+        raise _unknown("campaign", "campaign")
+    return found
+
+
+async def list_all(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    since: datetime | None = None,
+    agency: str | None = None,
+    campaign: str | None = None,
+    limit: int,
+    cursor: str | None,
+) -> ReportListPage:
+    """Every version the caller may read, across campaigns, oldest publication first, so a
+    fetcher pages forward and resumes with `since` (published after) or the last cursor.
+
+    Who may read which report is the rule `reference` and `latest` apply: a client bound to a
+    campaign sees that campaign's versions; every other holder of `reports:read` sees all."""
+    query = sa.select(Report, col(Campaign.code), col(Campaign.year)).join(
+        Campaign, col(Campaign.id) == col(Report.campaign_id)
+    )
+    if principal.campaign_id is not None:
+        query = query.where(col(Report.campaign_id) == principal.campaign_id)
+    if since is not None:
+        query = query.where(col(Report.published_at) > _aware(since))
+    if agency is not None:
+        query = query.where(_covering(await _agency_filter(session, principal, agency)))
+    if campaign is not None:
+        query = query.where(
+            col(Report.campaign_id) == await _campaign_filter(session, principal, campaign)
+        )
+    after = decode_cursor(cursor)
+    if after is not None:
+        at, last = _after(after)
+        query = query.where(
+            sa.tuple_(col(Report.published_at), col(Report.id))
+            > sa.tuple_(sa.literal(at, timestamptz()), sa.literal(last, sa.Uuid))
+        )
+    query = query.order_by(col(Report.published_at), col(Report.id)).limit(limit + 1)
+    rows = (await session.execute(query)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last_report = rows[-1][0]
+        next_cursor = encode_cursor(
+            {"at": last_report.published_at.isoformat(), "id": str(last_report.id)}
+        )
+    items = [
+        ReportListItem(
+            **ReportSummary.model_validate(r, from_attributes=True).model_dump(),
+            campaign_code=code,
+            campaign_year=year,
+        )
+        for r, code, year in rows
+    ]
+    return ReportListPage(items=items, next_cursor=next_cursor)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A moment without an offset is read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _after(key: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
+    try:
+        return datetime.fromisoformat(cursor_str(key, "at")), uuid.UUID(cursor_str(key, "id"))
+    except ValueError as exc:
+        raise bad_cursor() from exc
 
 
 # ---- renderings --------------------------------------------------------------------------------
