@@ -25,6 +25,7 @@ import io
 import logging
 import multiprocessing
 import re
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -409,8 +410,19 @@ def _child(sender: Connection, data: bytes, kind: Kind, limits: Limits) -> None:
         sender.close()
 
 
+# At most this many parses run at once in a process; more wait their turn in their thread, so a
+# burst of uploads cannot fork a child per upload.
+PARALLEL_PARSES = 2
+_PARSES = threading.BoundedSemaphore(PARALLEL_PARSES)
+
+
 def _in_child(data: bytes, kind: Kind, limits: Limits) -> _Outcome:
     """Parse in a child process; kill it at the time limit. Blocks: run it in a thread."""
+    with _PARSES:
+        return _parse_in_child(data, kind, limits)
+
+
+def _parse_in_child(data: bytes, kind: Kind, limits: Limits) -> _Outcome:
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     process = _CONTEXT.Process(target=_child, args=(sender, data, kind, limits), daemon=True)
     try:
@@ -437,7 +449,9 @@ async def read_upload(
     kind: Kind = "xlsx" if is_xlsx(filename, content_type, data) else "csv"
     try:
         outcome = await asyncio.to_thread(_in_child, data, kind, limits)
-    except OSError:  # no process could be started: parse in a thread, still off the loop
+    except (OSError, AssertionError):
+        # No child process could be started (multiprocessing asserts that a daemonic process
+        # has no children): parse in a thread, still off the event loop and within the limits.
         logger.warning("import parsed in a thread: no child process could be started")
         outcome = await asyncio.to_thread(_outcome, data, kind, limits)
     return _result(outcome)

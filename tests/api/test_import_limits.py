@@ -381,3 +381,19 @@ async def test_hole_10_healthz_answers_while_a_slow_import_parses(
             answered += 1
             await asyncio.sleep(0.05)
         assert_too_large(await importing, "seconds")
+
+
+async def test_hole_10_limits_hold_when_no_child_process_can_start(
+    client: httpx.AsyncClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no process may be forked (a daemonic worker), the parse runs in a thread: still
+    off the event loop, still within every limit."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(tabular._CONTEXT, "Process", refuse)
+    rows = row_xml(1, list(COLUMNS)) + row_xml(2, ["x"], first_column=16384)
+    assert_too_large(await upload(client, admin, xlsx(sheet_xml(rows))), "columns")
+    response = await upload(client, admin, xlsx(agency_sheet()))
+    assert response.status_code == 200, response.text
