@@ -27,7 +27,7 @@ from app.models.report import (
     TallyIn,
     TallyPublic,
 )
-from app.services import reports, tallies
+from app.services import report_files, reports, tallies
 from app.services.methods import list_methods
 
 router = APIRouter(tags=["reports"], responses=AUTHED)
@@ -48,7 +48,7 @@ async def _rendered(
     """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
     this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
     media = {"json": "application/json", "csv": "text/csv; charset=utf-8", "xlsx": XLSX}[fmt]
-    etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{reports.RENDERING_VERSION}"'
+    etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{report_files.RENDERING_VERSION}"'
     headers = (
         {}
         if fmt == "json"

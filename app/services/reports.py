@@ -1,15 +1,14 @@
-"""Publishing: an immutable snapshot of every figure, and its renderings (JSON, CSV, XLSX).
+"""Publishing: an immutable snapshot of every figure; reading, listing and rendering it.
 
 The snapshot is computed once, when the campaign is published (or re-published, which makes a
-new version). Reading a report never touches the forms again: the figures, the ETag and the
-exports all come from the stored snapshot.
+new version when the inputs changed, and answers the latest version when they did not).
+Reading a report never touches the forms again: the figures, the ETag and the exports (made by
+`report_files`) all come from the stored snapshot.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -35,7 +33,7 @@ from app.models.report import (
     ReportPage,
     ReportSummary,
 )
-from app.services import agencies, audit, campaigns, tabular
+from app.services import agencies, audit, campaigns, report_files
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
 from app.services.paging import (
@@ -47,19 +45,9 @@ from app.services.paging import (
     keyset_page,
 )
 from app.services.principal import Principal
+from app.services.report_files import BREAKDOWNS, canonical
 
-BREAKDOWNS: dict[str, str] = {
-    "agency": "Theo cơ quan, đơn vị",
-    "level": "Theo cấp hành chính",
-    "sector": "Theo lĩnh vực",
-    "channel": "Theo kênh thu phiếu",
-    "respondent_type": "Theo đối tượng",
-}
 RANKED_LEVELS = ("department", "district", "commune")
-
-
-def canonical(content: Any) -> bytes:
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _inputs(
@@ -388,197 +376,10 @@ def _after(key: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
 
 # ---- renderings --------------------------------------------------------------------------------
 
-# Exports are rendered from the stored snapshot with the current renderers; their ETags carry
-# this version, so a caller holding an export made by older renderers gets the new one.
-RENDERING_VERSION = "2"
-COLUMNS = [
-    "breakdown",
-    "cell_code",
-    "cell_label",
-    "n_respondents",
-    "node_id",
-    "node_kind",
-    "label_vi",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n",
-    "low_reliability",
-    "suppressed",
-    "value_exact",
-]
-HEADINGS_VI = [
-    "Nhóm",
-    "Mã nhóm",
-    "Tên nhóm",
-    "Số phiếu",
-    "Mã chỉ số",
-    "Loại chỉ số",
-    "Tên chỉ số",
-    "Giá trị (%)",
-    "Cận dưới 95%",
-    "Cận trên 95%",
-    "Số trả lời hợp lệ",
-    "Độ tin cậy thấp",
-    "Bị ẩn",
-    "Giá trị đầy đủ (%)",
-]
-KINDS_VI = {
-    "overall": "Chỉ số chung",
-    "pillar": "Trụ cột",
-    "element": "Yếu tố",
-    "criterion": "Tiêu chí",
-}
-# Breakdowns whose cells are keyed by a row id: exports name them by the row's code.
-CODED_BREAKDOWNS = ("agency", "sector")
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _count(value: Any) -> int | float | None:
-    """Counts as integers (a weighted count that is not whole stays a decimal)."""
-    if value is None:
-        return None
-    number = float(value)
-    return int(number) if number.is_integer() else number
-
-
-def _rows(breakdown: str, cell: dict[str, Any], codes: dict[str, str]) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    key = str(cell["key"])
-
-    def walk(node: dict[str, Any] | None) -> None:
-        if node is None:
-            return
-        out.append(
-            [
-                breakdown,
-                codes.get(key, key),
-                cell["label"],
-                _count(cell["n_respondents"]),
-                node["id"],
-                node["kind"],
-                node["label_vi"],
-                _number(node["value"]),
-                _number(node["ci_low"]),
-                _number(node["ci_high"]),
-                _count(node["n"]),
-                bool(node["low_reliability"]),
-                bool(node["suppressed"]),
-                node.get("exact"),
-            ]
-        )
-        for child in node["children"]:
-            walk(child)
-
-    walk(cell.get("index"))
-    return out
-
-
-def table(content: dict[str, Any], codes: dict[str, str] | None = None) -> list[list[Any]]:
-    codes = codes or {}
-    rows = _rows("total", content["total"], codes)
-    for breakdown, cells in content["breakdowns"].items():
-        for cell in cells:
-            rows.extend(_rows(breakdown, cell, codes))
-    return rows
-
-
-def coded_keys(content: dict[str, Any]) -> dict[str, set[uuid.UUID]]:
-    """The row ids that key the cells of the agency and sector breakdowns."""
-    keys: dict[str, set[uuid.UUID]] = {}
-    for breakdown in CODED_BREAKDOWNS:
-        for cell in content["breakdowns"].get(breakdown, []):
-            try:
-                keys.setdefault(breakdown, set()).add(uuid.UUID(str(cell["key"])))
-            except ValueError:
-                continue
-    return keys
-
-
-def _decimals(value: Any) -> Any:
-    return f"{value:.2f}" if isinstance(value, float) else value
-
-
-def to_csv(content: dict[str, Any], codes: dict[str, str] | None = None) -> bytes:
-    """UTF-8 with a BOM, so Excel opens the Vietnamese text correctly. One row per cell and
-    index node, one column per measure: values to 2 decimals (`value_exact` unrounded), counts
-    as integers, flags as 1 and 0, agencies and sectors by code; text neutralised."""
-    return tabular.csv_bytes(
-        COLUMNS,
-        (
-            [*row[:7], *(_decimals(v) for v in row[7:10]), *row[10:]]
-            for row in table(content, codes)
-        ),
-    )
-
-
-def to_xlsx(content: dict[str, Any], codes: dict[str, str] | None = None) -> bytes:
-    """One sheet per breakdown (and per ranking), Vietnamese headings, numbers as numbers, text
-    as string cells (never formulas)."""
-    codes = codes or {}
-    book = Workbook()
-    book.remove(book.worksheets[0])
-    first = book.create_sheet("Tổng hợp")
-    sheets = [(first, "total", [content["total"]])]
-    for breakdown, cells in content["breakdowns"].items():
-        sheets.append(
-            (book.create_sheet(BREAKDOWNS.get(breakdown, breakdown)[:31]), breakdown, cells)
-        )
-    for sheet, breakdown, cells in sheets:
-        tabular.xlsx_append(sheet, HEADINGS_VI)
-        for cell in cells:
-            for row in _rows(breakdown, cell, codes):
-                row[5] = KINDS_VI.get(row[5], row[5])
-                row[11] = "Có" if row[11] else "Không"
-                row[12] = "Có" if row[12] else "Không"
-                tabular.xlsx_append(sheet, row)
-        for column in ("H", "I", "J"):
-            for c in sheet[column][1:]:
-                c.number_format = "0.00"
-    for level, rows in content["rankings"].items():
-        sheet = book.create_sheet(f"Xếp hạng {level}"[:31])
-        tabular.xlsx_append(
-            sheet,
-            [
-                "Hạng",
-                "Mã đơn vị",
-                "Tên đơn vị",
-                "Giá trị (%)",
-                "Cận dưới 95%",
-                "Cận trên 95%",
-                "Số phiếu",
-                "Phân biệt được với đơn vị sau",
-            ],
-        )
-        for r in rows:
-            tabular.xlsx_append(
-                sheet,
-                [
-                    r["rank"],
-                    r["agency_code"],
-                    r["agency_name"],
-                    _number(r["value"]),
-                    _number(r["ci_low"]),
-                    _number(r["ci_high"]),
-                    _count(r["n_respondents"]),
-                    {True: "Có", False: "Không", None: ""}[r["distinguishable_from_next"]],
-                ],
-            )
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def _json(content: dict[str, Any], codes: dict[str, str] | None = None) -> bytes:
-    return canonical(content)
-
 
 async def _codes(session: AsyncSession, content: dict[str, Any]) -> dict[str, str]:
     """Codes of the agencies and sectors that key the snapshot's cells (codes never change)."""
-    keys = coded_keys(content)
+    keys = report_files.coded_keys(content)
     codes: dict[str, str] = {}
     agencies, sectors = keys.get("agency"), keys.get("sector")
     if agencies:
@@ -600,9 +401,9 @@ async def _codes(session: AsyncSession, content: dict[str, Any]) -> dict[str, st
 _RENDERINGS: OrderedDict[tuple[uuid.UUID, str, str], bytes] = OrderedDict()
 RENDERINGS_BUDGET = 64 * 2**20
 _RENDERERS: dict[str, Callable[[dict[str, Any], dict[str, str] | None], bytes]] = {
-    "json": _json,
-    "csv": to_csv,
-    "xlsx": to_xlsx,
+    "json": report_files.to_json,
+    "csv": report_files.to_csv,
+    "xlsx": report_files.to_xlsx,
 }
 
 
