@@ -296,8 +296,20 @@ _CHUNK = 64 * 1024
 _TAIL = 32
 
 
+def _utf8_xml(first: bytes) -> bool:
+    """False for a part that is XML in another encoding than UTF-8 (UTF-16 by its BOM or its
+    zero bytes around `<`, or an XML declaration naming another encoding)."""
+    if first[:2] in (b"\xfe\xff", b"\xff\xfe") or first[:2] in (b"<\x00", b"\x00<"):
+        return False
+    if not first.removeprefix(b"\xef\xbb\xbf").startswith(b"<?xml"):
+        return True  # not XML at all (an image, a binary part): nothing to decode
+    declared = _ENCODING.search(first[:200])
+    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
+
+
 def _inspect_zip(archive: zipfile.ZipFile, limits: Limits) -> None:
-    """Sizes, then every XML part read once: no DOCTYPE, UTF-8 only, shared strings counted.
+    """Sizes, then every part read once, whatever its name (a worksheet may be named anything
+    by the relationships): no DOCTYPE, XML in UTF-8 only, shared strings counted.
 
     The declared sizes bound what zipfile will inflate (it stops at them and checks the CRC),
     so summing them is a sound bound of the bytes the parse can produce."""
@@ -308,18 +320,13 @@ def _inspect_zip(archive: zipfile.ZipFile, limits: Limits) -> None:
         raise _TooLarge("uncompressed_bytes", limits.uncompressed_bytes)
     shared = 0
     for member in members:
-        if not member.filename.lower().endswith((".xml", ".rels", ".vml")):
-            continue
         with archive.open(member) as stream:
             tail = b""
             first = True
             while chunk := stream.read(_CHUNK):
-                if first:
-                    first = False
-                    declared = _ENCODING.search(chunk[:200])
-                    utf16 = chunk[:2] in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in chunk[:4]
-                    if utf16 or (declared and declared.group(1).lower() not in (b"utf-8", b"utf8")):
-                        raise _Unreadable("The XLSX file has XML parts that are not UTF-8.")
+                if first and not _utf8_xml(chunk):
+                    raise _Unreadable("The XLSX file has XML parts that are not UTF-8.")
+                first = False
                 window = tail + chunk
                 if _DOCTYPE.search(window):
                     raise _Unreadable(

@@ -63,6 +63,7 @@ def xlsx(
     shared: bytes | None = None,
     workbook_prolog: str = XML,
     extra: dict[str, bytes] | None = None,
+    sheet_path: str = "worksheets/sheet1.xml",
 ) -> bytes:
     """A minimal workbook written part by part, so each part can be made hostile."""
     types = (
@@ -88,7 +89,7 @@ def xlsx(
     )
     workbook_rels = (
         f'{XML}<Relationships xmlns="{PACKAGE}/relationships">'
-        f'<Relationship Id="rId1" Type="{OFFICE}/worksheet" Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId1" Type="{OFFICE}/worksheet" Target="{sheet_path}"/>'
         f'<Relationship Id="rId2" Type="{OFFICE}/sharedStrings" Target="sharedStrings.xml"/>'
         "</Relationships>"
     )
@@ -98,7 +99,7 @@ def xlsx(
         archive.writestr("_rels/.rels", rels)
         archive.writestr("xl/workbook.xml", workbook)
         archive.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
-        archive.writestr("xl/worksheets/sheet1.xml", sheet)
+        archive.writestr(f"xl/{sheet_path}", sheet)
         archive.writestr("xl/sharedStrings.xml", shared or f'{XML}<sst xmlns="{MAIN}"/>'.encode())
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
@@ -261,7 +262,14 @@ async def test_hole_10_thousands_of_zip_members_are_refused_naming_zip_members(
 
 @pytest.mark.parametrize(
     "case",
-    ["truncated_xml", "entity_declaration", "doctype_in_workbook", "truncated_zip", "utf16"],
+    [
+        "truncated_xml",
+        "entity_declaration",
+        "doctype_in_workbook",
+        "doctype_in_a_part_not_named_xml",
+        "truncated_zip",
+        "utf16",
+    ],
 )
 async def test_hole_10_malformed_xlsx_answers_422(
     client: httpx.AsyncClient, admin: dict[str, str], case: str
@@ -276,6 +284,9 @@ async def test_hole_10_malformed_xlsx_answers_422(
         data = xlsx(sheet_xml(row_xml(1, ["&c;"]), prolog=XML + laughs))
     elif case == "doctype_in_workbook":
         data = xlsx(agency_sheet(), workbook_prolog=XML + "<!DOCTYPE workbook>")
+    elif case == "doctype_in_a_part_not_named_xml":
+        sheet = sheet_xml(row_xml(1, list(COLUMNS)), prolog=XML + "<!DOCTYPE worksheet>")
+        data = xlsx(sheet, sheet_path="worksheets/sheet1.txt")
     elif case == "truncated_zip":
         data = xlsx(agency_sheet())[:-200]
     else:
