@@ -328,7 +328,7 @@ async def list_all(
     if principal.campaign_id is not None:
         query = query.where(col(Report.campaign_id) == principal.campaign_id)
     if since is not None:
-        query = query.where(col(Report.published_at) > _aware(since))
+        query = query.where(col(Report.published_at) > _since(since))
     if agency is not None:
         query = query.where(_covering(await _agency_filter(session, principal, agency)))
     if campaign is not None:
@@ -362,15 +362,26 @@ async def list_all(
     return ReportListPage(items=items, next_cursor=next_cursor)
 
 
-def _aware(moment: datetime) -> datetime:
-    """A moment without an offset is read as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _utc(moment: datetime) -> datetime:
+    """The moment in UTC (one without an offset is read as UTC); OverflowError past year 9999
+    or before year 1 once the offset is applied."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC)
+
+
+def _since(moment: datetime) -> datetime:
+    try:
+        return _utc(moment)
+    except OverflowError as exc:
+        detail = "The moment is outside the years 1 to 9999 in UTC."
+        raise Invalid(detail, [FieldError("/query/since", detail, "out_of_range")]) from exc
 
 
 def _after(key: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
     try:
-        return datetime.fromisoformat(cursor_str(key, "at")), uuid.UUID(cursor_str(key, "id"))
-    except ValueError as exc:
+        at = _utc(datetime.fromisoformat(cursor_str(key, "at")))
+        return at, uuid.UUID(cursor_str(key, "id"))
+    except (ValueError, OverflowError) as exc:
         raise bad_cursor() from exc
 
 

@@ -121,6 +121,11 @@ async def test_reports_list_filters_by_agency_campaign_and_since(
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert ids(await client.get(LIST, params={"since": future}, headers=w.admin)) == []
 
+    # Past year 9999 once the offset is applied: a clear 422, not an overflow.
+    edge = await client.get(LIST, params={"since": "9999-12-31T23:59:59-14:00"}, headers=w.admin)
+    assert_problem(edge, 422, "invalid")
+    assert edge.json()["errors"][0]["pointer"] == "/query/since"
+
     unknown = await client.get(LIST, params={"agency": "NO-SUCH-AGENCY"}, headers=w.admin)
     assert_problem(unknown, 422, "invalid")
     assert unknown.json()["errors"][0]["pointer"] == "/query/agency"
