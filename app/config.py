@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     invitation_days: int = Field(default=30, ge=1, le=365)
     client_requests_per_minute: int = Field(default=1200, ge=1)
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
+    import_max_rows: int = Field(default=100_000, ge=1, description="Rows per imported file.")
+    import_max_columns: int = Field(default=256, ge=1, description="Columns per imported file.")
+    import_max_cells: int = Field(default=2_000_000, ge=1, description="Non-empty cells per file.")
+    import_max_shared_strings: int = Field(default=250_000, ge=1)
+    import_max_uncompressed_bytes: int = Field(
+        default=100 * 2**20, ge=1024, description="Uncompressed size of an XLSX's zip members."
+    )
+    import_max_zip_members: int = Field(default=200, ge=1)
+    import_max_seconds: float = Field(
+        default=30.0, gt=0, description="Time a file may take to parse before it is refused."
+    )
     public_form_url: str | None = Field(
         default=None,
         description="Base URL of the rating form; an invitation link is this plus ?invitation=.",

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from app import __version__
 from app.api import api_router
@@ -14,9 +15,11 @@ from app.api.health import router as health_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database
 from app.errors import install_error_handlers
+from app.head import HeadMiddleware
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.schema import head_revision
+from app.services.tabular import XLSX_MEDIA_TYPE
 
 DESCRIPTION = """
 The backend a Vietnamese province runs to measure satisfaction with its administrative agencies
@@ -83,6 +86,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After"],
         )
+    # JSON and CSV go gzipped to callers that accept it (XLSX is a zip already). The ETag names
+    # the representation before content coding, and If-None-Match compares weakly, so a 304 is
+    # the same with or without gzip.
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=1024,
+        compresslevel=6,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, XLSX_MEDIA_TYPE),
+    )
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     app.include_router(health_router)

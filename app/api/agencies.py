@@ -9,8 +9,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
-from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, AgenciesReader, AgenciesWriter, Cursor, Limit, SessionDep
+from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND
+from app.deps import (
+    DEFAULT_PAGE,
+    AgenciesReader,
+    AgenciesWriter,
+    Cursor,
+    Limit,
+    SessionDep,
+    SettingsDep,
+)
 from app.models.agency import (
     AgencyCreate,
     AgencyKind,
@@ -22,7 +30,7 @@ from app.models.agency import (
     ImportSummary,
     SuccessorLinksCreate,
 )
-from app.services import agencies, agency_io
+from app.services import agencies, agency_io, tabular
 
 router = APIRouter(prefix="/agencies", tags=["agencies"], responses=AUTHED)
 
@@ -76,7 +84,7 @@ async def list_agencies(
     response_class=Response,
     responses={
         200: {
-            "content": {"text/csv": {}, agency_io.XLSX_MEDIA_TYPE: {}},
+            "content": {"text/csv": {}, tabular.XLSX_MEDIA_TYPE: {}},
             "description": "The file.",
         },
         **NOT_MODIFIED,
@@ -90,7 +98,7 @@ async def export_agencies(
 ) -> Response:
     rows = await agency_io.export_rows(session, principal)
     if format == "xlsx":
-        body, media_type = agency_io.to_xlsx(rows), agency_io.XLSX_MEDIA_TYPE
+        body, media_type = agency_io.to_xlsx(rows), tabular.XLSX_MEDIA_TYPE
     else:
         body, media_type = agency_io.to_csv(rows), "text/csv; charset=utf-8"
     disposition = {"Content-Disposition": f'attachment; filename="agencies.{format}"'}
@@ -102,17 +110,21 @@ async def export_agencies(
     summary="Import agencies from CSV or XLSX (all or nothing)",
     description="Upserts by code. Any bad row rejects the whole file with a 422 whose `errors` "
     "point at `/rows/<row>/<column>` (the header is row 1). With `dry_run=true` the file is "
-    "checked and the summary answered, but nothing is written.",
+    "checked and the summary answered, but nothing is written. The file is parsed within the "
+    "import limits (413 `import_too_large` names the limit); an unreadable file, or an XLSX "
+    "with a DOCTYPE, answers 422 `unreadable_file`.",
     response_model=ImportSummary,
-    responses=CONFLICT,
+    responses={**CONFLICT, **IMPORT_TOO_LARGE},
 )
 async def import_agencies(
     session: SessionDep,
+    settings: SettingsDep,
     actor: AgenciesWriter,
     file: Annotated[UploadFile, File(description="A .csv (UTF-8, BOM optional) or .xlsx file.")],
     dry_run: bool = False,
 ) -> ImportSummary:
-    raw = agency_io.parse_file(file.filename, file.content_type, await file.read())
+    limits = tabular.Limits.of(settings)
+    raw = await agency_io.parse_upload(file.filename, file.content_type, await file.read(), limits)
     return await agency_io.import_rows(session, actor, raw, dry_run=dry_run, source=file.filename)
 
 

@@ -10,8 +10,16 @@ from fastapi import APIRouter, Query, Request, Response, status
 from starlette.datastructures import UploadFile
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
-from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, Responses
-from app.deps import CampaignsReader, CampaignsWriter, FrameWriter, SessionDep, WorklistReader
+from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND, Responses
+from app.config import Settings
+from app.deps import (
+    CampaignsReader,
+    CampaignsWriter,
+    FrameWriter,
+    SessionDep,
+    SettingsDep,
+    WorklistReader,
+)
 from app.errors import AppError, FieldError, Invalid
 from app.models.fieldwork import (
     FrameImport,
@@ -22,7 +30,7 @@ from app.models.fieldwork import (
     SurveyorAssignments,
     WorklistItem,
 )
-from app.services import fieldwork
+from app.services import fieldwork, tabular
 
 router = APIRouter(prefix="/campaigns", tags=["fieldwork"], responses=AUTHED)
 
@@ -112,8 +120,9 @@ Answers 201 when some dossier codes were new, 200 when every one was already in 
 """
 
 
-async def _frame_source(request: Request) -> fieldwork.FrameSource:
+async def _frame_source(request: Request, settings: Settings) -> fieldwork.FrameSource:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limits = tabular.Limits.of(settings)
     if media_type == "multipart/form-data":
         # The context closes the spooled upload files, whatever happens while reading them.
         async with request.form() as form:
@@ -122,9 +131,11 @@ async def _frame_source(request: Request) -> fieldwork.FrameSource:
                 detail = "Upload the frame file in the multipart field `file`."
                 raise Invalid(detail, [FieldError("/body/file", detail, "missing")])
             data = await upload.read()
-            return fieldwork.file_source(upload.filename, upload.content_type, data)
+            table = await tabular.read_upload(upload.filename, upload.content_type, data, limits)
+            return fieldwork.file_source(table, upload.filename)
     if media_type == "text/csv":
-        return fieldwork.file_source(None, media_type, await request.body())
+        table = await tabular.read_upload(None, media_type, await request.body(), limits)
+        return fieldwork.file_source(table, None)
     if media_type in ("", "application/json") or media_type.endswith("+json"):
         try:
             body = json.loads(await request.body())
@@ -150,6 +161,7 @@ async def _frame_source(request: Request) -> fieldwork.FrameSource:
         **NOT_FOUND,
         **CONFLICT,
         **UNSUPPORTED,
+        **IMPORT_TOO_LARGE,
     },
     openapi_extra=FRAME_BODY,
 )
@@ -157,10 +169,11 @@ async def import_frame(
     request: Request,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     actor: FrameWriter,
     campaign_id: uuid.UUID,
 ) -> FrameImportSummary:
-    source = await _frame_source(request)
+    source = await _frame_source(request, settings)
     summary = await fieldwork.import_frame(session, actor, campaign_id, source)
     response.status_code = status.HTTP_201_CREATED if summary.created else status.HTTP_200_OK
     return summary

@@ -45,6 +45,13 @@ INVALID: Responses = {
     422: _problem("The request is not valid; `errors` lists each offending field.")
 }
 TOO_MANY: Responses = {429: _problem("Too many requests; retry after the `Retry-After` seconds.")}
+IMPORT_TOO_LARGE: Responses = {
+    413: _problem(
+        "`import_too_large`: the file goes past an import limit; `limit` names it (rows, "
+        "columns, cells, shared_strings, uncompressed_bytes, zip_members, seconds) and "
+        "`maximum` gives its value."
+    )
+}
 UNAVAILABLE: Responses = {503: _problem("The service cannot answer now.")}
 
 AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **INVALID}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.etag import NOT_MODIFIED, conditional_from
-from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
     DEFAULT_PAGE,
     CampaignsWriter,
@@ -20,12 +21,13 @@ from app.deps import (
 )
 from app.models.report import (
     PublishRequest,
+    ReportListPage,
     ReportPage,
     ReportSummary,
     TallyIn,
     TallyPublic,
 )
-from app.services import campaigns, reports, tallies
+from app.services import campaigns, report_files, reports, tallies
 from app.services.methods import list_methods
 
 router = APIRouter(tags=["reports"], responses=AUTHED)
@@ -46,7 +48,7 @@ async def _rendered(
     """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
     this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
     media = {"json": "application/json", "csv": "text/csv; charset=utf-8", "xlsx": XLSX}[fmt]
-    etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}"'
+    etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{report_files.RENDERING_VERSION}"'
     headers = (
         {}
         if fmt == "json"
@@ -65,17 +67,35 @@ async def _rendered(
 @router.post(
     "/campaigns/{campaign_id}/reports",
     summary="Publish the campaign: store an immutable snapshot of every figure",
-    description="A closed campaign becomes published with version 1; publishing a published "
-    "campaign again stores a new version. The snapshot records the method and questionnaire "
-    "versions, the data cut-off and a hash of the counted forms.",
+    description="A closed campaign becomes published with version 1 (201). Publishing a "
+    "published campaign again stores a new version (201) when its inputs changed; over "
+    "identical inputs (the latest version's `inputs_hash`: the counted forms and their "
+    "versions, the questionnaire, the agency map and sectors) nothing is stored and the latest "
+    "version is answered with 200 and `Idempotent-Replayed: true`. The snapshot records the "
+    "method and questionnaire versions, the data cut-off and the inputs hash.",
     status_code=status.HTTP_201_CREATED,
     response_model=ReportSummary,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses={
+        200: {
+            "model": ReportSummary,
+            "description": "Inputs unchanged: the latest version, nothing stored.",
+            "headers": {REPLAYED: {"schema": {"type": "string", "enum": ["true"]}}},
+        },
+        **NOT_FOUND,
+        **CONFLICT,
+    },
 )
 async def publish(
-    session: SessionDep, actor: ReportsWriter, campaign_id: uuid.UUID, body: PublishRequest
+    response: Response,
+    session: SessionDep,
+    actor: ReportsWriter,
+    campaign_id: uuid.UUID,
+    body: PublishRequest,
 ) -> ReportSummary:
-    report = await campaigns.publish(session, actor, campaign_id, body.reason)
+    report, created = await campaigns.publish_once(session, actor, campaign_id, body.reason)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers[REPLAYED] = "true"
     return ReportSummary.model_validate(report, from_attributes=True)
 
 
@@ -93,6 +113,47 @@ async def list_reports(
     cursor: Cursor = None,
 ) -> ReportPage:
     return await reports.list_reports(session, principal, campaign_id, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/reports",
+    summary="Published report versions across campaigns, for fetchers",
+    description="Every version the caller may read, oldest publication first, paged by "
+    "cursor. `since` keeps those published after a moment (a fetcher passes the "
+    "`published_at` of the last version it holds); `agency` (code or id) keeps the reports "
+    "whose campaign covers that agency (its scope holds the agency or an ancestor); "
+    "`campaign` (code or id) keeps one campaign's. An unknown agency or campaign answers 422. "
+    "The list carries an ETag: poll with `If-None-Match` and get 304 until something new is "
+    "published.",
+    response_model=ReportListPage,
+    responses=NOT_MODIFIED,
+)
+async def list_all_reports(
+    request: Request,
+    session: SessionDep,
+    principal: ReportsReader,
+    since: Annotated[
+        datetime | None, Query(description="Published after this moment (UTC if no offset).")
+    ] = None,
+    agency: Annotated[
+        str | None, Query(max_length=64, description="An agency's code or id.")
+    ] = None,
+    campaign: Annotated[
+        str | None, Query(max_length=64, description="A campaign's code or id.")
+    ] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    page = await reports.list_all(
+        session,
+        principal,
+        since=since,
+        agency=agency,
+        campaign=campaign,
+        limit=limit,
+        cursor=cursor,
+    )
+    return json_with_etag(request, page)
 
 
 @router.get(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -37,7 +34,7 @@ from app.models.submission import (
     SubmissionState,
     SubmissionVersionPublic,
 )
-from app.services import submissions
+from app.services import submission_export, submissions
 
 router = APIRouter(tags=["submissions"], responses=AUTHED)
 
@@ -148,26 +145,14 @@ async def list_submissions(
     return await submissions.list_submissions(session, principal, f, limit=limit, cursor=cursor)
 
 
-EXPORT_COLUMNS = [
-    "id",
-    "submission_id",
-    "campaign_id",
-    "agency_id",
-    "sector_id",
-    "procedure_id",
-    "respondent_type",
-    "channel",
-    "state",
-    "version",
-    "is_synthetic",
-    "received_at",
-    "answers",
-]
-
-
 @router.get(
     "/submissions/export",
-    summary="Export forms as CSV (UTF-8 with BOM; answers as JSON)",
+    summary="Export forms as CSV, one column per questionnaire item (UTF-8 with BOM)",
+    description="One row per form, in order of receipt: `id`, `submission_id`, the campaign, "
+    "agency, sector and procedure by code (and the agency by name), `respondent_type`, "
+    "`channel`, `state`, `version`, `is_synthetic` (1 or 0), `received_at`, then one column "
+    "per item of the campaigns' questionnaires, in form order (several choices joined by `;`). "
+    "Text that a spreadsheet would take for a formula is prefixed with `'`.",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
@@ -183,31 +168,8 @@ async def export_submissions(
 ) -> StreamingResponse:
     f = _filters(campaign_id, agency_id, channel, state, since, until)
     rows = await submissions.export_rows(session, principal, f)
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for row in rows:
-        p = submissions.public(row)
-        writer.writerow(
-            [
-                p.id,
-                p.submission_id,
-                p.campaign_id,
-                p.agency_id,
-                p.sector_id or "",
-                p.procedure_id or "",
-                p.respondent_type or "",
-                p.channel.value,
-                p.state.value,
-                p.version,
-                p.is_synthetic,
-                p.received_at.isoformat(),
-                json.dumps(p.answers, ensure_ascii=False, sort_keys=True),
-            ]
-        )
     return StreamingResponse(
-        iter([buffer.getvalue().encode("utf-8")]),
+        await submission_export.csv_chunks(session, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="submissions.csv"'},
     )

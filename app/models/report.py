@@ -81,6 +81,17 @@ class ReportPage(Page[ReportSummary]):
     pass
 
 
+class ReportListItem(ReportSummary):
+    """A version in the list across campaigns, with the campaign it reports on."""
+
+    campaign_code: str
+    campaign_year: int
+
+
+class ReportListPage(Page[ReportListItem]):
+    pass
+
+
 class PublishRequest(SQLModel):
     reason: str | None = Field(default=None, max_length=1000)
 

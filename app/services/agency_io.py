@@ -7,24 +7,20 @@ with one error per bad row. Good files are written with a few multi-row upserts,
 
 from __future__ import annotations
 
-import csv
 import io
 import uuid
-import zipfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from openpyxl import Workbook, load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl import Workbook
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.errors import FieldError, Invalid
 from app.models.agency import (
     Agency,
     AgencyKind,
@@ -33,9 +29,17 @@ from app.models.agency import (
     check_code,
 )
 from app.models.base import nfc
-from app.services import access, audit
+from app.services import access, audit, tabular
 from app.services.agencies import LOCK_TREE, level_codes, search_name
 from app.services.principal import Principal
+from app.services.tabular import (
+    BATCH_SIZE,
+    RawRow,
+    RowErrors,
+    cell_as_text,
+    is_xlsx,
+    parse_date,
+)
 
 COLUMNS = (
     "code",
@@ -62,18 +66,8 @@ HEADINGS_VI = {
     "valid_to": "Hiệu lực đến ngày (YYYY-MM-DD)",
     "admin_unit_code": "Mã đơn vị hành chính quốc gia",
 }
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _TRUE = {"true", "1", "yes", "y", "có", "x"}
 _FALSE = {"false", "0", "no", "n", "không"}
-BATCH_SIZE = 1000
-
-
-@dataclass(slots=True)
-class RawRow:
-    """One line of the file: its number as a spreadsheet shows it (header = 1) and its cells."""
-
-    number: int
-    cells: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -91,150 +85,28 @@ class AgencyRow:
     admin_unit_code: str | None
 
 
-@dataclass(slots=True)
-class _RowErrors:
-    """The problems of one row; reported as one entry pointing at the first bad column."""
-
-    column: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    code: str = "invalid"
-
-    def add(self, column: str | None, reason: str, code: str) -> None:
-        if not self.reasons:
-            self.column, self.code = column, code
-        self.reasons.append(reason)
-
-
-class RowErrors:
-    """Every bad row's problems, each reported as one entry `<prefix>/<n>/<first bad column>`:
-    files point at `/rows/<row number>`, JSON bodies at `/<list>/<index>`."""
-
-    def __init__(self, prefix: str = "/rows", noun: str = "row(s)", what: str = "file") -> None:
-        self.prefix, self.noun, self.what = prefix, noun, what
-        self.rows: dict[int, _RowErrors] = {}
-
-    def add(self, number: int, column: str | None, reason: str, code: str = "invalid") -> None:
-        self.rows.setdefault(number, _RowErrors()).add(column, reason, code)
-
-    def __bool__(self) -> bool:
-        return bool(self.rows)
-
-    def raise_if_any(self) -> None:
-        if not self.rows:
-            return
-        errors = [
-            FieldError(
-                f"{self.prefix}/{number}" + (f"/{e.column}" if e.column else ""),
-                "; ".join(e.reasons),
-                e.code,
-            )
-            for number, e in sorted(self.rows.items())
-        ]
-        raise Invalid(
-            f"The {self.what} was not imported: {len(errors)} {self.noun} are not valid; "
-            "see errors.",
-            errors,
-            code="import_rejected",
-        )
-
-
-def file_error(detail: str) -> Exception:
-    return Invalid(detail, [FieldError("/body/file", detail, "unreadable_file")], "unreadable_file")
-
-
 # --- reading -----------------------------------------------------------------------------------
 
 
-def is_xlsx(filename: str | None, content_type: str | None, data: bytes) -> bool:
-    if filename and filename.lower().endswith((".xlsx", ".xlsm")):
-        return True
-    if content_type and content_type.split(";")[0].strip() == XLSX_MEDIA_TYPE:
-        return True
-    return data[:4] == b"PK\x03\x04"
-
-
-def read_csv(data: bytes) -> list[list[Any]]:
-    """Rows of cells. Bytes that are not UTF-8 survive as lone surrogates so the row that holds
-    them can be named; the validation step rejects them."""
-    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    # Excel in some locales saves with ';' or tab; the header (plain names) tells which.
-    header = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=header.count)
-    try:
-        return [list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
-    except csv.Error as exc:
-        raise file_error(f"The CSV file cannot be read: {exc}.") from exc
-
-
-def read_xlsx(data: bytes) -> list[list[Any]]:
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise file_error("The XLSX file cannot be read.") from exc
-    try:
-        sheet = workbook.worksheets[0]
-        return [list(r) for r in sheet.iter_rows(values_only=True)]
-    finally:
-        workbook.close()
-
-
-def raw_rows(table: Sequence[Sequence[Any]]) -> list[RawRow]:
+def raw_rows(table: tabular.Table) -> list[RawRow]:
     """Map the cells under the header; blank lines are skipped but still counted."""
-    if not table:
-        raise file_error("The file is empty; the first row must be the column names.")
-    header = [str(h).strip().lstrip("\ufeff").lower() if h is not None else "" for h in table[0]]
-    errors = RowErrors()
-    missing = [c for c in REQUIRED if c not in header]
-    for name in missing:
-        errors.add(1, name, f"the column {name!r} is missing", "missing_column")
-    unknown = [h for h in header if h and h not in COLUMNS]
-    for name in unknown:
-        errors.add(1, None, f"unknown column {name!r}", "unknown_column")
-    duplicated = {h for h in header if h and header.count(h) > 1}
-    for name in sorted(duplicated):
-        errors.add(1, name, f"the column {name!r} appears twice", "duplicate_column")
-    errors.raise_if_any()
-    rows: list[RawRow] = []
-    for index, line in enumerate(table[1:], start=2):
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in line):
-            continue
-        cells = {name: line[i] if i < len(line) else None for i, name in enumerate(header) if name}
-        if len(line) > len(header) and any(v not in (None, "") for v in line[len(header) :]):
-            cells["__extra__"] = True
-        rows.append(RawRow(index, cells))
-    return rows
+    return tabular.keyed_rows(table, COLUMNS, REQUIRED, RowErrors())
+
+
+async def parse_upload(
+    filename: str | None, content_type: str | None, data: bytes, limits: tabular.Limits
+) -> list[RawRow]:
+    """An uploaded file, parsed off the event loop within the import limits."""
+    return raw_rows(await tabular.read_upload(filename, content_type, data, limits))
 
 
 def parse_file(filename: str | None, content_type: str | None, data: bytes) -> list[RawRow]:
-    table = read_xlsx(data) if is_xlsx(filename, content_type, data) else read_csv(data)
-    return raw_rows(table)
+    """A trusted file (the seed data), parsed in the calling thread."""
+    kind: tabular.Kind = "xlsx" if is_xlsx(filename, content_type, data) else "csv"
+    return raw_rows(tabular.read_table(data, kind, tabular.Limits()))
 
 
 # --- checking ----------------------------------------------------------------------------------
-
-
-def cell_as_text(value: Any) -> str | None:
-    """An imported cell (CSV text or an XLSX value) as the text the checks read; None if empty."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        value = value.date()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value)
-    return text
-
-
-def parse_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value).strip())
 
 
 def check_rows(raw: list[RawRow], levels: set[str]) -> tuple[list[AgencyRow], RowErrors]:
@@ -526,35 +398,21 @@ async def export_rows(session: AsyncSession, principal: Principal) -> list[dict[
     ]
 
 
-def export_text(value: Any) -> str:
-    """A stored value as the text written to an exported cell."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
 def to_csv(rows: Iterable[dict[str, Any]]) -> bytes:
-    """UTF-8 with a BOM, so that Excel shows the Vietnamese text right."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([export_text(row[c]) for c in COLUMNS])
-    return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
+    """UTF-8 with a BOM, so that Excel shows the Vietnamese text right; booleans as 1 and 0
+    (which the import reads back), text neutralised against formulas."""
+    return tabular.csv_bytes(COLUMNS, ([row[c] for c in COLUMNS] for row in rows))
 
 
 def to_xlsx(rows: Iterable[dict[str, Any]]) -> bytes:
     """Sheet 1 has the CSV's columns (machine names in row 1); sheet 2 explains them in
-    Vietnamese. Text cells stay text, so codes such as 08 keep their leading zero."""
+    Vietnamese. Text cells stay text (never formulas), so codes such as 08 keep their leading
+    zero."""
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None  # noqa: S101 - a new workbook always has one sheet
     sheet.title = "agencies"
-    sheet.append(list(COLUMNS))
+    tabular.xlsx_append(sheet, COLUMNS)
     for row in rows:
         cells: list[Any] = []
         for name in COLUMNS:
@@ -563,14 +421,14 @@ def to_xlsx(rows: Iterable[dict[str, Any]]) -> bytes:
                 cells.append("true" if value else "false")
             else:
                 cells.append(value)
-        sheet.append(cells)
+        tabular.xlsx_append(sheet, cells)
     for column in ("H", "I"):
         for cell in sheet[column][1:]:
             cell.number_format = "yyyy-mm-dd"
     legend = workbook.create_sheet("chu_thich")
-    legend.append(["cot", "y_nghia"])
+    tabular.xlsx_append(legend, ["cot", "y_nghia"])
     for name in COLUMNS:
-        legend.append([name, HEADINGS_VI[name]])
+        tabular.xlsx_append(legend, [name, HEADINGS_VI[name]])
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

@@ -317,15 +317,24 @@ async def transition(
 async def publish(
     session: AsyncSession, actor: Principal | None, campaign_id: uuid.UUID, reason: str | None
 ) -> Report:
+    """`publish_once` for callers that do not care whether a version was stored."""
+    report, _ = await publish_once(session, actor, campaign_id, reason)
+    return report
+
+
+async def publish_once(
+    session: AsyncSession, actor: Principal | None, campaign_id: uuid.UUID, reason: str | None
+) -> tuple[Report, bool]:
     """Publish a closed campaign (it becomes `published`, with its report) or re-publish a
-    published one (a new report version). `actor` None is the system (the demo loader)."""
+    published one: a new report version, with True, unless the inputs are those of the latest
+    version, which is answered with False. `actor` None is the system (the demo loader)."""
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
     state = CampaignState(campaign.state)
     if state is S.closed:
         _, report = await _transition(session, actor, campaign_id, S.published, reason)
         if report is None:  # pragma: no cover - publishing always makes one
             raise NotFound("report")
-        return report
+        return report, True
     if state is not S.published:
         raise AppError(
             "campaign_not_closed",
@@ -406,7 +415,7 @@ async def _transition(
     report = None
     if to is S.published:
         # Publishing is the moment the snapshot is taken.
-        report = await reports.snapshot(session, actor, campaign, reason)
+        report, _ = await reports.snapshot(session, actor, campaign, reason)
     return campaign, report
 
 

@@ -7,8 +7,6 @@ few multi-row statements; contact data goes to `frame_contacts`, never into `fra
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 import uuid
 from collections import defaultdict
@@ -48,22 +46,11 @@ from app.models.fieldwork import (
     WorklistItem,
 )
 from app.models.identity import Role, User
-from app.services import access, audit
-from app.services.agency_io import (
-    BATCH_SIZE,
-    RawRow,
-    RowErrors,
-    cell_as_text,
-    export_text,
-    file_error,
-    is_xlsx,
-    parse_date,
-    read_csv,
-    read_xlsx,
-)
+from app.services import access, audit, tabular
 from app.services.campaigns import campaign_scope, get_campaign, require_state
 from app.services.principal import Principal
 from app.services.sampling import draw, stratum_seed
+from app.services.tabular import BATCH_SIZE, RawRow, RowErrors, cell_as_text, parse_date
 
 S = CampaignState
 T = TypeVar("T")
@@ -106,31 +93,10 @@ def json_source(body: Any) -> FrameSource:
     return FrameSource(rows, "/units", "json")
 
 
-def file_source(filename: str | None, content_type: str | None, data: bytes) -> FrameSource:
-    """A CSV (UTF-8, BOM optional) or XLSX upload; the header is row 1."""
-    table = read_xlsx(data) if is_xlsx(filename, content_type, data) else read_csv(data)
-    if not table:
-        raise file_error("The file is empty; the first row must be the column names.")
-    header = [str(h).strip().lstrip("\ufeff").lower() if h is not None else "" for h in table[0]]
-    problems = _problems("/rows")
-    for name in FRAME_REQUIRED:
-        if name not in header:
-            problems.add(1, name, f"the column {name!r} is missing", "missing_column")
-    for name in header:
-        if name and name not in FRAME_COLUMNS:
-            problems.add(1, None, f"unknown column {name!r}", "unknown_column")
-    for name in sorted({h for h in header if h and header.count(h) > 1}):
-        problems.add(1, name, f"the column {name!r} appears twice", "duplicate_column")
-    problems.raise_if_any()
-    rows: list[RawRow] = []
-    for number, line in enumerate(table[1:], start=2):
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in line):
-            continue
-        cells = {name: line[i] if i < len(line) else None for i, name in enumerate(header) if name}
-        if len(line) > len(header) and any(v not in (None, "") for v in line[len(header) :]):
-            cells["__extra__"] = True
-        rows.append(RawRow(number, cells))
-    return FrameSource(rows, "/rows", filename or "upload")
+def file_source(table: tabular.Table, name: str | None) -> FrameSource:
+    """A parsed CSV (UTF-8, BOM optional) or XLSX upload; the header is row 1."""
+    rows = tabular.keyed_rows(table, FRAME_COLUMNS, FRAME_REQUIRED, _problems("/rows"))
+    return FrameSource(rows, "/rows", name or "upload")
 
 
 # ---- checking -----------------------------------------------------------------------------------
@@ -687,10 +653,8 @@ async def worklist(
 
 
 def worklist_csv(items: Iterable[WorklistItem]) -> bytes:
-    """UTF-8 with a BOM, so that Excel shows the Vietnamese text right; machine-name header."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(WORKLIST_COLUMNS)
-    for item in items:
-        writer.writerow([export_text(getattr(item, c)) for c in WORKLIST_COLUMNS])
-    return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
+    """UTF-8 with a BOM, so that Excel shows the Vietnamese text right; machine-name header;
+    text neutralised against formulas."""
+    return tabular.csv_bytes(
+        WORKLIST_COLUMNS, ([getattr(item, c) for c in WORKLIST_COLUMNS] for item in items)
+    )

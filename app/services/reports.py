@@ -1,16 +1,14 @@
-"""Publishing: an immutable snapshot of every figure, and its renderings (JSON, CSV, XLSX).
+"""Publishing: an immutable snapshot of every figure; reading, listing and rendering it.
 
 The snapshot is computed once, when the campaign is published (or re-published, which makes a
-new version). Reading a report never touches the forms again: the figures, the ETag and the
-exports all come from the stored snapshot.
+new version when the inputs changed, and answers the latest version when they did not).
+Reading a report never touches the forms again: the figures, the ETag and the exports (made by
+`report_files`) all come from the stored snapshot.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,40 +16,47 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import NotFound
-from app.models.campaign import Campaign
+from app.errors import AppError, FieldError, Invalid, NotFound
+from app.models.agency import Agency
+from app.models.base import timestamptz
+from app.models.campaign import Campaign, CampaignAgency
+from app.models.catalogue import Sector
 from app.models.identity import Role, Scope
 from app.models.questionnaire import Questionnaire
-from app.models.report import Report, ReportPage, ReportSummary
-from app.services import access, audit
+from app.models.report import (
+    Report,
+    ReportListItem,
+    ReportListPage,
+    ReportPage,
+    ReportSummary,
+)
+from app.services import access, audit, report_files
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
-from app.services.paging import cursor_int, decode_cursor, keyset_page
+from app.services.paging import (
+    bad_cursor,
+    cursor_int,
+    cursor_str,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+)
 from app.services.principal import Principal
+from app.services.report_files import BREAKDOWNS, canonical
 
-BREAKDOWNS: dict[str, str] = {
-    "agency": "Theo cơ quan, đơn vị",
-    "level": "Theo cấp hành chính",
-    "sector": "Theo lĩnh vực",
-    "channel": "Theo kênh thu phiếu",
-    "respondent_type": "Theo đối tượng",
-}
 RANKED_LEVELS = ("department", "district", "commune")
-
-
-def canonical(content: Any) -> bytes:
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _inputs(
     session: AsyncSession, campaign_id: uuid.UUID, q: Questionnaire
 ) -> tuple[str, int]:
-    """A hash of exactly what was counted: every valid form's id and version, and the
-    questionnaire definition. Two snapshots with the same hash were computed from the same data."""
+    """A hash of exactly what was counted and how it is labelled: every valid form's id and
+    version, the questionnaire definition, and the agency map and sectors (names, levels and
+    parents label and group the cells). Two snapshots with the same hash were computed from the
+    same data, so publishing again over the same hash reuses the stored version."""
     row = (
         await session.execute(
             sa.text(
@@ -64,8 +69,20 @@ async def _inputs(
             {"c": campaign_id},
         )
     ).one()
+    labels = await session.scalar(
+        sa.text(
+            """SELECT encode(sha256(convert_to(
+                   (SELECT coalesce(string_agg(concat_ws('|', id, code, name, short_name, level,
+                           parent_id, is_measured, valid_from, valid_to), ',' ORDER BY id), '')
+                    FROM agencies)
+                   || '#' ||
+                   (SELECT coalesce(string_agg(concat_ws('|', id, code, name_vi), ','
+                           ORDER BY id), '') FROM sectors), 'UTF8')), 'hex')"""
+        )
+    )
     definition = hashlib.sha256(canonical(q.definition)).hexdigest()
-    return hashlib.sha256(f"{row[1]}:{definition}".encode()).hexdigest(), int(row[0])
+    digest = hashlib.sha256(f"{row[1]}:{definition}:{labels}".encode()).hexdigest()
+    return digest, int(row[0])
 
 
 # Computes the snapshot with every right: a report is the whole campaign, whoever publishes it.
@@ -76,8 +93,10 @@ SYSTEM = Principal(
 
 async def snapshot(
     session: AsyncSession, actor: Principal | None, campaign: Campaign, reason: str | None
-) -> Report:
-    """The next version of a published campaign's report, computed over the whole campaign.
+) -> tuple[Report, bool]:
+    """The next version of a published campaign's report, computed over the whole campaign,
+    with True; over identical inputs (the latest version's inputs hash) nothing is stored and
+    that version is answered, with False.
 
     Called by the campaigns service when a campaign is published or re-published (the state
     rules live there). `actor` None is the system (the demo loader)."""
@@ -86,6 +105,14 @@ async def snapshot(
         raise NotFound("questionnaire")
     cutoff = datetime.now(UTC)
     inputs_hash, forms = await _inputs(session, campaign.id, q)
+    current = await session.scalar(
+        sa.select(Report)
+        .where(col(Report.campaign_id) == campaign.id)
+        .order_by(col(Report.version).desc())
+        .limit(1)
+    )
+    if current is not None and current.inputs_hash == inputs_hash:
+        return current, False
     unscoped = SYSTEM
     total = await campaign_index(session, unscoped, campaign.id)
     content: dict[str, Any] = {
@@ -152,7 +179,7 @@ async def snapshot(
             "reason": reason,
         },
     )
-    return report
+    return report, True
 
 
 class ReportRef(NamedTuple):
@@ -217,154 +244,151 @@ async def list_reports(
     )
 
 
+def _covering(agency_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """Reports whose campaign covers the agency: its scope holds the agency or an ancestor."""
+    table = Agency.metadata.tables["agencies"]
+    up = (
+        sa.select(table.c.id, table.c.parent_id)
+        .where(table.c.id == agency_id)
+        .cte("covering", recursive=True)
+    )
+    up = up.union(sa.select(table.c.id, table.c.parent_id).join(up, table.c.id == up.c.parent_id))
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(CampaignAgency)
+        .where(
+            col(CampaignAgency.campaign_id) == col(Report.campaign_id),
+            col(CampaignAgency.agency_id).in_(sa.select(up.c.id)),
+        )
+    )
+
+
+def _unknown(name: str, what: str) -> AppError:
+    detail = f"No {what} has this code or id."
+    return Invalid(detail, [FieldError(f"/query/{name}", detail, f"unknown_{what}")])
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+async def _agency_filter(session: AsyncSession, principal: Principal, ref: str) -> uuid.UUID:
+    column = col(Agency.id) if _as_uuid(ref) else col(Agency.code)
+    value: Any = _as_uuid(ref) or ref
+    found = await session.scalar(sa.select(col(Agency.id)).where(column == value))
+    if found is None or not await access.may_read_agency(session, principal, found):
+        raise _unknown("agency", "agency")
+    return found
+
+
+async def _campaign_filter(session: AsyncSession, principal: Principal, ref: str) -> uuid.UUID:
+    column = col(Campaign.id) if _as_uuid(ref) else col(Campaign.code)
+    value: Any = _as_uuid(ref) or ref
+    found = await session.scalar(sa.select(col(Campaign.id)).where(column == value))
+    if found is None or not access.may_use_campaign(principal, found):
+        raise _unknown("campaign", "campaign")
+    return found
+
+
+async def list_all(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    since: datetime | None = None,
+    agency: str | None = None,
+    campaign: str | None = None,
+    limit: int,
+    cursor: str | None,
+) -> ReportListPage:
+    """Every version the caller may read, across campaigns, oldest publication first, so a
+    fetcher pages forward and resumes with `since` (published after) or the last cursor.
+
+    Who may read which report is `access.readable_reports`, as for `reference` and `latest`."""
+    query = (
+        access.readable_reports(principal)
+        .add_columns(col(Campaign.code), col(Campaign.year))
+        .join(Campaign, col(Campaign.id) == col(Report.campaign_id))
+    )
+    if since is not None:
+        query = query.where(col(Report.published_at) > _since(since))
+    if agency is not None:
+        query = query.where(_covering(await _agency_filter(session, principal, agency)))
+    if campaign is not None:
+        query = query.where(
+            col(Report.campaign_id) == await _campaign_filter(session, principal, campaign)
+        )
+    after = decode_cursor(cursor)
+    if after is not None:
+        at, last = _after(after)
+        query = query.where(
+            sa.tuple_(col(Report.published_at), col(Report.id))
+            > sa.tuple_(sa.literal(at, timestamptz()), sa.literal(last, sa.Uuid))
+        )
+    query = query.order_by(col(Report.published_at), col(Report.id)).limit(limit + 1)
+    rows = (await session.execute(query)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last_report = rows[-1][0]
+        next_cursor = encode_cursor(
+            {"at": last_report.published_at.isoformat(), "id": str(last_report.id)}
+        )
+    items = [
+        ReportListItem(
+            **ReportSummary.model_validate(r, from_attributes=True).model_dump(),
+            campaign_code=code,
+            campaign_year=year,
+        )
+        for r, code, year in rows
+    ]
+    return ReportListPage(items=items, next_cursor=next_cursor)
+
+
+def _utc(moment: datetime) -> datetime:
+    """The moment in UTC (one without an offset is read as UTC); OverflowError past year 9999
+    or before year 1 once the offset is applied."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC)
+
+
+def _since(moment: datetime) -> datetime:
+    try:
+        return _utc(moment)
+    except OverflowError as exc:
+        detail = "The moment is outside the years 1 to 9999 in UTC."
+        raise Invalid(detail, [FieldError("/query/since", detail, "out_of_range")]) from exc
+
+
+def _after(key: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
+    try:
+        at = _utc(datetime.fromisoformat(cursor_str(key, "at")))
+        return at, uuid.UUID(cursor_str(key, "id"))
+    except (ValueError, OverflowError) as exc:
+        raise bad_cursor() from exc
+
+
 # ---- renderings --------------------------------------------------------------------------------
 
-COLUMNS = [
-    "breakdown",
-    "cell_key",
-    "cell_label",
-    "n_respondents",
-    "node_id",
-    "node_kind",
-    "label_vi",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n",
-    "low_reliability",
-    "suppressed",
-]
-HEADINGS_VI = [
-    "Nhóm",
-    "Mã nhóm",
-    "Tên nhóm",
-    "Số phiếu",
-    "Mã chỉ số",
-    "Loại chỉ số",
-    "Tên chỉ số",
-    "Giá trị (%)",
-    "Cận dưới 95%",
-    "Cận trên 95%",
-    "Số trả lời hợp lệ",
-    "Độ tin cậy thấp",
-    "Bị ẩn",
-]
-KINDS_VI = {
-    "overall": "Chỉ số chung",
-    "pillar": "Trụ cột",
-    "element": "Yếu tố",
-    "criterion": "Tiêu chí",
-}
 
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _rows(breakdown: str, cell: dict[str, Any]) -> list[list[Any]]:
-    out: list[list[Any]] = []
-
-    def walk(node: dict[str, Any] | None) -> None:
-        if node is None:
-            return
-        out.append(
-            [
-                breakdown,
-                cell["key"],
-                cell["label"],
-                cell["n_respondents"],
-                node["id"],
-                node["kind"],
-                node["label_vi"],
-                _number(node["value"]),
-                _number(node["ci_low"]),
-                _number(node["ci_high"]),
-                node["n"],
-                node["low_reliability"],
-                node["suppressed"],
-            ]
+async def _codes(session: AsyncSession, content: dict[str, Any]) -> dict[str, str]:
+    """Codes of the agencies and sectors that key the snapshot's cells (codes never change)."""
+    keys = report_files.coded_keys(content)
+    codes: dict[str, str] = {}
+    agencies, sectors = keys.get("agency"), keys.get("sector")
+    if agencies:
+        rows = await session.execute(
+            sa.select(col(Agency.id), col(Agency.code)).where(col(Agency.id).in_(agencies))
         )
-        for child in node["children"]:
-            walk(child)
-
-    walk(cell.get("index"))
-    return out
-
-
-def table(content: dict[str, Any]) -> list[list[Any]]:
-    rows = _rows("total", content["total"])
-    for breakdown, cells in content["breakdowns"].items():
-        for cell in cells:
-            rows.extend(_rows(breakdown, cell))
-    return rows
-
-
-def to_csv(content: dict[str, Any]) -> bytes:
-    """UTF-8 with a BOM, so Excel opens the Vietnamese text correctly; values to 2 decimals."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for row in table(content):
-        writer.writerow(
-            [
-                "" if v is None else (f"{v:.2f}" if isinstance(v, float) and i in (7, 8, 9) else v)
-                for i, v in enumerate(row)
-            ]
+        codes.update({str(i): c for i, c in rows.all()})
+    if sectors:
+        rows = await session.execute(
+            sa.select(col(Sector.id), col(Sector.code)).where(col(Sector.id).in_(sectors))
         )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def to_xlsx(content: dict[str, Any]) -> bytes:
-    """One sheet per breakdown (and per ranking), Vietnamese headings, numbers as numbers."""
-    book = Workbook()
-    book.remove(book.worksheets[0])
-    first = book.create_sheet("Tổng hợp")
-    sheets = [(first, "total", [content["total"]])]
-    for breakdown, cells in content["breakdowns"].items():
-        sheets.append(
-            (book.create_sheet(BREAKDOWNS.get(breakdown, breakdown)[:31]), breakdown, cells)
-        )
-    for sheet, breakdown, cells in sheets:
-        sheet.append(HEADINGS_VI)
-        for cell in cells:
-            for row in _rows(breakdown, cell):
-                row[5] = KINDS_VI.get(row[5], row[5])
-                row[11] = "Có" if row[11] else "Không"
-                row[12] = "Có" if row[12] else "Không"
-                sheet.append(row)
-        for column in ("H", "I", "J"):
-            for c in sheet[column][1:]:
-                c.number_format = "0.00"
-    for level, rows in content["rankings"].items():
-        sheet = book.create_sheet(f"Xếp hạng {level}"[:31])
-        sheet.append(
-            [
-                "Hạng",
-                "Mã đơn vị",
-                "Tên đơn vị",
-                "Giá trị (%)",
-                "Cận dưới 95%",
-                "Cận trên 95%",
-                "Số phiếu",
-                "Phân biệt được với đơn vị sau",
-            ]
-        )
-        for r in rows:
-            sheet.append(
-                [
-                    r["rank"],
-                    r["agency_code"],
-                    r["agency_name"],
-                    _number(r["value"]),
-                    _number(r["ci_low"]),
-                    _number(r["ci_high"]),
-                    r["n_respondents"],
-                    {True: "Có", False: "Không", None: ""}[r["distinguishable_from_next"]],
-                ]
-            )
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+        codes.update({str(i): c for i, c in rows.all()})
+    return codes
 
 
 # Reports never change once stored (a trigger refuses it), so each rendering is made once per
@@ -372,10 +396,10 @@ def to_xlsx(content: dict[str, Any]) -> bytes:
 # province's report is answered from memory, not by decoding and re-encoding the snapshot.
 _RENDERINGS: OrderedDict[tuple[uuid.UUID, str, str], bytes] = OrderedDict()
 RENDERINGS_BUDGET = 64 * 2**20
-_RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
-    "json": canonical,
-    "csv": to_csv,
-    "xlsx": to_xlsx,
+_RENDERERS: dict[str, Callable[[dict[str, Any], dict[str, str] | None], bytes]] = {
+    "json": report_files.to_json,
+    "csv": report_files.to_csv,
+    "xlsx": report_files.to_xlsx,
 }
 
 
@@ -389,7 +413,8 @@ async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
     content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
     if content is None:  # pragma: no cover - the reference was just read
         raise NotFound("report")
-    body = _RENDERERS[fmt](content)
+    codes = await _codes(session, content) if fmt != "json" else None
+    body = _RENDERERS[fmt](content, codes)
     _RENDERINGS[key] = body
     total = sum(len(b) for b in _RENDERINGS.values())
     while total > RENDERINGS_BUDGET and len(_RENDERINGS) > 1:

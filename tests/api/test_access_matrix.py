@@ -258,7 +258,7 @@ async def test_form_lists_and_exports_by_principal(client: httpx.AsyncClient, wo
     assert len(managed) == D_SUBTREE_FORMS
     exported = await _exported(client, world.manager, campaign_id=campaign)
     assert len(exported) == D_SUBTREE_FORMS
-    assert {row["agency_id"] for row in exported} == world.ids("D", "C")
+    assert {row["agency_code"] for row in exported} == {world.agencies[k].code for k in ("D", "C")}
     outside = world.forms["OD"][0]
     assert_problem(
         await client.get(f"{API}/submissions/{outside}", headers=world.manager), 404, "not_found"
@@ -600,8 +600,8 @@ async def test_hole_4_submissions_filtered_by_own_district_or_commune(
     assert len(listed) == expected
     exported = await _exported(client, world.manager, **params)
     assert len(exported) == expected
-    inside = {"D": world.ids("D", "C"), "C": world.ids("C"), "OD": set()}[key]
-    assert {row["agency_id"] for row in exported} == inside
+    inside = {"D": ("D", "C"), "C": ("C",), "OD": ()}[key]
+    assert {row["agency_code"] for row in exported} == {world.agencies[k].code for k in inside}
 
 
 async def test_hole_5_surveyor_reads_and_lists_only_their_own_forms(

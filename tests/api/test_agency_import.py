@@ -17,7 +17,8 @@ from sqlmodel import col
 from app.config import Settings
 from app.models.agency import Agency
 from app.models.identity import Role
-from app.services.agency_io import COLUMNS, XLSX_MEDIA_TYPE
+from app.services.agency_io import COLUMNS
+from app.services.tabular import XLSX_MEDIA_TYPE
 from tests.factories import bearer, make_agency, make_user
 from tests.test_errors import assert_problem
 
