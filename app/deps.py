@@ -91,6 +91,20 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Security(get_principal)]
 
 
+async def get_optional_principal(
+    security_scopes: SecurityScopes,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal | None:
+    """As get_principal when a bearer token is sent; None without one, for the routes where
+    another credential may stand in (a form carrying an invitation). The route must then
+    refuse with 401 unless that other credential holds."""
+    if not token:
+        return None
+    return await get_principal(security_scopes, session, settings, token)
+
+
 def scoped(*scopes: Scope) -> Any:
     """`Annotated[Principal, scoped(Scope.x)]`: the caller, holding every one of `scopes`."""
     return Security(get_principal, scopes=[s.value for s in scopes])
@@ -111,6 +125,11 @@ WorklistReader = Annotated[Principal, scoped(Scope.worklist_read)]
 DossiersWriter = Annotated[Principal, scoped(Scope.dossiers_write)]
 SubmissionsReader = Annotated[Principal, scoped(Scope.submissions_read)]
 SubmissionsWriter = Annotated[Principal, scoped(Scope.submissions_write)]
+# The bearer's principal (holding submissions:write), or None when no token was sent.
+SubmissionsWriterOrInvited = Annotated[
+    Principal | None,
+    Security(get_optional_principal, scopes=[Scope.submissions_write.value]),
+]
 SubmissionsReviewer = Annotated[Principal, scoped(Scope.submissions_review)]
 QuestionnairesWriter = Annotated[Principal, scoped(Scope.questionnaires_write)]
 IndexReader = Annotated[Principal, scoped(Scope.index_read)]

@@ -14,6 +14,7 @@ from app.api.health import router as health_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database
 from app.errors import install_error_handlers
+from app.json_depth import JsonDepthMiddleware
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.schema import head_revision
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After"],
         )
+    # Added first, so it runs inside the request context (its request id, its body limit).
+    app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     app.include_router(health_router)

@@ -14,6 +14,7 @@ from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -158,8 +159,8 @@ class AgencyBase(SQLModel):
     )
     parent_id: uuid.UUID | None = None
     is_measured: bool = Field(default=True, description="Whether SIPAS surveys this agency.")
-    valid_from: date = Field(schema_extra={"examples": ["2008-01-01"]})
-    valid_to: date | None = Field(default=None, description="Last day the agency existed.")
+    valid_from: SaneDate = Field(schema_extra={"examples": ["2008-01-01"]})
+    valid_to: SaneDate | None = Field(default=None, description="Last day the agency existed.")
     admin_unit_code: str | None = Field(
         default=None,
         max_length=20,
@@ -221,8 +222,8 @@ class AgencyUpdate(SQLModel):
         default=None, description="Moving an agency under another; null makes it a root."
     )
     is_measured: bool | None = None
-    valid_from: date | None = None
-    valid_to: date | None = None
+    valid_from: SaneDate | None = None
+    valid_to: SaneDate | None = None
     admin_unit_code: str | None = Field(default=None, max_length=20)
 
     @field_validator("name")
@@ -258,7 +259,7 @@ class SuccessorRef(SQLModel):
     id: uuid.UUID | None = None
     code: str | None = Field(default=None, max_length=64, schema_extra={"examples": ["TQ.SNV2025"]})
     kind: SuccessionKind
-    effective_on: date | None = Field(
+    effective_on: SaneDate | None = Field(
         default=None, description="Defaults to the day after the predecessor's valid_to."
     )
 
@@ -270,7 +271,7 @@ class SuccessorRef(SQLModel):
 
 
 class AgencyRetire(SQLModel):
-    valid_to: date = Field(description="The last day the agency exists.")
+    valid_to: SaneDate = Field(description="The last day the agency exists.")
     reason: str | None = Field(default=None, max_length=500)
     successors: list[SuccessorRef] = Field(default_factory=list, max_length=100)
 

@@ -14,6 +14,7 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.timestamps import SaneDate
 
 
 class CampaignState(StrEnum):
@@ -197,10 +198,10 @@ class CampaignBase(SQLModel):
         min_length=1, max_length=300, schema_extra={"examples": ["SIPAS 2020 tỉnh Tuyên Quang"]}
     )
     year: int = Field(ge=2000, le=2100)
-    period_start: date
-    period_end: date
-    fieldwork_start: date
-    fieldwork_end: date
+    period_start: SaneDate
+    period_end: SaneDate
+    fieldwork_start: SaneDate
+    fieldwork_end: SaneDate
     margin: Decimal = Field(default=Decimal("0.05"), gt=0, lt=1, decimal_places=5)
     min_per_stratum: int = Field(default=30, ge=0, le=10_000)
     rates_dossiers: bool = False
@@ -214,7 +215,7 @@ class CampaignBase(SQLModel):
 class CampaignCreate(CampaignBase):
     code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2020"]})
     questionnaire_id: uuid.UUID
-    map_date: date | None = Field(
+    map_date: SaneDate | None = Field(
         default=None, description="The agency map to report on; the period's end by default."
     )
     agency_ids: list[uuid.UUID] = Field(default_factory=list, max_length=5000)
@@ -235,11 +236,11 @@ class CampaignUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=300)
     year: int | None = Field(default=None, ge=2000, le=2100)
     questionnaire_id: uuid.UUID | None = None
-    period_start: date | None = None
-    period_end: date | None = None
-    fieldwork_start: date | None = None
-    fieldwork_end: date | None = None
-    map_date: date | None = None
+    period_start: SaneDate | None = None
+    period_end: SaneDate | None = None
+    fieldwork_start: SaneDate | None = None
+    fieldwork_end: SaneDate | None = None
+    map_date: SaneDate | None = None
     margin: Decimal | None = Field(default=None, gt=0, lt=1, decimal_places=5)
     min_per_stratum: int | None = Field(default=None, ge=0, le=10_000)
     rates_dossiers: bool | None = None
