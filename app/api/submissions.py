@@ -38,7 +38,7 @@ from app.models.submission import (
     SubmissionVersionPublic,
 )
 from app.models.timestamps import SaneDatetime
-from app.services import invitations, submissions
+from app.services import submissions
 
 router = APIRouter(tags=["submissions"], responses=AUTHED)
 
@@ -71,18 +71,13 @@ async def submit(
     db: DatabaseDep,
     limiter: RateLimiterDep,
     settings: SettingsDep,
-    bearer: SubmissionsWriterOrInvited,
+    principal: SubmissionsWriterOrInvited,
     campaign_id: uuid.UUID,
     body: SubmissionIn,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionPublic:
-    if bearer is None:
-        principal = await invitations.authenticate(
-            session, db.side, limiter, settings, body.invitation
-        )
-    else:
-        principal = bearer
+    if principal.kind != "invitation":  # an invitation was counted when it was read
         await limiter.enforce(db.side, settings, principal)
     outcome = await submissions.submit_one(
         session, settings, principal, campaign_id, body, idempotency_key
