@@ -3,10 +3,10 @@
 Python's JSON parser recurses once per level: a body of 100,000 `[` exhausted the recursion
 limit while the framework parsed it (before authentication, before any model), and the request
 ended as a 500. This ASGI middleware reads the body first (the outer middleware has bounded its
-size) and scans its structure without parsing it: strings are cut out with one regular
-expression, every byte but brackets dropped, and the running depth summed in C. A body deeper
-than the limit is answered 422 `json_too_deep`, naming the limit; any other body goes on, the
-same bytes, to the application.
+size) and scans its structure without parsing it (`nesting_depth`: a few passes of bytes
+methods, the running depth summed in C; a 540 KB batch of 1000 forms takes about a fifth of the
+time its parsing does). A body deeper than the limit is answered 422 `json_too_deep`, naming
+the limit; any other body goes on, the same bytes, to the application.
 
 Only bodies the framework would parse as JSON are scanned: a JSON content type, or none.
 """
@@ -14,27 +14,47 @@ Only bodies the framework would parse as JSON are scanned: a JSON content type, 
 from __future__ import annotations
 
 import json
-import re
 from itertools import accumulate
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_JSON, FieldError, problem_body
 
-# A JSON string: quotes around anything but quotes and backslashes, or escapes.
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_DELTA = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256))
+_NOT_MARKS = bytes(b for b in range(256) if b not in b'"[]{}')
+# Objects and arrays nest alike: braces become brackets.
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_DELTA = tuple(1 if b == ord("[") else -1 if b == ord("]") else 0 for b in range(256))
+_CHUNK = 1 << 16
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def nesting_depth(body: bytes) -> int:
-    """The deepest nesting of arrays and objects in a JSON text (malformed text: an estimate
-    that never falls short of what a parser would reach before failing)."""
+def nesting_depth(body: bytes, stop_above: int | None = None) -> int:
+    """The deepest nesting of arrays and objects in a JSON text, or, with `stop_above`, the
+    first depth found beyond it.
+
+    Escaped backslashes and quotes are dropped first, so every quote left opens or closes a
+    string; then every byte but quotes and brackets, and the empty strings this leaves (two
+    adjacent quotes never change which side of a string the rest is on); then the strings'
+    insides. Of the structure left, the innermost pairs (`[]`, most of a wide document) are
+    taken out, one level, and the running depth of the rest is summed in chunks in C. On
+    malformed text the result never falls short of the depth a parser reaches before it
+    fails (it may pass it by one)."""
     if body.count(b"[") + body.count(b"{") == 0:
         return 0
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_DELTA.__getitem__, brackets)), default=0)
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = body.translate(_AS_BRACKETS, _NOT_MARKS).replace(b'""', b"")
+    structure = b"".join(marks.split(b'"')[::2])
+    inner = structure.replace(b"[]", b"")
+    level = 1 if len(inner) < len(structure) else 0
+    depth = deepest = 0
+    for start in range(0, len(inner), _CHUNK):
+        chunk = inner[start : start + _CHUNK]
+        running = list(accumulate(map(_DELTA.__getitem__, chunk), initial=depth))
+        deepest, depth = max(deepest, max(running)), running[-1]
+        if stop_above is not None and deepest + level > stop_above:
+            break
+    return deepest + level
 
 
 def _is_json(scope: Scope) -> bool:
@@ -63,7 +83,7 @@ class JsonDepthMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if nesting_depth(body) > self.max_depth:
+        if nesting_depth(body, stop_above=self.max_depth) > self.max_depth:
             await self._refuse(scope, send)
             return
         await self.app(scope, _replay([{"type": "http.request", "body": body}], receive), send)

@@ -166,7 +166,10 @@ async def test_hole_1_the_database_refuses_a_second_form_for_one_invitation(
         (b'{"a": [1, {"b": []}]}', 4),
         (b'{"a": "[[[[[[[[[[", "b": "\\"[[["}', 1),  # brackets in strings, an escaped quote
         (b"[[], [], [[]]]", 3),
+        (b'["\\\\", ["\\"[[", "]]]"], []]', 2),  # escaped backslash, escaped quote
+        (b'[""""[[]]', 3),  # empty strings side by side
         (b"[" * 1000, 1000),  # malformed: as deep as a parser would go before failing
+        (b'["]]]]]]]]]]"' + b"[" * 40, 41),  # closers in a string hide nothing
     ],
 )
 def test_hole_12_nesting_depth_counts_structure_not_text(text: bytes, depth: int) -> None:
