@@ -17,7 +17,6 @@ Security decisions:
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -153,7 +152,3 @@ async def questionnaire(session: AsyncSession, settings: Settings, token: str) -
     if found is None:  # pragma: no cover - foreign keys guarantee it
         raise NotFound("questionnaire")
     return found
-
-
-def invitation_id_of(principal: Principal) -> uuid.UUID | None:
-    return principal.id if principal.kind == "invitation" else None

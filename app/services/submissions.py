@@ -6,7 +6,14 @@ Rules:
   unique key and INSERT ... ON CONFLICT DO NOTHING make two concurrent identical requests
   produce one row: the second waits for the first and then replays it.
 - With an invitation, the agency and procedure come from the invited dossier, never from the
-  client, and the invitation is used up in the same transaction as the form.
+  client, and the invitation is used up in the same transaction as the form. One invitation
+  makes at most one form: claiming locks its row (a batch locks all of its invitations first,
+  in id order), an invitation claimed earlier in the same batch is refused, and the unique
+  key on `submissions.invitation_id` (the INSERT's ON CONFLICT) makes it certain whatever races.
+- A form says its agency and respondent type once (`_one_source`): a field left out is taken
+  from its answer (S.AGENCY, R.TYPE), an answer left out from its field, and the two must agree.
+- A new form's `received_at` lies within the configured window around now; the server's own
+  receipt time is stored beside it (`server_received_at`).
 - Lists page in the order of the writing transaction (`tx_id`, then id) and show only rows of
   transactions older than every transaction still running, so a row committed late always
   lands after the cursor: no page skips or repeats a row while forms keep arriving.
