@@ -253,6 +253,18 @@ async def test_hole_12_dates_outside_sane_years_are_refused(
     )
     body = assert_problem(response, 422, "validation_failed")
     assert error_codes(body) == [("/body/fieldwork_end", "date_out_of_range")]
+    unit = {
+        "dossier_code": "HS-1",
+        "procedure_code": world.procedure.code,
+        "agency_code": world.agency.code,
+        "returned_on": "0001-01-01",
+    }
+    frame = await client.post(
+        f"/api/v1/campaigns/{world.campaign.id}/frame", json={"units": [unit]}, headers=admin
+    )
+    # the frame import checks its dates against the campaign's period itself
+    body = assert_problem(frame, 422, frame.json()["code"])
+    assert [p for p, _ in error_codes(body)] == ["/units/0/returned_on"]
 
 
 # ---- hole 13: timestamps within a window of now, and the server's own beside them ----------------
