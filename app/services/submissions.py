@@ -420,7 +420,7 @@ def _one_source(
             ]
         elif said is None and given is not None:
             fill(RESPONDENT_TYPE_ITEM, given)
-        elif given is None and said in _RESPONDENT_TYPES:
+        elif given is None and isinstance(said, str) and said in _RESPONDENT_TYPES:
             fields["respondent_type"] = said
     if answers is not None:
         fields["answers"] = answers

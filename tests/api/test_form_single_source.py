@@ -172,3 +172,20 @@ async def test_with_an_invitation_the_answer_must_name_the_invited_agency(
     right = form(world, {}, invitation=token)
     row = await stored(session, await client.post(world.url(), json=right, headers=world.kiosk))
     assert row.answers["S.AGENCY"] == world.district.code  # filled in from the invitation
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"S.AGENCY": 7, "R.TYPE": ["individual"]},
+        {"S.AGENCY": ["X"], "R.TYPE": {"a": 1}},
+        {"S.AGENCY": None, "R.TYPE": 3},
+    ],
+)
+async def test_answers_of_the_wrong_type_are_errors_on_them_not_500s(
+    client: httpx.AsyncClient, world: World, answers: dict[str, Any]
+) -> None:
+    response = await client.post(world.url(), json=form(world, answers), headers=world.kiosk)
+    problem = assert_problem(response, 422, "invalid")
+    pointers = {pointer for pointer, _ in error_codes(problem)}
+    assert pointers & {"/body/answers/S.AGENCY", "/body/answers/R.TYPE"}
