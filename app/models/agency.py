@@ -159,8 +159,8 @@ class AgencyBase(SQLModel):
     )
     parent_id: uuid.UUID | None = None
     is_measured: bool = Field(default=True, description="Whether SIPAS surveys this agency.")
-    valid_from: SaneDate = Field(schema_extra={"examples": ["2008-01-01"]})
-    valid_to: SaneDate | None = Field(default=None, description="Last day the agency existed.")
+    valid_from: date = Field(schema_extra={"examples": ["2008-01-01"]})
+    valid_to: date | None = Field(default=None, description="Last day the agency existed.")
     admin_unit_code: str | None = Field(
         default=None,
         max_length=20,
@@ -189,6 +189,9 @@ class AgencyBase(SQLModel):
 
 
 class AgencyCreate(AgencyBase):
+    # What a client sends is held to sane years; what is stored is read back as it is.
+    valid_from: SaneDate = Field(schema_extra={"examples": ["2008-01-01"]})
+    valid_to: SaneDate | None = Field(default=None, description="Last day the agency existed.")
     code: str = Field(
         min_length=1,
         max_length=64,

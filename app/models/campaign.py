@@ -198,10 +198,10 @@ class CampaignBase(SQLModel):
         min_length=1, max_length=300, schema_extra={"examples": ["SIPAS 2020 tỉnh Tuyên Quang"]}
     )
     year: int = Field(ge=2000, le=2100)
-    period_start: SaneDate
-    period_end: SaneDate
-    fieldwork_start: SaneDate
-    fieldwork_end: SaneDate
+    period_start: date
+    period_end: date
+    fieldwork_start: date
+    fieldwork_end: date
     margin: Decimal = Field(default=Decimal("0.05"), gt=0, lt=1, decimal_places=5)
     min_per_stratum: int = Field(default=30, ge=0, le=10_000)
     rates_dossiers: bool = False
@@ -213,6 +213,11 @@ class CampaignBase(SQLModel):
 
 
 class CampaignCreate(CampaignBase):
+    # What a client sends is held to sane years; what is stored is read back as it is.
+    period_start: SaneDate
+    period_end: SaneDate
+    fieldwork_start: SaneDate
+    fieldwork_end: SaneDate
     code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2020"]})
     questionnaire_id: uuid.UUID
     map_date: SaneDate | None = Field(
