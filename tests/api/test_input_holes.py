@@ -253,6 +253,17 @@ async def test_hole_12_dates_outside_sane_years_are_refused(
     )
     body = assert_problem(response, 422, "validation_failed")
     assert error_codes(body) == [("/body/fieldwork_end", "date_out_of_range")]
+    successor = await make_agency(session, level="province")
+    retire = await client.post(
+        f"/api/v1/agencies/{world.agency.id}/retire",
+        json={
+            "valid_to": "9999-12-31",  # its successor's day would be the day after
+            "successors": [{"code": successor.code, "kind": "merged_into"}],
+        },
+        headers=admin,
+    )
+    body = assert_problem(retire, 422, "validation_failed")
+    assert error_codes(body) == [("/body/valid_to", "date_out_of_range")]
     unit = {
         "dossier_code": "HS-1",
         "procedure_code": world.procedure.code,
