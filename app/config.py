@@ -54,6 +54,42 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL of the rating form; an invitation link is this plus ?invitation=.",
     )
+    max_json_depth: int = Field(
+        default=32,
+        ge=2,
+        le=1000,
+        description="Deepest nesting of arrays and objects a JSON body may have (checked before "
+        "it is parsed).",
+    )
+    received_at_max_age_days: int = Field(
+        default=400,
+        ge=1,
+        le=36500,
+        description="How far in the past a form's received_at may lie (queued offline forms).",
+    )
+    returned_at_max_age_days: int = Field(
+        default=3650,
+        ge=1,
+        le=36500,
+        description="How far in the past a dossier event's returned_at may lie.",
+    )
+    client_clock_skew_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How far in the future a client-given timestamp may lie (clock skew).",
+    )
+    invitation_requests_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Requests a minute on one invitation used as the only credential.",
+    )
+    invitation_source_requests_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="Requests a minute from one source address without a bearer token "
+        "(invitation look-ups and submissions with an invitation only).",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import Database, session_scope
 from app.errors import Unauthorized
 from app.models.identity import Scope
+from app.services import invitations
 from app.services.auth import authenticate
 from app.services.paging import DEFAULT_LIMIT, MAX_LIMIT
 from app.services.principal import Principal
@@ -91,6 +92,33 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Security(get_principal)]
 
 
+async def get_writer_or_invitation(
+    security_scopes: SecurityScopes,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    limiter: RateLimiterDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The bearer's principal, as get_principal; without a bearer token, the invitation the JSON
+    body carries stands as the caller (services.invitations), and without one either, 401.
+
+    The body is the one the framework has already parsed (and cached on the request), read
+    here before the body's own validation, so a request with neither credential is a 401
+    whatever its body."""
+    if token:
+        return await get_principal(security_scopes, session, settings, token)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    invitation = body.get("invitation") if isinstance(body, dict) else None
+    return await invitations.authenticate(
+        session, db.side, limiter, settings, invitation if isinstance(invitation, str) else None
+    )
+
+
 def scoped(*scopes: Scope) -> Any:
     """`Annotated[Principal, scoped(Scope.x)]`: the caller, holding every one of `scopes`."""
     return Security(get_principal, scopes=[s.value for s in scopes])
@@ -111,6 +139,10 @@ WorklistReader = Annotated[Principal, scoped(Scope.worklist_read)]
 DossiersWriter = Annotated[Principal, scoped(Scope.dossiers_write)]
 SubmissionsReader = Annotated[Principal, scoped(Scope.submissions_read)]
 SubmissionsWriter = Annotated[Principal, scoped(Scope.submissions_write)]
+# The bearer's principal (holding submissions:write), or the invitation a form carries.
+SubmissionsWriterOrInvited = Annotated[
+    Principal, Security(get_writer_or_invitation, scopes=[Scope.submissions_write.value])
+]
 SubmissionsReviewer = Annotated[Principal, scoped(Scope.submissions_review)]
 QuestionnairesWriter = Annotated[Principal, scoped(Scope.questionnaires_write)]
 IndexReader = Annotated[Principal, scoped(Scope.index_read)]

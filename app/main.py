@@ -16,6 +16,7 @@ from app.config import Settings, get_settings
 from app.db import Database, create_database
 from app.errors import install_error_handlers
 from app.head import HeadMiddleware
+from app.json_depth import JsonDepthMiddleware
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.schema import head_revision
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, XLSX_MEDIA_TYPE),
     )
     app.add_middleware(HeadMiddleware)
+    # Added before the request context, so it runs inside it (its request id, its body limit).
+    app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     app.include_router(health_router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -14,9 +14,17 @@ from app.config import Settings
 from app.models.agency import Agency, AgencyKind
 from app.models.campaign import Campaign, CampaignAgency, CampaignState
 from app.models.catalogue import Procedure, Sector
+from app.models.dossier import Dossier, Invitation
 from app.models.identity import Client, Role, Scope, User
 from app.models.questionnaire import Questionnaire
-from app.security import hash_password, hash_secret, issue_token, new_client_id, new_client_secret
+from app.security import (
+    hash_password,
+    hash_secret,
+    issue_token,
+    new_client_id,
+    new_client_secret,
+    sign_invitation,
+)
 from app.services.instrument import parse_questionnaire
 from app.services.text import fold
 
@@ -275,3 +283,39 @@ async def make_campaign(
         session.add(CampaignAgency(campaign_id=campaign.id, agency_id=agency.id))
     await session.flush()
     return campaign
+
+
+async def make_invitation(
+    session: AsyncSession,
+    campaign: Campaign,
+    agency: Agency,
+    procedure: Procedure,
+    *,
+    expires_at: datetime | None = None,
+    used_at: datetime | None = None,
+) -> Invitation:
+    """A reported dossier and its invitation to rate it in `campaign`."""
+    dossier = Dossier(
+        code=unique("HS-"),
+        procedure_id=procedure.id,
+        agency_id=agency.id,
+        returned_at=datetime.now(UTC),
+        request_hash="h",
+    )
+    session.add(dossier)
+    await session.flush()
+    invitation = Invitation(
+        dossier_id=dossier.id,
+        campaign_id=campaign.id,
+        agency_id=agency.id,
+        procedure_id=procedure.id,
+        expires_at=expires_at or datetime.now(UTC) + timedelta(days=3),
+        used_at=used_at,
+    )
+    session.add(invitation)
+    await session.flush()
+    return invitation
+
+
+def invitation_token(settings: Settings, invitation: Invitation) -> str:
+    return sign_invitation(invitation.id, settings.secret_key.get_secret_value())

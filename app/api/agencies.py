@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
@@ -30,12 +29,13 @@ from app.models.agency import (
     ImportSummary,
     SuccessorLinksCreate,
 )
+from app.models.timestamps import SaneDate
 from app.services import agencies, agency_io, tabular
 
 router = APIRouter(prefix="/agencies", tags=["agencies"], responses=AUTHED)
 
 ValidOn = Annotated[
-    date | None,
+    SaneDate | None,
     Query(description="Only agencies that existed on this day (valid_from <= d <= valid_to)."),
 ]
 

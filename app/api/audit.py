@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from fastapi import APIRouter
 
 from app.api.problems import AUTHED
 from app.deps import DEFAULT_PAGE, AuditReader, Cursor, Limit, SessionDep
 from app.models.audit import AuditEventPage
+from app.models.timestamps import SaneDatetime
 from app.services import audit
 
 router = APIRouter(prefix="/audit-events", tags=["audit"], responses=AUTHED)
@@ -26,8 +26,8 @@ async def list_audit_events(
     object_type: str | None = None,
     object_id: str | None = None,
     request_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: SaneDatetime | None = None,
+    until: SaneDatetime | None = None,
 ) -> AuditEventPage:
     return await audit.list_events(
         session,

@@ -58,3 +58,6 @@ AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **INVALID}
 
 # Set on the answer to a retried write that changed nothing: the first answer, again.
 REPLAYED = "Idempotent-Replayed"
+
+# A one-time invitation whose time is over.
+GONE: Responses = {410: _problem("The invitation has expired.")}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED, TOO_MANY
+from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
 from app.deps import (
     DEFAULT_PAGE,
     Cursor,
@@ -21,6 +20,7 @@ from app.deps import (
     SubmissionsReader,
     SubmissionsReviewer,
     SubmissionsWriter,
+    SubmissionsWriterOrInvited,
 )
 from app.models.submission import (
     Channel,
@@ -34,6 +34,7 @@ from app.models.submission import (
     SubmissionState,
     SubmissionVersionPublic,
 )
+from app.models.timestamps import SaneDatetime
 from app.services import submission_export, submissions
 
 router = APIRouter(tags=["submissions"], responses=AUTHED)
@@ -54,23 +55,27 @@ IdempotencyKey = Annotated[
     description="Validated against the campaign's questionnaire: every problem is listed with "
     "its item pointer. A retry with the same submission_id (or Idempotency-Key) and the same "
     "body answers the first 201 again (with `Idempotent-Replayed: true`); another body is 409. "
-    "With an `invitation`, agency and procedure come from the invited dossier.",
+    "With an `invitation`, agency and procedure come from the invited dossier, and one "
+    "invitation makes one form (`invitation_used` after that). A form carrying a valid "
+    "invitation needs no other credential: without an Authorization header the invitation is "
+    "the caller (rate-limited per invitation and per source address); without either, 401.",
     status_code=status.HTTP_201_CREATED,
     response_model=SubmissionPublic,
-    responses={**NOT_FOUND, **CONFLICT, **TOO_MANY},
+    responses={**NOT_FOUND, **CONFLICT, **GONE, **TOO_MANY},
 )
 async def submit(
     session: SessionDep,
     db: DatabaseDep,
     limiter: RateLimiterDep,
     settings: SettingsDep,
-    principal: SubmissionsWriter,
+    principal: SubmissionsWriterOrInvited,
     campaign_id: uuid.UUID,
     body: SubmissionIn,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionPublic:
-    await limiter.enforce(db.side, settings, principal)
+    if principal.kind != "invitation":  # an invitation was counted when it was read
+        await limiter.enforce(db.side, settings, principal)
     outcome = await submissions.submit_one(
         session, settings, principal, campaign_id, body, idempotency_key
     )
@@ -107,8 +112,8 @@ def _filters(
     agency_id: uuid.UUID | None,
     channel: Channel | None,
     state: SubmissionState | None,
-    since: datetime | None,
-    until: datetime | None,
+    since: SaneDatetime | None,
+    until: SaneDatetime | None,
 ) -> submissions.Filters:
     return submissions.Filters(
         campaign_id=campaign_id,
@@ -138,8 +143,8 @@ async def list_submissions(
     agency_id: uuid.UUID | None = None,
     channel: Channel | None = None,
     state: SubmissionState | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: SaneDatetime | None = None,
+    until: SaneDatetime | None = None,
 ) -> SubmissionPage:
     f = _filters(campaign_id, agency_id, channel, state, since, until)
     return await submissions.list_submissions(session, principal, f, limit=limit, cursor=cursor)
@@ -163,8 +168,8 @@ async def export_submissions(
     agency_id: uuid.UUID | None = None,
     channel: Channel | None = None,
     state: SubmissionState | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: SaneDatetime | None = None,
+    until: SaneDatetime | None = None,
 ) -> StreamingResponse:
     f = _filters(campaign_id, agency_id, channel, state, since, until)
     rows = await submissions.export_rows(session, principal, f)

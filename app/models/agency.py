@@ -14,6 +14,7 @@ from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -188,6 +189,9 @@ class AgencyBase(SQLModel):
 
 
 class AgencyCreate(AgencyBase):
+    # What a client sends is held to sane years; what is stored is read back as it is.
+    valid_from: SaneDate = Field(schema_extra={"examples": ["2008-01-01"]})
+    valid_to: SaneDate | None = Field(default=None, description="Last day the agency existed.")
     code: str = Field(
         min_length=1,
         max_length=64,
@@ -221,8 +225,8 @@ class AgencyUpdate(SQLModel):
         default=None, description="Moving an agency under another; null makes it a root."
     )
     is_measured: bool | None = None
-    valid_from: date | None = None
-    valid_to: date | None = None
+    valid_from: SaneDate | None = None
+    valid_to: SaneDate | None = None
     admin_unit_code: str | None = Field(default=None, max_length=20)
 
     @field_validator("name")
@@ -258,7 +262,7 @@ class SuccessorRef(SQLModel):
     id: uuid.UUID | None = None
     code: str | None = Field(default=None, max_length=64, schema_extra={"examples": ["TQ.SNV2025"]})
     kind: SuccessionKind
-    effective_on: date | None = Field(
+    effective_on: SaneDate | None = Field(
         default=None, description="Defaults to the day after the predecessor's valid_to."
     )
 
@@ -270,7 +274,7 @@ class SuccessorRef(SQLModel):
 
 
 class AgencyRetire(SQLModel):
-    valid_to: date = Field(description="The last day the agency exists.")
+    valid_to: SaneDate = Field(description="The last day the agency exists.")
     reason: str | None = Field(default=None, max_length=500)
     successors: list[SuccessorRef] = Field(default_factory=list, max_length=100)
 

@@ -14,6 +14,7 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.timestamps import SaneDate
 
 
 class CampaignState(StrEnum):
@@ -212,9 +213,14 @@ class CampaignBase(SQLModel):
 
 
 class CampaignCreate(CampaignBase):
+    # What a client sends is held to sane years; what is stored is read back as it is.
+    period_start: SaneDate
+    period_end: SaneDate
+    fieldwork_start: SaneDate
+    fieldwork_end: SaneDate
     code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2020"]})
     questionnaire_id: uuid.UUID
-    map_date: date | None = Field(
+    map_date: SaneDate | None = Field(
         default=None, description="The agency map to report on; the period's end by default."
     )
     agency_ids: list[uuid.UUID] = Field(default_factory=list, max_length=5000)
@@ -235,11 +241,11 @@ class CampaignUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=300)
     year: int | None = Field(default=None, ge=2000, le=2100)
     questionnaire_id: uuid.UUID | None = None
-    period_start: date | None = None
-    period_end: date | None = None
-    fieldwork_start: date | None = None
-    fieldwork_end: date | None = None
-    map_date: date | None = None
+    period_start: SaneDate | None = None
+    period_end: SaneDate | None = None
+    fieldwork_start: SaneDate | None = None
+    fieldwork_end: SaneDate | None = None
+    map_date: SaneDate | None = None
     margin: Decimal | None = Field(default=None, gt=0, lt=1, decimal_places=5)
     min_per_stratum: int | None = Field(default=None, ge=0, le=10_000)
     rates_dossiers: bool | None = None

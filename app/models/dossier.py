@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from app.models.base import no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
+from app.models.timestamps import SaneDatetime
 
 
 class Dossier(SQLModel, table=True):
@@ -77,7 +78,10 @@ class DossierEvent(SQLModel):
     agency_code: str = Field(
         min_length=1, max_length=64, schema_extra={"examples": ["TQ.SONDUONG"]}
     )
-    returned_at: datetime = Field(description="When the result was returned, with its offset.")
+    returned_at: SaneDatetime = Field(
+        description="When the result was returned, with its offset. At most "
+        "RETURNED_AT_MAX_AGE_DAYS in the past and CLIENT_CLOCK_SKEW_SECONDS in the future."
+    )
 
     _storable = pydantic.field_validator("code", "procedure_code", "agency_code")(no_nul)
 
@@ -95,8 +99,44 @@ class DossierBatch(SQLModel):
 class InvitationPublic(SQLModel):
     campaign_id: uuid.UUID
     token: str = Field(description="Send it with the submission as `invitation`; usable once.")
-    url: str | None = Field(description="The rating form's link, when PUBLIC_FORM_URL is set.")
+    form_url: str | None = Field(
+        description="The rating form's link (PUBLIC_FORM_URL?invitation=<token>), when "
+        "PUBLIC_FORM_URL is set."
+    )
+    url: str | None = Field(description="The same link as form_url (its earlier name).")
     expires_at: datetime
+    used: bool = Field(description="Whether a form was made with it.")
+    used_at: datetime | None = Field(description="When the form was made, if it was.")
+
+
+class InvitationDetails(SQLModel):
+    """What a rating form needs to know of an invitation, read with the token alone."""
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    questionnaire_id: uuid.UUID
+    questionnaire_code: str
+    questionnaire_version: int
+    agency_code: str
+    agency_name: str
+    procedure_code: str
+    procedure_name: str
+    dossier_code: str
+    expires_at: datetime
+    expired: bool
+    used: bool
+    used_at: datetime | None
+    usable: bool = Field(
+        description="A form can be sent with it now: not used, not expired, campaign open."
+    )
+    form_url: str | None = Field(description="PUBLIC_FORM_URL?invitation=<token>, when set.")
+    questionnaire_url: str = Field(
+        description="The questionnaire to render, readable with the token alone."
+    )
+    submit_url: str = Field(
+        description="Where to POST the form, with `invitation` set to the token; no other "
+        "credential is needed."
+    )
 
 
 class DossierResult(SQLModel):

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.timestamps import SaneDatetime
 
 
 class Role(StrEnum):
@@ -255,6 +256,8 @@ class Client(ClientBase, table=True):
 
 
 class ClientCreate(ClientBase):
+    expires_at: SaneDatetime | None = None
+
     @field_validator("scopes")
     @classmethod
     def _machine_scopes(cls, value: list[Scope]) -> list[Scope]:
@@ -264,7 +267,7 @@ class ClientCreate(ClientBase):
 class ClientUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     scopes: list[Scope] | None = None
-    expires_at: datetime | None = None
+    expires_at: SaneDatetime | None = None
 
     @field_validator("scopes")
     @classmethod

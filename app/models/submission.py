@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
+from app.models.timestamps import SaneDatetime
 
 
 class Channel(StrEnum):
@@ -37,6 +38,8 @@ class Submission(SQLModel, table=True):
         sa.UniqueConstraint(
             "campaign_id", "client_submission_id", name="uq_submissions_client_submission"
         ),
+        # One invitation yields at most one form, whatever the path: see services.submissions.
+        sa.UniqueConstraint("invitation_id", name="uq_submissions_invitation_id"),
         sa.CheckConstraint(
             "channel IN ('web', 'kiosk', 'post_office', 'one_stop', 'phone')",
             name="channel_known",
@@ -81,6 +84,15 @@ class Submission(SQLModel, table=True):
         default=None, sa_column=_fk("users.id", "RESTRICT", nullable=True)
     )
     device_id: str | None = Field(default=None, sa_type=sa.Text)
+    invitation_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid,
+            # invitations.submission_id points back here: created after both tables.
+            sa.ForeignKey("invitations.id", ondelete="SET NULL", use_alter=True),
+            nullable=True,
+        ),
+    )
     state: SubmissionState = Field(
         default=SubmissionState.received,
         sa_type=sa.Text,
@@ -91,6 +103,12 @@ class Submission(SQLModel, table=True):
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     answers: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     received_at: datetime = Field(sa_type=timestamptz())
+    server_received_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=timestamptz(),
+        sa_column_kwargs={"server_default": sa.func.now()},
+        description="When the server took the form (its own clock), beside received_at.",
+    )
     tx_id: int | None = Field(
         default=None,
         sa_column=sa.Column(
@@ -163,7 +181,10 @@ class SubmissionIn(pydantic.BaseModel):
         "Required unless an Idempotency-Key header is sent.",
     )
     agency_code: str | None = pydantic.Field(
-        default=None, max_length=64, description="Ignored when an invitation is given."
+        default=None,
+        max_length=64,
+        description="The agency rated; taken from the answer S.AGENCY when omitted, and must "
+        "agree with it when both are given. Ignored when an invitation is given.",
     )
     sector_code: str | None = pydantic.Field(default=None, max_length=64)
     procedure_code: str | None = pydantic.Field(default=None, max_length=50)
@@ -171,11 +192,17 @@ class SubmissionIn(pydantic.BaseModel):
         default=None, max_length=100, description="The sampled dossier, for assisted forms."
     )
     invitation: str | None = pydantic.Field(default=None, max_length=64)
-    respondent_type: RespondentType | None = None
+    respondent_type: RespondentType | None = pydantic.Field(
+        default=None,
+        description="Taken from the answer R.TYPE when omitted; must agree with it when both "
+        "are given.",
+    )
     channel: Channel
     device_id: str | None = pydantic.Field(default=None, max_length=100)
-    received_at: datetime | None = pydantic.Field(
-        default=None, description="When the respondent filled it in; now when omitted."
+    received_at: SaneDatetime | None = pydantic.Field(
+        default=None,
+        description="When the respondent filled it in; now when omitted. At most "
+        "RECEIVED_AT_MAX_AGE_DAYS in the past and CLIENT_CLOCK_SKEW_SECONDS in the future.",
     )
     answers: dict[str, Any] = pydantic.Field(
         json_schema_extra={"examples": [{"E1.C1": 5, "E1.C2": 4, "E1.C3": None}]}
@@ -203,7 +230,10 @@ class SubmissionPublic(SQLModel):
     is_synthetic: bool
     version: int
     answers: dict[str, Any]
-    received_at: datetime
+    received_at: datetime = Field(description="When the respondent filled it in (client-given).")
+    server_received_at: datetime = Field(
+        description="When the server took the form, by its own clock (read-only)."
+    )
     created_at: datetime
     updated_at: datetime
 

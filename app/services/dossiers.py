@@ -33,6 +33,7 @@ from app.models.dossier import (
     Invitation,
     InvitationPublic,
 )
+from app.models.timestamps import window_problem
 from app.security import read_invitation, sign_invitation
 from app.services import access, audit
 from app.services.principal import Principal
@@ -48,11 +49,25 @@ def _event_hash(event: DossierEvent) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
+def form_url(settings: Settings, token: str) -> str | None:
+    """The rating form's link for a token: PUBLIC_FORM_URL?invitation=<token>, when set."""
+    if not settings.public_form_url:
+        return None
+    separator = "&" if "?" in settings.public_form_url else "?"
+    return f"{settings.public_form_url}{separator}invitation={token}"
+
+
 def _public(invitation: Invitation, settings: Settings) -> InvitationPublic:
     token = sign_invitation(invitation.id, settings.secret_key.get_secret_value())
-    url = f"{settings.public_form_url}?invitation={token}" if settings.public_form_url else None
+    url = form_url(settings, token)
     return InvitationPublic(
-        campaign_id=invitation.campaign_id, token=token, url=url, expires_at=invitation.expires_at
+        campaign_id=invitation.campaign_id,
+        token=token,
+        form_url=url,
+        url=url,
+        expires_at=invitation.expires_at,
+        used=invitation.used_at is not None,
+        used_at=invitation.used_at,
     )
 
 
@@ -125,6 +140,14 @@ async def record_event(
         errors.append(
             FieldError(f"{base}/agency_code", "no agency with this code in your scope", "unknown")
         )
+    too_far = window_problem(
+        event.returned_at,
+        datetime.now(UTC),
+        max_age=timedelta(days=settings.returned_at_max_age_days),
+        max_ahead=timedelta(seconds=settings.client_clock_skew_seconds),
+    )
+    if too_far is not None:
+        errors.append(FieldError(f"{base}/returned_at", too_far, "out_of_window"))
     if errors or procedure is None or agency is None:
         return DossierResult(
             index=index, code=event.code, status="error", errors=[e.as_dict() for e in errors]
@@ -245,36 +268,63 @@ async def record_batch(
     )
 
 
+async def lock_invitations(session: AsyncSession, settings: Settings, tokens: list[str]) -> None:
+    """Lock every invitation the tokens name, in one order (by id), before a batch claims them.
+
+    Claiming them item by item, in the batch's order, two batches naming the same invitations
+    in another order would each hold one and wait for the other (a deadlock). Tokens that name
+    no invitation are left for the claim to refuse."""
+    secret = settings.secret_key.get_secret_value()
+    ids = sorted({i for i in (read_invitation(t, secret) for t in tokens) if i is not None})
+    if ids:
+        await session.execute(
+            sa.select(col(Invitation.id))
+            .where(col(Invitation.id).in_(ids))
+            .order_by(col(Invitation.id))
+            .with_for_update()
+        )
+
+
 async def claim_invitation(
     session: AsyncSession, settings: Settings, token: str, campaign_id: uuid.UUID
 ) -> Invitation:
     """Lock the invitation a token names for one submission; refuse reuse, expiry, other campaign.
 
-    The caller sets `used_at` and `submission_id` in the same transaction as the submission.
+    The caller sets `used_at` and `submission_id` in the same transaction as the submission; the
+    unique `submissions.invitation_id` refuses a second form even if a caller forgot to lock.
     """
     invitation_id = read_invitation(token, settings.secret_key.get_secret_value())
     if invitation_id is None:
         raise _bad_invitation("invitation_invalid", "The invitation is not valid.")
     invitation = await session.scalar(
-        sa.select(Invitation).where(col(Invitation.id) == invitation_id).with_for_update()
+        sa.select(Invitation)
+        .where(col(Invitation.id) == invitation_id)
+        .with_for_update()
+        # a row locked after a concurrent request used it is read again, not taken from the
+        # session's identity map
+        .execution_options(populate_existing=True)
     )
     if invitation is None or invitation.campaign_id != campaign_id:
         raise _bad_invitation("invitation_invalid", "The invitation is not for this campaign.")
     if invitation.used_at is not None:
-        raise AppError(
-            "invitation_used",
-            "This invitation has already been used.",
-            409,
-            errors=[FieldError("/body/invitation", "already used", "used")],
-        )
+        raise invitation_used("/body/invitation")
     if invitation.expires_at <= datetime.now(UTC):
         raise AppError(
             "invitation_expired",
             "This invitation has expired.",
             410,
-            errors=[FieldError("/body/invitation", "expired", "expired")],
+            errors=[FieldError("/body/invitation", "expired", "invitation_expired")],
         )
     return invitation
+
+
+def invitation_used(pointer: str) -> AppError:
+    return AppError(
+        "invitation_used",
+        "This invitation has already been used: one invitation makes one form.",
+        409,
+        errors=[FieldError(pointer, "already used", "invitation_used")],
+    )
 
 
 def _bad_invitation(code: str, detail: str) -> AppError:

@@ -12,7 +12,10 @@ from app.models.identity import Role, Scope
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    kind: Literal["user", "client"]
+    """A staff user, a machine client, or an invitation (a citizen's one-time right to send
+    one form, the token being the credential: see services.invitations)."""
+
+    kind: Literal["user", "client", "invitation"]
     id: uuid.UUID
     name: str
     scopes: frozenset[Scope]

@@ -78,9 +78,14 @@ class ClientRateLimiter:
         now: datetime | None = None,
     ) -> None:
         """429 with Retry-After once the caller passes its requests-per-minute budget."""
-        now = now or datetime.now(UTC)
-        limit = settings.client_requests_per_minute
         key = f"rate:{principal.kind}:{principal.id}"
+        await self.enforce_key(engine, key, settings.client_requests_per_minute, now=now)
+
+    async def enforce_key(
+        self, engine: AsyncEngine, key: str, limit: int, *, now: datetime | None = None
+    ) -> None:
+        """429 with Retry-After once `key` passes `limit` requests this minute."""
+        now = now or datetime.now(UTC)
         tally = self._tally(key, ratelimit.window_for(now, WINDOW_SECONDS))
         tally.pending += 1
         unpushed = tally.pushing + tally.pending

@@ -6,7 +6,14 @@ Rules:
   unique key and INSERT ... ON CONFLICT DO NOTHING make two concurrent identical requests
   produce one row: the second waits for the first and then replays it.
 - With an invitation, the agency and procedure come from the invited dossier, never from the
-  client, and the invitation is used up in the same transaction as the form.
+  client, and the invitation is used up in the same transaction as the form. One invitation
+  makes at most one form: claiming locks its row (a batch locks all of its invitations first,
+  in id order), an invitation claimed earlier in the same batch is refused, and the unique
+  key on `submissions.invitation_id` (the INSERT's ON CONFLICT) makes it certain whatever races.
+- A form says its agency and respondent type once (`_one_source`): a field left out is taken
+  from its answer (S.AGENCY, R.TYPE), an answer left out from its field, and the two must agree.
+- A new form's `received_at` lies within the configured window around now; the server's own
+  receipt time is stored beside it (`server_received_at`).
 - Lists page in the order of the writing transaction (`tx_id`, then id) and show only rows of
   transactions older than every transaction still running, so a row committed late always
   lands after the cursor: no page skips or repeats a row while forms keep arriving.
@@ -19,8 +26,8 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, cast, get_args
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -56,6 +63,7 @@ from app.models.submission import (
     SubmissionVersion,
     SubmissionVersionPublic,
 )
+from app.models.timestamps import window_problem
 from app.services import access, audit, dossiers, instrument
 from app.services.paging import cursor_int, cursor_str, decode_cursor, encode_cursor
 from app.services.principal import Principal
@@ -187,6 +195,9 @@ class WriteContext:
     agencies: dict[str, uuid.UUID | None] = field(default_factory=dict)
     procedures: dict[str, tuple[uuid.UUID, uuid.UUID] | None] = field(default_factory=dict)
     sector_codes: dict[str, uuid.UUID | None] = field(default_factory=dict)
+    answer_items: frozenset[str] = frozenset()  # the questionnaire's item ids
+    claimed: set[uuid.UUID] = field(default_factory=set)  # invitations used by this request
+    agency_codes: dict[uuid.UUID, str | None] = field(default_factory=dict)
 
     async def agency(self, code: str) -> uuid.UUID | None:
         """The agency with this code, its strata in the campaign read in the same query."""
@@ -208,6 +219,13 @@ class WriteContext:
         for stratum_id, sector_id in rows:
             self.strata[(agency_id, sector_id)] = stratum_id
         self.strata_known.add(agency_id)
+
+    async def agency_code(self, agency_id: uuid.UUID) -> str | None:
+        if agency_id not in self.agency_codes:
+            self.agency_codes[agency_id] = await self.session.scalar(
+                sa.select(col(Agency.code)).where(col(Agency.id) == agency_id)
+            )
+        return self.agency_codes[agency_id]
 
     async def procedure(self, code: str) -> tuple[uuid.UUID, uuid.UUID] | None:
         """The procedure's id and its sector's."""
@@ -305,20 +323,96 @@ async def open_for_writing(
         parsed = instrument_of(questionnaire)
     scope, sectors = await _fixed_scope(session, campaign)
     visible = await access.writable_agency_ids(session, principal)
-    return WriteContext(
+    ctx = WriteContext(
         session, settings, principal, campaign, parsed, scope, visible, surveyor_agencies, sectors
     )
+    ctx.answer_items = _answer_items(parsed)
+    return ctx
 
 
-async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: str) -> Prepared:
+def _answer_items(parsed: instrument.Questionnaire) -> frozenset[str]:
+    return frozenset(item.id for _, item in instrument.iter_items(parsed))
+
+
+# The answers that repeat a form's own fields: the agency rated and the respondent's type.
+AGENCY_ITEM = "S.AGENCY"
+RESPONDENT_TYPE_ITEM = "R.TYPE"
+_RESPONDENT_TYPES: frozenset[object] = frozenset(get_args(RespondentType))
+
+
+def _one_source(
+    ctx: WriteContext, data: SubmissionIn, base: str, invited_agency: str | None
+) -> tuple[SubmissionIn, list[FieldError]]:
+    """The form with its agency and respondent type said once: a field the client left out is
+    taken from its answer, an answer left out (or null) from the field, and a field and answer
+    that disagree are both named as errors. With an invitation, the invited dossier's agency
+    stands for agency_code."""
+    errors: list[FieldError] = []
+    fields: dict[str, Any] = {}
+    answers: dict[str, Any] | None = None
+
+    def fill(item: str, value: Any) -> None:
+        nonlocal answers
+        answers = answers if answers is not None else dict(data.answers)
+        answers[item] = value
+
+    if AGENCY_ITEM in ctx.answer_items:
+        said = data.answers.get(AGENCY_ITEM)
+        field_code, field_pointer = (
+            (invited_agency, f"{base}/invitation")
+            if data.invitation
+            else (data.agency_code, f"{base}/agency_code")
+        )
+        if isinstance(said, str) and field_code is not None and said != field_code:
+            errors += [
+                FieldError(field_pointer, f"names another agency than {AGENCY_ITEM}", "mismatch"),
+                FieldError(
+                    f"{base}/answers/{AGENCY_ITEM}",
+                    "names another agency than "
+                    + ("the invitation" if data.invitation else "agency_code"),
+                    "mismatch",
+                ),
+            ]
+        elif said is None and field_code is not None:
+            fill(AGENCY_ITEM, field_code)
+        elif isinstance(said, str) and field_code is None and not data.invitation:
+            fields["agency_code"] = said
+    if RESPONDENT_TYPE_ITEM in ctx.answer_items:
+        said = data.answers.get(RESPONDENT_TYPE_ITEM)
+        given = data.respondent_type
+        if said is not None and given is not None and said != given:
+            errors += [
+                FieldError(
+                    f"{base}/respondent_type",
+                    f"disagrees with the answer {RESPONDENT_TYPE_ITEM}",
+                    "mismatch",
+                ),
+                FieldError(
+                    f"{base}/answers/{RESPONDENT_TYPE_ITEM}",
+                    "disagrees with respondent_type",
+                    "mismatch",
+                ),
+            ]
+        elif said is None and given is not None:
+            fill(RESPONDENT_TYPE_ITEM, given)
+        elif given is None and isinstance(said, str) and said in _RESPONDENT_TYPES:
+            fields["respondent_type"] = said
+    if answers is not None:
+        fields["answers"] = answers
+    return (data.model_copy(update=fields) if fields else data), errors
+
+
+async def prepare(
+    ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: str, *, fresh: bool = True
+) -> Prepared:
     """Check one form against the questionnaire, the campaign's scope and the caller's rights.
 
     Writes nothing (an invitation is only locked). Raises Invalid listing every problem, with
-    pointers under `base` (e.g. /body)."""
+    pointers under `base` (e.g. /body). A `fresh` form (not a correction of a stored one) must
+    also have been received within the configured window around now."""
     session, campaign, principal = ctx.session, ctx.campaign, ctx.principal
-    errors = instrument.validate_answers(
-        ctx.instrument, data.answers, pointer_prefix=f"{base}/answers"
-    )
+    sent = data
+    errors: list[FieldError] = []
 
     def problem(field: str, detail: str, code: str) -> None:
         errors.append(FieldError(f"{base}/{field}", detail, code))
@@ -327,20 +421,36 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
     agency_id: uuid.UUID | None = None
     procedure_id: uuid.UUID | None = None
     sector_id: uuid.UUID | None = None
+    invited_agency: str | None = None
     if data.invitation:
         invitation = await dossiers.claim_invitation(
             session, ctx.settings, data.invitation, campaign.id
         )
+        if invitation.id in ctx.claimed:  # an earlier form of this batch used it
+            raise dossiers.invitation_used(f"{base}/invitation")
         invitation_id = invitation.id
         agency_id, procedure_id = invitation.agency_id, invitation.procedure_id
         sector_id = await ctx.procedure_sector(procedure_id)
-    else:
+        if AGENCY_ITEM in ctx.answer_items:
+            invited_agency = await ctx.agency_code(agency_id)
+    data, contradictions = _one_source(ctx, data, base, invited_agency)
+    errors += contradictions
+    errors += instrument.validate_answers(
+        ctx.instrument, data.answers, pointer_prefix=f"{base}/answers"
+    )
+    # Where the agency was said: its field, or the answer it was taken from.
+    agency_field = (
+        "agency_code"
+        if data.invitation or sent.agency_code is not None
+        else f"answers/{AGENCY_ITEM}"
+    )
+    if not data.invitation:
         if data.agency_code is None:
             problem("agency_code", "required without an invitation", "missing")
         else:
             agency_id = await ctx.agency(data.agency_code)
             if agency_id is None:
-                problem("agency_code", "no agency has this code", "unknown")
+                problem(agency_field, "no agency has this code", "unknown")
         if data.procedure_code is not None:
             found = await ctx.procedure(data.procedure_code)
             if found is None:
@@ -357,11 +467,11 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
                 sector_id = named
     if agency_id is not None:
         if agency_id not in ctx.scope:
-            problem("agency_code", "the agency is outside the campaign's scope", "out_of_scope")
+            problem(agency_field, "the agency is outside the campaign's scope", "out_of_scope")
         elif ctx.visible is not None and agency_id not in ctx.visible:
-            problem("agency_code", "the agency is outside your scope", "out_of_scope")
+            problem(agency_field, "the agency is outside your scope", "out_of_scope")
         elif ctx.surveyor_agencies is not None and agency_id not in ctx.surveyor_agencies:
-            problem("agency_code", "you are not assigned to this agency", "out_of_scope")
+            problem(agency_field, "you are not assigned to this agency", "out_of_scope")
     if sector_id is not None and ctx.sectors and sector_id not in ctx.sectors:
         problem("sector_code", "the sector is outside the campaign's scope", "out_of_scope")
     frame_unit_id = None
@@ -374,10 +484,24 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
         )
         if frame_unit_id is None:
             problem("dossier_code", "not in this campaign's frame", "unknown")
+    now = datetime.now(UTC)
+    if fresh and data.received_at is not None:
+        too_far = window_problem(
+            data.received_at,
+            now,
+            max_age=timedelta(days=ctx.settings.received_at_max_age_days),
+            max_ahead=timedelta(seconds=ctx.settings.client_clock_skew_seconds),
+        )
+        if too_far is not None:
+            problem("received_at", too_far, "out_of_window")
     if errors or agency_id is None:
         raise Invalid("The form is not valid; see errors.", errors)
 
-    body_hash, answers_json = _canonical(data)
+    # The hash is of the body as sent (a retry sends the same); the answers stored are the
+    # form's, with what was taken from its fields filled in.
+    body_hash, answers_json = _canonical(sent)
+    if data.answers is not sent.answers:
+        answers_json = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
     values: dict[str, Any] = {
         "campaign_id": campaign.id,
         "client_submission_id": key,
@@ -392,9 +516,12 @@ async def prepare(ctx: WriteContext, data: SubmissionIn, key: uuid.UUID, base: s
         "client_id": principal.id if principal.kind == "client" else None,
         "surveyor_id": principal.id if principal.role == Role.surveyor else None,
         "device_id": data.device_id,
+        "invitation_id": invitation_id,
         "answers": answers_json,
-        "received_at": data.received_at or datetime.now(UTC),
+        "received_at": data.received_at or now,
     }
+    if invitation_id is not None:
+        ctx.claimed.add(invitation_id)
     return Prepared(key, body_hash, values, invitation_id)
 
 
@@ -459,6 +586,7 @@ _COLUMNS = (
     ("client_id", "uuid[]"),
     ("surveyor_id", "uuid[]"),
     ("device_id", "text[]"),
+    ("invitation_id", "uuid[]"),
     ("answers", "text[]"),
     ("received_at", "timestamptz[]"),
 )
@@ -472,7 +600,10 @@ _INSERT_ROWS = (
     + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _COLUMNS)
     + ") AS u("
     + ", ".join(name for name, _ in _COLUMNS)
-    + ") ON CONFLICT ON CONSTRAINT uq_submissions_client_submission DO NOTHING"
+    # Either unique key: a form whose client-made id is stored (a retry, answered from the
+    # stored row), or whose invitation made a form already (answered invitation_used). Two
+    # rows of one statement with one invitation: the first is kept.
+    + ") ON CONFLICT DO NOTHING"
 )
 _INSERT = sa.text(_INSERT_ROWS + " RETURNING client_submission_id, id")
 # The columns of the response (SubmissionPublic), for a single form's RETURNING.
@@ -507,7 +638,7 @@ async def _use_invitations(
     for p in used:
         await session.execute(
             sa.update(Invitation)
-            .where(col(Invitation.id) == p.invitation_id)
+            .where(col(Invitation.id) == p.invitation_id, col(Invitation.used_at).is_(None))
             .values(used_at=now, submission_id=created[p.key])
         )
 
@@ -588,13 +719,22 @@ async def submit_one(
             "campaign_id": str(campaign.id),
             "agency_id": str(prepared.values["agency_id"]),
             "channel": prepared.values["channel"],
+            **(
+                {"invitation_id": str(prepared.invitation_id)}
+                if prepared.invitation_id is not None
+                else {}
+            ),
         },
     )
     created = await _insert_one(session, prepared, event)
     if created is None:
         replay = await _replay(session, campaign.id, key, prepared.hash)
-        if replay is None:  # pragma: no cover - the conflicting row exists by construction
-            raise _conflict("/body/submission_id")
+        if replay is None:
+            # Not its key: its invitation made a form already. The lock taken when claiming it
+            # makes this rare; the unique key on submissions.invitation_id makes it certain.
+            if prepared.invitation_id is not None:
+                raise dossiers.invitation_used("/body/invitation")
+            raise _conflict("/body/submission_id")  # pragma: no cover - by construction
         return replay
     return Outcome("created", created)
 
@@ -640,6 +780,12 @@ async def submit_batch(
             continue
         parsed[i] = data
 
+    # Every invitation the batch names is locked first, in one order, so that two batches
+    # naming the same ones never wait for each other crosswise.
+    invited = [d.invitation for d in parsed.values() if d.invitation]
+    if invited:
+        await dossiers.lock_invitations(session, settings, invited)
+
     # No look-up first: a retry of a stored form is found by the INSERT doing nothing for its
     # key (or, when the form would not pass today, among the keys that failed), so a batch of
     # new forms pays no extra statement.
@@ -672,6 +818,10 @@ async def submit_batch(
             results[i] = BatchItemResult(
                 index=i, submission_id=p.key, status="created", id=created[p.key]
             )
+        elif p.invitation_id is not None and p.key not in stored:
+            # Not stored under its key: the database refused a second form for its invitation.
+            used = dossiers.invitation_used(f"/submissions/{i}/invitation")
+            results[i] = _error_result(i, items[i], list(used.errors))
         else:
             results[i] = _replay_result(i, p.key, stored.get(p.key), p.hash, items[i])
     for i, problems in refused.items():
@@ -900,7 +1050,7 @@ async def correct(
         received_at=row.received_at,
         answers=data.answers,
     )
-    prepared = await prepare(ctx, replacement, row.client_submission_id, "/body")
+    prepared = await prepare(ctx, replacement, row.client_submission_id, "/body", fresh=False)
     session.add(
         SubmissionVersion(
             submission_id=row.id,
@@ -914,7 +1064,7 @@ async def correct(
         )
     )
     before = {"answers": row.answers, "agency_id": row.agency_id, "version": row.version}
-    row.answers = replacement.answers  # prepared.values holds them as JSON text
+    row.answers = json.loads(prepared.values["answers"])  # with what _one_source filled in
     for name in ("agency_id", "sector_id", "procedure_id", "stratum_id", "respondent_type"):
         setattr(row, name, prepared.values[name])
     row.version += 1

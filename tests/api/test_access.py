@@ -25,6 +25,9 @@ PUBLIC = {
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("post", "/api/v1/auth/token"),
+    # the invitation's token is the credential (rate-limited per source address)
+    ("get", "/api/v1/invitations/{token}"),
+    ("get", "/api/v1/invitations/{token}/questionnaire"),
 }
 # Routes any authenticated caller may use: the caller's own account.
 SELF_SERVICE = {("get", "/api/v1/me"), ("post", "/api/v1/me/password")}
