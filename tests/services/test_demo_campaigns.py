@@ -26,13 +26,17 @@ async def test_demo_campaigns(
 ) -> None:
     await load_demo_catalogue(session)
     created = await ensure_demo_campaigns(session)
-    assert set(created) == {"TQ-SIPAS-2019", "TQ-SIPAS-2020"}
+    assert set(created) == {"TQ-SIPAS-2019", "TQ-SIPAS-2020", "TQ-DANHGIA-HOSO"}
     assert await ensure_demo_campaigns(session) == {}
 
     campaigns = {
         c.code: c
         for c in (
-            await session.scalars(sa.select(Campaign).where(col(Campaign.code).in_(created)))
+            await session.scalars(
+                sa.select(Campaign).where(
+                    col(Campaign.code).in_(["TQ-SIPAS-2019", "TQ-SIPAS-2020"])
+                )
+            )
         ).all()
     }
     assert campaigns["TQ-SIPAS-2019"].state == "published"
