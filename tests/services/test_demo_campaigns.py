@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import UTC, date, datetime
 
 import httpx
 import sqlalchemy as sa
@@ -13,15 +13,16 @@ from sqlmodel import col
 from app.config import Settings
 from app.models.agency import Agency, AgencyKind
 from app.models.campaign import Campaign, Stratum
-from app.models.identity import Role
+from app.models.identity import Role, Scope
+from app.models.report import Report
 from app.models.submission import Submission
 from app.services import instrument
-from app.services.demo_campaigns import _form, ensure_demo_campaigns
+from app.services.demo_campaigns import RATING_CODE, _form, ensure_demo_campaigns
 from app.services.seed import load_demo_catalogue
-from tests.factories import bearer, make_user
+from tests.factories import bearer, make_client, make_user
 
 
-async def test_demo_campaigns(
+async def test_demo_campaigns_with_the_2019_report_and_an_open_dossier_rating(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     await load_demo_catalogue(session)
@@ -81,6 +82,39 @@ async def test_demo_campaigns(
     )
     assert progress.status_code == 200
     assert progress.json()["totals"]["received"] == created["TQ-SIPAS-2020"]
+
+    # SIPAS 2019 was published through reports.publish: its report is there, once, and a second
+    # load publishes nothing more
+    latest = await client.get(
+        f"/api/v1/campaigns/{campaigns['TQ-SIPAS-2019'].id}/reports/latest", headers=analyst
+    )
+    assert latest.status_code == 200, latest.text
+    assert latest.json()["forms_counted"] > 0
+    assert latest.headers["etag"]
+    assert await ensure_demo_campaigns(session) == {}
+    reports = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Report)
+        .where(col(Report.campaign_id) == campaigns["TQ-SIPAS-2019"].id)
+    )
+    assert reports == 1
+
+    # the open dossier-rating campaign answers a one-stop event with an invitation at once
+    rating = await session.scalar(sa.select(Campaign).where(col(Campaign.code) == RATING_CODE))
+    assert rating is not None
+    assert (rating.state, rating.rates_dossiers) == ("open", True)
+    one_stop, _ = await make_client(session, [Scope.dossiers_write])
+    event = {
+        "code": "000.00.23.H57-201130-0001",
+        "procedure_code": "1.001193",
+        "agency_code": "TQ.XA.TANTRAO",
+        "returned_at": datetime.now(UTC).isoformat(),
+    }
+    dossier = await client.post("/api/v1/dossiers", json=event, headers=bearer(settings, one_stop))
+    assert dossier.status_code == 201, dossier.text
+    [invitation] = dossier.json()["invitations"]
+    assert invitation["campaign_id"] == str(rating.id)
+    assert invitation["token"].startswith("inv_")
 
 
 def test_synthetic_forms_pass_their_questionnaire_and_are_skewed() -> None:
