@@ -287,3 +287,21 @@ async def test_hole_14_sipas_migrate_creates_and_grants_the_app_role(database_ur
             await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await admin.close()
+
+
+async def test_hole_14_production_refuses_to_serve_as_a_role_that_owns_the_tables(
+    database_url: str,
+) -> None:
+    """The test database's role is the superuser that migrated it: fine for tests, refused in
+    production, where the service must connect as the app role."""
+    settings = Settings(
+        _env_file=None,
+        environment="production",
+        database_url=database_url,
+        secret_key=SecretStr("k" * 40),
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    with pytest.raises(RuntimeError, match="owns tables"):
+        async with app.router.lifespan_context(app):
+            pass
