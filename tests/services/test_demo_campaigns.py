@@ -115,6 +115,9 @@ async def test_demo_campaigns_with_the_2019_report_and_an_open_dossier_rating(
     [invitation] = dossier.json()["invitations"]
     assert invitation["campaign_id"] == str(rating.id)
     assert invitation["token"].startswith("inv_")
+    for read in ("progress", "index"):  # a campaign without strata or forms yet reads fine
+        answer = await client.get(f"/api/v1/campaigns/{rating.id}/{read}", headers=analyst)
+        assert answer.status_code == 200, (read, answer.text)
 
 
 def test_synthetic_forms_pass_their_questionnaire_and_are_skewed() -> None:
