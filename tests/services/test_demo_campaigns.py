@@ -12,14 +12,14 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import Agency, AgencyKind
-from app.models.campaign import Campaign, Stratum
+from app.models.campaign import Campaign, CampaignState, Stratum
 from app.models.identity import Role, Scope
 from app.models.report import Report
 from app.models.submission import Submission
 from app.services import instrument
 from app.services.demo_campaigns import RATING_CODE, _form, ensure_demo_campaigns
 from app.services.seed import load_demo_catalogue
-from tests.factories import bearer, make_client, make_user
+from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
 
 
 async def test_demo_campaigns_with_the_2019_report_and_an_open_dossier_rating(
@@ -146,3 +146,23 @@ def test_synthetic_forms_pass_their_questionnaire_and_are_skewed() -> None:
             # the top answer: 40 % of the satisfied criteria (5), every satisfied indicator (2)
             expected = level * (0.4 if top == 5 else 1)
             assert abs(share - expected) < 0.06, (code, level, share)
+
+
+async def test_a_demo_campaign_an_older_loader_published_without_its_report_gets_it(
+    session: AsyncSession,
+) -> None:
+    """Data directories loaded before the publish step existed hold SIPAS 2019 `published` with
+    no report: the next load publishes it, through the same path, once."""
+    agency = await make_agency(session, level="province")
+    old = await make_campaign(session, agencies=[agency], state=CampaignState.published)
+    old.code = "TQ-SIPAS-2019"
+    await session.flush()
+
+    await ensure_demo_campaigns(session)
+    await ensure_demo_campaigns(session)
+
+    reports = (
+        await session.scalars(sa.select(Report).where(col(Report.campaign_id) == old.id))
+    ).all()
+    assert [r.version for r in reports] == [1]
+    assert reports[0].content["campaign"]["code"] == "TQ-SIPAS-2019"
