@@ -280,6 +280,29 @@ async def test_hole_14_sipas_migrate_creates_and_grants_the_app_role(database_ur
             assert await conn.fetchval("SELECT count(*) FROM questionnaires") >= 3
         finally:
             await conn.close()
+
+        # the demo loads through the app role too (publishing SIPAS 2019 included), and on a
+        # server that is not the embedded one it creates no demo account unless asked (hole 8)
+        seeded = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "app.cli", "seed"],
+            capture_output=True,
+            text=True,
+            env={**env, "ENVIRONMENT": "development"},
+            timeout=300,
+            check=False,
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        assert "demo accounts not created" in seeded.stdout
+        assert "demo-admin-2026" not in seeded.stdout
+        conn = await asyncpg.connect(_asyncpg_dsn(app_url))
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+            assert await conn.fetchval("SELECT count(*) FROM reports") == 1
+            key = await conn.fetchval("SELECT count(*) FROM instance_secrets")
+            assert key == 0  # the CLI signs nothing; the first server start makes the key
+        finally:
+            await conn.close()
     finally:
         await drop_database(owner_url)
         admin = await asyncpg.connect(_asyncpg_dsn(database_url))
