@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Two stages: build a virtualenv with the pinned dependencies, then copy it into a slim runtime
-# image that runs as an unprivileged user. Migrations run as the container's start step.
+# image that runs as an unprivileged user. Migrations run as the container's start step, as the
+# owner role when DATABASE_OWNER_URL is given (compose.yaml runs them in a one-shot service).
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1

@@ -18,8 +18,8 @@ from sqlmodel import col
 
 from app.config import Settings, get_settings
 from app.db import create_database, ensure_database, session_scope
+from app.db_roles import app_database_url, owner_database_url, prepare_app_role
 from app.errors import AppError
-from app.main import resolve_database_url
 from app.models.agency import Agency
 from app.models.identity import ClientCreate, ClientWithSecret, Role, Scope, UserCreate
 from app.schema import upgrade
@@ -29,12 +29,43 @@ T = TypeVar("T")
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _database_url(settings: Settings) -> str:
-    """Resolve the URL (starting the embedded server if needed); make sure the database exists."""
-    url = resolve_database_url(settings)
-    if settings.database_url is None:
+def _embedded(settings: Settings) -> bool:
+    return settings.database_url is None
+
+
+def _owner_url(settings: Settings) -> str:
+    """Where migrations run (starting the embedded server and creating its database if needed)."""
+    url = owner_database_url(settings)
+    if _embedded(settings):
         asyncio.run(ensure_database(url))
     return url
+
+
+def _prepare_app_role(settings: Settings) -> str | None:
+    """Create (if missing) and grant the app role; a line saying what was done, or None."""
+    setup = asyncio.run(prepare_app_role(_owner_url(settings), app_database_url(settings)))
+    if setup is None:
+        return None
+    return f"app role {setup.role}: " + ("created and granted" if setup.created else "granted")
+
+
+def _database_url(settings: Settings) -> str:
+    """The URL the service's own work uses: the app role. The embedded server's app role is
+    made ready here, so every command works on a fresh data directory."""
+    if _embedded(settings):
+        _prepare_app_role(settings)
+    return app_database_url(settings)
+
+
+def demo_wanted(settings: Settings) -> bool:
+    """Whether `sipas serve` loads the demo province, campaigns and accounts: as SIPAS_DEMO
+    says, and when it is unset only on the embedded database (a laptop). Never in production:
+    the demo accounts' passwords are printed and published."""
+    if settings.environment == "production":
+        return False
+    if settings.sipas_demo is not None:
+        return settings.sipas_demo
+    return _embedded(settings)
 
 
 def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -107,8 +138,14 @@ def cmd_create_client(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
-    for line in _seed(settings, demo_accounts=settings.environment != "production"):
+    if args.demo_accounts and settings.environment == "production":
+        print("sipas seed: --demo-accounts is refused when ENVIRONMENT=production", file=sys.stderr)
+        return 2
+    accounts = args.demo_accounts or demo_wanted(settings)
+    for line in _seed(settings, demo_accounts=accounts):
         print(line)
+    if not accounts:
+        print("demo accounts not created (pass --demo-accounts, or set SIPAS_DEMO=1)")
     return 0
 
 
@@ -155,9 +192,9 @@ def _install_rollups(settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    url = _database_url(settings)
-    upgrade(url, args.revision)
+    upgrade(_owner_url(settings), args.revision)
     print(f"database migrated to {args.revision}")
+    print(_prepare_app_role(settings) or _ONE_ROLE)
     if args.revision == "head":
         added = _install_reference_data(settings)
         print("built-in questionnaires: " + (", ".join(added) if added else "present"))
@@ -165,16 +202,24 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_ONE_ROLE = (
+    "one database role: DATABASE_OWNER_URL is unset, so the app connects as the owner of the "
+    "schema and could disable its guards (see the README's production checklist)"
+)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    url = _database_url(settings)
-    upgrade(url)
+    upgrade(_owner_url(settings))
+    if _prepare_app_role(settings) is None and settings.environment != "test":
+        print(_ONE_ROLE, file=sys.stderr)
+    url = app_database_url(settings)
     _install_reference_data(settings)
     _install_rollups(settings)
-    # A development instance gets the demo province and accounts; production gets neither.
-    seeded = _seed(settings, demo_accounts=True) if settings.environment != "production" else []
-    # The workers (and this process) must use the same server, embedded or not.
+    # The demo province and accounts only on a laptop's embedded database, or when asked.
+    seeded = _seed(settings, demo_accounts=True) if demo_wanted(settings) else []
+    # The workers (and this process) must use the same server, embedded or not, as the app role.
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
     base = f"http://{args.host}:{args.port}"
@@ -213,7 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sipas", description="SIPAS operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("migrate", help="apply database migrations (to head by default)")
+    p = sub.add_parser(
+        "migrate",
+        help="apply database migrations (to head by default) as the owner role, then create "
+        "and grant the app role",
+    )
     p.add_argument("--revision", default="head")
     p.set_defaults(handler=cmd_migrate)
 
@@ -226,7 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db-url", help="print the database URL the service would use")
     p.set_defaults(handler=cmd_db_url)
 
-    p = sub.add_parser("seed", help="load the demo province (idempotent) and demo accounts")
+    p = sub.add_parser("seed", help="load the demo province and campaigns (idempotent)")
+    p.add_argument(
+        "--demo-accounts",
+        action="store_true",
+        help="also create the demo accounts (fixed, printed passwords); by default only on the "
+        "embedded database or with SIPAS_DEMO=1; refused in production",
+    )
     p.set_defaults(handler=cmd_seed)
 
     p = sub.add_parser("create-admin", help="create an admin user; password on standard input")

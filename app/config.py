@@ -9,7 +9,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "dev-only-secret-change-me"  # noqa: S105 - a marker refused in production
+# Stands for "SECRET_KEY not set"; never used to sign. Unset, the service signs with a random key
+# it generates once and keeps in the database (app.services.signing_key); production refuses it.
+DEFAULT_SECRET = "dev-only-secret-change-me"  # noqa: S105 - a marker, not a key
 
 
 class Settings(BaseSettings):
@@ -20,7 +22,14 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     database_url: str | None = Field(
         default=None,
-        description="PostgreSQL URL; unset starts an embedded server under data_dir.",
+        description="PostgreSQL URL the app connects with (the app role); unset starts an "
+        "embedded server under data_dir.",
+    )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the role that owns the schema: `sipas migrate` runs the "
+        "migrations with it and grants the app role (DATABASE_URL's user) what it needs. Unset, "
+        "DATABASE_URL is used for both (one role: the app could change its own history).",
     )
     data_dir: Path = Path(".data")
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
@@ -91,7 +100,18 @@ class Settings(BaseSettings):
         "(invitation look-ups and submissions with an invitation only).",
     )
 
-    @field_validator("database_url")
+    sipas_demo: bool | None = Field(
+        default=None,
+        description="Load the demo province, campaigns and accounts (printed passwords) on "
+        "`sipas serve`. Unset: only on the embedded database. Refused in production.",
+    )
+
+    @property
+    def has_secret_key(self) -> bool:
+        """Whether SECRET_KEY was set; otherwise the key stored with the data signs."""
+        return self.secret_key.get_secret_value() != DEFAULT_SECRET
+
+    @field_validator("database_url", "database_owner_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         if not value:
@@ -105,6 +125,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SECRET_KEY must be set to a random value of at least 32 characters "
                 "when ENVIRONMENT=production"
+            )
+        if self.environment != "test" and self.has_secret_key and len(secret) < 32:
+            raise ValueError(
+                "SECRET_KEY must be at least 32 random characters; leave it unset to have "
+                "the service generate one and keep it in the database"
+            )
+        if self.database_owner_url and not self.database_url:
+            raise ValueError("DATABASE_OWNER_URL needs DATABASE_URL (the app role's URL) too")
+        if self.environment == "production" and self.sipas_demo:
+            raise ValueError(
+                "SIPAS_DEMO (demo accounts with printed passwords) is refused when "
+                "ENVIRONMENT=production"
             )
         return self
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import SecretStr
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from app import __version__
 from app.api import api_router
 from app.api.health import router as health_router
 from app.config import Settings, get_settings
-from app.db import Database, create_database
+from app.db import Database, create_database, session_scope
+from app.db_roles import app_database_url, connected_role_problems
 from app.errors import install_error_handlers
 from app.head import HeadMiddleware
 from app.json_depth import JsonDepthMiddleware
@@ -21,6 +25,8 @@ from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.schema import head_revision
 from app.services.tabular import XLSX_MEDIA_TYPE
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """
 The backend a Vietnamese province runs to measure satisfaction with its administrative agencies
@@ -41,7 +47,8 @@ an `Idempotency-Key`. Reads that fetchers poll carry an `ETag` and honour `If-No
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """The configured DATABASE_URL, or the embedded server's when none is set."""
+    """The configured DATABASE_URL, or the embedded server's superuser when none is set (for
+    tools; the service itself connects with app.db_roles.app_database_url)."""
     if settings.database_url:
         return settings.database_url
     if settings.environment == "production":
@@ -49,6 +56,38 @@ def resolve_database_url(settings: Settings) -> str:
     from app.embedded import embedded_server_url
 
     return embedded_server_url(settings.data_dir, "sipas")
+
+
+async def _check_connected_role(db: Database, settings: Settings) -> None:
+    """The app role must own nothing: refused in production, a warning elsewhere."""
+    try:
+        async with db.engine.connect() as conn:
+            problems = await connected_role_problems(conn)
+    except (OSError, sa.exc.DBAPIError):  # a database down at start is /readyz's to report
+        logger.warning("could not check the database role at start-up", exc_info=True)
+        return
+    if not problems:
+        return
+    message = (
+        "the database role in DATABASE_URL "
+        + ", ".join(problems)
+        + "; connect as an app role (see `sipas migrate` and DATABASE_OWNER_URL in the README)"
+    )
+    if settings.environment == "production":
+        raise RuntimeError(message)
+    if settings.environment == "development":
+        logger.warning(message)
+
+
+async def _with_signing_key(db: Database, settings: Settings) -> Settings:
+    """Settings whose SECRET_KEY is set, or else signs with the key stored with the data."""
+    if settings.has_secret_key:
+        return settings
+    from app.services.signing_key import stored_signing_key
+
+    async with session_scope(db) as session:
+        key = await stored_signing_key(session)
+    return settings.model_copy(update={"secret_key": SecretStr(key)})
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -59,8 +98,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = database is None
         if owned:
-            app.state.db = create_database(resolve_database_url(settings), settings)
+            app.state.db = create_database(app_database_url(settings), settings)
         try:
+            if owned:
+                await _check_connected_role(app.state.db, settings)
+            app.state.settings = await _with_signing_key(app.state.db, settings)
             yield
         finally:
             if owned:

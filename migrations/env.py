@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.models  # noqa: F401 - registers every table on the metadata
 from app.config import async_url, get_settings
-from app.main import resolve_database_url
+from app.db_roles import owner_database_url
 from app.models import metadata
 
 config = context.config
@@ -23,7 +23,7 @@ def _url() -> str:
     explicit = config.get_main_option("sqlalchemy.url")
     if explicit:
         return async_url(explicit)
-    return resolve_database_url(get_settings())
+    return owner_database_url(get_settings())
 
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:

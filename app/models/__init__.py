@@ -18,6 +18,7 @@ from app.models import (
     ratelimit,
     report,
     rollup,
+    secret,
     submission,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "ratelimit",
     "report",
     "rollup",
+    "secret",
     "submission",
 ]

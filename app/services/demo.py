@@ -1,7 +1,9 @@
 """Demo accounts for a development instance, so `make run` can be tried at once.
 
-Never created when ENVIRONMENT=production. Their passwords are fixed and printed by
-`make run`; they are for a laptop, not for a server anyone else can reach.
+Their passwords are fixed and printed by `make run`; they are for a laptop, not for a server
+anyone else can reach. So they are created only on the embedded database, or when asked
+(`SIPAS_DEMO=1`, `sipas seed --demo-accounts`), and never when ENVIRONMENT=production (see
+app.cli.demo_wanted).
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
 """Demo campaigns: SIPAS 2019 (published, with its report) and SIPAS 2020 (open) of Tuyên Quang
-on sipas-2017.
+on sipas-2017, and an open dossier-rating campaign on dossier-rating-2018.
 
-Their forms are synthetic, drawn from a fixed seed and marked `is_synthetic`, so every read
+The SIPAS forms are synthetic, drawn from a fixed seed and marked `is_synthetic`, so every read
 endpoint shows real numbers right after `make run`. Each agency gets its own level of
 satisfaction per element, answers are skewed towards satisfied, and some are "no answer".
-Loading is idempotent: a campaign whose code exists is left alone.
+SIPAS 2019 is created closed and published through `campaigns.publish`, the path an admin takes,
+so its report is a real snapshot. The dossier-rating campaign covers today's measured
+departments and communes for a period around the day it was loaded, so a dossier event gets
+its invitation at once; its forms come from those invitations.
+
+Loading is idempotent: a campaign whose code exists is left alone, except that a demo campaign
+left published without a report (by an older version of this loader) gets its report.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from sqlmodel import col
 from app.models.agency import Agency, AgencyKind
 from app.models.campaign import Campaign, CampaignAgency, CampaignState, Stratum
 from app.models.questionnaire import Questionnaire
+from app.models.report import Report
 from app.models.submission import Submission, SubmissionState
 from app.services import audit, instrument
 from app.services.agencies import valid_on_clause
@@ -42,8 +49,9 @@ class DemoCampaign:
 
 
 DEMO = (
+    # closed here, then published with its report by campaigns.publish
     DemoCampaign(
-        "TQ-SIPAS-2019", "SIPAS 2019 tỉnh Tuyên Quang", 2019, CampaignState.published, "tq-2019"
+        "TQ-SIPAS-2019", "SIPAS 2019 tỉnh Tuyên Quang", 2019, CampaignState.closed, "tq-2019"
     ),
     DemoCampaign(
         "TQ-SIPAS-2020", "SIPAS 2020 tỉnh Tuyên Quang", 2020, CampaignState.open, "tq-2020"
@@ -110,11 +118,82 @@ async def ensure_demo_campaigns(session: AsyncSession) -> dict[str, int]:
         if await session.scalar(sa.select(col(Campaign.id)).where(col(Campaign.code) == demo.code)):
             continue
         created[demo.code] = await _create(session, demo, row, q)
+    await _publish_missing_reports(session)
+    if await _ensure_rating_campaign(session):
+        created[RATING_CODE] = 0
     return created
 
 
-async def measured_agencies(session: AsyncSession, day: date) -> list[Agency]:
-    """The province's measured departments and districts on `day`, by code: what a demo
+DEMO_REASON = "Dữ liệu mô phỏng"
+RATING_CODE = "TQ-DANHGIA-HOSO"
+
+
+async def _publish_missing_reports(session: AsyncSession) -> None:
+    """A demo campaign published without a report (older loaders set the state directly)."""
+    from app.services.campaigns import publish
+
+    missing = await session.scalars(
+        sa.select(col(Campaign.id)).where(
+            col(Campaign.code).in_([d.code for d in DEMO]),
+            col(Campaign.state) == CampaignState.published,
+            ~sa.exists().where(col(Report.campaign_id) == col(Campaign.id)),
+        )
+    )
+    for campaign_id in missing.all():
+        await publish(session, None, campaign_id, DEMO_REASON)
+
+
+async def _ensure_rating_campaign(session: AsyncSession) -> bool:
+    """The open dossier-rating campaign; True when it was created now."""
+    if await session.scalar(sa.select(col(Campaign.id)).where(col(Campaign.code) == RATING_CODE)):
+        return False
+    row = await session.scalar(
+        sa.select(Questionnaire).where(
+            col(Questionnaire.code) == "dossier-rating-2018", col(Questionnaire.version) == 1
+        )
+    )
+    today = datetime.now(UTC).date()
+    agencies = await measured_agencies(session, today, levels=("department", "commune"))
+    if row is None or not agencies:
+        return False
+    now = datetime.now(UTC)
+    first, last = date(today.year - 1, 1, 1), date(today.year + 1, 12, 31)
+    campaign = Campaign(
+        code=RATING_CODE,
+        name="Đánh giá giải quyết hồ sơ một cửa tỉnh Tuyên Quang (mô phỏng)",
+        year=today.year,
+        questionnaire_id=row.id,
+        state=CampaignState.open,
+        period_start=first,
+        period_end=last,
+        fieldwork_start=first,
+        fieldwork_end=last,
+        map_date=today,
+        rates_dossiers=True,
+        is_synthetic=True,
+        opened_at=now,
+    )
+    session.add(campaign)
+    if row.frozen_at is None:
+        row.frozen_at = now
+    await session.flush()
+    session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
+    await session.flush()
+    await audit.record(
+        session,
+        None,
+        "campaign.demo_create",
+        object_type="campaign",
+        object_id=campaign.id,
+        summary={"code": RATING_CODE, "agencies": len(agencies), "synthetic": True},
+    )
+    return True
+
+
+async def measured_agencies(
+    session: AsyncSession, day: date, levels: tuple[str, ...] = ("department", "district")
+) -> list[Agency]:
+    """The province's measured agencies of `levels` on `day`, by code: what a demo
     campaign (and the benchmark data on the demo province) covers."""
     return list(
         (
@@ -123,7 +202,7 @@ async def measured_agencies(session: AsyncSession, day: date) -> list[Agency]:
                 .where(
                     col(Agency.is_measured),
                     col(Agency.kind) != AgencyKind.participant,
-                    col(Agency.level).in_(("department", "district")),
+                    col(Agency.level).in_(levels),
                     valid_on_clause(day),
                 )
                 .order_by(col(Agency.code))
@@ -211,5 +290,5 @@ async def _create(
     if demo.state is CampaignState.closed:  # the past campaign is published, with its report
         from app.services.campaigns import publish
 
-        await publish(session, None, campaign.id, "Dữ liệu mô phỏng")
+        await publish(session, None, campaign.id, DEMO_REASON)
     return len(rows)
