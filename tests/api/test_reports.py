@@ -83,7 +83,8 @@ async def test_publish_snapshot_is_immutable_and_versioned(
     assert "immutable" in got.headers["cache-control"]
     body = got.json()
     # 8 of 10 satisfied on E1.C1: 80; E1.C2 all 4: 100; E1 = 90; E2 = 80; overall = 85
-    assert body["total"]["index"]["value"] == "85.00"
+    assert body["total"]["index"]["value_display"] == "85.00"
+    assert body["total"]["index"]["value"] == pytest.approx(85.0)
     assert body["questionnaire"]["version"] == 1
     assert body["data_cutoff"]
     assert len(body["inputs_hash"]) == 64
