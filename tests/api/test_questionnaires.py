@@ -188,7 +188,8 @@ async def test_every_item_carries_its_labelled_options(
             continue
         assert options, item["id"]
         for option in options:
-            assert option["label_vi"] and option["label_en"], (item["id"], option)
+            assert option["label_vi"], (item["id"], option)
+            assert option["label_en"], (item["id"], option)
         if item["type"] == "satisfaction5":
             assert [{k: o[k] for k in ("code", "label_vi", "label_en")} for o in options] == (
                 SATISFACTION5
