@@ -284,7 +284,7 @@ async def test_batch_mixes_created_duplicate_and_invalid(
     body = response.json()
     statuses = [r["status"] for r in body["results"]]
     assert statuses == ["created", "duplicate", "error", "error", "duplicate", "error", "created"]
-    assert body["results"][2]["errors"][0]["pointer"] == "/submissions/2/answers/E1.C1"
+    assert body["results"][2]["errors"][0]["pointer"] == "/body/submissions/2/answers/E1.C1"
     assert body["results"][5]["errors"][0]["code"] == "conflict"
     assert body["results"][4]["id"] == body["results"][0]["id"]
     assert (body["created"], body["duplicates"], body["errors"]) == (2, 2, 3)
@@ -556,7 +556,7 @@ async def test_a_value_the_table_cannot_hold_is_an_error_on_its_field(
     first, second = batch.json()["results"]
     assert first["status"] == "error"
     assert [(e["pointer"], e["code"]) for e in first["errors"]] == [
-        ("/submissions/0" + pointer, code)
+        ("/body/submissions/0" + pointer, code)
     ]
     assert second["status"] == "created"
     assert await count(session, world.campaign) == 1
