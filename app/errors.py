@@ -388,6 +388,8 @@ FIELD_DETAILS_VI: dict[str, str] = {
     "bad cursor": "con trỏ không hợp lệ",
     "required for this grant_type": "bắt buộc với grant_type này",
     "text must be Unicode NFC": "văn bản phải ở dạng Unicode NFC",
+    "holds a lone UTF-16 surrogate escape (\\ud800 to \\udfff), which is not text": "chứa một "
+    "nửa cặp UTF-16 đứng riêng (\\ud800 đến \\udfff), không phải văn bản",
 }
 FIELD_PATTERNS_VI: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"outside the (\w+) scale"), "ngoài thang đo {0}"),

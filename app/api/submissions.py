@@ -28,6 +28,7 @@ from app.deps import (
 from app.errors import negotiate_language
 from app.models.submission import (
     Channel,
+    CorrectionBody,
     CorrectionIn,
     ReviewIn,
     SubmissionBatchIn,
@@ -251,6 +252,7 @@ async def review(
 @router.put(
     "/submissions/{submission_id}",
     summary="Correct your own entry before review (the previous version is kept)",
+    description="Type errors and answer errors come in one 422, as for a new form.",
     response_model=SubmissionPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -259,9 +261,11 @@ async def correct(
     settings: SettingsDep,
     actor: SubmissionsWriter,
     submission_id: uuid.UUID,
-    body: CorrectionIn,
+    body: CorrectionBody,
 ) -> SubmissionPublic:
-    row = await submissions.correct(session, settings, actor, submission_id, body)
+    # CorrectionBody hands over a body that failed the schema as a draft (see SubmissionBody).
+    correction = cast(CorrectionIn | SubmissionDraft, body)
+    row = await submissions.correct(session, settings, actor, submission_id, correction)
     return submissions.public(row)
 
 

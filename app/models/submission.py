@@ -274,6 +274,10 @@ class CorrectionIn(SQLModel):
     _storable = pydantic.field_validator("agency_code", "sector_code", "procedure_code")(no_nul)
 
 
+# A correction's body, documented as `CorrectionIn`; one that fails it arrives as a draft.
+CorrectionBody = Annotated[CorrectionIn, pydantic.WrapValidator(_draft_when_invalid)]
+
+
 class SubmissionVersionPublic(SQLModel):
     version: int
     answers: dict[str, Any]

@@ -960,9 +960,10 @@ async def correct(
     settings: Settings,
     actor: Principal,
     submission_id: uuid.UUID,
-    data: CorrectionIn,
+    data: CorrectionIn | SubmissionDraft,
 ) -> Submission:
-    """A surveyor fixes their own entry before review; the previous version is kept."""
+    """A surveyor fixes their own entry before review; the previous version is kept. A body
+    that failed the schema is refused with its answers' errors too (`form_errors`)."""
     row = await get_submission(session, actor, submission_id, lock=True)
     if row.surveyor_id != actor.id:
         raise PermissionDenied("Only the surveyor who entered a form may correct it.")
@@ -971,6 +972,13 @@ async def correct(
             "already_reviewed", "The form has been reviewed: it can no longer be corrected.", 409
         )
     ctx = await open_for_writing(session, settings, actor, row.campaign_id)
+    if isinstance(data, SubmissionDraft):
+        type_errors = field_errors(data.errors, ("body",))
+        raise Invalid(
+            "The request is not valid; see errors.",
+            form_errors(ctx.instrument, data.raw, type_errors, "/body"),
+            code="validation_failed",
+        )
     replacement = SubmissionIn(
         submission_id=row.client_submission_id,
         agency_code=data.agency_code

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import errors
 from app.config import Settings
 from app.errors import FieldError, negotiate_language, problem_body
 from app.models.campaign import Campaign, CampaignState
@@ -330,3 +333,18 @@ async def test_batch_messages_follow_the_language(plain: httpx.AsyncClient, worl
     ).json()
     assert vi["results"][0]["errors"][0]["detail"] == "ngoài thang đo satisfaction5"
     assert en["results"][0]["errors"][0]["detail"] == "outside the satisfaction5 scale"
+
+
+def test_every_problem_code_the_app_raises_has_a_vietnamese_message() -> None:
+    """A new code without a Vietnamese message would answer a generic sentence: the catalogue
+    must grow with the codes (OAuth token errors excepted, see app/errors.py)."""
+    source = "\n".join(
+        p.read_text(encoding="utf-8") for p in Path(errors.__file__).parent.rglob("*.py")
+    )
+    raised = set(re.findall(r'(?:AppError|Conflict)\(\s*"([a-z_]+)"', source))
+    raised |= set(re.findall(r'\bcode="([a-z_]+)",?\s*\)', source))
+    raised |= set(re.findall(r'_bad_invitation\(\s*"([a-z_]+)"', source))
+    raised |= set(re.findall(r'problem\(\s*\d+,\s*"([a-z_]+)"', source))
+    assert {"not_found", "bad_cursor", "campaign_locked", "import_rejected"} <= raised
+    missing = sorted(raised - set(errors.MESSAGES_VI) - errors.OAUTH_CODES)
+    assert missing == []

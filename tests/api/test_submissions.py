@@ -619,6 +619,22 @@ async def test_a_correction_with_an_unknown_respondent_type_names_the_field(
     assert body["errors"][0]["pointer"] == "/body/respondent_type"  # type: ignore[index]
 
 
+async def test_a_correction_lists_type_and_answer_errors_together(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    headers, form_id = await _surveyor_form(client, session, settings, world)
+    response = await client.put(
+        f"/api/v1/submissions/{form_id}",
+        json={"answers": {**GOOD, "E1.C1": 9}, "respondent_type": "company"},
+        headers=headers,
+    )
+    body = assert_problem(response, 422, "validation_failed")
+    assert sorted(error_codes(body)) == [
+        ("/body/answers/E1.C1", "out_of_range"),
+        ("/body/respondent_type", "literal_error"),
+    ]
+
+
 async def test_a_batch_retry_of_a_stored_form_that_would_not_pass_today_is_a_duplicate(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
 ) -> None:
