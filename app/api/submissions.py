@@ -110,9 +110,12 @@ async def submit_batch(
     campaign_id: uuid.UUID,
     body: SubmissionBatchIn,
     request: Request,
+    response: Response,
 ) -> SubmissionBatchResult:
     await limiter.enforce(db.side, settings, principal)
     language = negotiate_language(request.headers.get("accept-language"))
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
     return await submissions.submit_batch(
         session, settings, principal, campaign_id, body.submissions, language
     )

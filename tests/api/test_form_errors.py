@@ -324,7 +324,10 @@ async def test_batch_items_list_type_and_answer_errors_with_full_pointers(
 
 async def test_batch_messages_follow_the_language(plain: httpx.AsyncClient, world: World) -> None:
     items = {"submissions": [world.form(answers={**GOOD, "E1.C1": 9})]}
-    vi = (await plain.post(world.url("/batch"), json=items, headers=world.kiosk)).json()
+    vi_response = await plain.post(world.url("/batch"), json=items, headers=world.kiosk)
+    assert vi_response.headers["content-language"] == "vi"
+    assert vi_response.headers["vary"] == "Accept-Language"
+    vi = vi_response.json()
     items = {"submissions": [world.form(answers={**GOOD, "E1.C1": 9})]}
     en = (
         await plain.post(

@@ -235,6 +235,26 @@ def test_overall_is_null_when_an_element_of_the_cell_is_null(empty: str) -> None
     assert full.overall == pytest.approx(65.0)
 
 
+SIPAS2023_GROUPS = ("PA", "PB", "PC", "PD", "S1", "S2", "S3", "S4", "S5")
+
+
+@pytest.mark.parametrize("empty", SIPAS2023_GROUPS)
+def test_sipas2023_overall_is_null_when_a_group_is_null(empty: str) -> None:
+    # Every item 3 of 4 satisfied (75) except those of `empty`: its pillar is null (a null
+    # part makes a pillar null), so the overall 0.5·P + 0.5·S is null; the other pillar is 75.
+    q = load_builtin("sipas-2023")
+    structure = Structure.from_questionnaire(q)
+    assert {e.id for e in structure.elements} == set(SIPAS2023_GROUPS)
+    cells = {item: counts(3, 4) for e in structure.elements if e.id != empty for item in e.criteria}
+    got = compute_indices(structure, cells)
+    pillar_of = {k: p.id for p in structure.pillars for k in p.elements}
+    assert got.pillars[pillar_of[empty]] is None
+    other = next(p.id for p in structure.pillars if p.id != pillar_of[empty])
+    assert got.pillars[other] == pytest.approx(75.0)
+    assert got.overall is None
+    assert coefficients(structure, list(cells)).overall is None
+
+
 def test_weighted_mean_weights() -> None:
     # 0.75·80 + 0.25·40 = 70; with b null and renormalised only a remains: 80
     assert weighted_mean({"a": 80.0, "b": 40.0}, {"a": 0.75, "b": 0.25}) == 70.0
