@@ -29,7 +29,7 @@ from app.models.submission import Channel, Submission, SubmissionState
 from app.services.index import rollups
 from app.services.index.compute import campaign_index
 from app.services.principal import Principal
-from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
+from tests.factories import bearer, make_agency, make_campaign, make_client, make_user, unique
 
 Form = dict[str, Any]
 Json = dict[str, Any]
@@ -757,6 +757,39 @@ async def test_rankings_ties_and_overlap(
     codes = [r["agency_code"] for r in communes.json()["rows"]]
     assert commune.code in codes
     assert not set(mine) & set(codes)
+
+
+async def test_rankings_rank_the_published_figures(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # On E1.C1: A 50 of 91 = 54.945054..., B 61 of 111 = 54.954954...: different numbers that
+    # both publish as 54.95 (half up), so they share rank 2 under C (30 of 30 = 100), and D
+    # (15 of 30 = 50) is 4th. Ranked on the full-precision values, A and B would be 3rd and 2nd.
+    agencies = {k: await make_agency(session, code=unique(f"RP-{k}-")) for k in "ABCD"}
+    campaign = await campaign_for(session, list(agencies.values()))
+    for key, (satisfied, total) in {
+        "A": (50, 91),
+        "B": (61, 111),
+        "C": (30, 30),
+        "D": (15, 30),
+    }.items():
+        forms = [{"E1.C1": 5 if i < satisfied else 2, "R.GENDER": "nu"} for i in range(total)]
+        await add_forms(session, campaign, agencies[key], forms)
+    response = await client.get(
+        f"/api/v1/campaigns/{campaign.id}/rankings",
+        params={"level": "department", "node": "E1.C1"},
+        headers=await admin(session, settings),
+    )
+    assert response.status_code == 200, response.text
+    mine = {a.code: k for k, a in agencies.items()}
+    rows = {mine[r["agency_code"]]: r for r in response.json()["rows"] if r["agency_code"] in mine}
+    assert {k: r["rank"] for k, r in rows.items()} == {"C": 1, "B": 2, "A": 2, "D": 4}
+    assert rows["A"]["value"] == pytest.approx(100 * 50 / 91, abs=1e-12)
+    assert rows["B"]["value"] == pytest.approx(100 * 61 / 111, abs=1e-12)
+    assert rows["A"]["value_display"] == rows["B"]["value_display"] == "54.95"
+    assert [mine[r["agency_code"]] for r in response.json()["rows"] if r["agency_code"] in mine][
+        :3
+    ] == ["C", "B", "A"]  # within a tie, the larger number first
 
 
 # ---- change over time --------------------------------------------------------------------------
