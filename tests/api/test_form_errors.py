@@ -26,7 +26,8 @@ from app.config import Settings
 from app.errors import FieldError, negotiate_language, problem_body
 from app.models.campaign import Campaign, CampaignState
 from app.models.identity import Scope
-from tests.factories import bearer, make_agency, make_campaign, make_client
+from app.services import instrument
+from tests.factories import TEST_DEFINITION, bearer, make_agency, make_campaign, make_client
 from tests.test_errors import assert_problem, error_codes
 
 GOOD = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "P.TRIPS": "1", "R.GENDER": "nu"}
@@ -351,3 +352,36 @@ def test_every_problem_code_the_app_raises_has_a_vietnamese_message() -> None:
     assert {"not_found", "bad_cursor", "campaign_locked", "import_rejected"} <= raised
     missing = sorted(raised - set(errors.MESSAGES_VI) - errors.OAUTH_CODES)
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "code"),
+    [
+        ({"E1.C1": "5"}, "wrong_type"),
+        ({"E1.C1": 6}, "out_of_range"),
+        ({"P.TRIPS": 1}, "unknown_option"),
+        ({"P.TRIPS": ["1"]}, "wrong_type"),
+        ({"X.IMPROVE": "a"}, "wrong_type"),
+        ({"X.IMPROVE": []}, "empty"),
+        ({"X.IMPROVE": ["a", "a"]}, "duplicate_choice"),
+        ({"X.IMPROVE": ["a", "z"]}, "unknown_option"),
+        ({"X.IMPROVE": ["a", "b", "c"]}, "too_many_choices"),
+        ({"X.IMPROVE": [True]}, "wrong_type"),
+        ({"C.NOTE": 5}, "wrong_type"),
+        ({"C.NOTE": "x" * 5000}, "too_long"),
+        ({"C.NOTE": "a\x00b"}, "nul_character"),
+        ({"NO.SUCH": 1}, "unknown_item"),
+        ({}, "missing"),  # R.GENDER is required
+    ],
+)
+def test_every_answer_error_has_a_vietnamese_message(answers: dict[str, Any], code: str) -> None:
+    q = instrument.parse_questionnaire(TEST_DEFINITION)
+    found = instrument.validate_answers(q, {"R.GENDER": "nu", **answers}, pointer_prefix="/body")
+    if code == "missing":
+        found = instrument.validate_answers(q, answers, pointer_prefix="/body")
+    assert code in {e.code for e in found}
+    for error in found:
+        vietnamese = error.as_dict("vi")["detail"]
+        assert vietnamese != error.detail, error
+        english = re.search(r"\b(the|expected|outside|item|choices|characters)\b", vietnamese)
+        assert english is None, vietnamese
