@@ -14,7 +14,7 @@ from urllib.parse import unquote
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import RequestContext, set_request_context
-from app.errors import PROBLEM_JSON, problem_body
+from app.errors import PROBLEM_JSON, negotiate_language, problem_body
 from app.metrics import METRICS
 
 logger = logging.getLogger("sipas.request")
@@ -80,8 +80,15 @@ class RequestContextMiddleware:
             await send(message)
 
         async def problem(code: int, name: str, detail: str) -> None:
+            accept = _header(scope, b"accept-language")
+            language = negotiate_language(accept.decode("latin-1") if accept else None)
             body = problem_body(
-                code, name, detail, request_id=request_id, instance=scope.get("path")
+                code,
+                name,
+                detail,
+                request_id=request_id,
+                instance=scope.get("path"),
+                language=language,
             )
             payload = json.dumps(body, ensure_ascii=False).encode()
             status["code"] = code
@@ -93,6 +100,8 @@ class RequestContextMiddleware:
                         (b"content-type", PROBLEM_JSON.encode()),
                         (b"content-length", str(len(payload)).encode()),
                         (b"x-request-id", request_id.encode()),
+                        (b"content-language", language.encode()),
+                        (b"vary", b"Accept-Language"),
                     ],
                 }
             )

@@ -155,8 +155,12 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
 
     app.dependency_overrides[get_session] = test_session
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # The suite reads problems in English (the API's default is Vietnamese, tested on its own).
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", event_hooks={"response": [remember]}
+        transport=transport,
+        base_url="http://test",
+        event_hooks={"response": [remember]},
+        headers={"Accept-Language": "en"},
     ) as c:
         yield c
     app.dependency_overrides.clear()

@@ -69,7 +69,8 @@ async def get_index(
 @router.get(
     "/{campaign_id}/rankings",
     summary="Agencies of one level ranked by an index node",
-    description="Descending by the full-precision value; equal values share a rank (1, 2, 2, 4); "
+    description="Descending by the published value (rounded half up to 2 decimals): equal "
+    "published values share a rank (1, 2, 2, 4); null values are not ranked; "
     "neighbours whose 95% intervals overlap are marked not distinguishable.",
     response_model=Ranking,
     responses=NOT_FOUND,

@@ -17,6 +17,7 @@ from app.deps import (
     SessionDep,
 )
 from app.models.questionnaire import (
+    Questionnaire,
     QuestionnaireCreate,
     QuestionnairePage,
     QuestionnairePublic,
@@ -26,8 +27,8 @@ from app.services import questionnaires
 router = APIRouter(prefix="/questionnaires", tags=["questionnaires"], responses=AUTHED)
 
 
-def _public(row: object) -> QuestionnairePublic:
-    return QuestionnairePublic.model_validate(row, from_attributes=True)
+def _public(row: Questionnaire) -> QuestionnairePublic:
+    return questionnaires.public(row)
 
 
 @router.get("", summary="List questionnaire versions", response_model=QuestionnairePage)

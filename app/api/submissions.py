@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
@@ -22,12 +22,16 @@ from app.deps import (
     SubmissionsWriter,
     SubmissionsWriterOrInvited,
 )
+from app.errors import negotiate_language
 from app.models.submission import (
     Channel,
+    CorrectionBody,
     CorrectionIn,
     ReviewIn,
     SubmissionBatchIn,
     SubmissionBatchResult,
+    SubmissionBody,
+    SubmissionDraft,
     SubmissionIn,
     SubmissionPage,
     SubmissionPublic,
@@ -52,8 +56,10 @@ IdempotencyKey = Annotated[
 @router.post(
     "/campaigns/{campaign_id}/submissions",
     summary="Submit one form",
-    description="Validated against the campaign's questionnaire: every problem is listed with "
-    "its item pointer. A retry with the same submission_id (or Idempotency-Key) and the same "
+    description="Validated against the schema and the campaign's questionnaire together: one "
+    "422 lists every problem of the form, type errors and answer errors alike, each with a JSON "
+    "pointer from the body's root (`/body/channel`, `/body/answers/E1.C1`). A retry with the "
+    "same submission_id (or Idempotency-Key) and the same "
     "body answers the first 201 again (with `Idempotent-Replayed: true`); another body is 409. "
     "With an `invitation`, agency and procedure come from the invited dossier, and one "
     "invitation makes one form (`invitation_used` after that). A form carrying a valid "
@@ -70,14 +76,16 @@ async def submit(
     settings: SettingsDep,
     principal: SubmissionsWriterOrInvited,
     campaign_id: uuid.UUID,
-    body: SubmissionIn,
+    body: SubmissionBody,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionPublic:
     if principal.kind != "invitation":  # an invitation was counted when it was read
         await limiter.enforce(db.side, settings, principal)
+    # SubmissionBody hands over a body that failed the schema as a draft (see its docstring).
+    form = cast(SubmissionIn | SubmissionDraft, body)
     outcome = await submissions.submit_one(
-        session, settings, principal, campaign_id, body, idempotency_key
+        session, settings, principal, campaign_id, form, idempotency_key
     )
     if outcome.status == "duplicate":
         response.headers[REPLAYED] = "true"
@@ -87,8 +95,11 @@ async def submit(
 @router.post(
     "/campaigns/{campaign_id}/submissions/batch",
     summary="Submit up to 1000 queued forms; one result per item",
-    description="Each item is created, a duplicate of an earlier one, or an error with its "
-    "pointers (`/submissions/<index>/...`). Valid items are committed even when others fail.",
+    description="Each item is created, a duplicate of an earlier one, or an error listing "
+    "every problem of the item (type errors and answer errors together), each with a JSON "
+    "pointer from the body's root, as in the single call (`/body/submissions/<index>/...`, e.g. "
+    "`/body/submissions/3/answers/E1.C1`). Messages follow `Accept-Language` (Vietnamese by "
+    "default). Valid items are committed even when others fail.",
     response_model=SubmissionBatchResult,
     responses={**NOT_FOUND, **CONFLICT, **TOO_MANY},
 )
@@ -100,10 +111,15 @@ async def submit_batch(
     principal: SubmissionsWriter,
     campaign_id: uuid.UUID,
     body: SubmissionBatchIn,
+    request: Request,
+    response: Response,
 ) -> SubmissionBatchResult:
     await limiter.enforce(db.side, settings, principal)
+    language = negotiate_language(request.headers.get("accept-language"))
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
     return await submissions.submit_batch(
-        session, settings, principal, campaign_id, body.submissions
+        session, settings, principal, campaign_id, body.submissions, language
     )
 
 
@@ -208,6 +224,7 @@ async def review(
 @router.put(
     "/submissions/{submission_id}",
     summary="Correct your own entry before review (the previous version is kept)",
+    description="Type errors and answer errors come in one 422, as for a new form.",
     response_model=SubmissionPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -216,9 +233,11 @@ async def correct(
     settings: SettingsDep,
     actor: SubmissionsWriter,
     submission_id: uuid.UUID,
-    body: CorrectionIn,
+    body: CorrectionBody,
 ) -> SubmissionPublic:
-    row = await submissions.correct(session, settings, actor, submission_id, body)
+    # CorrectionBody hands over a body that failed the schema as a draft (see SubmissionBody).
+    correction = cast(CorrectionIn | SubmissionDraft, body)
+    row = await submissions.correct(session, settings, actor, submission_id, correction)
     return submissions.public(row)
 
 

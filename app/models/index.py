@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+Percent = Annotated[
+    float | None,
+    Field(description="Percent at full precision (a JSON number); null when empty or suppressed."),
+]
+Shown = Annotated[
+    str | None,
+    Field(
+        description="The same percent as published: rounded half up to 2 decimals, as a string "
+        '(e.g. "83.87"); null when the number is null.',
+        examples=["83.87"],
+    ),
+]
+
 
 class Figure(BaseModel):
-    """One published figure. `value` is rounded half up to 2 decimals for display; `exact` is
-    the full-precision value to check or re-use (never rebuild composites from `value`)."""
+    """One published figure. Numbers are JSON numbers at full precision (`value`, `ci_low`,
+    `ci_high`), each beside its display string rounded half up to 2 decimals (`*_display`);
+    never rebuild composites from the display strings. Counts are integers."""
 
-    value: Decimal | None = Field(description="Percent, 2 decimals; null when empty or suppressed.")
-    exact: float | None = Field(description="Full precision; null when empty or suppressed.")
-    ci_low: Decimal | None = None
-    ci_high: Decimal | None = None
-    n: float = Field(description="Valid answers (criteria) or respondents (composites).")
+    value: Percent
+    value_display: Shown
+    exact: float | None = Field(description="Deprecated: the same number as `value`.")
+    ci_low: Percent = None
+    ci_low_display: Shown = None
+    ci_high: Percent = None
+    ci_high_display: Shown = None
+    n: int = Field(description="Valid answers (criteria, shares) or respondents (composites).")
+    n_weighted: float | None = Field(
+        default=None, description="Weighted reads: the weighted count behind `n`."
+    )
     low_reliability: bool
     suppressed: bool
 
@@ -27,8 +46,11 @@ class IndexNode(Figure):
     kind: Literal["overall", "pillar", "element", "criterion"]
     label_vi: str
     label_en: str | None = None
-    counts: dict[str, float] | None = Field(
+    counts: dict[str, int] | None = Field(
         default=None, description="Criteria: answers per level (1..5); null when suppressed."
+    )
+    counts_weighted: dict[str, float] | None = Field(
+        default=None, description="Weighted reads: the weighted answers per level."
     )
     children: list[IndexNode] = Field(default_factory=list)
 
@@ -36,9 +58,12 @@ class IndexNode(Figure):
 class OptionShare(BaseModel):
     code: str
     label_vi: str
-    share: Decimal | None = Field(description="Percent of those who answered the item.")
-    exact: float | None
-    count: float | None
+    label_en: str | None = None
+    value: Percent = Field(description="Percent of those who answered the item, full precision.")
+    share: Shown = Field(description="Percent of those who answered the item, 2 decimals.")
+    exact: float | None = Field(description="Deprecated: the same number as `value`.")
+    count: int | None = Field(description="Answers with this option; null when suppressed.")
+    count_weighted: float | None = Field(default=None, description="Weighted reads only.")
 
 
 class ItemResult(BaseModel):
@@ -53,11 +78,17 @@ class ItemResult(BaseModel):
 
 
 class DossierResult(BaseModel):
-    mean_total: Decimal | None
-    mean_total_exact: float | None
+    mean_total: float | None = Field(description="Mean total (0–18), full precision.")
+    mean_total_display: str | None = Field(description="Mean total, 2 decimals half up.")
+    mean_total_exact: float | None = Field(description="Deprecated: the same as `mean_total`.")
     rated: int
     bands: dict[str, int]
-    indicators: dict[str, Decimal | None] = Field(description="Mean score (0–2) per indicator.")
+    indicators: dict[str, float | None] = Field(
+        description="Mean score (0–2) per indicator, full precision."
+    )
+    indicators_display: dict[str, str | None] = Field(
+        default_factory=dict, description="Mean score per indicator, 2 decimals half up."
+    )
 
 
 class Cell(BaseModel):
@@ -91,12 +122,18 @@ class RankingRow(BaseModel):
     agency_id: uuid.UUID
     agency_code: str
     agency_name: str
-    value: Decimal | None
-    exact: float | None
-    ci_low: Decimal | None
-    ci_high: Decimal | None
+    value: Percent
+    value_display: Shown
+    exact: float | None = Field(description="Deprecated: the same number as `value`.")
+    ci_low: Percent
+    ci_low_display: Shown
+    ci_high: Percent
+    ci_high_display: Shown
     n_respondents: int
-    rank: int | None
+    rank: int | None = Field(
+        description="On the published (2-decimal) value: equal published values share a rank "
+        "(1, 2, 2, 4); null values are not ranked."
+    )
     distinguishable_from_next: bool | None
     not_distinguishable_from: list[str]
     low_reliability: bool
@@ -115,10 +152,13 @@ class ChangeRow(BaseModel):
     agency_id: uuid.UUID
     agency_code: str
     agency_name: str
-    value: Decimal | None
-    baseline_value: Decimal | None
-    points: Decimal | None = Field(description="Change in percentage points.")
-    points_exact: float | None
+    value: Percent
+    value_display: Shown
+    baseline_value: Percent
+    baseline_value_display: Shown
+    points: float | None = Field(description="Change in percentage points, full precision.")
+    points_display: Shown
+    points_exact: float | None = Field(description="Deprecated: the same number as `points`.")
     rank: int | None
     baseline_rank: int | None
     rank_change: int | None = Field(description="Positive: moved up.")

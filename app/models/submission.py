@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import sqlalchemy as sa
@@ -213,6 +214,28 @@ class SubmissionIn(pydantic.BaseModel):
     )(no_nul)
 
 
+@dataclass(frozen=True, slots=True)
+class SubmissionDraft:
+    """A form body that did not pass `SubmissionIn`: the JSON as sent and the schema's errors
+    (pydantic's, located from the body's root). The form's answers are still checked against
+    the questionnaire, so that every problem of the form comes in one 422."""
+
+    raw: Any
+    errors: list[dict[str, Any]]
+
+
+def _draft_when_invalid(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except pydantic.ValidationError as exc:
+        return SubmissionDraft(value, [dict(e) for e in exc.errors()])
+
+
+# The single form's body: documented as `SubmissionIn`, but a body that fails it arrives as a
+# `SubmissionDraft` instead of a 422 of its own (see `services.submissions.submit_one`).
+SubmissionBody = Annotated[SubmissionIn, pydantic.WrapValidator(_draft_when_invalid)]
+
+
 class SubmissionPublic(SQLModel):
     id: uuid.UUID
     submission_id: uuid.UUID = Field(description="The client-made id.")
@@ -279,6 +302,10 @@ class CorrectionIn(SQLModel):
     respondent_type: RespondentType | None = None
 
     _storable = pydantic.field_validator("agency_code", "sector_code", "procedure_code")(no_nul)
+
+
+# A correction's body, documented as `CorrectionIn`; one that fails it arrives as a draft.
+CorrectionBody = Annotated[CorrectionIn, pydantic.WrapValidator(_draft_when_invalid)]
 
 
 class SubmissionVersionPublic(SQLModel):

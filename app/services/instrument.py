@@ -259,6 +259,39 @@ def options_of(item: Item) -> tuple[Option, ...]:
     return item.options or FIXED_SCALES.get(item.type, ())
 
 
+def labelled_options(item: Item) -> tuple[Option, ...]:
+    """The options a form shows for an item, each with its Vietnamese and English label: the
+    item's own, or its fixed scale's; an option of a fixed scale that lacks an English label
+    takes the scale's. Items without options (free text, integer, reference) have none."""
+    scale = {o.code: o for o in FIXED_SCALES.get(item.type, ())}
+    if not item.options:
+        return tuple(scale.values())
+    return tuple(
+        o.model_copy(update={"label_en": scale[o.code].label_en})
+        if o.label_en is None and o.code in scale
+        else o
+        for o in item.options
+    )
+
+
+def presented(q: Questionnaire) -> Questionnaire:
+    """The questionnaire as a frontend renders it: every item carries its labelled options
+    (`labelled_options`), the shared scales included. The stored definition is left as it is
+    (a frozen version and the hash of a report's inputs never change)."""
+    sections = tuple(
+        section.model_copy(
+            update={
+                "items": tuple(
+                    item.model_copy(update={"options": labelled_options(item)})
+                    for item in section.items
+                )
+            }
+        )
+        for section in q.sections
+    )
+    return q.model_copy(update={"sections": sections})
+
+
 def codes_of(item: Item) -> frozenset[Code]:
     if item.type in FIXED_SCALES:
         return frozenset(o.code for o in FIXED_SCALES[item.type])

@@ -33,10 +33,13 @@ FORMULAS: dict[str, str] = {
     "the frame, n_h valid forms); every count becomes a weighted sum.",
     "intervals": "Proportions: Wilson 95% interval (weighted: Kish's effective n). Composites "
     "I = 100·Σ c_i p_i: z_r = Σ_i c_i a_ri (y_ri − p_i) / n_i, SE = 100·sqrt(n/(n−1)·Σ_r z_r²), "
-    "I ± 1.96·SE clipped to [0, 100].",
+    "n and the sum over every respondent of the cell (z_r = 0 for one who answered none of the "
+    "composite's items; that n is the composite's n), I ± z·SE clipped to [0, 100]. Every "
+    "interval uses z = 1.959964.",
     "small_cells": "Fewer respondents than low_reliability_below: flagged; fewer than "
     "suppress_below: values and intervals withheld from every output but the raw data.",
-    "ranking": "Descending by the full-precision value; equal values share a rank (1, 2, 2, 4); "
+    "ranking": "Descending by the published value (rounded half up to 2 decimals); equal "
+    "published values share a rank (1, 2, 2, 4); null values are not ranked; "
     "neighbours whose intervals overlap are not distinguishable.",
     "change": "Points = value − baseline value; rank change = baseline rank − rank. Baseline units "
     "merged or renamed since are followed by successor links and pooled.",

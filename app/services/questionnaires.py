@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.errors import AppError, FieldError, Invalid, NotFound
-from app.models.questionnaire import Questionnaire, QuestionnairePage, QuestionnaireSummary
+from app.models.questionnaire import (
+    Questionnaire,
+    QuestionnairePage,
+    QuestionnairePublic,
+    QuestionnaireSummary,
+)
 from app.services import audit, instrument
 from app.services.paging import cursor_int, cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -26,6 +31,14 @@ def _row(q: instrument.Questionnaire, *, builtin: bool) -> Questionnaire:
         definition=q.model_dump(mode="json"),
         is_builtin=builtin,
     )
+
+
+def public(row: Questionnaire) -> QuestionnairePublic:
+    """A version as the API shows it: the definition with every item's labelled options
+    (`instrument.presented`), so a frontend needs no scale of its own."""
+    shown = instrument.presented(instrument.Questionnaire.model_validate(row.definition))
+    summary = QuestionnaireSummary.model_validate(row, from_attributes=True)
+    return QuestionnairePublic(**summary.model_dump(), definition=shown.model_dump(mode="json"))
 
 
 async def ensure_builtins(session: AsyncSession) -> list[str]:

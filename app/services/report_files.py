@@ -72,6 +72,12 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _shown(figure: dict[str, Any], name: str) -> float | None:
+    """A figure's number as published (2 decimals, half up): its `<name>_display` string, or,
+    in snapshots made before numbers were JSON numbers, the field itself (then a string)."""
+    return _number(figure.get(f"{name}_display", figure[name]))
+
+
 def _count(value: Any) -> int | float | None:
     """Counts as integers (a weighted count that is not whole stays a decimal)."""
     if value is None:
@@ -96,9 +102,9 @@ def _rows(breakdown: str, cell: dict[str, Any], codes: dict[str, str]) -> list[l
                 node["id"],
                 node["kind"],
                 node["label_vi"],
-                _number(node["value"]),
-                _number(node["ci_low"]),
-                _number(node["ci_high"]),
+                _shown(node, "value"),
+                _shown(node, "ci_low"),
+                _shown(node, "ci_high"),
                 _count(node["n"]),
                 bool(node["low_reliability"]),
                 bool(node["suppressed"]),
@@ -195,9 +201,9 @@ def to_xlsx(content: dict[str, Any], codes: dict[str, str] | None = None) -> byt
                     r["rank"],
                     r["agency_code"],
                     r["agency_name"],
-                    _number(r["value"]),
-                    _number(r["ci_low"]),
-                    _number(r["ci_high"]),
+                    _shown(r, "value"),
+                    _shown(r, "ci_low"),
+                    _shown(r, "ci_high"),
                     _count(r["n_respondents"]),
                     {True: "Có", False: "Không", None: ""}[r["distinguishable_from_next"]],
                 ],

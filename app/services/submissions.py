@@ -35,7 +35,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
-from app.errors import AppError, FieldError, Invalid, NotFound, PermissionDenied, pointer_from_loc
+from app.errors import (
+    AppError,
+    FieldError,
+    Invalid,
+    Language,
+    NotFound,
+    PermissionDenied,
+    field_errors,
+)
 from app.models.agency import Agency
 from app.models.campaign import (
     Campaign,
@@ -56,6 +64,7 @@ from app.models.submission import (
     ReviewIn,
     Submission,
     SubmissionBatchResult,
+    SubmissionDraft,
     SubmissionIn,
     SubmissionPage,
     SubmissionPublic,
@@ -674,16 +683,42 @@ def _public_of(values: sa.RowMapping) -> SubmissionPublic:
     return SubmissionPublic(**fields, submission_id=values["client_submission_id"])
 
 
+def form_errors(
+    q: instrument.Questionnaire, raw: Any, type_errors: Sequence[FieldError], base: str
+) -> list[FieldError]:
+    """A form's type errors (the schema's) and answer errors (the questionnaire's) together.
+
+    Pointers run from the request body's root in single and batch calls alike: `/body/...`
+    for one form, `/body/submissions/<i>/...` for item i of a batch (`base` is that prefix).
+    The answers are checked whenever they are an object, whatever else is wrong."""
+    errors = list(type_errors)
+    answers = raw.get("answers") if isinstance(raw, dict) else None
+    if isinstance(answers, dict):
+        errors.extend(instrument.validate_answers(q, answers, pointer_prefix=f"{base}/answers"))
+    return errors
+
+
 async def submit_one(
     session: AsyncSession,
     settings: Settings,
     principal: Principal,
     campaign_id: uuid.UUID,
-    data: SubmissionIn,
+    data: SubmissionIn | SubmissionDraft,
     idempotency_key: str | None,
 ) -> Outcome:
     """A retry of a stored form answers its first answer: found by the insert doing nothing
-    (ON CONFLICT), so a new form pays no look-up for it."""
+    (ON CONFLICT), so a new form pays no look-up for it.
+
+    A body that failed the schema (`SubmissionDraft`) is refused with one 422 that lists its
+    type errors and its answers' errors (`form_errors`), once the campaign is found open."""
+    if isinstance(data, SubmissionDraft):
+        ctx = await open_for_writing(session, settings, principal, campaign_id)
+        type_errors = field_errors(data.errors, ("body",))
+        raise Invalid(
+            "The request is not valid; see errors.",
+            form_errors(ctx.instrument, data.raw, type_errors, "/body"),
+            code="validation_failed",
+        )
     if data.submission_id is None and not idempotency_key:
         raise Invalid(
             "Send a client-made submission_id or an Idempotency-Key header.",
@@ -756,8 +791,12 @@ async def submit_batch(
     principal: Principal,
     campaign_id: uuid.UUID,
     items: list[dict[str, Any]],
+    language: Language | None = None,
 ) -> SubmissionBatchResult:
-    """Every item gets a result; the valid ones are written in one multi-row statement."""
+    """Every item gets a result; the valid ones are written in one multi-row statement.
+
+    An item's errors point from the request body's root (`/body/submissions/<i>/...`), its
+    type errors and answer errors together (`form_errors`), worded in `language`."""
     ctx = await open_for_writing(session, settings, principal, campaign_id)
     campaign = ctx.campaign
     results: dict[int, BatchItemResult] = {}
@@ -766,17 +805,15 @@ async def submit_batch(
         try:
             data = SubmissionIn.model_validate(raw)
         except ValidationError as exc:
-            problems = [
-                FieldError(f"/submissions/{i}" + pointer_from_loc(e["loc"]), e["msg"], e["type"])
-                for e in exc.errors()
-            ]
-            results[i] = _error_result(i, raw, problems)
+            type_errors = field_errors(exc.errors(), ("body", "submissions", i))
+            problems = form_errors(ctx.instrument, raw, type_errors, f"/body/submissions/{i}")
+            results[i] = _error_result(i, raw, problems, language)
             continue
         if data.submission_id is None:
             problem = FieldError(
-                f"/submissions/{i}/submission_id", "required in a batch", "missing"
+                f"/body/submissions/{i}/submission_id", "required in a batch", "missing"
             )
-            results[i] = _error_result(i, raw, [problem])
+            results[i] = _error_result(i, raw, [problem], language)
             continue
         parsed[i] = data
 
@@ -802,10 +839,10 @@ async def submit_batch(
             continue
         first[key] = i
         try:
-            prepared[i] = await prepare(ctx, data, key, f"/submissions/{i}")
+            prepared[i] = await prepare(ctx, data, key, f"/body/submissions/{i}")
         except AppError as error:
             problems = list(error.errors) or [
-                FieldError(f"/submissions/{i}", error.detail, error.code)
+                FieldError(f"/body/submissions/{i}", error.detail, error.code)
             ]
             refused[i] = [_rebase(e, i) for e in problems]
 
@@ -823,13 +860,15 @@ async def submit_batch(
             used = dossiers.invitation_used(f"/submissions/{i}/invitation")
             results[i] = _error_result(i, items[i], list(used.errors))
         else:
-            results[i] = _replay_result(i, p.key, stored.get(p.key), p.hash, items[i])
+            results[i] = _replay_result(i, p.key, stored.get(p.key), p.hash, items[i], language)
     for i, problems in refused.items():
         key = parsed[i].submission_id
         if key is not None and key in stored:  # a retry answers its first answer
-            results[i] = _replay_result(i, key, stored[key], request_hash(parsed[i]), items[i])
+            results[i] = _replay_result(
+                i, key, stored[key], request_hash(parsed[i]), items[i], language
+            )
         else:
-            results[i] = _error_result(i, items[i], problems)
+            results[i] = _error_result(i, items[i], problems, language)
     for i in repeats:
         key = parsed[i].submission_id
         if key is None:  # pragma: no cover - filtered above
@@ -837,7 +876,7 @@ async def submit_batch(
         row_id = created.get(key)
         # A repeat of a form this batch created is answered from its hash, not looked up.
         earlier = _Stored(row_id, prepared[first[key]].hash) if row_id else stored.get(key)
-        results[i] = _replay_result(i, key, earlier, request_hash(parsed[i]), items[i])
+        results[i] = _replay_result(i, key, earlier, request_hash(parsed[i]), items[i], language)
 
     if created:
         await audit.record(
@@ -858,33 +897,44 @@ async def submit_batch(
 
 
 def _replay_result(
-    index: int, key: uuid.UUID, row: _Stored | None, body_hash: str, raw: Any
+    index: int,
+    key: uuid.UUID,
+    row: _Stored | None,
+    body_hash: str,
+    raw: Any,
+    language: Language | None,
 ) -> BatchItemResult:
     if row is not None and row.request_hash == body_hash:
         return BatchItemResult(index=index, submission_id=key, status="duplicate", id=row.id)
     detail = (
         "already used with another body" if row is not None else "refused earlier in this batch"
     )
-    return _error_result(
-        index, raw, [FieldError(f"/submissions/{index}/submission_id", detail, "conflict")]
-    )
+    pointer = f"/body/submissions/{index}/submission_id"
+    return _error_result(index, raw, [FieldError(pointer, detail, "conflict")], language)
 
 
 def _rebase(error: FieldError, index: int) -> FieldError:
+    """An item's error located from the batch body's root (a service may say `/body/...`)."""
     pointer = error.pointer
-    if pointer.startswith("/body"):
-        pointer = f"/submissions/{index}" + pointer[len("/body") :]
-    return FieldError(pointer, error.detail, error.code)
+    item = f"/body/submissions/{index}"
+    if pointer.startswith("/body") and not (pointer == item or pointer.startswith(item + "/")):
+        pointer = item + pointer[len("/body") :]
+    return FieldError(pointer, error.detail, error.code, error.params)
 
 
-def _error_result(index: int, raw: Any, errors: list[FieldError]) -> BatchItemResult:
+def _error_result(
+    index: int, raw: Any, errors: list[FieldError], language: Language | None = None
+) -> BatchItemResult:
     key = raw.get("submission_id") if isinstance(raw, dict) else None
     try:
         parsed_key = uuid.UUID(str(key)) if key is not None else None
     except ValueError:
         parsed_key = None
     return BatchItemResult(
-        index=index, submission_id=parsed_key, status="error", errors=[e.as_dict() for e in errors]
+        index=index,
+        submission_id=parsed_key,
+        status="error",
+        errors=[e.as_dict(language) for e in errors],
     )
 
 
@@ -1024,9 +1074,10 @@ async def correct(
     settings: Settings,
     actor: Principal,
     submission_id: uuid.UUID,
-    data: CorrectionIn,
+    data: CorrectionIn | SubmissionDraft,
 ) -> Submission:
-    """A surveyor fixes their own entry before review; the previous version is kept."""
+    """A surveyor fixes their own entry before review; the previous version is kept. A body
+    that failed the schema is refused with its answers' errors too (`form_errors`)."""
     row = await get_submission(session, actor, submission_id, lock=True)
     if not access.may_correct(actor, row):
         raise PermissionDenied("Only the surveyor who entered a form may correct it.")
@@ -1035,6 +1086,13 @@ async def correct(
             "already_reviewed", "The form has been reviewed: it can no longer be corrected.", 409
         )
     ctx = await open_for_writing(session, settings, actor, row.campaign_id)
+    if isinstance(data, SubmissionDraft):
+        type_errors = field_errors(data.errors, ("body",))
+        raise Invalid(
+            "The request is not valid; see errors.",
+            form_errors(ctx.instrument, data.raw, type_errors, "/body"),
+            code="validation_failed",
+        )
     replacement = SubmissionIn(
         submission_id=row.client_submission_id,
         agency_code=data.agency_code

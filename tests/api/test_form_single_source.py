@@ -142,8 +142,8 @@ async def test_in_a_batch_the_disagreement_is_the_item_s_own_error(
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["error", "created"]
     assert sorted((e["pointer"], e["code"]) for e in results[0]["errors"]) == [
-        ("/submissions/0/answers/R.TYPE", "mismatch"),
-        ("/submissions/0/respondent_type", "mismatch"),
+        ("/body/submissions/0/answers/R.TYPE", "mismatch"),
+        ("/body/submissions/0/respondent_type", "mismatch"),
     ]
 
 

@@ -11,7 +11,6 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -27,9 +26,10 @@ from app.models.agency import Agency, AgencyKind, AgencySuccessor, SuccessionKin
 from app.models.campaign import Campaign, CampaignState, Stratum
 from app.models.identity import Role, Scope
 from app.models.submission import Channel, Submission, SubmissionState
+from app.services.index import rollups
 from app.services.index.compute import campaign_index
 from app.services.principal import Principal
-from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
+from tests.factories import bearer, make_agency, make_campaign, make_client, make_user, unique
 
 Form = dict[str, Any]
 Json = dict[str, Any]
@@ -38,8 +38,7 @@ Json = dict[str, Any]
 ELEMENTS: dict[str, list[str]] = {"E1": ["E1.C1", "E1.C2"], "E2": ["E2.C1"]}
 ELEMENT_WEIGHT = {"E1": 0.5, "E2": 0.5}
 CRITERIA = [c for cs in ELEMENTS.values() for c in cs]
-Z_WILSON = 1.959963984540054  # the 97.5% normal quantile
-Z_COMPOSITE = 1.96
+Z = 1.959964  # the one z of every interval (method 2.10), Wilson's and the composites'
 
 
 # ---- set-up helpers ----------------------------------------------------------------------------
@@ -125,17 +124,13 @@ def groups(body: Json) -> dict[str, Json]:
     return {g["key"]: g for g in body["groups"]}
 
 
-def dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
 def assert_shown(api: Any, expected: float | None) -> None:
-    """A displayed (2-decimal, half-up) figure against a full-precision expectation."""
+    """A figure (a JSON number at full precision) against an independent computation."""
     if expected is None:
         assert api is None
         return
-    assert api is not None
-    assert abs(float(api) - expected) <= 0.005 + 1e-9, (api, expected)
+    assert isinstance(api, float | int)
+    assert abs(api - expected) <= 1e-9, (api, expected)
 
 
 # ---- the naive re-computation from raw forms ---------------------------------------------------
@@ -182,7 +177,7 @@ def linearised_interval(
     forms: Sequence[Form], composite: str, weights: Sequence[float] | None = None
 ) -> tuple[float, float]:
     """Method 2.10 from the rows: z_r = Σ_i c_i·a_ri·(y_ri − p_i)/n_i,
-    SE = 100·sqrt(n/(n−1)·Σ z_r²), I ± 1.96·SE clipped to [0, 100]. With weights, every
+    SE = 100·sqrt(n/(n−1)·Σ z_r²), I ± z·SE clipped to [0, 100]. With weights, every
     count is a weighted sum and each row's term is multiplied by its w_r."""
     w = list(weights) if weights is not None else [1.0] * len(forms)
     c = linear_coefficients(forms, composite)
@@ -203,15 +198,15 @@ def linearised_interval(
         total += z * z
     n = len(forms)
     se = 100.0 * math.sqrt(n / (n - 1) * total)
-    return max(0.0, value - Z_COMPOSITE * se), min(100.0, value + Z_COMPOSITE * se)
+    return max(0.0, value - Z * se), min(100.0, value + Z * se)
 
 
 def wilson(s: float, n: float, m: float | None = None) -> tuple[float, float]:
     """Wilson 95% of s/n in percent; `m` replaces n as the sample size (weighted counts)."""
-    p, z2 = s / n, Z_WILSON**2
+    p, z2 = s / n, Z**2
     n = n if m is None else m
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z_WILSON / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    half = Z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
 
 
@@ -237,14 +232,16 @@ async def test_31_forms_criterion_is_83_87(
     body = await index(client, await admin(session, settings), campaign)
     total = body["total"]
     c11 = node(total, "E1.C1")
-    assert dec(c11["value"]) == Decimal("83.87")
+    # a JSON number at full precision beside the published string
+    assert c11["value"] == pytest.approx(2600 / 31, abs=1e-12)
+    assert c11["value_display"] == "83.87"
     assert c11["exact"] == pytest.approx(2600 / 31, abs=1e-12)  # 100 · 26 / 31
     assert c11["n"] == 31
     assert c11["counts"] == {"3": 5, "4": 16, "5": 10}
     assert total["n_respondents"] == 31
     e1 = node(total, "E1")
     assert e1["exact"] == pytest.approx(2600 / 31, abs=1e-12)  # E1.C2 null: E1 = E1.C1
-    assert dec(e1["value"]) == Decimal("83.87")
+    assert e1["value_display"] == "83.87"
     assert node(total, "E1.C2")["value"] is None
     assert node(total, "E1.C2")["n"] == 0
     assert node(total, "E2")["value"] is None
@@ -317,6 +314,50 @@ async def test_single_answer_and_states_that_do_not_count(
 
 
 # ---- composites and their intervals ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("silent", [0, 5, 25])
+async def test_composite_n_and_interval_run_over_every_respondent(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, silent: int
+) -> None:
+    # 10 forms answer every criterion (8 all 5s, 2 all 2s) and `silent` more answer none. Each
+    # criterion and composite is 80; a composite's z_r = (y_r − .8)/10 for the answering forms
+    # and 0 for the silent ones: Σ z² = (8·.04 + 2·.64)/100 = .016, and with n = 10 + silent,
+    # SE = 100·sqrt(n/(n−1)·.016). The composites report that n; the criteria their 10 answers.
+    agency = await make_agency(session)
+    campaign = await campaign_for(session, [agency])
+    forms = satisfied_forms(8, 10) + [{"R.GENDER": "nu"} for _ in range(silent)]
+    await add_forms(session, campaign, agency, forms)
+    headers = await admin(session, settings)
+    n = 10 + silent
+    se = 100 * math.sqrt(n / (n - 1) * 0.016)
+    from_forms = (await index(client, headers, campaign))["total"]
+    for composite in ("overall", "E1", "E2"):
+        figure = node(from_forms, composite)
+        assert figure["n"] == n
+        assert figure["value"] == pytest.approx(80.0, abs=1e-9)
+        assert_shown(figure["ci_low"], 80 - Z * se)
+        assert_shown(figure["ci_high"], min(100.0, 80 + Z * se))
+        assert (figure["ci_low"], figure["ci_high"]) == pytest.approx(
+            linearised_interval(forms, composite), abs=1e-9
+        )
+    assert node(from_forms, "E1.C1")["n"] == 10
+    # The roll-ups (the database's counts) give the same figures as the scan of the forms.
+    assert await rollups.install(session, campaign.id)
+    from_rollups = (await index(client, headers, campaign))["total"]
+    assert same_figures(from_rollups, from_forms)
+
+
+def same_figures(a: Any, b: Any) -> bool:
+    """Equal JSON, numbers to 1e-9 (two summation orders differ in the last bits)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_figures(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_figures(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, int | float) and isinstance(b, int | float) and abs(a - b) <= 1e-9
+    return bool(a == b)
+
 
 # A small hand case: 8 forms.
 COMPOSITE_FORMS: list[Form] = [
@@ -535,8 +576,11 @@ async def test_weighted_with_frame_sizes(
     c11 = node(body["total"], "E1.C1")
     # weighted S = 25·1 + 10·2 = 45; weighted N = 25·3 + 10·3 = 105 → 100·45/105
     assert c11["exact"] == pytest.approx(100 * 45 / 105, abs=1e-9)
-    assert c11["n"] == pytest.approx(105)
-    assert c11["counts"] == {"2": 10.0, "3": 50.0, "4": 20.0, "5": 25.0}
+    # n and counts are integers (answers); their weighted sums stand beside them
+    assert c11["n"] == 6
+    assert c11["n_weighted"] == pytest.approx(105)
+    assert c11["counts"] == {"2": 1, "3": 2, "4": 2, "5": 1}
+    assert c11["counts_weighted"] == {"2": 10.0, "3": 50.0, "4": 20.0, "5": 25.0}
     # Its Wilson interval uses Kish's effective n = (Σw)²/Σw² = 105² / (3·25² + 3·10²).
     low, high = wilson(45, 105, 105**2 / (3 * 25**2 + 3 * 10**2))
     assert_shown(c11["ci_low"], low)
@@ -611,10 +655,10 @@ async def test_small_cells(
             assert all(o["count"] is None and o["share"] is None for o in trips["options"])
             assert trips["index"]["value"] is None
         else:
-            assert dec(c11["value"]) == Decimal("100.00")
+            assert c11["value_display"] == "100.00"
             assert c11["counts"] == {"5": n}
-            assert dec(overall_node["value"]) == Decimal("100.00")
-            assert dec(trips["index"]["value"]) == Decimal("100.00")
+            assert overall_node["value_display"] == "100.00"
+            assert trips["index"]["value_display"] == "100.00"
 
 
 # ---- perception and expectation ----------------------------------------------------------------
@@ -647,7 +691,8 @@ async def test_perception_and_expectation_shares(
     assert {k: o["count"] for k, o in shares.items()} == {"1": 3, "2": 1, "3": 1, "gt3": 1}
     assert shares["1"]["exact"] == pytest.approx(50.0)
     assert shares["2"]["exact"] == pytest.approx(100 / 6)
-    assert dec(shares["2"]["share"]) == Decimal("16.67")
+    assert shares["2"]["share"] == "16.67"
+    assert shares["2"]["value"] == pytest.approx(100 / 6)
 
     # X.IMPROVE: 4 respondents answered; a chosen 3 times, b 2, c 1 → 75, 50, 25 (sum 150).
     x = items["X.IMPROVE"]
@@ -676,7 +721,7 @@ async def test_rankings_ties_and_overlap(
     # Every form answers all criteria alike, so each index equals the satisfied share p, and
     # the overall's z_r = (y_r − p)/n: SE = 100·sqrt(p(1−p)/(n−1)).
     await add_forms(session, campaign, a, satisfied_forms(10, 10))  # 100, SE 0 → [100, 100]
-    await add_forms(session, campaign, b, satisfied_forms(7, 10))  # 70 ± 1.96·15.275
+    await add_forms(session, campaign, b, satisfied_forms(7, 10))  # 70 ± z·15.275
     await add_forms(session, campaign, c, satisfied_forms(7, 10))  # → [40.06, 99.94]
     await add_forms(session, campaign, d, satisfied_forms(1, 10))  # 10 ± 19.6 → [0, 29.6]
     await add_forms(session, campaign, commune, satisfied_forms(9, 10))
@@ -695,7 +740,8 @@ async def test_rankings_ties_and_overlap(
     by = {mine[r["agency_code"]]: r for r in rows}
     assert by["B"]["exact"] == by["C"]["exact"] == pytest.approx(70.0)
     se = 100 * math.sqrt(0.21 / 9)
-    assert_shown(by["B"]["ci_high"], 70 + 1.96 * se)
+    assert_shown(by["B"]["ci_high"], 70 + Z * se)
+    assert by["B"]["ci_high"] == pytest.approx(70 + Z * se, rel=1e-12)
     assert by["A"]["distinguishable_from_next"] is True  # 100 > 99.94
     assert sorted(by["B"]["not_distinguishable_from"] + by["C"]["not_distinguishable_from"]) == [
         b.code,
@@ -711,6 +757,39 @@ async def test_rankings_ties_and_overlap(
     codes = [r["agency_code"] for r in communes.json()["rows"]]
     assert commune.code in codes
     assert not set(mine) & set(codes)
+
+
+async def test_rankings_rank_the_published_figures(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    # On E1.C1: A 50 of 91 = 54.945054..., B 61 of 111 = 54.954954...: different numbers that
+    # both publish as 54.95 (half up), so they share rank 2 under C (30 of 30 = 100), and D
+    # (15 of 30 = 50) is 4th. Ranked on the full-precision values, A and B would be 3rd and 2nd.
+    agencies = {k: await make_agency(session, code=unique(f"RP-{k}-")) for k in "ABCD"}
+    campaign = await campaign_for(session, list(agencies.values()))
+    for key, (satisfied, total) in {
+        "A": (50, 91),
+        "B": (61, 111),
+        "C": (30, 30),
+        "D": (15, 30),
+    }.items():
+        forms = [{"E1.C1": 5 if i < satisfied else 2, "R.GENDER": "nu"} for i in range(total)]
+        await add_forms(session, campaign, agencies[key], forms)
+    response = await client.get(
+        f"/api/v1/campaigns/{campaign.id}/rankings",
+        params={"level": "department", "node": "E1.C1"},
+        headers=await admin(session, settings),
+    )
+    assert response.status_code == 200, response.text
+    mine = {a.code: k for k, a in agencies.items()}
+    rows = {mine[r["agency_code"]]: r for r in response.json()["rows"] if r["agency_code"] in mine}
+    assert {k: r["rank"] for k, r in rows.items()} == {"C": 1, "B": 2, "A": 2, "D": 4}
+    assert rows["A"]["value"] == pytest.approx(100 * 50 / 91, abs=1e-12)
+    assert rows["B"]["value"] == pytest.approx(100 * 61 / 111, abs=1e-12)
+    assert rows["A"]["value_display"] == rows["B"]["value_display"] == "54.95"
+    assert [mine[r["agency_code"]] for r in response.json()["rows"] if r["agency_code"] in mine][
+        :3
+    ] == ["C", "B", "A"]  # within a tie, the larger number first
 
 
 # ---- change over time --------------------------------------------------------------------------
@@ -759,7 +838,8 @@ async def test_change_follows_successor_links_and_pools_the_baseline(
     rows = {r["agency_id"]: r for r in response.json()["rows"]}
     rz, rw = rows[str(z.id)], rows[str(w.id)]
     # Z's baseline is pooled from X and Y: (8 + 1) / 15 = 60 (the mean of indices would be 50).
-    assert dec(rz["baseline_value"]) == Decimal("60.00")
+    assert rz["baseline_value_display"] == "60.00"
+    assert rz["baseline_value"] == pytest.approx(60.0)
     assert rz["points_exact"] == pytest.approx(20.0)
     assert sorted(rz["predecessors"]) == sorted([x.code, y.code])
     # Baseline ranks among these: W 90 (1), Z 60 (2); now Z 80 (1), W 50 (2).

@@ -34,7 +34,7 @@ def form(campaign: Campaign, agency: Agency, level: int) -> Submission:
 def criterion(body: dict[str, object]) -> object:
     total = body["total"]
     assert isinstance(total, dict)
-    return total["index"]["children"][0]["children"][0]["value"]
+    return total["index"]["children"][0]["children"][0]["value_display"]
 
 
 async def test_cached_reads_never_go_stale(

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -77,12 +78,15 @@ async def test_dossier_rating_scores_and_bands(
     assert response.status_code == 200, response.text
     dossier = response.json()["total"]["dossier"]
     assert dossier["rated"] == 5
-    assert dossier["mean_total"] == "12.20"  # (18 + 18 + 12 + 9 + 4) / 5 = 61 / 5
+    assert dossier["mean_total_display"] == "12.20"  # (18 + 18 + 12 + 9 + 4) / 5 = 61 / 5
+    assert dossier["mean_total"] == pytest.approx(12.2)
     assert dossier["bands"] == {"xuat_sac": 2, "tot": 1, "kha": 1, "trung_binh": 0, "yeu": 1}
     # Points fill D1, D2, ... two at a time: every total here is at least 2, so D1 is always 2
-    assert dossier["indicators"]["D1"] == "2.00"
+    assert dossier["indicators"]["D1"] == 2.0
+    assert dossier["indicators_display"]["D1"] == "2.00"
     # D9 is 2 only where the total is 18: (2 + 2 + 0 + 0 + 0) / 5 = 0.8
-    assert dossier["indicators"]["D9"] == "0.80"
+    assert dossier["indicators"]["D9"] == pytest.approx(0.8)
+    assert dossier["indicators_display"]["D9"] == "0.80"
     assert response.json()["total"]["index"] is None  # this instrument has no SIPAS index
 
 

@@ -100,7 +100,7 @@ async def test_hole_1_one_invitation_three_times_in_a_batch_makes_one_form(
     assert [r["status"] for r in results] == ["created", "error", "error", "created"]
     for i in (1, 2):
         assert [(e["pointer"], e["code"]) for e in results[i]["errors"]] == [
-            (f"/submissions/{i}/invitation", "invitation_used")
+            (f"/body/submissions/{i}/invitation", "invitation_used")
         ]
     stored = await forms_of(session, world.campaign)
     assert len(stored) == 2  # the invited form and the plain one, which is kept
@@ -233,7 +233,7 @@ async def test_hole_12_an_instant_beyond_the_calendar_is_a_422_naming_the_field(
     )
     results = batch.json()["results"]
     assert [r["status"] for r in results] == ["error", "created"]
-    assert results[0]["errors"][0]["pointer"] == "/submissions/0/received_at"
+    assert results[0]["errors"][0]["pointer"] == "/body/submissions/0/received_at"
 
     admin = bearer(settings, await make_user(session, Role.admin))
     for path in ("/api/v1/submissions", "/api/v1/submissions/export", "/api/v1/audit-events"):

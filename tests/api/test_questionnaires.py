@@ -153,3 +153,79 @@ async def test_builtins_cannot_be_replaced(
         headers=admin,
     )
     assert_problem(response, 409, "questionnaire_frozen")
+
+
+# The 5-level scale as the method writes it (1 = worst), with the English of the API.
+SATISFACTION5 = [
+    {"code": 1, "label_vi": "Rất không hài lòng", "label_en": "Very dissatisfied"},
+    {"code": 2, "label_vi": "Không hài lòng", "label_en": "Dissatisfied"},
+    {"code": 3, "label_vi": "Bình thường", "label_en": "Neutral"},
+    {"code": 4, "label_vi": "Hài lòng", "label_en": "Satisfied"},
+    {"code": 5, "label_vi": "Rất hài lòng", "label_en": "Very satisfied"},
+]
+WITHOUT_OPTIONS = {"free_text", "integer", "reference"}
+
+
+@pytest.mark.parametrize("code", ["sipas-2017", "sipas-2023", "dossier-rating-2018"])
+async def test_every_item_carries_its_labelled_options(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, code: str
+) -> None:
+    await ensure_builtins(session)
+    row = await session.scalar(
+        sa.select(Questionnaire).where(
+            col(Questionnaire.code) == code, col(Questionnaire.is_builtin)
+        )
+    )
+    assert row is not None
+    surveyor = bearer(settings, await make_user(session, Role.surveyor))
+    response = await client.get(f"/api/v1/questionnaires/{row.id}", headers=surveyor)
+    assert response.status_code == 200, response.text
+    items = [i for s in response.json()["definition"]["sections"] for i in s["items"]]
+    for item in items:
+        options = item["options"]
+        if item["type"] in WITHOUT_OPTIONS:
+            assert options == [], item["id"]
+            continue
+        assert options, item["id"]
+        for option in options:
+            assert option["label_vi"], (item["id"], option)
+            assert option["label_en"], (item["id"], option)
+        if item["type"] == "satisfaction5":
+            assert [{k: o[k] for k in ("code", "label_vi", "label_en")} for o in options] == (
+                SATISFACTION5
+            )
+    # The stored definition is untouched: the scales stay implicit there.
+    stored = [i for s in row.definition["sections"] for i in s["items"]]
+    if code != "dossier-rating-2018":  # its score012 options are written out with their points
+        assert any(i["type"] == "satisfaction5" and not i.get("options") for i in stored)
+
+
+async def test_a_new_version_shows_its_scale_options_and_keeps_its_own(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    d = definition(unique("opts-"))
+    items = [i for s in d["sections"] for i in s["items"]]
+    scale_item = next(i for i in items if i["type"] == "satisfaction5")
+    scale_item.pop("options", None)
+    yes_no = {
+        "id": "N.OWN",
+        "type": "yes_no",
+        "role": "perception",
+        "label_vi": "Có phải đi lại nhiều lần không?",
+        "options": [
+            {"code": "yes", "label_vi": "Có, nhiều lần"},
+            {"code": "no", "label_vi": "Không", "label_en": "Only once"},
+        ],
+    }
+    d["sections"][-1]["items"].append(yes_no)
+    created = await client.post("/api/v1/questionnaires", json={"definition": d}, headers=admin)
+    assert created.status_code == 201, created.text
+    shown = {i["id"]: i for s in created.json()["definition"]["sections"] for i in s["items"]}
+    assert [o["label_en"] for o in shown[scale_item["id"]]["options"]] == [
+        o["label_en"] for o in SATISFACTION5
+    ]
+    # its own Vietnamese wording is kept; a missing English label is the scale's
+    assert [(o["label_vi"], o["label_en"]) for o in shown["N.OWN"]["options"]] == [
+        ("Có, nhiều lần", "Yes"),
+        ("Không", "Only once"),
+    ]

@@ -22,6 +22,7 @@ from app.models.campaign import Campaign, CampaignState
 from app.models.identity import Role
 from app.models.report import Report
 from app.models.submission import Channel, Submission, SubmissionState
+from app.services import report_files
 from app.services import reports as reports_service
 from app.services.report_files import RENDERING_VERSION
 from tests.factories import bearer, make_agency, make_campaign, make_user
@@ -84,7 +85,8 @@ async def test_publish_snapshot_is_immutable_and_versioned(
     assert "immutable" in got.headers["cache-control"]
     body = got.json()
     # 8 of 10 satisfied on E1.C1: 80; E1.C2 all 4: 100; E1 = 90; E2 = 80; overall = 85
-    assert body["total"]["index"]["value"] == "85.00"
+    assert body["total"]["index"]["value_display"] == "85.00"
+    assert body["total"]["index"]["value"] == pytest.approx(85.0)
     assert body["questionnaire"]["version"] == 1
     assert body["data_cutoff"]
     assert len(body["inputs_hash"]) == 64
@@ -240,3 +242,43 @@ async def test_renderings_are_made_once_and_a_304_renders_nothing(
     assert exported.headers["etag"] == etag[:-1] + f'-csv{RENDERING_VERSION}"'
     assert [k[2] for k in kept] == ["csv"]  # over budget: only the newest is kept
     assert (await client.get(f"{url}/export.csv", headers=admin)).content == exported.content
+
+
+@pytest.mark.parametrize(
+    ("figure", "shown"),
+    [
+        # a snapshot made since numbers are JSON numbers: the display string is published
+        (
+            {
+                "value": 26.675000000000001,
+                "value_display": "26.68",
+                "ci_low": 20.004999,
+                "ci_low_display": "20.00",
+                "ci_high": None,
+                "ci_high_display": None,
+            },
+            (26.68, 20.0, None),
+        ),
+        # an older snapshot: the values themselves were the display strings
+        ({"value": "85.00", "ci_low": "80.10", "ci_high": "89.90"}, (85.0, 80.1, 89.9)),
+    ],
+)
+def test_renderings_show_the_published_figures(
+    figure: dict[str, object], shown: tuple[float | None, ...]
+) -> None:
+    node = {
+        "id": "overall",
+        "kind": "overall",
+        "label_vi": "Chỉ số SIPAS",
+        "n": 40,
+        "low_reliability": False,
+        "suppressed": False,
+        "children": [],
+        **figure,
+    }
+    cell = {"key": "all", "label": "Tỉnh", "n_respondents": 40, "index": node}
+    (row,) = report_files.table({"total": cell, "breakdowns": {}})
+    assert tuple(row[7:10]) == shown
+    body = report_files.to_csv({"total": cell, "breakdowns": {}}).decode("utf-8-sig")
+    (line,) = list(csv.DictReader(io.StringIO(body)))
+    assert line["value"] == f"{shown[0]:.2f}"

@@ -284,7 +284,7 @@ async def test_batch_mixes_created_duplicate_and_invalid(
     body = response.json()
     statuses = [r["status"] for r in body["results"]]
     assert statuses == ["created", "duplicate", "error", "error", "duplicate", "error", "created"]
-    assert body["results"][2]["errors"][0]["pointer"] == "/submissions/2/answers/E1.C1"
+    assert body["results"][2]["errors"][0]["pointer"] == "/body/submissions/2/answers/E1.C1"
     assert body["results"][5]["errors"][0]["code"] == "conflict"
     assert body["results"][4]["id"] == body["results"][0]["id"]
     assert (body["created"], body["duplicates"], body["errors"]) == (2, 2, 3)
@@ -557,7 +557,7 @@ async def test_a_value_the_table_cannot_hold_is_an_error_on_its_field(
     first, second = batch.json()["results"]
     assert first["status"] == "error"
     assert [(e["pointer"], e["code"]) for e in first["errors"]] == [
-        ("/submissions/0" + pointer, code)
+        ("/body/submissions/0" + pointer, code)
     ]
     assert second["status"] == "created"
     assert await count(session, world.campaign) == 1
@@ -618,6 +618,22 @@ async def test_a_correction_with_an_unknown_respondent_type_names_the_field(
     )
     body = assert_problem(response, 422, "validation_failed")
     assert body["errors"][0]["pointer"] == "/body/respondent_type"  # type: ignore[index]
+
+
+async def test_a_correction_lists_type_and_answer_errors_together(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    headers, form_id = await _surveyor_form(client, session, settings, world)
+    response = await client.put(
+        f"/api/v1/submissions/{form_id}",
+        json={"answers": {**GOOD, "E1.C1": 9}, "respondent_type": "company"},
+        headers=headers,
+    )
+    body = assert_problem(response, 422, "validation_failed")
+    assert sorted(error_codes(body)) == [
+        ("/body/answers/E1.C1", "out_of_range"),
+        ("/body/respondent_type", "literal_error"),
+    ]
 
 
 async def test_a_batch_retry_of_a_stored_form_that_would_not_pass_today_is_a_duplicate(

@@ -125,7 +125,7 @@ def wilson_by_quadratic(s: int, n: int, z: float) -> tuple[float, float]:
 
 @pytest.mark.parametrize(("s", "n"), [(8, 10), (26, 31), (1, 1), (15, 40)])
 def test_wilson_matches_the_quadratic(s: int, n: int) -> None:
-    low, high = wilson_by_quadratic(s, n, 1.959963984540054)
+    low, high = wilson_by_quadratic(s, n, 1.959964)
     got = wilson_interval(s, n)
     assert got is not None
     assert got[0] == pytest.approx(low, abs=1e-9)
@@ -210,6 +210,49 @@ def test_overall_null_handling(
 ) -> None:
     got = overall_index(values, EQUAL5, missing)
     assert got == (None if expected is None else pytest.approx(expected, rel=1e-15))
+
+
+SIPAS2017_ELEMENTS = ("E1", "E2", "E3", "E4", "E5")
+
+
+@pytest.mark.parametrize("empty", SIPAS2017_ELEMENTS)
+def test_overall_is_null_when_an_element_of_the_cell_is_null(empty: str) -> None:
+    # Every criterion answered 3 of 4 satisfied (75) except those of `empty`, which nobody
+    # answered: that element is null, the others 75, and the overall null (not 75, the mean of
+    # the four present), in the indices and in the coefficients behind the interval alike.
+    q = load_builtin("sipas-2017")
+    structure = Structure.from_questionnaire(q)
+    cells = {item: counts(3, 4) for e in structure.elements if e.id != empty for item in e.criteria}
+    got = compute_indices(structure, cells)
+    assert got.elements[empty] is None
+    assert all(got.elements[e] == pytest.approx(75.0) for e in SIPAS2017_ELEMENTS if e != empty)
+    assert got.overall is None
+    assert coefficients(structure, list(cells)).overall is None
+    full = compute_indices(
+        structure, cells | {i: counts(1, 4) for i in structure.element(empty).criteria}
+    )
+    # with the element answered (25): (4·75 + 25) / 5 = 65
+    assert full.overall == pytest.approx(65.0)
+
+
+SIPAS2023_GROUPS = ("PA", "PB", "PC", "PD", "S1", "S2", "S3", "S4", "S5")
+
+
+@pytest.mark.parametrize("empty", SIPAS2023_GROUPS)
+def test_sipas2023_overall_is_null_when_a_group_is_null(empty: str) -> None:
+    # Every item 3 of 4 satisfied (75) except those of `empty`: its pillar is null (a null
+    # part makes a pillar null), so the overall 0.5·P + 0.5·S is null; the other pillar is 75.
+    q = load_builtin("sipas-2023")
+    structure = Structure.from_questionnaire(q)
+    assert {e.id for e in structure.elements} == set(SIPAS2023_GROUPS)
+    cells = {item: counts(3, 4) for e in structure.elements if e.id != empty for item in e.criteria}
+    got = compute_indices(structure, cells)
+    pillar_of = {k: p.id for p in structure.pillars for k in p.elements}
+    assert got.pillars[pillar_of[empty]] is None
+    other = next(p.id for p in structure.pillars if p.id != pillar_of[empty])
+    assert got.pillars[other] == pytest.approx(75.0)
+    assert got.overall is None
+    assert coefficients(structure, list(cells)).overall is None
 
 
 def test_weighted_mean_weights() -> None:
@@ -572,13 +615,68 @@ def test_weighted_sufficient_statistics_se_equals_row_level_se(
 @pytest.mark.parametrize(
     ("value", "se", "expected"),
     [
-        (80.0, 5.0, (70.2, 89.8)),  # 80 ± 1.96·5 = 80 ± 9.8
-        (98.0, 2.0, (94.08, 100.0)),  # 98 + 3.92 clipped to 100
-        (1.0, 1.0, (0.0, 2.96)),  # 1 − 1.96 clipped to 0
+        (80.0, 5.0, (70.20018, 89.79982)),  # 80 ± 1.959964·5 = 80 ± 9.79982
+        (98.0, 2.0, (94.080072, 100.0)),  # 98 − 3.919928; 98 + 3.919928 clipped to 100
+        (1.0, 1.0, (0.0, 2.959964)),  # 1 − 1.959964 clipped to 0
     ],
 )
 def test_composite_interval(value: float, se: float, expected: tuple[float, float]) -> None:
-    assert composite_interval(value, se) == pytest.approx(expected)
+    assert composite_interval(value, se) == pytest.approx(expected, rel=0, abs=1e-9)
+
+
+# One z for every interval (2.10): 1.959964, never 1.96. The bounds below are worked out with
+# that z by hand; the same computation with 1.96 differs by more than the tolerance.
+Z = 1.959964
+
+
+@pytest.mark.parametrize(("s", "n"), [(8, 10), (26, 31), (1, 1), (0, 4), (15, 40)])
+def test_wilson_uses_the_one_z(s: int, n: int) -> None:
+    got = wilson_interval(s, n)
+    assert got is not None
+    low, high = wilson_by_quadratic(s, n, Z)
+    assert got == pytest.approx((low, high), rel=0, abs=1e-9)
+    rounded = wilson_by_quadratic(s, n, 1.96)
+    assert abs(got[1] - rounded[1]) + abs(got[0] - rounded[0]) > 1e-7
+
+
+@pytest.mark.parametrize(
+    ("value", "se"),
+    [(80.0, 5.0), (50.0, 10.0), (2600 / 31, 6.6)],
+)
+def test_composite_interval_uses_the_one_z(value: float, se: float) -> None:
+    low, high = composite_interval(value, se)
+    half = Fraction(Z) * Fraction(se)  # exact product of the two binary floats
+    assert low == pytest.approx(float(Fraction(value) - half), rel=0, abs=1e-12)
+    assert high == pytest.approx(float(Fraction(value) + half), rel=0, abs=1e-12)
+    assert abs(low - (value - 1.96 * se)) > 1e-6
+
+
+# ---- 2.10 a composite's n runs over every respondent of the cell -------------------------------
+
+
+@pytest.mark.parametrize("silent", [0, 1, 2, 5, 30])
+def test_composite_n_counts_respondents_who_answered_none_of_its_items(silent: int) -> None:
+    # r1 answers a = 1, b = 1; r2 answers a = 0, b = 0; `silent` more respondents answered
+    # neither. c = 1/2 each, p_a = p_b = 1/2, n_a = n_b = 2: z_1 = 1/4, z_2 = −1/4, z_r = 0 for
+    # the silent ones, so Σ z² = 1/8 and n = 2 + silent:
+    # SE = 100·sqrt(n/(n−1) · 1/8), e.g. 50 for n = 2, 100·sqrt(3/16) = 43.30 for n = 3.
+    n = 2 + silent
+    variance = Fraction(n, n - 1) * Fraction(1, 8)
+    expected = 100 * math.sqrt(variance)
+    coefs = {"a": 0.5, "b": 0.5}
+    cells = {"a": counts(1, 2), "b": counts(1, 2)}
+    pairs = {("a", "b"): PairCounts(n_both=2, both_positive=1, first_positive=1, second_positive=1)}
+    assert composite_se(coefs, cells, pairs, n) == pytest.approx(expected, rel=1e-12)
+    rows: list[dict[str, int | None]] = [{"a": 1, "b": 1}, {"a": 0, "b": 0}]
+    rows += [{"a": None, "b": None} for _ in range(silent)]
+    assert composite_se_from_rows(coefs, rows) == pytest.approx(expected, rel=1e-12)
+    e = composite_estimate(coefs, cells, pairs, n)
+    assert e.n_respondents == n  # the composite's reported n
+    assert e.value == pytest.approx(50.0)
+    assert e.interval is not None
+    half = Z * expected
+    clipped = (max(0.0, 50 - half), min(100.0, 50 + half))
+    assert e.interval == pytest.approx(clipped, rel=0, abs=1e-9)
 
 
 def test_composite_estimate_null_and_criterion_estimate() -> None:
@@ -629,11 +727,43 @@ def test_ranking_ties_share_a_rank() -> None:
     assert got == [("b", 1), ("a", 2), ("c", 2), ("d", 4), ("e", None)]
 
 
-def test_ranking_ties_are_exact_not_displayed() -> None:
-    # both display 83.87, but 83.874 > 83.866: ranks 1 and 2, not a tie
-    got = rank({"x": 83.866, "y": 83.874})
-    assert [(r.unit, r.rank) for r in got] == [("y", 1), ("x", 2)]
-    assert display(83.866) == display(83.874)
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # 83.866 and 83.874 both publish as 83.87: they share rank 1 (the larger listed first)
+        ({"x": 83.866, "y": 83.874}, [("y", 1), ("x", 1)]),
+        # 26.675 publishes as 26.68 (half up) like 26.684; 26.674 publishes as 26.67
+        ({"a": 26.674, "b": 26.675, "c": 26.684}, [("c", 1), ("b", 1), ("a", 3)]),
+        # 90.004 → 90.00 and 89.995 → 90.00 (half up): a tie; 89.994 → 89.99 ranks 3
+        (
+            {"p": 89.994, "q": 90.004, "r": 89.995, "s": None},
+            [("q", 1), ("r", 1), ("p", 3), ("s", None)],
+        ),
+        # 1, 2, 2, 4 with published ties; nulls unranked at the end in input order
+        (
+            {"n1": None, "a": 70.001, "b": 80.0, "c": 69.996, "d": 60.0, "n2": None},
+            [("b", 1), ("a", 2), ("c", 2), ("d", 4), ("n1", None), ("n2", None)],
+        ),
+        ({"only": None}, [("only", None)]),
+        ({}, []),
+    ],
+)
+def test_ranking_on_published_values(
+    values: dict[str, float | None], expected: list[tuple[str, int | None]]
+) -> None:
+    # Every tie above is a tie of the 2-decimal half-up figures, checked independently here.
+    def published(v: float) -> Decimal:
+        return Decimal(repr(v)).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+
+    got = [(r.unit, r.rank) for r in rank(values)]
+    assert got == expected
+    by_rank: dict[int, set[Decimal]] = {}
+    for unit, r in got:
+        v = values[unit]
+        if r is not None and v is not None:
+            by_rank.setdefault(r, set()).add(published(v))
+    assert all(len(shown) == 1 for shown in by_rank.values())  # one figure per rank
+    assert len({min(s) for s in by_rank.values()}) == len(by_rank)  # one rank per figure
 
 
 def test_ranking_marks_overlapping_neighbours() -> None:

@@ -7,7 +7,6 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from decimal import Decimal
 from typing import Literal
 
 import sqlalchemy as sa
@@ -102,17 +101,35 @@ def effective_n(cell: sql.CellCounts, item: str) -> float | None:
 
 
 def _figure(e: fx.Estimate) -> Figure:
-    shown = fx.present(e)
+    """The API form of an estimate: suppression applied, full-precision numbers beside their
+    2-decimal display strings."""
     published = fx.publish(e)
+    low, high = (None, None) if published.interval is None else published.interval
     return Figure(
-        value=shown.value,
+        value=published.value,
+        value_display=fx.display_text(published.value),
         exact=published.value,
-        ci_low=shown.low,
-        ci_high=shown.high,
+        ci_low=low,
+        ci_low_display=fx.display_text(low),
+        ci_high=high,
+        ci_high_display=fx.display_text(high),
         n=e.n_respondents,
         low_reliability=e.low_reliability,
         suppressed=e.suppressed,
     )
+
+
+def _valid_answers(cell: sql.CellCounts, item: str) -> int:
+    """The number of valid answers to an item (unweighted), as `n` reports it."""
+    per_code = cell.answers.get(item, {})
+    if "__answered__" in per_code:
+        return per_code["__answered__"][0]
+    return sum(v[0] for v in per_code.values())
+
+
+def _level_counts(cell: sql.CellCounts, item: str) -> dict[str, int]:
+    per_code = cell.answers.get(item, {})
+    return {code: v[0] for code, v in sorted(per_code.items()) if code != "__answered__"}
 
 
 @dataclass(slots=True)
@@ -163,13 +180,17 @@ def _tree(
         figure = _figure(e)
         item = items[item_id]
         return IndexNode(
-            **figure.model_dump(exclude={"n"}),
-            n=c.n_valid,
+            **figure.model_dump(exclude={"n", "n_weighted"}),
+            n=_valid_answers(work.counts, item_id),
+            n_weighted=c.n_valid if weighted else None,
             id=item_id,
             kind="criterion",
             label_vi=item.label_vi,
             label_en=item.label_en,
-            counts=None if e.suppressed else dict(sorted(c.by_level.items())),
+            counts=None if e.suppressed else _level_counts(work.counts, item_id),
+            counts_weighted=(
+                dict(sorted(c.by_level.items())) if weighted and not e.suppressed else None
+            ),
         )
 
     def element(e: fx.ElementSpec) -> IndexNode:
@@ -222,7 +243,17 @@ def _items(plan: Plan, work: CellWork, weighted: bool) -> list[ItemResult]:
             n_eff = effective_n(work.counts, item_id) if weighted else None
             figure = _figure(fx.criterion_estimate(c, n, q.thresholds, n_effective=n_eff))
             # A share's n is its valid answers, as for criteria; the flags stay the cell's.
-            figure = figure.model_copy(update={"n": c.n_valid})
+            figure = figure.model_copy(
+                update={
+                    "n": _valid_answers(work.counts, item_id),
+                    "n_weighted": c.n_valid if weighted else None,
+                }
+            )
+        raw = (
+            {code: v[0] for code, v in work.counts.choices.get(item_id, {}).items()}
+            if item_id in plan.multiple
+            else _level_counts(work.counts, item_id)
+        )
         options = []
         for option in instrument.options_of(item):
             count = c.by_level.get(str(option.code), 0.0)
@@ -231,9 +262,12 @@ def _items(plan: Plan, work: CellWork, weighted: bool) -> list[ItemResult]:
                 OptionShare(
                     code=str(option.code),
                     label_vi=option.label_vi,
-                    share=fx.display(exact),
+                    label_en=option.label_en,
+                    value=exact,
+                    share=fx.display_text(exact),
                     exact=exact,
-                    count=None if suppressed else count,
+                    count=None if suppressed else raw.get(str(option.code), 0),
+                    count_weighted=count if weighted and not suppressed else None,
                 )
             )
         out.append(
@@ -256,7 +290,7 @@ def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierRe
     index = instrument.item_index(q)
     suppressed = fx.small_cell_flags(work.counts.respondents, q.thresholds)[1]
     summary = fx.dossier_summary(dict(totals), q.dossier_scoring.bands)
-    indicators: dict[str, Decimal | None] = {}
+    indicators: dict[str, float | None] = {}
     for item_id in plan.indicators:
         c = work.items.get(item_id, fx.ItemCounts(0.0))
         points = math.fsum(
@@ -264,10 +298,13 @@ def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierRe
             for code, v in c.by_level.items()
         )
         mean = fx.indicator_mean(points, c.n_valid)
-        indicators[item_id] = None if suppressed or mean is None else fx.display(mean)
+        indicators[item_id] = None if suppressed else mean
+    mean_total = None if suppressed else summary.mean_total
     return DossierResult(
-        mean_total=None if suppressed else fx.display(summary.mean_total),
-        mean_total_exact=None if suppressed else summary.mean_total,
+        mean_total=mean_total,
+        mean_total_display=fx.display_text(mean_total),
+        mean_total_exact=mean_total,
+        indicators_display={k: fx.display_text(v) for k, v in indicators.items()},
         rated=int(summary.n_dossiers),
         bands={} if suppressed else {k: int(v) for k, v in summary.per_band.items()},
         indicators=indicators,

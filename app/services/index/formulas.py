@@ -21,9 +21,12 @@ Documented choices
   the weighted mean over the parts present (the weights re-normalised over them), null only when
   every part is null. The element level is the exception fixed by the method (2.2): an element
   is the mean of its *non-null* criteria.
-- **Ties in a ranking** (`rank`): two values tie when they are exactly equal as full-precision
-  floats, not when their displayed (2-decimal) values coincide: 83.866 and 83.874 both display
-  83.87 but are not equal.
+- **Ties in a ranking** (`rank`, method 2.12): units are ranked on the value as published
+  (rounded half up to 2 decimals), so two values tie when their displayed values coincide:
+  83.866 and 83.874 both display 83.87 and share a rank, and a reader never sees two equal
+  figures with different ranks.
+- **One z** (`Z95` = 1.959964, the 97.5% normal quantile as the method writes it) for every
+  interval, Wilson's and the composites' alike; never a rounded 1.96.
 """
 
 from __future__ import annotations
@@ -49,10 +52,9 @@ K = TypeVar("K", bound=Hashable)
 Missing = Literal["null", "renormalise"]
 Interval = tuple[float, float]
 
-Z95_EXACT: Final = 1.959963984540054
-"""The 97.5% quantile of the standard normal distribution (Wilson intervals, 2.10)."""
-Z95: Final = 1.96
-"""The multiplier the method writes for the interval of a composite (2.10)."""
+Z95: Final = 1.959964
+"""The 97.5% quantile of the standard normal distribution as the method fixes it (2.10): the
+one multiplier of every 95% interval, Wilson's included."""
 _COUNT_TOLERANCE: Final = 1e-9
 
 
@@ -174,7 +176,7 @@ def effective_n(sum_w: float, sum_w2: float) -> float | None:
 
 
 def wilson_interval(
-    positive: float, n: float, z: float = Z95_EXACT, n_effective: float | None = None
+    positive: float, n: float, z: float = Z95, n_effective: float | None = None
 ) -> Interval | None:
     """Section 2.10: the Wilson score interval of p = S/n, in percent; None when n = 0.
 
@@ -481,8 +483,10 @@ def composite_se(
 ) -> float | None:
     """Section 2.10: the linearised standard error of `I = 100 · Σ_i c_i · p_i`, in points.
 
-    `z_r = Σ_i c_i · a_ri · (y_ri − p_i) / n_i` and `SE = 100 · sqrt(n/(n−1) · Σ_r z_r²)`, with
-    n = respondents in the cell, computed from sufficient statistics:
+    `z_r = Σ_i c_i · a_ri · (y_ri − p_i) / n_i` and `SE = 100 · sqrt(n/(n−1) · Σ_r z_r²)`, where
+    n and the sum run over every respondent of the cell: one who answered none of the
+    composite's items has z_r = 0 but counts in n, and that n is the composite's reported n.
+    Computed from sufficient statistics:
 
         Σ_r z_r² = Σ_i Σ_j c_i c_j / (n_i n_j) · M_ij,
         M_ij = n_ij^11 − p_j · n_ij^1· − p_i · n_ij^·1 + p_i p_j · n_ij.
@@ -569,7 +573,7 @@ def composite_se_from_rows(
 
 
 def composite_interval(value: float, se: float, z: float = Z95) -> Interval:
-    """Section 2.10: `I ± 1.96 · SE`, clipped to [0, 100] (value and SE in points)."""
+    """Section 2.10: `I ± z · SE` (z = `Z95`), clipped to [0, 100] (value and SE in points)."""
     return (max(0.0, value - z * se), min(100.0, value + z * se))
 
 
@@ -662,6 +666,12 @@ def display(value: float | None) -> Decimal | None:
     if value is None:
         return None
     return Decimal(repr(value)).quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def display_text(value: float | None) -> str | None:
+    """`display` as the string the API shows beside the number (e.g. "83.87")."""
+    shown = display(value)
+    return None if shown is None else str(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -780,19 +790,23 @@ def rank(
     values: Mapping[K, float | None],
     intervals: Mapping[K, Interval | None] | None = None,
 ) -> list[Ranked[K]]:
-    """Section 2.12: units in descending order of value, competition ranks (1, 2, 2, 4).
+    """Section 2.12: units in descending order of their published value, competition ranks
+    (1, 2, 2, 4).
 
-    Ties are exact equality of the full-precision values (not of the displayed ones). Null
-    values come last, unranked, in input order; tied units keep input order. Adjacent ranked
-    units whose 95% intervals overlap (closed intervals: touching counts) are not
-    distinguishable.
+    Units are compared on `display(value)` (rounded half up to 2 decimals), so units whose
+    published values are equal share a rank; within a tie the full-precision value, then input
+    order, decides who is listed first. Null values come last, unranked, in input order.
+    Adjacent ranked units whose 95% intervals overlap (closed intervals: touching counts) are
+    not distinguishable.
     """
     ivs: Mapping[K, Interval | None] = intervals or {}
     ranked_units = [(u, v) for u, v in values.items() if v is not None]
-    ranked_units.sort(key=lambda uv: -uv[1])
+    shown = {u: display(v) for u, v in ranked_units}
+    ranked_units.sort(key=lambda uv: (-(shown[uv[0]] or 0), -uv[1]))
     ranks: list[int] = []
-    for pos, (_, v) in enumerate(ranked_units):
-        ranks.append(ranks[-1] if pos and v == ranked_units[pos - 1][1] else pos + 1)
+    for pos, (u, _) in enumerate(ranked_units):
+        tied = pos and shown[u] == shown[ranked_units[pos - 1][0]]
+        ranks.append(ranks[-1] if tied else pos + 1)
     overlaps = [
         _overlap(ivs.get(ranked_units[k][0]), ivs.get(ranked_units[k + 1][0]))
         for k in range(len(ranked_units) - 1)

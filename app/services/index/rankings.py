@@ -61,9 +61,9 @@ async def ranking(
             continue
         n = find(c.index, node)
         cells[c.key] = (agency, c, n)
-        values[c.key] = n.exact if n is not None else None
+        values[c.key] = n.value if n is not None else None
         intervals[c.key] = (
-            (float(n.ci_low), float(n.ci_high))
+            (n.ci_low, n.ci_high)
             if n is not None and n.ci_low is not None and n.ci_high is not None
             else None
         )
@@ -76,10 +76,13 @@ async def ranking(
                 agency_id=agency.id,
                 agency_code=agency.code,
                 agency_name=agency.name,
-                value=n.value if n else None,
+                value=r.value,
+                value_display=fx.display_text(r.value),
                 exact=r.value,
                 ci_low=n.ci_low if n else None,
+                ci_low_display=n.ci_low_display if n else None,
                 ci_high=n.ci_high if n else None,
+                ci_high_display=n.ci_high_display if n else None,
                 n_respondents=c.n_respondents,
                 rank=r.rank,
                 distinguishable_from_next=r.distinguishable_from_next,
@@ -159,7 +162,7 @@ async def change(
         base_values[unit] = _node_value(indices, node)
     base_ranked = {r.unit: r for r in fx.rank(base_values)}
     now_ranked = [
-        fx.Ranked(r.agency_id, r.exact, r.rank, r.distinguishable_from_next, ())
+        fx.Ranked(r.agency_id, r.value, r.rank, r.distinguishable_from_next, ())
         for r in current.rows
     ]
     deltas = fx.changes(now_ranked, list(base_ranked.values()))
@@ -174,8 +177,11 @@ async def change(
                 agency_code=r.agency_code,
                 agency_name=r.agency_name,
                 value=r.value,
-                baseline_value=fx.display(b.value) if b else None,
-                points=fx.display(d.points),
+                value_display=r.value_display,
+                baseline_value=b.value if b else None,
+                baseline_value_display=fx.display_text(b.value) if b else None,
+                points=d.points,
+                points_display=fx.display_text(d.points),
                 points_exact=d.points,
                 rank=r.rank,
                 baseline_rank=b.rank if b else None,
