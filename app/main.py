@@ -13,9 +13,11 @@ from app.api import api_router
 from app.api.health import router as health_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.openapi import install_openapi, operation_id
 from app.schema import head_revision
 
 DESCRIPTION = """
@@ -67,7 +69,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        openapi_tags=[{"name": "health", "description": "Probes for orchestrators."}],
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.schema_head = head_revision()
@@ -87,4 +91,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(health_router)
     app.include_router(api_router)
+    install_docs(app)
+    install_openapi(app)
     return app

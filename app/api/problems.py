@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.models.base import FieldProblem
 
-class ProblemFieldError(BaseModel):
-    pointer: str = Field(examples=["/body/name"])
-    code: str = Field(examples=["missing"])
-    detail: str = Field(examples=["Field required"])
+
+# The items of a problem's `errors`, as batch results carry them too.
+ProblemFieldError = FieldProblem
 
 
 class Problem(BaseModel):
@@ -23,7 +23,9 @@ class Problem(BaseModel):
     detail: str = Field(examples=["The request is not valid; see errors."])
     instance: str | None = Field(default=None, examples=["/api/v1/agencies"])
     request_id: str | None = Field(default=None, examples=["3f0c2a9b7d4e4f1a9c2b8e7d6a5f4c3b"])
-    errors: list[ProblemFieldError] | None = None
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Each offending field, by its JSON pointer into the request."
+    )
 
 
 Responses = dict[int | str, dict[str, Any]]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import SQLModel
 
 NAMING_CONVENTION = {
@@ -28,6 +28,18 @@ def utcnow() -> datetime:
 
 def timestamptz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
+
+
+class FieldProblem(BaseModel):
+    """One offending field of a request, located by a JSON pointer into it."""
+
+    pointer: str = Field(
+        description="JSON pointer into the request, its first part naming where the value came "
+        "from (body, query, path, header).",
+        examples=["/body/answers/E1.C1"],
+    )
+    code: str = Field(description="Stable machine-readable reason.", examples=["out_of_range"])
+    detail: str = Field(description="Human-readable explanation.", examples=["must be 1..5"])
 
 
 def no_nul(value: str | None) -> str | None:

@@ -52,7 +52,9 @@ class ItemResult(BaseModel):
     options: list[OptionShare]
 
 
-class DossierResult(BaseModel):
+class DossierScores(BaseModel):
+    """A dossier-rating cell: the mean total score, the grade bands and each indicator."""
+
     mean_total: Decimal | None
     mean_total_exact: float | None
     rated: int
@@ -68,7 +70,7 @@ class Cell(BaseModel):
     suppressed: bool
     index: IndexNode | None
     items: list[ItemResult] = Field(default_factory=list)
-    dossier: DossierResult | None = None
+    dossier: DossierScores | None = None
 
 
 class IndexResult(BaseModel):

@@ -30,6 +30,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.errors import AppError, FieldError, Invalid, NotFound, PermissionDenied, pointer_from_loc
 from app.models.agency import Agency
+from app.models.base import FieldProblem
 from app.models.campaign import (
     Campaign,
     CampaignAgency,
@@ -759,7 +760,10 @@ def _error_result(index: int, raw: Any, errors: list[FieldError]) -> BatchItemRe
     except ValueError:
         parsed_key = None
     return BatchItemResult(
-        index=index, submission_id=parsed_key, status="error", errors=[e.as_dict() for e in errors]
+        index=index,
+        submission_id=parsed_key,
+        status="error",
+        errors=[FieldProblem(**e.as_dict()) for e in errors],
     )
 
 

@@ -20,7 +20,7 @@ from app.models.campaign import Campaign, CampaignState
 from app.models.catalogue import Procedure, Sector
 from app.models.index import (
     Cell,
-    DossierResult,
+    DossierScores,
     Figure,
     IndexNode,
     IndexResult,
@@ -250,7 +250,7 @@ def _items(plan: Plan, work: CellWork, weighted: bool) -> list[ItemResult]:
     return out
 
 
-def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierResult | None:
+def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierScores | None:
     q = plan.q
     if not plan.indicators or q.dossier_scoring is None:
         return None
@@ -266,7 +266,7 @@ def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierRe
         )
         mean = fx.indicator_mean(points, c.n_valid)
         indicators[item_id] = None if suppressed or mean is None else fx.display(mean)
-    return DossierResult(
+    return DossierScores(
         mean_total=None if suppressed else fx.display(summary.mean_total),
         mean_total_exact=None if suppressed else summary.mean_total,
         rated=int(summary.n_dossiers),
