@@ -18,6 +18,7 @@ Every 4xx and 5xx is `application/problem+json` with the `Problem` schema; FastA
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -152,6 +153,7 @@ ERRORS: dict[int, str] = {
 }
 
 _WORD = re.compile(r"[^a-z]+")
+_CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 
 
 def _singular(word: str) -> str:
@@ -256,6 +258,22 @@ def _add_conditional(op: dict[str, Any]) -> None:
         ok.setdefault("headers", {})["ETag"] = {"$ref": "#/components/headers/ETag"}
 
 
+def _type_downloads(op: dict[str, Any]) -> None:
+    """A download (CSV, XLSX, text) is a string, binary unless text; a route that declares one
+    does not also answer the JSON that FastAPI assumes when no response class is given."""
+    for code, response in op.get("responses", {}).items():
+        content: dict[str, Any] = response.get("content", {})
+        if not code.startswith("2"):
+            continue
+        if len(content) > 1 and not content.get("application/json", {}).get("schema"):
+            content.pop("application/json", None)
+        for media, body in content.items():
+            if media.endswith("json") or body.get("schema"):
+                continue
+            text = media.startswith("text/")
+            body["schema"] = {"type": "string"} if text else {"type": "string", "format": "binary"}
+
+
 def _add_replayed(op: dict[str, Any]) -> None:
     """An operation that takes an Idempotency-Key may answer a retry with the stored answer."""
     if not any(p.get("name") == "Idempotency-Key" for p in op.get("parameters", [])):
@@ -288,16 +306,50 @@ def _schema_of(model: type[Any]) -> dict[str, Any]:
 
 
 def _refer_to_components(node: Any, schemas: dict[str, Any], top: bool = True) -> Any:
-    """Replace an inline copy of a component (same title, same schema) by a reference to it, so
-    a generator makes one class, not two of the same name (batch items are typed this way)."""
+    """Replace an inline model (an object schema with a class-like title, as `DocumentedAs`
+    makes) by a reference to the component of that title, adding the component when it is not
+    there yet: a generator then makes one class, not one per place it appears."""
     if isinstance(node, dict):
         title = node.get("title")
-        if not top and isinstance(title, str) and schemas.get(title) == node:
-            return {"$ref": f"#/components/schemas/{title}"}
+        if (
+            not top
+            and isinstance(title, str)
+            and _CLASS_NAME.fullmatch(title)
+            and node.get("type") == "object"
+            and "properties" in node
+        ):
+            known = schemas.get(title)
+            if known is None:
+                schemas[title] = _refer_to_components(node, schemas)
+            if known is None or known == node:
+                return {"$ref": f"#/components/schemas/{title}"}
         return {k: _refer_to_components(v, schemas, top=False) for k, v in node.items()}
     if isinstance(node, list):
         return [_refer_to_components(v, schemas, top=False) for v in node]
     return node
+
+
+def _rename_collisions(document: dict[str, Any]) -> dict[str, Any]:
+    """Two classes of one name (FastAPI keys them `app__models__identity__Role`) get names of
+    their own, the module's name before the class's (`IdentityRole`, `InstrumentRole`): a
+    generator names classes by title, and two equal titles lose one of them."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    renames: dict[str, str] = {}
+    for key in schemas:
+        if "__" in key:
+            *modules, name = key.split("__")
+            renames[key] = modules[-1].title().replace("_", "") + name
+    if not renames:
+        return document
+    text = json.dumps(document)
+    for old, new in renames.items():
+        text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+    document = json.loads(text)
+    schemas = document["components"]["schemas"]
+    for old, new in renames.items():
+        schemas[new] = schemas.pop(old)
+        schemas[new]["title"] = new
+    return document
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -308,6 +360,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         tags=TAGS,
     )
+    document = _rename_collisions(document)
     components: dict[str, Any] = document.setdefault("components", {})
     schemas: dict[str, Any] = components.setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
@@ -324,6 +377,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             _add_errors(op, facts.get((path, method), set()), path)
             _add_conditional(op)
             _add_replayed(op)
+            _type_downloads(op)
     return document
 
 

@@ -186,6 +186,7 @@ async def draw_sample(
 @router.get(
     "/{campaign_id}/surveyors",
     summary="The surveyors assigned to the campaign, and to which agency's part",
+    description="One row per assignment: the surveyor and, when limited, the agency.",
     response_model=list[SurveyorAssignmentPublic],
     responses=NOT_FOUND,
 )

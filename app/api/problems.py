@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field
 
 from app.models.base import FieldProblem
 
-
 # The items of a problem's `errors`, as batch results carry them too.
 ProblemFieldError = FieldProblem
 

@@ -54,6 +54,7 @@ IdempotencyKey = Annotated[
 @router.post(
     "/campaigns/{campaign_id}/submissions",
     summary="Submit one form",
+    operation_id="submissions_create",
     description="Validated against the campaign's questionnaire: every problem is listed with "
     "its item pointer. A retry with the same submission_id (or Idempotency-Key) and the same "
     "body answers the first 201 again (with `Idempotent-Replayed: true`); another body is 409. "
@@ -85,6 +86,7 @@ async def submit(
 @router.post(
     "/campaigns/{campaign_id}/submissions/batch",
     summary="Submit up to 1000 queued forms; one result per item",
+    operation_id="submissions_create_batch",
     description="Each item is created, a duplicate of an earlier one, or an error with its "
     "pointers (`/submissions/<index>/...`). Valid items are committed even when others fail.",
     response_model=SubmissionBatchResult,
@@ -166,6 +168,7 @@ EXPORT_COLUMNS = [
 @router.get(
     "/submissions/export",
     summary="Export forms as CSV (UTF-8 with BOM; answers as JSON)",
+    description="The same filters as the list, as one CSV file; contact data is never exported.",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
@@ -214,6 +217,7 @@ async def export_submissions(
 @router.get(
     "/submissions/{submission_id}",
     summary="One form",
+    description="The form's answers and facts; 404 outside the caller's scope.",
     response_model=SubmissionPublic,
     responses=NOT_FOUND,
 )
@@ -239,6 +243,8 @@ async def review(
 @router.put(
     "/submissions/{submission_id}",
     summary="Correct your own entry before review (the previous version is kept)",
+    description="A surveyor replaces the answers of a form they entered while it is not reviewed "
+    "yet (409 after); the earlier version stays readable. Audited.",
     response_model=SubmissionPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -256,6 +262,7 @@ async def correct(
 @router.get(
     "/submissions/{submission_id}/versions",
     summary="Earlier versions of a corrected form",
+    description="Every replaced version, oldest first.",
     response_model=list[SubmissionVersionPublic],
     responses=NOT_FOUND,
 )
@@ -268,6 +275,8 @@ async def versions(
 @router.get(
     "/campaigns/{campaign_id}/recheck",
     summary="The re-check (phúc tra) list: a repeatable random share of the forms",
+    description="A seeded random `share` of the campaign's forms: the same seed draws the same "
+    "list, for supervisors to call back.",
     response_model=list[SubmissionPublic],
     responses=NOT_FOUND,
 )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
 import pydantic
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import FieldProblem, no_nul, timestamptz, utcnow
+from app.models.base import DocumentedAs, FieldProblem, no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -82,10 +82,7 @@ class DossierEvent(SQLModel):
     _storable = pydantic.field_validator("code", "procedure_code", "agency_code")(no_nul)
 
 
-if TYPE_CHECKING:
-    RawDossierEvent = dict[str, Any]
-else:
-    RawDossierEvent = pydantic.SkipValidation[DossierEvent]
+RawDossierEvent = Annotated[dict[str, Any], DocumentedAs(DossierEvent)]
 
 
 class DossierBatch(SQLModel):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import FieldProblem, Page, no_nul, timestamptz, utcnow
+from app.models.base import DocumentedAs, FieldProblem, Page, no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -214,10 +214,7 @@ class SubmissionPage(Page[SubmissionPublic]):
 
 # Batch items are validated one by one by the service (so one bad item is an error in its own
 # result); the document still types them as the single call's body.
-if TYPE_CHECKING:
-    RawSubmissionIn = dict[str, Any]
-else:
-    RawSubmissionIn = pydantic.SkipValidation[SubmissionIn]
+RawSubmissionIn = Annotated[dict[str, Any], DocumentedAs(SubmissionIn)]
 
 
 class SubmissionBatchIn(SQLModel):
