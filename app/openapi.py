@@ -29,7 +29,7 @@ from fastapi.openapi.utils import get_openapi
 
 from app.api.problems import Problem
 from app.models.base import FieldProblem
-from app.models.identity import Scope
+from app.models.identity import CLIENT_SCOPES, Scope
 
 SECURITY_SCHEME = "OAuth2PasswordBearer"
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
@@ -105,7 +105,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.dossiers_write: "Report returned dossiers and read their rating invitations.",
     Scope.index_read: "Read the live index, rankings and change.",
     Scope.reports_read: "Read published reports and the methods.",
-    Scope.reports_write: "Publish reports.",
+    Scope.reports_write: "Publish reports: snapshot every figure of a closed campaign.",
 }
 
 # Response headers, declared once and referenced by the responses that send them.
@@ -294,7 +294,11 @@ def _security_scheme() -> dict[str, Any]:
         "`Authorization: Bearer <token>`.",
         "flows": {
             "password": {"tokenUrl": TOKEN_URL, "scopes": scopes},
-            "clientCredentials": {"tokenUrl": TOKEN_URL, "scopes": dict(scopes)},
+            # Machine clients may hold only some scopes (no administration, no raw answers).
+            "clientCredentials": {
+                "tokenUrl": TOKEN_URL,
+                "scopes": {s: text for s, text in scopes.items() if Scope(s) in CLIENT_SCOPES},
+            },
         },
     }
 
