@@ -333,6 +333,27 @@ def _refer_to_components(node: Any, schemas: dict[str, Any], top: bool = True) -
     return node
 
 
+def walk_schemas(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk_schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk_schemas(value)
+
+
+def _drop_object_default(schema: dict[str, Any]) -> None:
+    """A default that is an object or a list of objects (a model's default instance) cannot be
+    expressed by generated clients (openapi-python-client refuses the whole schema); the server
+    applies it anyway, so it is dropped from the document."""
+    default = schema.get("default")
+    if isinstance(default, dict) or (
+        isinstance(default, list) and any(isinstance(v, dict) for v in default)
+    ):
+        del schema["default"]
+
+
 def _rename_collisions(document: dict[str, Any]) -> dict[str, Any]:
     """Two classes of one name (FastAPI keys them `app__models__identity__Role`) get names of
     their own, the module's name before the class's (`IdentityRole`, `InstrumentRole`): a
@@ -373,6 +394,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["FieldProblem"] = _schema_of(FieldProblem)
     for name, schema in list(schemas.items()):
         schemas[name] = _refer_to_components(schema, schemas)
+    document["paths"] = _refer_to_components(document.get("paths", {}), schemas, top=False)
+    for schema in walk_schemas(document):
+        _drop_object_default(schema)
     components["headers"] = HEADERS
     components["securitySchemes"] = {SECURITY_SCHEME: _security_scheme()}
     facts = _route_facts(app)
