@@ -238,10 +238,29 @@ def _add_errors(op: dict[str, Any], facts: set[str], path: str) -> None:
         own = response.get("description") or ""
         generic = own in ("", "Validation Error", "Successful Response")
         fresh = _problem_response(ERRORS.get(int(code), "An error.") if generic else own)
+        if _own_error_schema(response):
+            # A router that declares another error shape on purpose (OAuth's token errors,
+            # RFC 6749 section 5.2) keeps it.
+            fresh["content"] = response["content"]
         headers = {**response.get("headers", {}), **_ref_headers(wanted.get(int(code), ()))}
         if headers:
             fresh["headers"] = headers
         responses[code] = fresh
+
+
+_PROBLEM_REF = "#/components/schemas/Problem"
+_FASTAPI_ERRORS = {"#/components/schemas/HTTPValidationError", _PROBLEM_REF}
+
+
+def _own_error_schema(response: dict[str, Any]) -> bool:
+    """True when the response declares a schema of its own, not Problem nor FastAPI's
+    validation error."""
+    refs = {
+        body.get("schema", {}).get("$ref")
+        for body in response.get("content", {}).values()
+        if body.get("schema")
+    }
+    return bool(refs) and not refs <= _FASTAPI_ERRORS
 
 
 def _add_conditional(op: dict[str, Any]) -> None:
