@@ -126,10 +126,6 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "`true` when this is the stored answer to an earlier identical request.",
         "schema": {"type": "string", "enum": ["true"]},
     },
-    "X-Request-ID": {
-        "description": "The request's id, as logged and as in a problem's `request_id`.",
-        "schema": {"type": "string"},
-    },
 }
 
 IF_NONE_MATCH: dict[str, Any] = {

@@ -147,6 +147,32 @@ class SubmissionVersion(SQLModel, table=True):
 # ---- API schemas -------------------------------------------------------------------------------
 
 
+# What an answer may be, as the questionnaire's item types define it (see app/services/instrument):
+# an integer, a string (an option code, yes/no, free text), a list of option codes for multiple
+# choice, or null for "no answer". Checked item by item by the service; typed here so that a
+# generated client knows the values, not just "any object".
+_CODE_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+ANSWER_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer"},
+        {"type": "string"},
+        {"type": "array", "items": _CODE_SCHEMA},
+        {"type": "null"},
+    ]
+}
+Answers = Annotated[
+    dict[str, Any],
+    pydantic.WithJsonSchema(
+        {
+            "type": "object",
+            "description": "Item id → the answer: an integer, an option code or text, a list "
+            "of option codes (multiple choice), or null for no answer.",
+            "additionalProperties": ANSWER_SCHEMA,
+        }
+    ),
+]
+
+
 # The table's check constraint allows the same two; refusing others in the request model names
 # the field (and, in a batch, only the item) instead of failing the statement.
 RespondentType = Literal["individual", "organisation"]
@@ -177,7 +203,7 @@ class SubmissionIn(pydantic.BaseModel):
     received_at: datetime | None = pydantic.Field(
         default=None, description="When the respondent filled it in; now when omitted."
     )
-    answers: dict[str, Any] = pydantic.Field(
+    answers: Answers = pydantic.Field(
         json_schema_extra={"examples": [{"E1.C1": 5, "E1.C2": 4, "E1.C3": None}]}
     )
 
@@ -202,7 +228,7 @@ class SubmissionPublic(SQLModel):
     review_reason: str | None
     is_synthetic: bool
     version: int
-    answers: dict[str, Any]
+    answers: Answers
     received_at: datetime
     created_at: datetime
     updated_at: datetime
@@ -247,7 +273,7 @@ class ReviewIn(SQLModel):
 class CorrectionIn(SQLModel):
     """A surveyor's correction of their own form before review: the new answers and facts."""
 
-    answers: dict[str, Any]
+    answers: Answers
     agency_code: str | None = Field(default=None, max_length=64)
     sector_code: str | None = Field(default=None, max_length=64)
     procedure_code: str | None = Field(default=None, max_length=50)
@@ -258,7 +284,7 @@ class CorrectionIn(SQLModel):
 
 class SubmissionVersionPublic(SQLModel):
     version: int
-    answers: dict[str, Any]
+    answers: Answers
     agency_id: uuid.UUID
     sector_id: uuid.UUID | None
     procedure_id: uuid.UUID | None
