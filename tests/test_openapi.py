@@ -16,14 +16,21 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
 from openapi_spec_validator import validate
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.config import Settings
 from app.deps import CampaignsReader, SessionDep
 from app.main import create_app
-from app.models.identity import CLIENT_SCOPES, Scope
+from app.models.campaign import Campaign
+from app.models.identity import CLIENT_SCOPES, Role, Scope
+from app.services.demo_campaigns import ensure_demo_campaigns
+from app.services.seed import load_demo_catalogue
+from tests.factories import bearer, make_user
 
 Operation = tuple[str, str, dict[str, Any]]
 OPERATION_ID = re.compile(r"^[a-z]+(_[a-z]+)*$")
@@ -275,6 +282,30 @@ def test_examples_name_codes_of_the_demo_catalogue(document: dict[str, Any]) -> 
                     assert example in catalogues[prop], (schema.get("title"), prop, example)
                     checked += 1
     assert checked >= 2
+
+
+async def test_the_request_examples_work_against_the_demo(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, document: dict[str, Any]
+) -> None:
+    """Pasted as they are, the documented form and dossier event are accepted by the demo."""
+    await load_demo_catalogue(session)
+    await ensure_demo_campaigns(session)
+    campaign_id = await session.scalar(
+        sa.select(col(Campaign.id)).where(col(Campaign.code) == "TQ-SIPAS-2020")
+    )
+    admin = bearer(settings, await make_user(session, Role.admin))
+    schemas = document["components"]["schemas"]
+
+    (form,) = schemas["SubmissionIn"]["examples"]
+    submitted = await client.post(
+        f"/api/v1/campaigns/{campaign_id}/submissions", json=form, headers=admin
+    )
+    assert submitted.status_code == 201, submitted.text
+    assert submitted.json()["answers"]["E1.C1"] == 5
+
+    (event,) = schemas["DossierEvent"]["examples"]
+    reported = await client.post("/api/v1/dossiers", json=event, headers=admin)
+    assert reported.status_code == 201, reported.text
 
 
 class _Assets(HTMLParser):

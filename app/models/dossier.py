@@ -68,6 +68,20 @@ class Invitation(SQLModel, table=True):
 class DossierEvent(SQLModel):
     """The one-stop system reports a dossier whose result was returned to the applicant."""
 
+    # Names a procedure and an agency of the demo catalogue.
+    model_config = pydantic.ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "000.00.23.H57-201105-0012",
+                    "procedure_code": "1.001193",
+                    "agency_code": "TQ.SONDUONG",
+                    "returned_at": "2020-11-05T10:30:00+07:00",
+                }
+            ]
+        }
+    )
+
     code: str = Field(
         min_length=1, max_length=100, schema_extra={"examples": ["000.00.23.H57-201105-0012"]}
     )

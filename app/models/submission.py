@@ -183,6 +183,29 @@ RespondentType = Literal["individual", "organisation"]
 class SubmissionIn(pydantic.BaseModel):
     """One filled form. `answers` maps item ids to raw values; see the questionnaire."""
 
+    # Accepted by the demo's open campaign (SIPAS 2020, on sipas-2017).
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "submission_id": "0b7f3c1e-6a52-4d7e-9a43-2f7d1c9e5a10",
+                    "channel": "web",
+                    "agency_code": "TQ.STP",
+                    "respondent_type": "individual",
+                    "answers": {
+                        "R.TYPE": "individual",
+                        "S.AGENCY": "TQ.STP",
+                        "E1.C1": 5,
+                        "E1.C2": 4,
+                        "E1.C3": None,
+                        "N.CHANNEL": ["one_stop"],
+                        "C.COMMENT": "Cán bộ hướng dẫn tận tình.",
+                    },
+                }
+            ]
+        }
+    )
+
     submission_id: uuid.UUID | None = pydantic.Field(
         default=None,
         description="Made by the client once per form and sent again on every retry. "
