@@ -212,7 +212,7 @@ class CampaignBase(SQLModel):
 
 
 class CampaignCreate(CampaignBase):
-    code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2020"]})
+    code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2021"]})
     questionnaire_id: uuid.UUID
     map_date: date | None = Field(
         default=None, description="The agency map to report on; the period's end by default."
