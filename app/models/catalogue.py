@@ -91,7 +91,9 @@ class SectorBase(SQLModel):
 
 class SectorCreate(SectorBase):
     code: str = Field(
-        min_length=1, max_length=64, schema_extra={"examples": ["the-thao"], "pattern": CODE_PATTERN}
+        min_length=1,
+        max_length=64,
+        schema_extra={"examples": ["the-thao"], "pattern": CODE_PATTERN},
     )
 
     @field_validator("code")
