@@ -8,7 +8,8 @@ so an endpoint added later gets it without anyone remembering:
 - a route with path parameters can answer 404;
 - a route that takes parameters or a body can answer 422, and one with a body 413;
 - a route that counts the caller's requests can answer 429, with `Retry-After`;
-- a route that reads the database can answer 503, with `Retry-After`;
+- a route that reads the database can answer 503, with `Retry-After`, and one that writes to it
+  409 (a constraint met);
 - a route that declares a 304 takes `If-None-Match`, and its 200 carries `ETag`.
 
 Every 4xx and 5xx is `application/problem+json` with the `Problem` schema; FastAPI's own
@@ -142,6 +143,7 @@ ERRORS: dict[int, str] = {
     403: "The caller is known but lacks the role or scope.",
     404: "No such object within the caller's scope.",
     409: "The request conflicts with the current state.",
+    410: "The resource existed but is gone for good (an expired invitation).",
     413: "The body is larger than the service accepts.",
     422: "The request is not valid; `errors` lists each offending field by its JSON pointer.",
     429: "Too many requests; retry after the `Retry-After` seconds.",
@@ -208,7 +210,7 @@ def _ref_headers(names: tuple[str, ...]) -> dict[str, Any]:
     return {h: {"$ref": f"#/components/headers/{h}"} for h in names}
 
 
-def _add_errors(op: dict[str, Any], facts: set[str], path: str) -> None:
+def _add_errors(op: dict[str, Any], facts: set[str], path: str, method: str) -> None:
     """Declare the errors the route's construction implies, then make every 4xx and 5xx a
     problem+json answer (keeping a router's own description)."""
     responses: dict[str, Any] = op.setdefault("responses", {})
@@ -226,6 +228,8 @@ def _add_errors(op: dict[str, Any], facts: set[str], path: str) -> None:
         wanted[429] = ("Retry-After",)
     if "database" in facts or "503" in responses:
         wanted[503] = ("Retry-After",)
+    if "database" in facts and method in ("post", "put", "patch", "delete"):
+        wanted[409] = ()  # a write that meets a unique or foreign key constraint
     for status in wanted:
         responses.setdefault(str(status), {})
     for code, response in list(responses.items()):
@@ -417,7 +421,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     facts = _route_facts(app)
     for path, item in document.get("paths", {}).items():
         for method, op in item.items():
-            _add_errors(op, facts.get((path, method), set()), path)
+            _add_errors(op, facts.get((path, method), set()), path, method)
             _add_conditional(op)
             _add_replayed(op)
             _type_downloads(op)

@@ -135,7 +135,8 @@ def test_every_error_is_problem_json_with_the_problem_schema(document: dict[str,
 
 def test_errors_follow_from_how_each_route_is_built(document: dict[str, Any]) -> None:
     """Secured: 401 (with WWW-Authenticate) and 403; path parameters: 404; parameters or a
-    body: 422; a body: 413; rate-limited: 429 with Retry-After; the database: 503."""
+    body: 422; a body: 413; rate-limited: 429 with Retry-After; the database: 503, and a write
+    to it 409."""
     missing = []
     for method, path, op in operations(document):
         responses = op["responses"]
@@ -177,7 +178,7 @@ def test_a_route_added_later_inherits_the_rules(settings: Settings) -> None:
     app.include_router(router)
     op = app.openapi()["paths"]["/api/v1/notes/{note_id}"]["put"]
     assert op["operationId"] == "campaigns_put_note"
-    assert set(op["responses"]) == {"200", "401", "403", "404", "413", "422", "503"}
+    assert set(op["responses"]) == {"200", "401", "403", "404", "409", "413", "422", "503"}
     assert all(op["responses"][c]["content"] == PROBLEM for c in op["responses"] if c != "200")
 
 

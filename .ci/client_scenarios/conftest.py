@@ -52,7 +52,8 @@ def operation(base_url: str, method: str, path: str) -> Any | None:
     op = document["paths"].get(path, {}).get(method)
     if op is None:
         return None
-    return importlib.import_module(f"sipas_client.api.{op['tags'][0]}.{op['operationId']}")
+    tag = op["tags"][0].replace("-", "_")
+    return importlib.import_module(f"sipas_client.api.{tag}.{op['operationId']}")
 
 
 def password_token(base_url: str, username: str, password: str) -> str:

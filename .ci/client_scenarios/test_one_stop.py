@@ -107,8 +107,10 @@ def test_dossier_invitation_and_a_citizen_rating(
                 answers=SubmissionInAnswers.from_dict(answers),
             ),
         )
-        assert used.status_code in (409, 422), used.content
+        # Used once: the same invitation again is refused, naming it.
+        assert used.status_code == 409, used.content
         assert used.headers["content-type"].startswith("application/problem+json")
+        assert [e.pointer for e in used.parsed.errors] == ["/body/invitation"]
 
 
 def definition_in(opened: Any) -> Any:

@@ -45,6 +45,7 @@ CONFLICT: Responses = {409: _problem("The request conflicts with the current sta
 INVALID: Responses = {
     422: _problem("The request is not valid; `errors` lists each offending field.")
 }
+GONE: Responses = {410: _problem("The invitation has expired.")}
 TOO_MANY: Responses = {429: _problem("Too many requests; retry after the `Retry-After` seconds.")}
 UNAVAILABLE: Responses = {503: _problem("The service cannot answer now.")}
 

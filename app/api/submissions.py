@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED, TOO_MANY
+from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
 from app.deps import (
     DEFAULT_PAGE,
     Cursor,
@@ -61,7 +61,7 @@ IdempotencyKey = Annotated[
     "With an `invitation`, agency and procedure come from the invited dossier.",
     status_code=status.HTTP_201_CREATED,
     response_model=SubmissionPublic,
-    responses={**NOT_FOUND, **CONFLICT, **TOO_MANY},
+    responses={**NOT_FOUND, **CONFLICT, **GONE, **TOO_MANY},
 )
 async def submit(
     session: SessionDep,
