@@ -18,11 +18,13 @@ from app.api.health import router as health_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database, session_scope
 from app.db_roles import app_database_url, connected_role_problems
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.head import HeadMiddleware
 from app.json_depth import JsonDepthMiddleware
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.openapi import install_openapi, operation_id
 from app.schema import head_revision
 from app.services.tabular import XLSX_MEDIA_TYPE
 
@@ -113,7 +115,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        openapi_tags=[{"name": "health", "description": "Probes for orchestrators."}],
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.schema_head = head_revision()
@@ -145,4 +149,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(health_router)
     app.include_router(api_router)
+    install_docs(app)
+    install_openapi(app)
     return app

@@ -131,6 +131,7 @@ async def import_agencies(
 @router.post(
     "",
     summary="Create an agency",
+    description="A new agency under its parent, with a unique code (409 otherwise). Audited.",
     status_code=status.HTTP_201_CREATED,
     response_model=AgencyPublic,
     responses=CONFLICT,
@@ -144,6 +145,8 @@ async def create_agency(
 @router.get(
     "/{agency_id}",
     summary="One agency",
+    description="Answers with an ETag; a caller holding it gets 304. An agency manager sees only "
+    "its own subtree (404 otherwise).",
     response_model=AgencyPublic,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
@@ -171,6 +174,8 @@ async def update_agency(
 @router.get(
     "/{agency_id}/subtree",
     summary="The agency and every agency below it",
+    description="The subtree as a flat list, optionally as it stood on `valid_on`. Answers with "
+    "an ETag.",
     response_model=list[AgencyPublic],
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
@@ -187,6 +192,7 @@ async def get_subtree(
 @router.get(
     "/{agency_id}/ancestors",
     summary="The agency's parents up to the root, root first",
+    description="The chain of parents, for breadcrumbs. Answers with an ETag.",
     response_model=list[AgencyPublic],
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
@@ -199,6 +205,8 @@ async def get_ancestors(
 @router.get(
     "/{agency_id}/successors",
     summary="Succession links both ways: successors and predecessors",
+    description="Which agencies this one was merged or renamed into, and which were merged into "
+    "it. Answers with an ETag.",
     response_model=AgencyLinks,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
@@ -211,6 +219,8 @@ async def get_successors(
 @router.post(
     "/{agency_id}/successors",
     summary="Add succession links from this agency",
+    description="Records merges, splits or renames effective on a date; the index follows them "
+    "when comparing with a baseline. Audited.",
     response_model=AgencyLinks,
     responses=NOT_FOUND,
 )

@@ -15,7 +15,13 @@ from app.services import audit
 router = APIRouter(prefix="/audit-events", tags=["audit"], responses=AUTHED)
 
 
-@router.get("", summary="Search the audit log", response_model=AuditEventPage)
+@router.get(
+    "",
+    description="Every state change, filterable by action, actor, object, request id and time. "
+    "Needs `audit:read`.",
+    summary="Search the audit log",
+    response_model=AuditEventPage,
+)
 async def list_audit_events(
     session: SessionDep,
     principal: AuditReader,

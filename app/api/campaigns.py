@@ -43,7 +43,12 @@ Archiving purges the frame's contact data.
 """
 
 
-@router.get("", summary="List campaigns", response_model=CampaignPage)
+@router.get(
+    "",
+    description="Paged with `limit` and `cursor`; filter by `state` and `year`.",
+    summary="List campaigns",
+    response_model=CampaignPage,
+)
 async def list_campaigns(
     session: SessionDep,
     principal: CampaignsReader,
@@ -60,6 +65,8 @@ async def list_campaigns(
 @router.post(
     "",
     summary="Create a campaign (draft)",
+    description="A campaign starts as a draft on a questionnaire version, with its period and "
+    "scope. Audited.",
     status_code=status.HTTP_201_CREATED,
     response_model=CampaignPublic,
     responses=CONFLICT,
@@ -72,7 +79,11 @@ async def create_campaign(
 
 
 @router.get(
-    "/{campaign_id}", summary="One campaign", response_model=CampaignPublic, responses=NOT_FOUND
+    "/{campaign_id}",
+    description="The campaign, its state, questionnaire and scope; 404 outside the caller's scope.",
+    summary="One campaign",
+    response_model=CampaignPublic,
+    responses=NOT_FOUND,
 )
 async def get_campaign(
     session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
@@ -116,7 +127,8 @@ async def transition(
 @router.get(
     "/{campaign_id}/strata",
     summary="The campaign's strata: frame size N_h and target n_h",
-    description="An agency manager or agency-bound client sees only the strata of its subtree.",
+    description="One row per stratum (agency, or agency and sector) with its frame size and "
+    "target. An agency manager or agency-bound client sees only the strata of its subtree.",
     response_model=list[StratumPublic],
     responses=NOT_FOUND,
 )
@@ -132,6 +144,8 @@ async def list_strata(
 @router.put(
     "/{campaign_id}/strata",
     summary="Replace the strata (agency, or agency x sector), with optional hand-set targets",
+    description="The list sent becomes the whole set; refused (409) once fieldwork has started. "
+    "Audited.",
     response_model=list[StratumPublic],
     responses={**NOT_FOUND, **CONFLICT},
 )

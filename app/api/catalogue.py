@@ -39,6 +39,8 @@ Search = Annotated[str | None, Query(max_length=200, description="Ignores case a
 @router.get(
     "/sectors",
     summary="List sectors",
+    description="Paged by code; `q` searches the names ignoring case and diacritics. Answers with"
+    " an ETag.",
     response_model=SectorPage,
     responses=NOT_MODIFIED,
 )
@@ -57,6 +59,7 @@ async def list_sectors(
 @router.post(
     "/sectors",
     summary="Create a sector",
+    description="A sector with a unique code (409 otherwise). Audited.",
     status_code=status.HTTP_201_CREATED,
     response_model=SectorPublic,
     responses=CONFLICT,
@@ -70,6 +73,7 @@ async def create_sector(
 @router.get(
     "/sectors/{sector_id}",
     summary="One sector",
+    description="Answers with an ETag; a caller holding it gets 304.",
     response_model=SectorPublic,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
@@ -83,6 +87,7 @@ async def get_sector(
 @router.patch(
     "/sectors/{sector_id}",
     summary="Change a sector",
+    description="Only the fields sent change. Audited.",
     response_model=SectorPublic,
     responses=NOT_FOUND,
 )
@@ -95,6 +100,8 @@ async def update_sector(
 @router.get(
     "/procedures",
     summary="List and search administrative procedures",
+    description="Paged by code; `q` searches ignoring case and diacritics, `sector` and `level` "
+    "filter. Answers with an ETag.",
     response_model=ProcedurePage,
     responses=NOT_MODIFIED,
 )
@@ -117,6 +124,8 @@ async def list_procedures(
 @router.post(
     "/procedures",
     summary="Create a procedure",
+    description="A procedure with its national code (unique, 409 otherwise) and its sector. "
+    "Audited.",
     status_code=status.HTTP_201_CREATED,
     response_model=ProcedurePublic,
     responses=CONFLICT,
@@ -130,6 +139,7 @@ async def create_procedure(
 @router.get(
     "/procedures/{procedure_id}",
     summary="One procedure",
+    description="Answers with an ETag; a caller holding it gets 304.",
     response_model=ProcedurePublic,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
@@ -143,6 +153,7 @@ async def get_procedure(
 @router.patch(
     "/procedures/{procedure_id}",
     summary="Change a procedure",
+    description="Only the fields sent change. Audited.",
     response_model=ProcedurePublic,
     responses=NOT_FOUND,
 )
@@ -157,6 +168,8 @@ async def update_procedure(
 @router.get(
     "/agencies/{agency_id}/sectors",
     summary="The sectors an agency handles",
+    description="The agency's sectors, which bound the procedures its forms may name. Answers "
+    "with an ETag.",
     response_model=AgencySectorList,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
@@ -174,6 +187,7 @@ async def get_agency_sectors(
 @router.put(
     "/agencies/{agency_id}/sectors",
     summary="Replace the set of sectors an agency handles",
+    description="The list sent becomes the whole set. Audited.",
     response_model=AgencySectorList,
     responses=NOT_FOUND,
 )

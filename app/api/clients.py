@@ -24,7 +24,12 @@ def _public(client: object) -> ClientPublic:
     return ClientPublic.model_validate(client, from_attributes=True)
 
 
-@router.get("", summary="List machine clients", response_model=ClientPage)
+@router.get(
+    "",
+    description="Pages with `limit` and `cursor`. Needs `users:admin`.",
+    summary="List machine clients",
+    response_model=ClientPage,
+)
 async def list_clients(
     session: SessionDep,
     _: UsersAdmin,
@@ -40,6 +45,8 @@ async def list_clients(
 @router.post(
     "",
     summary="Register a machine client (the secret is in this response only)",
+    description="The client gets scopes from the set allowed to machines, optionally a campaign "
+    "or an agency; keep the returned secret, it is shown once. Audited.",
     status_code=status.HTTP_201_CREATED,
     response_model=ClientWithSecret,
 )
@@ -50,7 +57,12 @@ async def create_client(
 
 
 @router.get(
-    "/{client_id}", summary="One machine client", response_model=ClientPublic, responses=NOT_FOUND
+    "/{client_id}",
+    description="Needs `users:admin`; 404 when no client has this id. The secret is never shown "
+    "again.",
+    summary="One machine client",
+    response_model=ClientPublic,
+    responses=NOT_FOUND,
 )
 async def get_client(session: SessionDep, _: UsersAdmin, client_id: uuid.UUID) -> ClientPublic:
     return _public(await clients.get_client(session, client_id))
@@ -72,6 +84,8 @@ async def update_client(
 @router.post(
     "/{client_id}/rotate-secret",
     summary="Issue a new secret and revoke every token of the old one",
+    description="The new secret is in this response only; tokens issued with the old one stop "
+    "working at once. Audited.",
     response_model=ClientWithSecret,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -84,6 +98,7 @@ async def rotate_secret(
 @router.post(
     "/{client_id}/revoke",
     summary="Revoke a client for good, and its tokens at once",
+    description="A revoked client can no longer get tokens; this cannot be undone. Audited.",
     response_model=ClientPublic,
     responses=NOT_FOUND,
 )

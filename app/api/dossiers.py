@@ -15,6 +15,7 @@ router = APIRouter(prefix="/dossiers", tags=["dossiers"], responses=AUTHED)
 @router.post(
     "",
     summary="Report one returned dossier; get its one-time rating invitations",
+    operation_id="dossiers_create",
     description="Idempotent by dossier code: the same event again answers 200 with the same "
     "dossier and tokens; another event under the same code is 409. An invitation is made for "
     "each open campaign that rates dossiers and covers the dossier's agency and date.",
@@ -39,6 +40,7 @@ async def report_dossier(
 @router.post(
     "/batch",
     summary="Report up to 1000 dossiers; one result per item",
+    operation_id="dossiers_create_batch",
     description="Each item is created, a duplicate, or an error with its pointers; valid items "
     "are kept even when others fail.",
     response_model=DossierBatchResult,
@@ -52,6 +54,8 @@ async def report_batch(
 @router.get(
     "/{code}",
     summary="A reported dossier and its invitations",
+    description="The dossier as the one-stop system reported it, with its rating invitations; 404"
+    " for a code this client never reported.",
     response_model=DossierResult,
     responses=NOT_FOUND,
 )

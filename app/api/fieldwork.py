@@ -44,8 +44,8 @@ FRAME_EXAMPLE = {
     "units": [
         {
             "dossier_code": "000.00.12.H59-200315-0001",
-            "procedure_code": "1.001",
-            "agency_code": "SO-TP",
+            "procedure_code": "1.001193",
+            "agency_code": "TQ.STP",
             "returned_on": "2020-03-15",
             "contact_name": "Nguyễn Thị Hoà",
             "contact_phone": "0912345678",
@@ -99,7 +99,7 @@ FRAME_BODY: dict[str, Any] = {
             "text/csv": {
                 "schema": {"type": "string"},
                 "example": "dossier_code,procedure_code,agency_code,returned_on,contact_name\r\n"
-                "000.00.12.H59-200315-0001,1.001,SO-TP,2020-03-15,Nguyễn Thị Hoà\r\n",
+                "000.00.12.H59-200315-0001,1.001193,TQ.STP,2020-03-15,Nguyễn Thị Hoà\r\n",
             },
         },
     }
@@ -199,6 +199,7 @@ async def draw_sample(
 @router.get(
     "/{campaign_id}/surveyors",
     summary="The surveyors assigned to the campaign, and to which agency's part",
+    description="One row per assignment: the surveyor and, when limited, the agency.",
     response_model=list[SurveyorAssignmentPublic],
     responses=NOT_FOUND,
 )

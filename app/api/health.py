@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,14 +18,29 @@ from app.metrics import METRICS
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+class Liveness(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ready"])
+    schema_revision: str = Field(alias="schema", description="The database's migration.")
+
+
+@router.get(
+    "/healthz",
+    description="Answers 200 while the process runs; it does not touch the database. For a "
+    "liveness probe.",
+    summary="Liveness: the process answers",
+)
+async def healthz() -> Liveness:
+    return Liveness(status="ok")
 
 
 @router.get(
     "/metrics",
     summary="Request counts and durations of this process (Prometheus text format)",
+    description="Counters and histograms of this worker process only, for a Prometheus scrape.",
     response_class=PlainTextResponse,
 )
 async def metrics() -> PlainTextResponse:
@@ -34,6 +50,9 @@ async def metrics() -> PlainTextResponse:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers and its schema is at the expected migration",
+    description="200 when the database answers and is at the migration this build expects; "
+    "otherwise 503 with `Retry-After`. For a readiness probe.",
+    response_model=Readiness,
     responses=UNAVAILABLE,
 )
 async def readyz(request: Request, db: DatabaseDep) -> Any:

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Path, Request, Response
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
 from app.api.problems import NOT_FOUND, TOO_MANY
+from app.api.questionnaires import QuestionnaireVersion, version_public
 from app.deps import DatabaseDep, RateLimiterDep, SessionDep, SettingsDep
 from app.models.dossier import InvitationDetails
-from app.models.questionnaire import QuestionnairePublic
 from app.services import invitations
 
 router = APIRouter(prefix="/invitations", tags=["invitations"], responses={**TOO_MANY})
@@ -51,7 +51,7 @@ async def read_invitation(
     "/{token}/questionnaire",
     summary="The questionnaire to render for an invitation",
     description="As `GET /questionnaires/{id}`, readable with the invitation's token alone.",
-    response_model=QuestionnairePublic,
+    response_model=QuestionnaireVersion,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def read_questionnaire(
@@ -64,4 +64,4 @@ async def read_questionnaire(
 ) -> Response:
     await invitations.throttle_source(limiter, db.side, settings)
     row = await invitations.questionnaire(session, settings, token)
-    return json_with_etag(request, QuestionnairePublic.model_validate(row, from_attributes=True))
+    return json_with_etag(request, version_public(row))

@@ -27,7 +27,13 @@ class MePublic(BaseModel):
     client_id: str | None
 
 
-@router.get("", summary="The caller: user or client, role, scopes", responses=UNAUTHORIZED)
+@router.get(
+    "",
+    description="Who the bearer token belongs to (a staff user or a machine client), its role, "
+    "agency, campaign and the scopes it holds.",
+    summary="The caller: user or client, role, scopes",
+    responses=UNAUTHORIZED,
+)
 async def me(principal: CurrentPrincipal) -> MePublic:
     return MePublic(
         kind=principal.kind,
@@ -44,6 +50,8 @@ async def me(principal: CurrentPrincipal) -> MePublic:
 @router.post(
     "/password",
     summary="Change your own password (revokes your other tokens)",
+    description="Staff only: the current password is checked; every other token of the user is "
+    "revoked. Machine clients rotate their secret instead (403).",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**UNAUTHORIZED, **INVALID},
 )

@@ -6,11 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.models.base import FieldProblem
 
-class ProblemFieldError(BaseModel):
-    pointer: str = Field(examples=["/body/name"])
-    code: str = Field(examples=["missing"])
-    detail: str = Field(examples=["Field required"])
+# The items of a problem's `errors`, as batch results carry them too.
+ProblemFieldError = FieldProblem
 
 
 class Problem(BaseModel):
@@ -23,7 +22,9 @@ class Problem(BaseModel):
     detail: str = Field(examples=["The request is not valid; see errors."])
     instance: str | None = Field(default=None, examples=["/api/v1/agencies"])
     request_id: str | None = Field(default=None, examples=["3f0c2a9b7d4e4f1a9c2b8e7d6a5f4c3b"])
-    errors: list[ProblemFieldError] | None = None
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Each offending field, by its JSON pointer into the request."
+    )
 
 
 Responses = dict[int | str, dict[str, Any]]
@@ -44,6 +45,7 @@ CONFLICT: Responses = {409: _problem("The request conflicts with the current sta
 INVALID: Responses = {
     422: _problem("The request is not valid; `errors` lists each offending field.")
 }
+GONE: Responses = {410: _problem("The invitation has expired.")}
 TOO_MANY: Responses = {429: _problem("Too many requests; retry after the `Retry-After` seconds.")}
 IMPORT_TOO_LARGE: Responses = {
     413: _problem(
@@ -58,6 +60,3 @@ AUTHED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **INVALID}
 
 # Set on the answer to a retried write that changed nothing: the first answer, again.
 REPLAYED = "Idempotent-Replayed"
-
-# A one-time invitation whose time is over.
-GONE: Responses = {410: _problem("The invitation has expired.")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response, status
 
@@ -16,6 +17,7 @@ from app.deps import (
     QuestionnairesWriter,
     SessionDep,
 )
+from app.models.base import DocumentedAs
 from app.models.questionnaire import (
     Questionnaire,
     QuestionnaireCreate,
@@ -23,15 +25,39 @@ from app.models.questionnaire import (
     QuestionnairePublic,
 )
 from app.services import questionnaires
+from app.services.instrument import Questionnaire as QuestionnaireDefinition
+
+# The definition is stored and checked as free JSON (the service reports every problem with its
+# pointer); the document types it as the instrument model, so a frontend's generated client
+# knows sections, items, options and labels. Declared here because the instrument model lives
+# with the services, which the models never import.
+Definition = Annotated[dict[str, Any], DocumentedAs(QuestionnaireDefinition)]
+
+
+class QuestionnaireVersion(QuestionnairePublic):
+    """One questionnaire version, with its complete definition."""
+
+    definition: Definition
+
+
+class QuestionnaireVersionCreate(QuestionnaireCreate):
+    definition: Definition
+
 
 router = APIRouter(prefix="/questionnaires", tags=["questionnaires"], responses=AUTHED)
 
 
-def _public(row: Questionnaire) -> QuestionnairePublic:
-    return questionnaires.public(row)
+def version_public(row: Questionnaire) -> QuestionnaireVersion:
+    """The version with every item's labelled options (`questionnaires.public`)."""
+    return QuestionnaireVersion.model_validate(questionnaires.public(row).model_dump())
 
 
-@router.get("", summary="List questionnaire versions", response_model=QuestionnairePage)
+@router.get(
+    "",
+    description="Summaries without definitions, paged; `code` keeps one instrument's versions.",
+    summary="List questionnaire versions",
+    response_model=QuestionnairePage,
+)
 async def list_questionnaires(
     session: SessionDep,
     _: QuestionnairesReader,
@@ -45,38 +71,50 @@ async def list_questionnaires(
 @router.get(
     "/{questionnaire_id}",
     summary="One questionnaire version, complete enough to render the form",
-    response_model=QuestionnairePublic,
+    description="Sections, items with their types, labels (Vietnamese and English), options and "
+    "required flags, and the index rules. Answers with an ETag; a caller holding it "
+    "gets 304.",
+    response_model=QuestionnaireVersion,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_questionnaire(
     request: Request, session: SessionDep, _: QuestionnairesReader, questionnaire_id: uuid.UUID
 ) -> Response:
-    return json_with_etag(request, _public(await questionnaires.get(session, questionnaire_id)))
+    return json_with_etag(
+        request, version_public(await questionnaires.get(session, questionnaire_id))
+    )
 
 
 @router.post(
     "",
     summary="Create a questionnaire version (validated: ids unique, elements have items, "
     "weights sum to 1)",
+    description="The definition is checked as a whole and every problem is reported with its "
+    "pointer (`/body/definition/...`). The version is one more than the latest of the"
+    " same code. Audited.",
     status_code=status.HTTP_201_CREATED,
-    response_model=QuestionnairePublic,
+    response_model=QuestionnaireVersion,
 )
 async def create_questionnaire(
-    session: SessionDep, actor: QuestionnairesWriter, body: QuestionnaireCreate
-) -> QuestionnairePublic:
-    return _public(await questionnaires.create(session, actor, body.definition))
+    session: SessionDep, actor: QuestionnairesWriter, body: QuestionnaireVersionCreate
+) -> QuestionnaireVersion:
+    return version_public(await questionnaires.create(session, actor, body.definition))
 
 
 @router.put(
     "/{questionnaire_id}",
     summary="Replace the definition of a version no campaign has opened on",
-    response_model=QuestionnairePublic,
+    description="Refused with 409 once a campaign has opened on the version (it is frozen then). "
+    "Audited.",
+    response_model=QuestionnaireVersion,
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def replace_questionnaire(
     session: SessionDep,
     actor: QuestionnairesWriter,
     questionnaire_id: uuid.UUID,
-    body: QuestionnaireCreate,
-) -> QuestionnairePublic:
-    return _public(await questionnaires.replace(session, actor, questionnaire_id, body.definition))
+    body: QuestionnaireVersionCreate,
+) -> QuestionnaireVersion:
+    return version_public(
+        await questionnaires.replace(session, actor, questionnaire_id, body.definition)
+    )

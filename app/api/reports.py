@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -20,7 +20,9 @@ from app.deps import (
     SessionDep,
 )
 from app.models.report import (
+    MethodsPublic,
     PublishRequest,
+    ReportDocument,
     ReportListPage,
     ReportPage,
     ReportSummary,
@@ -102,6 +104,7 @@ async def publish(
 @router.get(
     "/campaigns/{campaign_id}/reports",
     summary="The campaign's published versions",
+    description="Every stored report version of the campaign, in version order, paged.",
     response_model=ReportPage,
     responses=NOT_FOUND,
 )
@@ -159,6 +162,9 @@ async def list_all_reports(
 @router.get(
     "/campaigns/{campaign_id}/reports/latest",
     summary="The latest published version (a stable URL for fetchers)",
+    description="The newest report of the campaign, as `GET /reports/{report_id}` shows it. "
+    "Answers with an ETag; a caller holding it gets 304, so polling is cheap.",
+    response_model=ReportDocument,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def latest(
@@ -171,6 +177,10 @@ async def latest(
 @router.get(
     "/reports/{report_id}",
     summary="A published report as JSON",
+    description="The stored snapshot: the campaign, its method and questionnaire, every figure of"
+    " the whole and of each breakdown, and the rankings. Immutable: its ETag never "
+    "changes.",
+    response_model=ReportDocument,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_report(
@@ -184,6 +194,8 @@ async def get_report(
 @router.get(
     "/reports/{report_id}/export.csv",
     summary="A published report as CSV (UTF-8 with BOM)",
+    description="One row per figure and cell, from the stored snapshot. Answers with an ETag; a "
+    "caller holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {"text/csv": {}}}},
 )
 async def export_csv(
@@ -197,6 +209,8 @@ async def export_csv(
 @router.get(
     "/reports/{report_id}/export.xlsx",
     summary="A published report as XLSX (one sheet per breakdown, Vietnamese headings)",
+    description="The same figures as the CSV in a workbook. Answers with an ETag; a caller "
+    "holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {XLSX: {}}}},
 )
 async def export_xlsx(
@@ -213,8 +227,8 @@ async def export_xlsx(
     description="Everything needed to check a published number: the formulas of the method, and "
     "for each questionnaire version its structure, weights, positive sets and thresholds.",
 )
-async def methods(session: SessionDep, _: ReportsReader) -> dict[str, Any]:
-    return await list_methods(session)
+async def methods(session: SessionDep, _: ReportsReader) -> MethodsPublic:
+    return MethodsPublic.model_validate(await list_methods(session))
 
 
 @router.post(

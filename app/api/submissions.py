@@ -56,6 +56,7 @@ IdempotencyKey = Annotated[
 @router.post(
     "/campaigns/{campaign_id}/submissions",
     summary="Submit one form",
+    operation_id="submissions_create",
     description="Validated against the schema and the campaign's questionnaire together: one "
     "422 lists every problem of the form, type errors and answer errors alike, each with a JSON "
     "pointer from the body's root (`/body/channel`, `/body/answers/E1.C1`). A retry with the "
@@ -95,6 +96,7 @@ async def submit(
 @router.post(
     "/campaigns/{campaign_id}/submissions/batch",
     summary="Submit up to 1000 queued forms; one result per item",
+    operation_id="submissions_create_batch",
     description="Each item is created, a duplicate of an earlier one, or an error listing "
     "every problem of the item (type errors and answer errors together), each with a JSON "
     "pointer from the body's root, as in the single call (`/body/submissions/<index>/...`, e.g. "
@@ -173,7 +175,8 @@ async def list_submissions(
     "agency, sector and procedure by code (and the agency by name), `respondent_type`, "
     "`channel`, `state`, `version`, `is_synthetic` (1 or 0), `received_at`, then one column "
     "per item of the campaigns' questionnaires, in form order (several choices joined by `;`). "
-    "Text that a spreadsheet would take for a formula is prefixed with `'`.",
+    "Text that a spreadsheet would take for a formula is prefixed with `'`. The same filters "
+    "as the list; contact data is never exported.",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
 )
@@ -199,6 +202,7 @@ async def export_submissions(
 @router.get(
     "/submissions/{submission_id}",
     summary="One form",
+    description="The form's answers and facts; 404 outside the caller's scope.",
     response_model=SubmissionPublic,
     responses=NOT_FOUND,
 )
@@ -224,7 +228,9 @@ async def review(
 @router.put(
     "/submissions/{submission_id}",
     summary="Correct your own entry before review (the previous version is kept)",
-    description="Type errors and answer errors come in one 422, as for a new form.",
+    description="A surveyor replaces the answers of a form they entered while it is not reviewed "
+    "yet (409 after); the earlier version stays readable. Audited. Type errors and answer "
+    "errors come in one 422, as for a new form.",
     response_model=SubmissionPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
@@ -244,6 +250,7 @@ async def correct(
 @router.get(
     "/submissions/{submission_id}/versions",
     summary="Earlier versions of a corrected form",
+    description="Every replaced version, oldest first.",
     response_model=list[SubmissionVersionPublic],
     responses=NOT_FOUND,
 )
@@ -256,6 +263,8 @@ async def versions(
 @router.get(
     "/campaigns/{campaign_id}/recheck",
     summary="The re-check (phúc tra) list: a repeatable random share of the forms",
+    description="A seeded random `share` of the campaign's forms: the same seed draws the same "
+    "list, for supervisors to call back.",
     response_model=list[SubmissionPublic],
     responses=NOT_FOUND,
 )

@@ -18,7 +18,12 @@ def _public(user: object) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-@router.get("", summary="List staff users", response_model=UserPage)
+@router.get(
+    "",
+    description="Pages with `limit` and `cursor`. Needs `users:admin`.",
+    summary="List staff users",
+    response_model=UserPage,
+)
 async def list_users(
     session: SessionDep,
     _: UsersAdmin,
@@ -36,6 +41,8 @@ async def list_users(
 @router.post(
     "",
     summary="Create a staff user",
+    description="A user with a role and, for agency roles, an agency. The username must be new "
+    "(409). Audited.",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
     responses=CONFLICT,
@@ -44,7 +51,13 @@ async def create_user(session: SessionDep, actor: UsersAdmin, body: UserCreate) 
     return _public(await users.create_user(session, actor, body))
 
 
-@router.get("/{user_id}", summary="One staff user", response_model=UserPublic, responses=NOT_FOUND)
+@router.get(
+    "/{user_id}",
+    description="Needs `users:admin`; 404 when no user has this id.",
+    summary="One staff user",
+    response_model=UserPublic,
+    responses=NOT_FOUND,
+)
 async def get_user(session: SessionDep, _: UsersAdmin, user_id: uuid.UUID) -> UserPublic:
     return _public(await users.get_user(session, user_id))
 

@@ -196,7 +196,7 @@ class AgencyCreate(AgencyBase):
         min_length=1,
         max_length=64,
         description="Stable code: letters, digits, '.', '-' and '_'. It never changes.",
-        schema_extra={"examples": ["TQ.STP"], "pattern": CODE_PATTERN},
+        schema_extra={"examples": ["TQ.BQLKKT"], "pattern": CODE_PATTERN},
     )
 
     @field_validator("code")

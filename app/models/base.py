@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from sqlmodel import SQLModel
 
 NAMING_CONVENTION = {
@@ -28,6 +30,35 @@ def utcnow() -> datetime:
 
 def timestamptz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
+
+
+class DocumentedAs:
+    """`Annotated[dict[str, Any], DocumentedAs(Model)]`: accepted as any JSON object (a service
+    checks it, item by item, with pointers) but documented as `Model`, so a generated client
+    types it. Batch items and questionnaire definitions are declared this way."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+
+    def __get_pydantic_json_schema__(
+        self, _schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(self.model.__pydantic_core_schema__)
+
+    def __repr__(self) -> str:
+        return f"DocumentedAs({self.model.__name__})"
+
+
+class FieldProblem(BaseModel):
+    """One offending field of a request, located by a JSON pointer into it."""
+
+    pointer: str = Field(
+        description="JSON pointer into the request, its first part naming where the value came "
+        "from (body, query, path, header).",
+        examples=["/body/answers/E1.C1"],
+    )
+    code: str = Field(description="Stable machine-readable reason.", examples=["out_of_range"])
+    detail: str = Field(description="Human-readable explanation.", examples=["must be 1..5"])
 
 
 def no_nul(value: str | None) -> str | None:

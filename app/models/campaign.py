@@ -218,7 +218,7 @@ class CampaignCreate(CampaignBase):
     period_end: SaneDate
     fieldwork_start: SaneDate
     fieldwork_end: SaneDate
-    code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2020"]})
+    code: str = Field(min_length=2, max_length=64, schema_extra={"examples": ["TQ-SIPAS-2021"]})
     questionnaire_id: uuid.UUID
     map_date: SaneDate | None = Field(
         default=None, description="The agency map to report on; the period's end by default."

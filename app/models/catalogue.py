@@ -91,7 +91,9 @@ class SectorBase(SQLModel):
 
 class SectorCreate(SectorBase):
     code: str = Field(
-        min_length=1, max_length=64, schema_extra={"examples": ["ho-tich"], "pattern": CODE_PATTERN}
+        min_length=1,
+        max_length=64,
+        schema_extra={"examples": ["the-thao"], "pattern": CODE_PATTERN},
     )
 
     @field_validator("code")
@@ -147,7 +149,7 @@ class ProcedureCreate(ProcedureBase):
         min_length=1,
         max_length=64,
         description="National procedure code.",
-        schema_extra={"examples": ["1.001193"], "pattern": CODE_PATTERN},
+        schema_extra={"examples": ["1.012345"], "pattern": CODE_PATTERN},
     )
 
     @field_validator("code")

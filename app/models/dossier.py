@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import no_nul, timestamptz, utcnow
+from app.models.base import DocumentedAs, FieldProblem, no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 from app.models.timestamps import SaneDatetime
 
@@ -69,11 +69,25 @@ class Invitation(SQLModel, table=True):
 class DossierEvent(SQLModel):
     """The one-stop system reports a dossier whose result was returned to the applicant."""
 
+    # Names a procedure and an agency of the demo catalogue.
+    model_config = pydantic.ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "000.00.23.H57-201105-0012",
+                    "procedure_code": "1.001193",
+                    "agency_code": "TQ.SONDUONG",
+                    "returned_at": "2020-11-05T10:30:00+07:00",
+                }
+            ]
+        }
+    )
+
     code: str = Field(
         min_length=1, max_length=100, schema_extra={"examples": ["000.00.23.H57-201105-0012"]}
     )
     procedure_code: str = Field(
-        min_length=1, max_length=50, schema_extra={"examples": ["1.004227"]}
+        min_length=1, max_length=50, schema_extra={"examples": ["1.001193"]}
     )
     agency_code: str = Field(
         min_length=1, max_length=64, schema_extra={"examples": ["TQ.SONDUONG"]}
@@ -86,10 +100,13 @@ class DossierEvent(SQLModel):
     _storable = pydantic.field_validator("code", "procedure_code", "agency_code")(no_nul)
 
 
+RawDossierEvent = Annotated[dict[str, Any], DocumentedAs(DossierEvent)]
+
+
 class DossierBatch(SQLModel):
     # Items are checked one by one (as DossierEvent), so one malformed item is an error in its
     # own result and the others are still kept.
-    dossiers: list[dict[str, Any]] = Field(
+    dossiers: list[RawDossierEvent] = Field(
         min_length=1,
         max_length=1000,
         description="Up to 1000 dossier events, each as in the single call (DossierEvent).",
@@ -145,7 +162,7 @@ class DossierResult(SQLModel):
     status: str = Field(description="created, duplicate (same event again) or error")
     dossier_id: uuid.UUID | None = None
     invitations: list[InvitationPublic] = Field(default_factory=list)
-    errors: list[dict[str, str]] | None = None
+    errors: list[FieldProblem] | None = None
 
 
 class DossierBatchResult(SQLModel):

@@ -42,7 +42,9 @@ class FrameUnitIn(SQLModel):
 
     dossier_code: str = Field(max_length=100, schema_extra={"examples": ["000.00.12.H59-200315"]})
     procedure_code: str = Field(
-        max_length=64, description="National procedure code.", schema_extra={"examples": ["1.001"]}
+        max_length=64,
+        description="National procedure code.",
+        schema_extra={"examples": ["1.001193"]},
     )
     agency_code: str = Field(max_length=64, description="Must be in the campaign's scope.")
     returned_on: date = Field(description="Within the campaign's period_start..period_end.")

@@ -77,7 +77,9 @@ class ItemResult(BaseModel):
     options: list[OptionShare]
 
 
-class DossierResult(BaseModel):
+class DossierScores(BaseModel):
+    """A dossier-rating cell: the mean total score, the grade bands and each indicator."""
+
     mean_total: float | None = Field(description="Mean total (0–18), full precision.")
     mean_total_display: str | None = Field(description="Mean total, 2 decimals half up.")
     mean_total_exact: float | None = Field(description="Deprecated: the same as `mean_total`.")
@@ -99,7 +101,7 @@ class Cell(BaseModel):
     suppressed: bool
     index: IndexNode | None
     items: list[ItemResult] = Field(default_factory=list)
-    dossier: DossierResult | None = None
+    dossier: DossierScores | None = None
 
 
 class IndexResult(BaseModel):

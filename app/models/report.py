@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
+from app.models.index import Cell, RankingRow
 
 
 class Report(SQLModel, table=True):
@@ -90,6 +91,85 @@ class ReportListItem(ReportSummary):
 
 class ReportListPage(Page[ReportListItem]):
     pass
+
+
+class ReportCampaign(SQLModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    year: int
+    period_start: date
+    period_end: date
+    map_date: date
+
+
+class ReportQuestionnaire(SQLModel):
+    code: str
+    version: int
+
+
+class ReportDocument(SQLModel):
+    """A published report as stored: every figure of the campaign at its data cut-off."""
+
+    campaign: ReportCampaign
+    version: int
+    method: str
+    questionnaire: ReportQuestionnaire
+    thresholds: dict[str, int]
+    data_cutoff: datetime
+    inputs_hash: str = Field(description="Hash of the counted forms and the questionnaire.")
+    forms_counted: int
+    total: Cell = Field(description="The whole campaign.")
+    breakdowns: dict[str, list[Cell]] = Field(
+        description="One list of cells per breakdown (agency, level, sector, channel, "
+        "respondent_type)."
+    )
+    rankings: dict[str, list[RankingRow]] = Field(description="Ranked agencies per level.")
+
+
+class MethodPillar(SQLModel):
+    id: str
+    label_vi: str
+    weight: float
+    elements: list[str]
+
+
+class MethodElement(SQLModel):
+    id: str
+    label_vi: str
+    weight: float
+    rule: str
+    designated_item: str | None
+    criteria: list[str]
+
+
+class MethodBand(SQLModel):
+    code: str
+    label_vi: str
+    label_en: str | None = None
+    min_total: int
+    max_total: int
+
+
+class MethodVersion(SQLModel):
+    """How one questionnaire version is scored."""
+
+    questionnaire_id: uuid.UUID
+    code: str
+    version: int
+    method: str
+    title_vi: str
+    overall: str | None
+    pillars: list[MethodPillar]
+    elements: list[MethodElement]
+    positive_sets: dict[str, list[str]] = Field(description="Item id → its positive answers.")
+    thresholds: dict[str, int]
+    dossier_bands: list[MethodBand] | None
+
+
+class MethodsPublic(SQLModel):
+    formulas: dict[str, str] = Field(description="Name → the formula, in words.")
+    versions: list[MethodVersion]
 
 
 class PublishRequest(SQLModel):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, no_nul, timestamptz, utcnow
+from app.models.base import DocumentedAs, FieldProblem, Page, no_nul, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 from app.models.timestamps import SaneDatetime
 
@@ -166,6 +166,32 @@ class SubmissionVersion(SQLModel, table=True):
 # ---- API schemas -------------------------------------------------------------------------------
 
 
+# What an answer may be, as the questionnaire's item types define it (see app/services/instrument):
+# an integer, a string (an option code, yes/no, free text), a list of option codes for multiple
+# choice, or null for "no answer". Checked item by item by the service; typed here so that a
+# generated client knows the values, not just "any object".
+_CODE_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+ANSWER_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer"},
+        {"type": "string"},
+        {"type": "array", "items": _CODE_SCHEMA},
+        {"type": "null"},
+    ]
+}
+Answers = Annotated[
+    dict[str, Any],
+    pydantic.WithJsonSchema(
+        {
+            "type": "object",
+            "description": "Item id → the answer: an integer, an option code or text, a list "
+            "of option codes (multiple choice), or null for no answer.",
+            "additionalProperties": ANSWER_SCHEMA,
+        }
+    ),
+]
+
+
 # The table's check constraint allows the same two; refusing others in the request model names
 # the field (and, in a batch, only the item) instead of failing the statement.
 RespondentType = Literal["individual", "organisation"]
@@ -175,6 +201,29 @@ RespondentType = Literal["individual", "organisation"]
 # own validation path costs about three times pydantic's.
 class SubmissionIn(pydantic.BaseModel):
     """One filled form. `answers` maps item ids to raw values; see the questionnaire."""
+
+    # Accepted by the demo's open campaign (SIPAS 2020, on sipas-2017).
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "submission_id": "0b7f3c1e-6a52-4d7e-9a43-2f7d1c9e5a10",
+                    "channel": "web",
+                    "agency_code": "TQ.STP",
+                    "respondent_type": "individual",
+                    "answers": {
+                        "R.TYPE": "individual",
+                        "S.AGENCY": "TQ.STP",
+                        "E1.C1": 5,
+                        "E1.C2": 4,
+                        "E1.C3": None,
+                        "N.CHANNEL": ["one_stop"],
+                        "C.COMMENT": "Cán bộ hướng dẫn tận tình.",
+                    },
+                }
+            ]
+        }
+    )
 
     submission_id: uuid.UUID | None = pydantic.Field(
         default=None,
@@ -205,7 +254,7 @@ class SubmissionIn(pydantic.BaseModel):
         description="When the respondent filled it in; now when omitted. At most "
         "RECEIVED_AT_MAX_AGE_DAYS in the past and CLIENT_CLOCK_SKEW_SECONDS in the future.",
     )
-    answers: dict[str, Any] = pydantic.Field(
+    answers: Answers = pydantic.Field(
         json_schema_extra={"examples": [{"E1.C1": 5, "E1.C2": 4, "E1.C3": None}]}
     )
 
@@ -252,7 +301,7 @@ class SubmissionPublic(SQLModel):
     review_reason: str | None
     is_synthetic: bool
     version: int
-    answers: dict[str, Any]
+    answers: Answers
     received_at: datetime = Field(description="When the respondent filled it in (client-given).")
     server_received_at: datetime = Field(
         description="When the server took the form, by its own clock (read-only)."
@@ -265,8 +314,13 @@ class SubmissionPage(Page[SubmissionPublic]):
     pass
 
 
+# Batch items are validated one by one by the service (so one bad item is an error in its own
+# result); the document still types them as the single call's body.
+RawSubmissionIn = Annotated[dict[str, Any], DocumentedAs(SubmissionIn)]
+
+
 class SubmissionBatchIn(SQLModel):
-    submissions: list[dict[str, Any]] = Field(
+    submissions: list[RawSubmissionIn] = Field(
         min_length=1, max_length=1000, description="Up to 1000 forms, each as in the single call."
     )
 
@@ -277,7 +331,7 @@ class BatchItemResult(pydantic.BaseModel):
     submission_id: uuid.UUID | None
     status: str = pydantic.Field(description="created, duplicate or error")
     id: uuid.UUID | None = None
-    errors: list[dict[str, str]] | None = None
+    errors: list[FieldProblem] | None = None
 
 
 class SubmissionBatchResult(pydantic.BaseModel):
@@ -295,7 +349,7 @@ class ReviewIn(SQLModel):
 class CorrectionIn(SQLModel):
     """A surveyor's correction of their own form before review: the new answers and facts."""
 
-    answers: dict[str, Any]
+    answers: Answers
     agency_code: str | None = Field(default=None, max_length=64)
     sector_code: str | None = Field(default=None, max_length=64)
     procedure_code: str | None = Field(default=None, max_length=50)
@@ -310,7 +364,7 @@ CorrectionBody = Annotated[CorrectionIn, pydantic.WrapValidator(_draft_when_inva
 
 class SubmissionVersionPublic(SQLModel):
     version: int
-    answers: dict[str, Any]
+    answers: Answers
     agency_id: uuid.UUID
     sector_id: uuid.UUID | None
     procedure_id: uuid.UUID | None

@@ -23,6 +23,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.errors import AppError, FieldError, Invalid, NotFound, pointer_from_loc
 from app.models.agency import Agency
+from app.models.base import FieldProblem
 from app.models.campaign import Campaign, CampaignAgency, CampaignState
 from app.models.catalogue import Procedure
 from app.models.dossier import (
@@ -150,7 +151,10 @@ async def record_event(
         errors.append(FieldError(f"{base}/returned_at", too_far, "out_of_window"))
     if errors or procedure is None or agency is None:
         return DossierResult(
-            index=index, code=event.code, status="error", errors=[e.as_dict() for e in errors]
+            index=index,
+            code=event.code,
+            status="error",
+            errors=[FieldProblem(**e.as_dict()) for e in errors],
         )
 
     request_hash = _event_hash(event)
@@ -174,7 +178,10 @@ async def record_event(
                 f"{base}/code", "this dossier code was reported with other details", "conflict"
             )
             return DossierResult(
-                index=index, code=event.code, status="error", errors=[conflict.as_dict()]
+                index=index,
+                code=event.code,
+                status="error",
+                errors=[FieldProblem(**conflict.as_dict())],
             )
         invitations = await _invitations_of(session, existing.id)
         return DossierResult(
@@ -222,7 +229,7 @@ async def record_single(
     result = await record_event(session, settings, actor, event, 0)
     if result.status == "error":
         problems = [
-            FieldError(e["pointer"].replace("/dossiers/0", "/body"), e["detail"], e["code"])
+            FieldError(e.pointer.replace("/dossiers/0", "/body"), e.detail, e.code)
             for e in result.errors or []
         ]
         if any(p.code == "conflict" for p in problems):
@@ -254,7 +261,7 @@ async def record_batch(
                     index=index,
                     code=code if isinstance(code, str) else None,
                     status="error",
-                    errors=[p.as_dict() for p in problems],
+                    errors=[FieldProblem(**p.as_dict()) for p in problems],
                 )
             )
             continue

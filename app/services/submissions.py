@@ -45,6 +45,7 @@ from app.errors import (
     field_errors,
 )
 from app.models.agency import Agency
+from app.models.base import FieldProblem
 from app.models.campaign import (
     Campaign,
     CampaignAgency,
@@ -934,7 +935,7 @@ def _error_result(
         index=index,
         submission_id=parsed_key,
         status="error",
-        errors=[e.as_dict(language) for e in errors],
+        errors=[FieldProblem(**e.as_dict(language)) for e in errors],
     )
 
 

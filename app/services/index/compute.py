@@ -19,7 +19,7 @@ from app.models.campaign import Campaign, CampaignState
 from app.models.catalogue import Procedure, Sector
 from app.models.index import (
     Cell,
-    DossierResult,
+    DossierScores,
     Figure,
     IndexNode,
     IndexResult,
@@ -283,7 +283,7 @@ def _items(plan: Plan, work: CellWork, weighted: bool) -> list[ItemResult]:
     return out
 
 
-def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierResult | None:
+def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierScores | None:
     q = plan.q
     if not plan.indicators or q.dossier_scoring is None:
         return None
@@ -300,7 +300,7 @@ def _dossier(plan: Plan, work: CellWork, totals: Mapping[int, int]) -> DossierRe
         mean = fx.indicator_mean(points, c.n_valid)
         indicators[item_id] = None if suppressed else mean
     mean_total = None if suppressed else summary.mean_total
-    return DossierResult(
+    return DossierScores(
         mean_total=mean_total,
         mean_total_display=fx.display_text(mean_total),
         mean_total_exact=mean_total,
