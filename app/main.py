@@ -83,7 +83,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
 
     app.include_router(health_router)
     app.include_router(api_router)
