@@ -134,7 +134,7 @@ async def rotate(
     ).first()
     if row is None:
         return RotationRefused("The refresh token is invalid or expired.")
-    auth_session, user = row.tuple()
+    auth_session, user = row
     if auth_session.revoked_at is not None:
         return RotationRefused("The session of this refresh token has ended.")
     if not user.is_active or user.token_version != auth_session.token_version:
