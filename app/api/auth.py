@@ -24,7 +24,7 @@ from fastapi.security.http import HTTPBase
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.problems import UNAUTHORIZED
+from app.api.problems import UNAUTHORIZED, Problem
 from app.context import current_request
 from app.deps import CurrentPrincipal, SessionDep, SettingsDep
 from app.errors import AppError
@@ -33,7 +33,6 @@ from app.services.login_throttle import Budget
 
 REALM = 'Basic realm="sipas"'
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
 
 
 class TokenResponse(BaseModel):
@@ -60,21 +59,27 @@ class OAuthTokenError(BaseModel):
     error_description: str = Field(examples=["The username or password is wrong."])
 
 
-def _oauth(description: str, *headers: str) -> dict[str, Any]:
+_HEADER = {"schema": {"type": "string"}}
+_RATE_DOC: dict[str, Any] = {
+    "RateLimit-Limit": {"description": "The failure budget nearest its end.", **_HEADER},
+    "RateLimit-Remaining": {"description": "Failed sign-ins this address has left.", **_HEADER},
+    "RateLimit-Reset": {"description": "Seconds until the budget's window ends.", **_HEADER},
+    "RateLimit-Policy": {
+        "description": "Both budgets: per account and address, per address.",
+        **_HEADER,
+    },
+}
+
+
+def _oauth(description: str, **headers: str) -> dict[str, Any]:
+    documented = {name: {"description": text, **_HEADER} for name, text in headers.items()}
     return {
         "model": OAuthTokenError,
         "description": description,
-        "headers": {name: {"schema": {"type": "string"}} for name in headers},
+        "headers": {**_RATE_DOC, **documented},
     }
 
 
-_RATE_DOC = {
-    name: {
-        "description": "Failed sign-ins left to this address (draft RateLimit headers).",
-        "schema": {"type": "string"},
-    }
-    for name in _RATE_HEADERS
-}
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _oauth(
         "invalid_request (a field is missing, repeated or malformed), invalid_grant (wrong "
@@ -82,14 +87,24 @@ TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
         "unsupported_grant_type or invalid_scope."
     ),
     401: _oauth(
-        "invalid_client: the client id or secret is wrong (with `WWW-Authenticate: Basic`).",
-        "WWW-Authenticate",
+        "invalid_client: the client id or secret is wrong, or the client did not authenticate.",
+        **{"WWW-Authenticate": 'Basic realm="sipas"'},
     ),
     429: _oauth(
-        "too_many_failed_logins: this address failed too often, on this account or on all; "
-        "retry after `Retry-After` seconds.",
-        "Retry-After",
+        "too_many_failed_logins: this address failed too often, on this account or on all.",
+        **{"Retry-After": "Seconds until this address may try again."},
     ),
+    # Declared so that the framework does not document a 422 these routes never send.
+    "default": {
+        "model": Problem,
+        "description": "Errors outside OAuth (a body over the size limit, a server fault), "
+        "as problem+json.",
+        "content": {"application/problem+json": {}},
+    },
+}
+TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The token (never cached).", "headers": _RATE_DOC},
+    **TOKEN_ERRORS,
 }
 
 
@@ -228,7 +243,7 @@ async def _client_grant(
     summary="Get an access token (OAuth2, form-encoded)",
     operation_id="auth_token",
     response_model=TokenResponse,
-    responses=TOKEN_ERRORS,
+    responses=TOKEN_RESPONSES,
     openapi_extra={"security": [{}]},
 )
 async def token(
@@ -296,6 +311,7 @@ async def token(
     responses={
         200: {"description": "Revoked, or not a live token of this service."},
         400: TOKEN_ERRORS[400],
+        "default": TOKEN_ERRORS["default"],
     },
 )
 async def revoke(

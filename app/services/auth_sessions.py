@@ -141,6 +141,13 @@ async def rotate(
         await revoke(session, auth_session.id, "credentials_changed", now)
         return RotationRefused("The session ended when the account changed; sign in again.")
     auth_session.refreshed_at = now
+    # A session's expired tokens can no longer be spent or reused: they need not be kept.
+    await session.execute(
+        sa.delete(RefreshToken).where(
+            col(RefreshToken.session_id) == auth_session.id,
+            col(RefreshToken.expires_at) <= now,
+        )
+    )
     successor = await _issue(session, settings, auth_session.id, now)
     return Rotated(user, auth_session.id, successor)
 

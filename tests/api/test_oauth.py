@@ -348,6 +348,12 @@ def test_openapi_declares_the_oauth_errors(app: FastAPI) -> None:
         assert content["application/json"]["schema"]["$ref"].endswith("/OAuthTokenError")
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
     assert "Retry-After" in operation["responses"]["429"]["headers"]
+    for code in ("200", "400", "401", "429"):
+        assert "RateLimit-Remaining" in operation["responses"][code]["headers"]
+    revoke = document["paths"]["/api/v1/auth/revoke"]["post"]
+    for op in (operation, revoke):
+        assert "422" not in op["responses"]  # these routes answer invalid_request instead
+        assert "application/problem+json" in op["responses"]["default"]["content"]
     assert {"clientBasic": []} in operation["security"]
     assert {} in operation["security"]  # client authentication is optional for staff grants
     schemes = document["components"]["securitySchemes"]
@@ -436,6 +442,29 @@ async def test_unknown_or_expired_refresh_tokens_are_invalid_grant(
         sa.text("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
     )
     assert_oauth_error(await refresh(client, grant["refresh_token"]), 400, "invalid_grant")
+
+
+async def test_rotation_forgets_the_sessions_expired_tokens(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await make_user(session)
+    first = await sign_in(client, user.username)
+    second = (await refresh(client, first["refresh_token"])).json()
+    await session.execute(
+        sa.text(
+            "UPDATE refresh_tokens SET expires_at = now() - interval '1 day' "
+            "WHERE used_at IS NOT NULL"
+        )
+    )
+    assert (await refresh(client, second["refresh_token"])).status_code == 200
+    kept = await session.scalar(
+        sa.text(
+            "SELECT count(*) FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id "
+            "WHERE s.user_id = :user"
+        ),
+        {"user": user.id},
+    )
+    assert kept == 2  # the one just used (kept to detect its reuse) and its successor
 
 
 async def test_refresh_can_narrow_scope_not_widen_it(
