@@ -1,4 +1,5 @@
-"""Issuing tokens (OAuth2 password and client-credentials grants) and recognising them."""
+"""Issuing tokens (OAuth2 password, refresh-token and client-credentials grants), ending staff
+sessions, and recognising tokens."""
 
 from __future__ import annotations
 
