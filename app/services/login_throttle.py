@@ -18,11 +18,14 @@ Security decisions:
   per-source counter is only read first and incremented on failure, so sign-ins from one busy
   source (a proxy, an office) never queue on one row; parallel guesses can overshoot it by at
   most the attempts in flight at once.
+- An IPv6 source counts as its /64: one subscriber usually holds a whole /64, so counting
+  single addresses would hand an attacker 2^64 fresh budgets.
 - Counters live in PostgreSQL (`rate_counters`, fixed windows), shared by every worker.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +33,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.services import ratelimit
+
+
+def source_of(address: str | None) -> str:
+    """The unit a source is counted by: an IPv4 address, or the /64 of an IPv6 one."""
+    if not address:
+        return "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +84,7 @@ class LoginThrottle:
         cls, settings: Settings, kind: str, account: str, source: str | None
     ) -> LoginThrottle:
         now = datetime.now(UTC)
-        where = source or "unknown"
+        where = source_of(source)
         return cls(
             settings,
             f"login:{kind}:{account}@{where}",

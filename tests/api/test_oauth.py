@@ -122,6 +122,23 @@ async def test_hole_7_one_password_over_many_accounts_is_throttled_by_source(
     assert (await other.post(TOKEN_URL, data=password_form(victim.username))).status_code == 200
 
 
+async def test_an_ipv6_source_is_counted_by_its_64(
+    peer_client: PeerClient, session: AsyncSession, settings: Settings
+) -> None:
+    user = await make_user(session)
+    for i in range(settings.login_max_failures):
+        hopping = peer_client(f"2001:db8:1:2::{i + 1:x}")  # a new address for each guess
+        await hopping.post(TOKEN_URL, data=password_form(user.username, "guess"))
+    refused = await peer_client("2001:db8:1:2::ffff").post(
+        TOKEN_URL, data=password_form(user.username)
+    )
+    assert refused.status_code == 429, refused.text
+    elsewhere = await peer_client("2001:db8:1:3::1").post(
+        TOKEN_URL, data=password_form(user.username)
+    )
+    assert elsewhere.status_code == 200, elsewhere.text
+
+
 async def test_rate_limit_headers_count_down_and_a_success_resets_the_account(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
