@@ -30,4 +30,4 @@ USER sipas
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
-CMD ["sh", "-c", "python -m app.cli migrate && exec uvicorn app.main:create_app --factory --host 0.0.0.0 --port 8000 --workers \"$WORKERS\" --no-access-log --timeout-graceful-shutdown 20"]
+CMD ["sh", "-c", "python -m app.cli migrate && exec uvicorn app.main:create_app --factory --host 0.0.0.0 --port 8000 --workers \"$WORKERS\" --no-access-log --no-proxy-headers --timeout-graceful-shutdown 20"]

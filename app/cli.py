@@ -243,6 +243,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         access_log=False,
+        # The client address behind proxies is decided by TRUSTED_PROXIES alone (app.proxies).
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=20,
     )

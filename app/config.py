@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Stands for "SECRET_KEY not set"; never used to sign. Unset, the service signs with a random key
 # it generates once and keeps in the database (app.services.signing_key); production refuses it.
 DEFAULT_SECRET = "dev-only-secret-change-me"  # noqa: S105 - a marker, not a key
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -43,8 +46,36 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
-    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins one source address may make on one account (user or "
+        "client) per window before that source is refused for that account.",
+    )
+    login_source_max_failures: int = Field(
+        default=50,
+        ge=1,
+        description="Failed sign-ins one source address may make across all accounts per "
+        "window before that source is refused altogether.",
+    )
     login_window_seconds: int = Field(default=900, ge=1)
+    refresh_token_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description="Lifetime of a staff refresh token; each use returns a new one.",
+    )
+    token_clock_skew_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=600,
+        description="How far in the future a token's iat may lie, and the leeway on exp.",
+    )
+    trusted_proxies: Annotated[list[Network], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or CIDR networks of the reverse proxies whose X-Forwarded-For "
+        "is believed (comma-separated); empty: the socket peer is the client.",
+    )
     invitation_days: int = Field(default=30, ge=1, le=365)
     client_requests_per_minute: int = Field(default=1200, ge=1)
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
@@ -117,6 +148,13 @@ class Settings(BaseSettings):
         if not value:
             return None
         return async_url(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:

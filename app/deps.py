@@ -64,10 +64,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 oauth2_scheme = OAuth2PasswordBearer(
     tokenUrl="/api/v1/auth/token",
+    refreshUrl="/api/v1/auth/token",
     auto_error=False,
     scopes={s.value: s.name.replace("_", " ") for s in Scope},
-    description="Staff: password grant. Machines: client_credentials grant (form fields "
-    "client_id and client_secret).",
+    description="Staff: password grant (with a rotating refresh token). Machines: "
+    "client_credentials grant, authenticated with HTTP Basic or the form fields client_id and "
+    "client_secret.",
 )
 
 

@@ -35,10 +35,13 @@ The backend a Vietnamese province runs to measure satisfaction with its administ
 (SIPAS, *Chỉ số hài lòng về sự phục vụ hành chính*).
 
 **Authentication.** Get a token from `POST /api/v1/auth/token` (OAuth2, form-encoded): staff use
-`grant_type=password` with `username` and `password`; machine clients use
-`grant_type=client_credentials` with `client_id` and `client_secret`. Send it as
-`Authorization: Bearer <token>`. Tokens are short-lived JWTs; deactivating a user or client, or
-rotating its credentials, revokes its tokens at once.
+`grant_type=password` with `username` and `password` and get a single-use `refresh_token` too
+(`grant_type=refresh_token` returns a new pair); machine clients use
+`grant_type=client_credentials`, authenticated with HTTP Basic or with `client_id` and
+`client_secret` in the form. Send it as `Authorization: Bearer <token>`. Tokens are short-lived
+JWTs; deactivating a user or client, or rotating its credentials, revokes its tokens at once;
+`POST /api/v1/auth/logout` (or `/auth/revoke`, RFC 7009) ends a staff session. The token endpoint
+answers errors as RFC 6749 says (`{"error", "error_description"}`).
 
 **Errors** are RFC 9457 `application/problem+json` with a stable `code`, a `detail`, the
 `request_id`, and for validation an `errors` list of JSON pointers.
@@ -145,7 +148,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(HeadMiddleware)
     # Added before the request context, so it runs inside it (its request id, its body limit).
     app.add_middleware(JsonDepthMiddleware, max_depth=settings.max_json_depth)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        trusted_proxies=settings.trusted_proxies,
+    )
 
     app.include_router(health_router)
     app.include_router(api_router)

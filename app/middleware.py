@@ -8,14 +8,17 @@ import re
 import time
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config import Network
 from app.context import RequestContext, set_request_context
 from app.errors import PROBLEM_JSON, negotiate_language, problem_body
 from app.metrics import METRICS
+from app.proxies import client_address
 
 logger = logging.getLogger("sipas.request")
 
@@ -44,9 +47,12 @@ def _reason(raw: bytes | None) -> str | None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, trusted_proxies: Sequence[Network] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.trusted_proxies = tuple(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,10 +63,17 @@ class RequestContextMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         client = scope.get("client")
+        forwarded = [
+            value.decode("latin-1")
+            for key, value in scope.get("headers", [])
+            if key == b"x-forwarded-for"
+        ]
         set_request_context(
             RequestContext(
                 request_id=request_id,
-                client_ip=client[0] if client else None,
+                client_ip=client_address(
+                    client[0] if client else None, forwarded, self.trusted_proxies
+                ),
                 reason=_reason(_header(scope, b"x-action-reason")),
             )
         )

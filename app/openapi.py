@@ -220,12 +220,15 @@ def _add_errors(op: dict[str, Any], facts: set[str], path: str, method: str) -> 
     problem+json answer (keeping a router's own description)."""
     responses: dict[str, Any] = op.setdefault("responses", {})
     wanted: dict[int, tuple[str, ...]] = {}
-    if op.get("security"):
+    if any(SECURITY_SCHEME in requirement for requirement in op.get("security", [])):
         wanted[401] = ("WWW-Authenticate",)
         wanted[403] = ()
     if "{" in path:
         wanted[404] = ()
-    if op.get("parameters") or op.get("requestBody"):
+    # A route answering its own error shape (OAuth's token errors, RFC 6749 section 5.2) turns
+    # a malformed request into its 400 `invalid_request`, never a 422.
+    own_shape = any(_own_error_schema(r) for c, r in responses.items() if c[:1] in "45")
+    if (op.get("parameters") or op.get("requestBody")) and not own_shape:
         wanted[422] = ()
     if op.get("requestBody"):
         wanted[413] = ()
@@ -372,6 +375,8 @@ def _drop_object_default(schema: dict[str, Any]) -> None:
     expressed by generated clients (openapi-python-client refuses the whole schema); the server
     applies it anyway, so it is dropped from the document."""
     default = schema.get("default")
+    if isinstance(default, dict) and "description" in default and "schema" not in schema:
+        return  # an operation's `default` response (a Response object), not a schema default
     if isinstance(default, dict) or (
         isinstance(default, list) and any(isinstance(v, dict) for v in default)
     ):
@@ -422,7 +427,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for schema in walk_schemas(document):
         _drop_object_default(schema)
     components["headers"] = HEADERS
-    components["securitySchemes"] = {SECURITY_SCHEME: _security_scheme()}
+    # Kept beside the schemes routes declare themselves (the token endpoint's HTTP Basic).
+    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = _security_scheme()
     facts = _route_facts(app)
     for path, item in document.get("paths", {}).items():
         for method, op in item.items():

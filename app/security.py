@@ -9,6 +9,12 @@ Security decisions:
   and requires exp, iat, iss, aud, sub and jti. Each token carries the credential's
   `token_version`; bumping it (deactivation, password change, secret rotation) revokes every
   token issued before.
+- A signature is not a licence for any lifetime: a token whose `iat` lies in the future (beyond
+  the configured clock skew) or whose `exp - iat` is longer than the lifetime this service
+  issues for its kind is refused, so a leaked signing key or a token minted elsewhere cannot
+  outlive the configured policy.
+- Staff tokens from the password and refresh grants name their sign-in session (`sid`);
+  ending the session (logout, refresh token reuse) refuses them at once.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -87,6 +94,7 @@ class TokenClaims:
     scopes: frozenset[str]
     issued_at: datetime
     expires_at: datetime
+    session_id: uuid.UUID | None = None
 
 
 class InvalidToken(Exception):
@@ -104,6 +112,7 @@ def issue_token(
     audience: str,
     lifetime: timedelta,
     now: datetime | None = None,
+    session_id: uuid.UUID | None = None,
 ) -> tuple[str, int]:
     """Sign a token; returns it and its lifetime in seconds."""
     issued = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -118,10 +127,24 @@ def issue_token(
         "ver": version,
         "scope": " ".join(sorted(scopes)),
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM), int(lifetime.total_seconds())
 
 
-def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> TokenClaims:
+def decode_token(
+    token: str,
+    *,
+    secret: str,
+    issuer: str,
+    audience: str,
+    max_lifetimes: Mapping[str, timedelta],
+    clock_skew: timedelta,
+    now: datetime | None = None,
+) -> TokenClaims:
+    """The claims of a token this service signed, within the lifetime `max_lifetimes` allows
+    its kind ("user" or "client") and issued no later than `clock_skew` from now."""
+    skew = int(clock_skew.total_seconds())
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != ALGORITHM:
@@ -132,7 +155,7 @@ def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> Toke
             algorithms=[ALGORITHM],
             audience=audience,
             issuer=issuer,
-            options={f"require_{c}": True for c in _REQUIRED_CLAIMS},
+            options={"leeway": skew, **{f"require_{c}": True for c in _REQUIRED_CLAIMS}},
         )
     except JWTError as exc:
         raise InvalidToken(str(exc)) from exc
@@ -143,7 +166,8 @@ def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> Toke
         version = claims.get("ver")
         if not isinstance(version, int):
             raise ValueError("ver")
-        return TokenClaims(
+        sid = claims.get("sid")
+        parsed = TokenClaims(
             kind=kind,
             subject_id=uuid.UUID(raw_id),
             version=version,
@@ -151,9 +175,15 @@ def decode_token(token: str, *, secret: str, issuer: str, audience: str) -> Toke
             scopes=frozenset(str(claims.get("scope", "")).split()),
             issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            session_id=uuid.UUID(str(sid)) if sid is not None else None,
         )
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, OverflowError, OSError) as exc:
         raise InvalidToken("malformed claims") from exc
+    if parsed.issued_at > (now or datetime.now(UTC)) + clock_skew:
+        raise InvalidToken("issued in the future")
+    if parsed.expires_at - parsed.issued_at > max_lifetimes[parsed.kind]:
+        raise InvalidToken("lifetime longer than this service issues")
+    return parsed
 
 
 _INVITATION_CONTEXT = b"sipas-invitation-v1:"

@@ -177,3 +177,32 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
         )
         unaudited = [what for what, rid in writes if rid not in audited]
         assert not unaudited, f"writes without an audit event: {unaudited}"
+
+
+PeerClient = Callable[..., httpx.AsyncClient]
+
+
+@pytest.fixture
+async def peer_client(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str, db: Database
+) -> AsyncIterator[PeerClient]:
+    """`peer_client(peer, **settings)`: a client of the real app on the test's transaction (as
+    `client`), whose requests come from the socket address `peer`; with settings given, of an
+    app built with them (middleware settings such as TRUSTED_PROXIES apply at build time)."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(peer: str = "127.0.0.1", **overrides: Any) -> httpx.AsyncClient:
+        target = app
+        if overrides:
+            target = create_app(make_settings(database_url, **overrides), database=db)
+            target.dependency_overrides = dict(app.dependency_overrides)  # the test's session
+        transport = httpx.ASGITransport(
+            app=target, raise_app_exceptions=False, client=(peer, 40000)
+        )
+        made = httpx.AsyncClient(transport=transport, base_url="http://test")
+        opened.append(made)
+        return made
+
+    yield make
+    for made in opened:
+        await made.aclose()

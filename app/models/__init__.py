@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 from app.models import (
     agency,
     audit,
+    auth_session,
     base,
     campaign,
     catalogue,
@@ -27,6 +28,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "agency",
     "audit",
+    "auth_session",
     "base",
     "campaign",
     "catalogue",

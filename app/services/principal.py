@@ -23,6 +23,7 @@ class Principal:
     agency_id: uuid.UUID | None = None
     campaign_id: uuid.UUID | None = None
     client_public_id: str | None = None
+    session_id: uuid.UUID | None = None  # a staff sign-in session (password grant), if any
 
     def has(self, scope: Scope) -> bool:
         return scope in self.scopes

@@ -28,9 +28,14 @@ PUBLIC = {
     # the invitation's token is the credential (rate-limited per source address)
     ("get", "/api/v1/invitations/{token}"),
     ("get", "/api/v1/invitations/{token}/questionnaire"),
+    ("post", "/api/v1/auth/revoke"),
 }
 # Routes any authenticated caller may use: the caller's own account.
-SELF_SERVICE = {("get", "/api/v1/me"), ("post", "/api/v1/me/password")}
+SELF_SERVICE = {
+    ("get", "/api/v1/me"),
+    ("post", "/api/v1/me/password"),
+    ("post", "/api/v1/auth/logout"),
+}
 # What the most sensitive routes must declare, written out rather than derived.
 DECLARED = {
     "/api/v1/users": ["users:admin"],
@@ -48,7 +53,10 @@ def operations(app: FastAPI) -> list[tuple[str, str, list[str] | None]]:
     for path, item in app.openapi()["paths"].items():
         for method, op in item.items():
             security: list[dict[str, list[str]]] | None = op.get("security")
-            ops.append((method, path, security[0]["OAuth2PasswordBearer"] if security else None))
+            bearer_scopes = [
+                s["OAuth2PasswordBearer"] for s in security or [] if "OAuth2PasswordBearer" in s
+            ]
+            ops.append((method, path, bearer_scopes[0] if bearer_scopes else None))
     return ops
 
 

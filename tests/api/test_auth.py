@@ -24,6 +24,17 @@ from tests.test_errors import assert_problem
 TOKEN_URL = "/api/v1/auth/token"
 
 
+def assert_oauth_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    """An RFC 6749 5.2 error: JSON with `error` and `error_description`, never cached."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, Any] = response.json()
+    assert body["error"] == error
+    assert isinstance(body["error_description"], str)
+    return body
+
+
 async def login(
     client: httpx.AsyncClient, username: str, password: str = PASSWORD
 ) -> httpx.Response:
@@ -55,16 +66,15 @@ async def test_wrong_password_and_unknown_user_look_the_same(
     wrong = await login(client, user.username, "not the password")
     unknown = await login(client, "nobody-" + uuid.uuid4().hex[:8], "not the password")
     for response in (wrong, unknown):
-        body = assert_problem(response, 401, "invalid_grant")
-        assert response.headers["www-authenticate"].startswith("Bearer")
-        assert body["detail"] == "The username or password is wrong."
+        body = assert_oauth_error(response, 400, "invalid_grant")
+        assert body["error_description"] == "The username or password is wrong."
 
 
 async def test_deactivated_user_cannot_log_in(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     user = await make_user(session, is_active=False)
-    assert_problem(await login(client, user.username), 401, "invalid_grant")
+    assert_oauth_error(await login(client, user.username), 400, "invalid_grant")
 
 
 @pytest.mark.parametrize("exists", [True, False])
@@ -73,9 +83,10 @@ async def test_repeated_failures_are_throttled(
 ) -> None:
     username = (await make_user(session)).username if exists else "ghost-" + uuid.uuid4().hex[:8]
     for _ in range(settings.login_max_failures):
-        assert (await login(client, username, "wrong password")).status_code == 401
-    throttled = await login(client, username)  # even the right password waits
-    assert_problem(throttled, 429, "too_many_failed_logins")
+        assert (await login(client, username, "wrong password")).status_code == 400
+    throttled = await login(client, username)  # even the right password waits, from here
+    assert_oauth_error(throttled, 429, "too_many_failed_logins")
+    assert throttled.headers["ratelimit-remaining"] == "0"
     retry_after = int(throttled.headers["retry-after"])
     assert 1 <= retry_after <= settings.login_window_seconds
     actions = (
@@ -100,14 +111,28 @@ async def test_success_resets_the_failure_count(
 
 
 async def test_grant_fields_are_validated(client: httpx.AsyncClient) -> None:
-    body = assert_problem(
-        await client.post(TOKEN_URL, data={"grant_type": "password"}), 422, "invalid"
+    body = assert_oauth_error(
+        await client.post(TOKEN_URL, data={"grant_type": "password"}), 400, "invalid_request"
     )
-    errors = body["errors"]
-    assert isinstance(errors, list)
-    assert {e["pointer"] for e in errors} == {"/body/username", "/body/password"}
-    assert_problem(
-        await client.post(TOKEN_URL, data={"grant_type": "implicit"}), 422, "validation_failed"
+    assert "username" in body["error_description"]
+    assert "password" in body["error_description"]
+    assert_oauth_error(
+        await client.post(TOKEN_URL, data={"grant_type": "implicit"}),
+        400,
+        "unsupported_grant_type",
+    )
+    assert_oauth_error(await client.post(TOKEN_URL, data={}), 400, "invalid_request")
+    too_long = await client.post(
+        TOKEN_URL, data={"grant_type": "password", "username": "u" * 65, "password": "x"}
+    )
+    assert "username" in assert_oauth_error(too_long, 400, "invalid_request")["error_description"]
+    assert_oauth_error(
+        await client.post(TOKEN_URL, data={"grant_type": "refresh_token"}), 400, "invalid_request"
+    )
+    assert_oauth_error(
+        await client.post(TOKEN_URL, data={"grant_type": "client_credentials"}),
+        401,
+        "invalid_client",
     )
 
 
@@ -137,7 +162,7 @@ async def test_scope_can_be_narrowed_not_widened(
             "scope": "users:admin",
         },
     )
-    assert_problem(widened, 400, "invalid_scope")
+    assert_oauth_error(widened, 400, "invalid_scope")
 
 
 async def test_client_credentials_grant(client: httpx.AsyncClient, session: AsyncSession) -> None:
@@ -164,7 +189,8 @@ async def test_client_credentials_grant(client: httpx.AsyncClient, session: Asyn
             "client_secret": secret + "x",
         },
     )
-    assert_problem(bad, 401, "invalid_client")
+    assert_oauth_error(bad, 401, "invalid_client")
+    assert bad.headers["www-authenticate"] == 'Basic realm="sipas"'
 
 
 # ---- tokens that must be refused -------------------------------------------------------------
@@ -216,6 +242,8 @@ def _forged(settings: Settings, sub: str, case: str) -> str:
         )
     if case == "missing_exp":
         return _sign(settings, _claims(settings, sub, exp=None))
+    if case == "missing_iat":
+        return _sign(settings, _claims(settings, sub, iat=None))
     if case == "missing_jti":
         return _sign(settings, _claims(settings, sub, jti=None))
     if case == "tampered":
@@ -236,6 +264,7 @@ def _forged(settings: Settings, sub: str, case: str) -> str:
         "wrong_aud",
         "expired",
         "missing_exp",
+        "missing_iat",
         "missing_jti",
         "tampered",
         "garbage",
@@ -285,7 +314,7 @@ async def test_token_issued_before_password_change_is_refused(
     assert changed.status_code == 204, changed.text
     assert_problem(await client.get("/api/v1/me", headers=old), 401, "unauthorized")
     assert (await login(client, user.username, "a new long passphrase")).status_code == 200
-    assert (await login(client, user.username, PASSWORD)).status_code == 401
+    assert (await login(client, user.username, PASSWORD)).status_code == 400
 
 
 async def test_client_token_issued_before_rotation_is_refused(
@@ -329,7 +358,7 @@ async def test_revoked_client_loses_tokens_and_login(
             "client_secret": secret,
         },
     )
-    assert_problem(again, 401, "invalid_client")
+    assert_oauth_error(again, 401, "invalid_client")
 
 
 async def test_a_client_token_marks_its_last_use_at_most_once_a_minute(
