@@ -37,7 +37,7 @@ from app.models.campaign import (
 from app.models.catalogue import Sector
 from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission
-from app.services import audit
+from app.services import audit, events
 from app.services.agencies import subtree_ids
 from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
@@ -375,6 +375,7 @@ async def transition(
         object_id=campaign.id,
         summary={"from": current.value, "to": to.value, "reason": reason},
     )
+    await events.campaign_transitioned(session, campaign, current.value, reason)
     return campaign
 
 

@@ -34,7 +34,7 @@ from app.models.dossier import (
     InvitationPublic,
 )
 from app.security import read_invitation, sign_invitation
-from app.services import audit
+from app.services import audit, events
 from app.services.agencies import is_visible
 from app.services.principal import Principal
 
@@ -182,6 +182,9 @@ async def record_event(
         object_type="dossier",
         object_id=inserted,
         summary={"code": event.code, "invitations": len(created)},
+    )
+    await events.dossier_received(
+        session, inserted, event.code, agency.id, procedure.id, event.returned_at, created
     )
     return DossierResult(
         index=index,

@@ -27,7 +27,7 @@ from app.models.campaign import CampaignState
 from app.models.identity import Role, Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report, ReportPage, ReportSummary
-from app.services import audit, campaigns
+from app.services import audit, campaigns, events
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
 from app.services.paging import cursor_int, decode_cursor, keyset_page
@@ -161,6 +161,7 @@ async def publish(
             "reason": reason,
         },
     )
+    await events.report_published(session, report)
     return report
 
 

@@ -1,0 +1,199 @@
+"""Webhook subscriptions and their deliveries: admins (`webhooks:admin`) manage all of them,
+a machine client with `webhooks:write` its own. Deliveries follow the Standard Webhooks
+specification; see the README's "Events and webhooks"."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.deps import DEFAULT_PAGE, CurrentPrincipal, Cursor, Limit, SessionDep, SettingsDep
+from app.models.event import (
+    DeliveryState,
+    EventType,
+    ReplayIn,
+    ReplayResult,
+    SecretRotation,
+    WebhookDeliveryPage,
+    WebhookDeliveryPublic,
+    WebhookSubscriptionCreate,
+    WebhookSubscriptionPage,
+    WebhookSubscriptionPublic,
+    WebhookSubscriptionUpdate,
+    WebhookSubscriptionWithSecret,
+)
+from app.services.events import DESCRIPTIONS, VERSIONS, deliveries, subscriptions
+from pydantic import BaseModel
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=AUTHED)
+
+_WHO = (
+    "Admins (`webhooks:admin`) see every subscription; a machine client with `webhooks:write` "
+    "sees its own."
+)
+
+
+class EventTypeInfo(BaseModel):
+    type: EventType
+    version: int
+    description: str
+
+
+@router.get(
+    "/event-types",
+    summary="The event types and their payload versions",
+    response_model=list[EventTypeInfo],
+)
+async def event_types(_: CurrentPrincipal) -> list[EventTypeInfo]:
+    return [
+        EventTypeInfo(type=t, version=VERSIONS[t], description=DESCRIPTIONS[t]) for t in EventType
+    ]
+
+
+@router.post(
+    "/subscriptions",
+    summary="Subscribe a URL to events (the signing secret is in this response only)",
+    description="The URL must be https and resolve to public addresses unless the deployment "
+    "allows it (WEBHOOK_ALLOWED_HOSTS). An agency-bound client receives events of its own "
+    "subtree at most. " + _WHO,
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookSubscriptionWithSecret,
+)
+async def create_subscription(
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    body: WebhookSubscriptionCreate,
+) -> WebhookSubscriptionWithSecret:
+    return await subscriptions.create(session, settings, actor, body)
+
+
+@router.get(
+    "/subscriptions",
+    summary="List webhook subscriptions",
+    description=_WHO,
+    response_model=WebhookSubscriptionPage,
+)
+async def list_subscriptions(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    client_id: uuid.UUID | None = None,
+) -> WebhookSubscriptionPage:
+    return await subscriptions.list_subscriptions(
+        session, principal, limit=limit, cursor=cursor, client_id=client_id
+    )
+
+
+@router.get(
+    "/subscriptions/{subscription_id}",
+    summary="One webhook subscription",
+    response_model=WebhookSubscriptionPublic,
+    responses=NOT_FOUND,
+)
+async def get_subscription(
+    session: SessionDep, principal: CurrentPrincipal, subscription_id: uuid.UUID
+) -> WebhookSubscriptionPublic:
+    return subscriptions.public(await subscriptions.get(session, principal, subscription_id))
+
+
+@router.patch(
+    "/subscriptions/{subscription_id}",
+    summary="Change a subscription, pause it, or resume a paused one",
+    description="`state: active` resumes a subscription paused for failing; the deliveries "
+    "kept while it was paused are sent then.",
+    response_model=WebhookSubscriptionPublic,
+    responses=NOT_FOUND,
+)
+async def update_subscription(
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    subscription_id: uuid.UUID,
+    body: WebhookSubscriptionUpdate,
+) -> WebhookSubscriptionPublic:
+    row = await subscriptions.update(session, settings, actor, subscription_id, body)
+    return subscriptions.public(row)
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    summary="Delete a subscription and its deliveries",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NOT_FOUND,
+)
+async def delete_subscription(
+    session: SessionDep, actor: CurrentPrincipal, subscription_id: uuid.UUID
+) -> Response:
+    await subscriptions.delete(session, actor, subscription_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/rotate-secret",
+    summary="Issue a new signing secret; the old one keeps signing for an overlap",
+    description="During the overlap each delivery carries two signatures in "
+    "`webhook-signature`, one per secret, so receivers can switch without losing a delivery.",
+    response_model=WebhookSubscriptionWithSecret,
+    responses=NOT_FOUND,
+)
+async def rotate_secret(
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: CurrentPrincipal,
+    subscription_id: uuid.UUID,
+    body: SecretRotation | None = None,
+) -> WebhookSubscriptionWithSecret:
+    return await subscriptions.rotate_secret(
+        session, settings, actor, subscription_id, body or SecretRotation()
+    )
+
+
+@router.get(
+    "/deliveries",
+    summary="Deliveries, newest first (`state=dead` is the dead-letter list)",
+    description=_WHO,
+    response_model=WebhookDeliveryPage,
+)
+async def list_deliveries(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    subscription_id: uuid.UUID | None = None,
+    state: DeliveryState | None = None,
+) -> WebhookDeliveryPage:
+    return await deliveries.list_deliveries(
+        session,
+        principal,
+        limit=limit,
+        cursor=cursor,
+        subscription_id=subscription_id,
+        state=state,
+    )
+
+
+@router.post(
+    "/deliveries/{delivery_id}/replay",
+    summary="Send a dead letter again, with a fresh retry schedule",
+    response_model=WebhookDeliveryPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def replay_delivery(
+    session: SessionDep, actor: CurrentPrincipal, delivery_id: int
+) -> WebhookDeliveryPublic:
+    return await deliveries.replay(session, actor, delivery_id)
+
+
+@router.post(
+    "/deliveries/replay",
+    summary="Send every matching dead letter again",
+    response_model=ReplayResult,
+)
+async def replay_deliveries(
+    session: SessionDep, actor: CurrentPrincipal, body: ReplayIn
+) -> ReplayResult:
+    return await deliveries.replay_many(session, actor, body)
