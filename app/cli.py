@@ -213,7 +213,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _spawn_worker() -> subprocess.Popen[bytes]:
     """The webhook worker beside the API (`make run`), on the same database."""
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])  # noqa: S603
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
 
 
 def _stop_worker(worker: subprocess.Popen[bytes]) -> None:

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     webhook_allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts, or IP networks in CIDR form, that webhooks may target even when "
-        "private (a provincial intranet), e.g. [\"10.20.0.0/16\", \"hook.tinh.gov.vn\"].",
+        'private (a provincial intranet), e.g. ["10.20.0.0/16", "hook.tinh.gov.vn"].',
     )
     webhook_allow_http: bool = Field(
         default=False, description="Allow plain http:// webhook URLs (https only by default)."
@@ -59,7 +59,18 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
     webhook_retry_schedule: list[float] = Field(
-        default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200],
+        default_factory=lambda: [
+            5.0,
+            30.0,
+            120.0,
+            600.0,
+            1800.0,
+            3600.0,
+            7200.0,
+            14400.0,
+            28800.0,
+            43200.0,
+        ],
         description="Seconds to wait after each failed attempt; after the last, a dead letter.",
     )
     webhook_retry_jitter: float = Field(

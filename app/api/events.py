@@ -34,9 +34,7 @@ async def list_events(
     cursor: Cursor = None,
     types: Annotated[
         str | None,
-        Query(
-            description="Comma-separated event types, e.g. `invitation.used,report.published`."
-        ),
+        Query(description="Comma-separated event types, e.g. `invitation.used,report.published`."),
     ] = None,
 ) -> EventPage:
     return await feed.list_events(

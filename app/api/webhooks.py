@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
 
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import DEFAULT_PAGE, CurrentPrincipal, Cursor, Limit, SessionDep, SettingsDep
@@ -25,7 +26,6 @@ from app.models.event import (
     WebhookSubscriptionWithSecret,
 )
 from app.services.events import DESCRIPTIONS, VERSIONS, deliveries, subscriptions
-from pydantic import BaseModel
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=AUTHED)
 

@@ -501,7 +501,7 @@ _INSERT_ROWS = (
 )
 # Each new form's submission.accepted event is written by the same statement.
 _INSERT = sa.text(
-    "WITH ins AS ("
+    "WITH ins AS ("  # noqa: S608
     + _INSERT_ROWS
     + " RETURNING "
     + ", ".join(events.SUBMISSION_COLUMNS)
@@ -548,7 +548,9 @@ async def _use_invitations(
             .values(used_at=now, submission_id=created[p.key])
             .returning(col(Invitation.dossier_id))
         )
-        told.append(events.invitation_used(p.values, p.invitation_id, created[p.key], dossier.scalar(), now))
+        told.append(
+            events.invitation_used(p.values, p.invitation_id, created[p.key], dossier.scalar(), now)
+        )
     await events.emit_many(session, told)
 
 

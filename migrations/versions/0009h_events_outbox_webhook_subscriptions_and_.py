@@ -67,9 +67,7 @@ def upgrade() -> None:
         sa.Column("event_types", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("agency_id", sa.Uuid(), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
-        sa.Column(
-            "state", sa.Text(), server_default="active", nullable=False
-        ),
+        sa.Column("state", sa.Text(), server_default="active", nullable=False),
         sa.Column("paused_reason", sa.Text(), nullable=True),
         sa.Column("paused_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("secret", sa.Text(), nullable=False),
@@ -114,9 +112,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("subscription_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "state", sa.Text(), server_default="pending", nullable=False
-        ),
+        sa.Column("state", sa.Text(), server_default="pending", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
             "next_attempt_at",

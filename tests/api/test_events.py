@@ -174,7 +174,8 @@ async def test_each_hooked_change_writes_its_event(
     mine = [
         e
         for e in rows
-        if e.campaign_id == world.campaign.id or e.payload.get("agency_id") == str(world.district.id)
+        if e.campaign_id == world.campaign.id
+        or e.payload.get("agency_id") == str(world.district.id)
     ]
     assert [e.type for e in mine] == [
         "dossier.received",
@@ -192,7 +193,8 @@ async def test_each_hooked_change_writes_its_event(
     assert accepted.payload["channel"] == "kiosk"
     assert inv.payload["dossier_id"] == dossier.json()["dossier_id"]
     assert inv.payload["submission_id"] == used.json()["id"]
-    assert review.payload["from"] == "received" and review.payload["to"] == "rejected"
+    assert review.payload["from"] == "received"
+    assert review.payload["to"] == "rejected"
     assert review.payload["reason"] == "Phiếu thử"  # Vietnamese text kept as written
     assert transition.payload == {
         "campaign_id": str(world.campaign.id),
@@ -286,7 +288,8 @@ async def test_behind_target_is_emitted_once_per_campaign_and_check_date(
     [event] = [
         e for e in await events_of(session, world.campaign) if e.type == "campaign.behind_target"
     ]
-    assert event.payload["valid"] == 0 and event.payload["target"] == 10
+    assert event.payload["valid"] == 0
+    assert event.payload["target"] == 10
     assert event.payload["check_date"] == "2020-11-23"
 
 

@@ -31,7 +31,7 @@ from app.services.events import delivery
 from app.services.events.worker import Worker
 from tests.conftest import make_settings
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
-from tests.helpers.receiver import Receiver, receiver, verify
+from tests.helpers.receiver import receiver, verify
 from tests.test_errors import assert_problem
 
 ANSWERS = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "R.GENDER": "nu"}
@@ -110,9 +110,7 @@ def make_worker(
     return Worker(transaction, settings, http, now=clock, rand=lambda: 0.5)
 
 
-async def subscribe(
-    client: httpx.AsyncClient, w: World, url: str, **extra: Any
-) -> dict[str, Any]:
+async def subscribe(client: httpx.AsyncClient, w: World, url: str, **extra: Any) -> dict[str, Any]:
     body = {"url": url, "event_types": ["submission.accepted"], "agency_id": str(w.province.id)}
     body.update(extra)
     r = await client.post("/api/v1/webhooks/subscriptions", json=body, headers=w.subscriber)
@@ -311,7 +309,8 @@ async def test_a_subscription_that_keeps_failing_is_paused_and_the_audit_says_wh
         assert row is not None
         await session.refresh(row)
         assert row.state == "paused"
-        assert row.paused_reason is not None and "2 consecutive" in row.paused_reason
+        assert row.paused_reason is not None
+        assert "2 consecutive" in row.paused_reason
         why = (
             await session.scalars(
                 sa.select(AuditEvent).where(
@@ -320,7 +319,8 @@ async def test_a_subscription_that_keeps_failing_is_paused_and_the_audit_says_wh
                 )
             )
         ).all()
-        assert len(why) == 1 and why[0].summary["reason"] == row.paused_reason
+        assert len(why) == 1
+        assert why[0].summary["reason"] == row.paused_reason
 
         # The third event waits for the resume, then goes out.
         rx.default = 200
@@ -329,7 +329,8 @@ async def test_a_subscription_that_keeps_failing_is_paused_and_the_audit_says_wh
             json={"state": "active"},
             headers=world.subscriber,
         )
-        assert r.status_code == 200 and r.json()["state"] == "active"
+        assert r.status_code == 200
+        assert r.json()["state"] == "active"
         await worker.run_once()
         assert len(rx.requests) == 3
 
@@ -479,7 +480,8 @@ async def test_subscriptions_are_the_owner_s_or_an_admin_s(
         json={"url": url, "event_types": ["report.published"], "client_id": str(other.id)},
         headers=world.admin,
     )
-    assert made.status_code == 201 and made.json()["client_id"] == str(other.id)
+    assert made.status_code == 201
+    assert made.json()["client_id"] == str(other.id)
     deleted = await client.delete(f"{path}/{sub['id']}", headers=world.subscriber)
     assert deleted.status_code == 204
     assert (await client.get(f"{path}/{sub['id']}", headers=world.admin)).status_code == 404

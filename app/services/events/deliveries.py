@@ -26,7 +26,7 @@ from app.services.paging import cursor_int, decode_cursor, encode_cursor
 from app.services.principal import Principal
 
 
-def _readable(principal: Principal) -> sa.Select[tuple[WebhookDelivery, str]]:
+def _readable(principal: Principal) -> sa.Select[WebhookDelivery, str]:
     query = sa.select(WebhookDelivery, col(Event.type)).join(
         Event, col(Event.id) == col(WebhookDelivery.event_id)
     )

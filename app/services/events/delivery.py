@@ -199,9 +199,7 @@ _CLAIM = sa.text(
 )
 
 
-async def claim(
-    session: AsyncSession, settings: Settings, now: datetime, n: int
-) -> list[Claimed]:
+async def claim(session: AsyncSession, settings: Settings, now: datetime, n: int) -> list[Claimed]:
     """Take up to `n` due deliveries for one attempt each (commit before sending them)."""
     token = uuid.uuid4()
     lease = now + timedelta(seconds=settings.webhook_claim_seconds)
@@ -379,7 +377,7 @@ async def record(
     updated = (
         await session.execute(
             sa.text(
-                "UPDATE webhook_deliveries SET "
+                "UPDATE webhook_deliveries SET "  # noqa: S608 - column names of this function
                 + ", ".join(f"{k} = :{k}" for k in values)
                 + " WHERE id = :id AND claim_token = :token AND state = 'pending'"
                 " RETURNING subscription_id"

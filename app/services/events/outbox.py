@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models.event import EventType
 
 # The current payload version of each type; bumped when a payload's shape changes.
-VERSIONS: dict[EventType, int] = {t: 1 for t in EventType}
+VERSIONS: dict[EventType, int] = dict.fromkeys(EventType, 1)
 
 DESCRIPTIONS: dict[EventType, str] = {
     EventType.submission_accepted: "A form was stored (single or batch, any channel).",
@@ -89,8 +89,7 @@ async def emit_many(session: AsyncSession, events: Sequence[NewEvent]) -> None:
             "agencies": [e.agency_id for e in events],
             "campaigns": [e.campaign_id for e in events],
             "payloads": [
-                json.dumps(_jsonable(e.payload), ensure_ascii=False, sort_keys=True)
-                for e in events
+                json.dumps(_jsonable(e.payload), ensure_ascii=False, sort_keys=True) for e in events
             ],
             "keys": [e.dedupe_key for e in events],
         },

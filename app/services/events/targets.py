@@ -25,7 +25,9 @@ class TargetRefused(ValueError):
     """The URL may not be called; the message says why."""
 
 
-def _networks(settings: Settings) -> tuple[set[str], list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
+def _networks(
+    settings: Settings,
+) -> tuple[set[str], list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
     names: set[str] = set()
     networks = []
     for entry in settings.webhook_allowed_hosts:
@@ -71,9 +73,9 @@ def check_url(url: str, settings: Settings) -> str:
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
-        if host == "localhost" or host.endswith(".localhost"):
-            if not settings.webhook_allow_private:
-                raise TargetRefused("the host is not allowed (loopback)") from None
+        loopback = host == "localhost" or host.endswith(".localhost")
+        if loopback and not settings.webhook_allow_private:
+            raise TargetRefused("the host is not allowed (loopback)") from None
         return host
     if not _address_allowed(literal, settings):
         raise TargetRefused("the address is private, loopback or reserved and not allowed")
