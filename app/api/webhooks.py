@@ -5,12 +5,13 @@ specification; see the README's "Events and webhooks"."""
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, CurrentPrincipal, Cursor, Limit, SessionDep, SettingsDep
+from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, SettingsDep, scoped
 from app.models.event import (
     DeliveryState,
     EventType,
@@ -25,9 +26,16 @@ from app.models.event import (
     WebhookSubscriptionUpdate,
     WebhookSubscriptionWithSecret,
 )
+from app.models.identity import Scope
 from app.services.events import DESCRIPTIONS, VERSIONS, deliveries, subscriptions
+from app.services.principal import Principal
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=AUTHED)
+
+# Every route declares webhooks:write (admins hold every scope); among those callers, one that
+# also holds webhooks:admin manages every subscription, the others only their own.
+WebhooksWriter = Annotated[Principal, scoped(Scope.webhooks_write)]
+EventsReader = Annotated[Principal, scoped(Scope.events_read)]
 
 _WHO = (
     "Admins (`webhooks:admin`) see every subscription; a machine client with `webhooks:write` "
@@ -46,7 +54,7 @@ class EventTypeInfo(BaseModel):
     summary="The event types and their payload versions",
     response_model=list[EventTypeInfo],
 )
-async def event_types(_: CurrentPrincipal) -> list[EventTypeInfo]:
+async def event_types(_: EventsReader) -> list[EventTypeInfo]:
     return [
         EventTypeInfo(type=t, version=VERSIONS[t], description=DESCRIPTIONS[t]) for t in EventType
     ]
@@ -64,7 +72,7 @@ async def event_types(_: CurrentPrincipal) -> list[EventTypeInfo]:
 async def create_subscription(
     session: SessionDep,
     settings: SettingsDep,
-    actor: CurrentPrincipal,
+    actor: WebhooksWriter,
     body: WebhookSubscriptionCreate,
 ) -> WebhookSubscriptionWithSecret:
     return await subscriptions.create(session, settings, actor, body)
@@ -78,7 +86,7 @@ async def create_subscription(
 )
 async def list_subscriptions(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: WebhooksWriter,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     client_id: uuid.UUID | None = None,
@@ -95,7 +103,7 @@ async def list_subscriptions(
     responses=NOT_FOUND,
 )
 async def get_subscription(
-    session: SessionDep, principal: CurrentPrincipal, subscription_id: uuid.UUID
+    session: SessionDep, principal: WebhooksWriter, subscription_id: uuid.UUID
 ) -> WebhookSubscriptionPublic:
     return subscriptions.public(await subscriptions.get(session, principal, subscription_id))
 
@@ -111,7 +119,7 @@ async def get_subscription(
 async def update_subscription(
     session: SessionDep,
     settings: SettingsDep,
-    actor: CurrentPrincipal,
+    actor: WebhooksWriter,
     subscription_id: uuid.UUID,
     body: WebhookSubscriptionUpdate,
 ) -> WebhookSubscriptionPublic:
@@ -126,7 +134,7 @@ async def update_subscription(
     responses=NOT_FOUND,
 )
 async def delete_subscription(
-    session: SessionDep, actor: CurrentPrincipal, subscription_id: uuid.UUID
+    session: SessionDep, actor: WebhooksWriter, subscription_id: uuid.UUID
 ) -> Response:
     await subscriptions.delete(session, actor, subscription_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -143,7 +151,7 @@ async def delete_subscription(
 async def rotate_secret(
     session: SessionDep,
     settings: SettingsDep,
-    actor: CurrentPrincipal,
+    actor: WebhooksWriter,
     subscription_id: uuid.UUID,
     body: SecretRotation | None = None,
 ) -> WebhookSubscriptionWithSecret:
@@ -160,7 +168,7 @@ async def rotate_secret(
 )
 async def list_deliveries(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: WebhooksWriter,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
     subscription_id: uuid.UUID | None = None,
@@ -183,7 +191,7 @@ async def list_deliveries(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def replay_delivery(
-    session: SessionDep, actor: CurrentPrincipal, delivery_id: int
+    session: SessionDep, actor: WebhooksWriter, delivery_id: int
 ) -> WebhookDeliveryPublic:
     return await deliveries.replay(session, actor, delivery_id)
 
@@ -194,6 +202,6 @@ async def replay_delivery(
     response_model=ReplayResult,
 )
 async def replay_deliveries(
-    session: SessionDep, actor: CurrentPrincipal, body: ReplayIn
+    session: SessionDep, actor: WebhooksWriter, body: ReplayIn
 ) -> ReplayResult:
     return await deliveries.replay_many(session, actor, body)
