@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel
 
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
@@ -191,7 +191,9 @@ async def list_deliveries(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def replay_delivery(
-    session: SessionDep, actor: WebhooksWriter, delivery_id: int
+    session: SessionDep,
+    actor: WebhooksWriter,
+    delivery_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
 ) -> WebhookDeliveryPublic:
     return await deliveries.replay(session, actor, delivery_id)
 

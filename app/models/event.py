@@ -8,11 +8,11 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import field_validator
+from pydantic import AwareDatetime, field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.base import Page, nfc, no_nul, timestamptz, utcnow
 
 
 class EventType(StrEnum):
@@ -147,7 +147,12 @@ class WebhookSubscription(SQLModel, table=True):
 
 
 def _nfc_or_none(value: str | None) -> str | None:
+    value = no_nul(value)
     return nfc(value) if value is not None else None
+
+
+def _url(value: str | None) -> str | None:
+    return no_nul(value.strip()) if value is not None else None
 
 
 class WebhookSubscriptionCreate(SQLModel):
@@ -168,6 +173,7 @@ class WebhookSubscriptionCreate(SQLModel):
     )
 
     _nfc = field_validator("description")(_nfc_or_none)
+    _storable = field_validator("url")(_url)
 
 
 class WebhookSubscriptionUpdate(SQLModel):
@@ -180,6 +186,7 @@ class WebhookSubscriptionUpdate(SQLModel):
     )
 
     _nfc = field_validator("description")(_nfc_or_none)
+    _storable = field_validator("url")(_url)
 
 
 class WebhookSubscriptionPublic(SQLModel):
@@ -299,7 +306,9 @@ class ReplayIn(SQLModel):
     subscription_id: uuid.UUID | None = Field(
         default=None, description="Only this subscription's dead letters."
     )
-    since: datetime | None = Field(default=None, description="Dead letters from this time on.")
+    since: AwareDatetime | None = Field(
+        default=None, description="Dead letters from this time on (with its offset)."
+    )
 
 
 class ReplayResult(SQLModel):

@@ -552,3 +552,18 @@ def test_the_wait_grows_with_jitter_and_ends(hook_settings: Settings) -> None:
     assert delivery.retry_after("Tue, 01 Jan 2030 08:01:00 GMT", T0) == timedelta(seconds=60)
     assert delivery.retry_after("soon", T0) is None
     assert events.VERSIONS
+
+
+async def test_a_description_round_trips_in_nfc_and_a_nul_is_a_field_error(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    decomposed = "Cổng một cửa tỉnh".replace("ổ", "o\u0302\u0309")
+    sub = await subscribe(client, world, "http://127.0.0.1:9/h", description=decomposed)
+    assert sub["description"] == "Cổng một cửa tỉnh"
+    bad = await client.post(
+        "/api/v1/webhooks/subscriptions",
+        json={"url": "https://hook.example.org/\u0000", "event_types": ["report.published"]},
+        headers=world.subscriber,
+    )
+    body = assert_problem(bad, 422, "validation_failed")
+    assert body["errors"][0]["pointer"] == "/body/url"  # type: ignore[index]

@@ -45,6 +45,8 @@ def receiver() -> Iterator[Receiver]:
     box: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
+
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             data = self.rfile.read(length)
