@@ -391,20 +391,25 @@ async def record(
     return outcome
 
 
+_HEALTHY = sa.text(
+    "UPDATE webhook_subscriptions SET consecutive_dead = 0, failing_since = NULL"
+    " WHERE id = :id AND (consecutive_dead <> 0 OR failing_since IS NOT NULL)"
+)
+
+
 async def _subscription_health(
     session: AsyncSession, settings: Settings, sub_id: uuid.UUID, outcome: str, now: datetime
 ) -> None:
+    if outcome == "delivered":
+        # A healthy subscription matches no row here: the usual success takes no lock on it.
+        await session.execute(_HEALTHY, {"id": sub_id})
+        return
     sub = await session.scalar(
         sa.select(WebhookSubscription)
         .where(col(WebhookSubscription.id) == sub_id)
         .with_for_update()
     )
     if sub is None:  # pragma: no cover - deleted while delivering: the delivery went with it
-        return
-    if outcome == "delivered":
-        if sub.consecutive_dead or sub.failing_since:
-            sub.consecutive_dead = 0
-            sub.failing_since = None
         return
     if sub.failing_since is None:
         sub.failing_since = now
@@ -441,6 +446,52 @@ async def pause(
         summary={"client_id": str(sub.client_id), "reason": reason, "url": sub.url},
         actor_name="webhook worker",
     )
+
+
+_DELIVERED = sa.text(
+    "UPDATE webhook_deliveries AS d SET state = 'delivered', delivered_at = u.at,"
+    " last_attempt_at = u.at, attempts = d.attempts + 1, last_status = u.status,"
+    " last_error = NULL, claim_token = NULL"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[]), CAST(:ats AS timestamptz[]),"
+    " CAST(:statuses AS int[])) AS u(id, token, at, status)"
+    " WHERE d.id = u.id AND d.claim_token = u.token AND d.state = 'pending'"
+    " RETURNING d.subscription_id"
+)
+_HEALTHY_MANY = sa.text(
+    "UPDATE webhook_subscriptions SET consecutive_dead = 0, failing_since = NULL"
+    " WHERE id = ANY(CAST(:ids AS uuid[])) AND (consecutive_dead <> 0 OR failing_since IS NOT NULL)"
+)
+
+
+async def record_all(
+    session: AsyncSession,
+    settings: Settings,
+    results: Sequence[Result],
+    *,
+    rand: Callable[[], float] = random.random,
+) -> list[str]:
+    """`record` for many results: the successes (the usual case) in two statements in all."""
+    ok = [r for r in results if r.ok]
+    outcomes = []
+    if ok:
+        done = await session.execute(
+            _DELIVERED,
+            {
+                "ids": [r.claimed.delivery_id for r in ok],
+                "tokens": [r.claimed.token for r in ok],
+                "ats": [r.at for r in ok],
+                "statuses": [r.status for r in ok],
+            },
+        )
+        matched = done.all()
+        subs = sorted({row[0] for row in matched})
+        outcomes += ["delivered"] * len(matched) + ["stale"] * (len(ok) - len(matched))
+        if subs:
+            await session.execute(_HEALTHY_MANY, {"ids": subs})
+    for r in results:
+        if not r.ok:
+            outcomes.append(await record(session, settings, r, rand=rand))
+    return outcomes
 
 
 async def attempt_all(

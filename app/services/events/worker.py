@@ -100,10 +100,10 @@ class Worker:
                     await delivery.release(session, claimed, self.now())
             raise
         async with self.transaction() as session:
-            for result in results:
-                self.counts.add(
-                    await delivery.record(session, self.settings, result, rand=self.rand)
-                )
+            for outcome in await delivery.record_all(
+                session, self.settings, results, rand=self.rand
+            ):
+                self.counts.add(outcome)
         return len(claimed)
 
     async def run_once(self) -> int:
