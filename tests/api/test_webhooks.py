@@ -3,6 +3,7 @@ controllable clock, dead letters and their replay, pausing, agency bounds, targe
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -567,3 +568,56 @@ async def test_a_description_round_trips_in_nfc_and_a_nul_is_a_field_error(
     )
     body = assert_problem(bad, 422, "validation_failed")
     assert body["errors"][0]["pointer"] == "/body/url"  # type: ignore[index]
+
+
+async def test_a_lost_claim_is_due_again_after_its_lease_and_its_late_result_is_ignored(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    world: World,
+    hook_settings: Settings,
+    http: httpx.AsyncClient,
+) -> None:
+    clock = Clock()
+    with receiver() as rx:
+        sub = await subscribe(client, world, rx.url)
+        await submit(client, world, world.district)
+        worker = make_worker(session, hook_settings, http, clock)
+        await worker.fan_out()
+        # A worker claims the delivery and dies before recording anything.
+        [lost] = await delivery.claim(session, hook_settings, clock(), 10)
+        assert await delivery.claim(session, hook_settings, clock(), 10) == []
+        clock.advance(hook_settings.webhook_claim_seconds - 1)
+        assert await worker.run_once() == 0
+        clock.advance(1)
+        assert await worker.run_once() == 1  # due again: delivered by another worker
+        assert len(rx.requests) == 1
+        late = delivery.Result(lost, clock(), status=200)
+        assert await delivery.record(session, hook_settings, late) == "stale"
+        row = await delivery_row(session, sub["id"])
+        assert (row.state, row.attempts) == ("delivered", 1)
+
+
+async def test_stopping_the_worker_finishes_the_delivery_in_flight(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    world: World,
+    hook_settings: Settings,
+    http: httpx.AsyncClient,
+) -> None:
+    with receiver() as rx:
+        rx.delay = 0.5
+        sub = await subscribe(client, world, rx.url)
+        await submit(client, world, world.district)
+        worker = make_worker(session, hook_settings, http, Clock())
+        running = asyncio.create_task(worker.run())
+        for _ in range(100):
+            if rx.requests:
+                break
+            await asyncio.sleep(0.02)
+        assert rx.requests
+        assert not running.done()
+        worker.stop()  # what SIGTERM does
+        await asyncio.wait_for(running, 10)
+        row = await delivery_row(session, sub["id"])
+        assert (row.state, row.claim_token) == ("delivered", None)
+        assert worker.counts.by_outcome == {"delivered": 1}

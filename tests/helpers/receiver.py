@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     plan: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     default: int = 200
+    delay: float = 0.0  # seconds before each answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self) -> tuple[int, dict[str, str]]:
@@ -56,6 +58,8 @@ def receiver() -> Iterator[Receiver]:
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, data)
                 )
             status, headers = rec.answer()
+            if rec.delay:
+                time.sleep(rec.delay)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
