@@ -38,7 +38,13 @@ class Event(SQLModel, table=True):
     __tablename__ = "events"
     __table_args__ = (
         sa.Index("ix_events_tx_order", "tx_id", "seq"),
-        sa.UniqueConstraint("dedupe_key"),
+        # Partial: most events have no key, and they pay for no entry here.
+        sa.Index(
+            "ix_events_dedupe_key",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=sa.text("dedupe_key IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(

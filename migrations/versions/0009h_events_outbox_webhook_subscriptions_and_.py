@@ -46,9 +46,15 @@ def upgrade() -> None:
         ),
         sa.Column("dedupe_key", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.UniqueConstraint("dedupe_key", name=op.f("uq_events_dedupe_key")),
     )
     op.create_index("ix_events_tx_order", "events", ["tx_id", "seq"], unique=False)
+    op.create_index(
+        "ix_events_dedupe_key",
+        "events",
+        ["dedupe_key"],
+        unique=True,
+        postgresql_where=sa.text("dedupe_key IS NOT NULL"),
+    )
     op.create_table(
         "webhook_dispatch",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -181,5 +187,10 @@ def downgrade() -> None:
     op.drop_index("ix_webhook_subscriptions_client_id", table_name="webhook_subscriptions")
     op.drop_table("webhook_subscriptions")
     op.drop_table("webhook_dispatch")
+    op.drop_index(
+        "ix_events_dedupe_key",
+        table_name="events",
+        postgresql_where=sa.text("dedupe_key IS NOT NULL"),
+    )
     op.drop_index("ix_events_tx_order", table_name="events")
     op.drop_table("events")

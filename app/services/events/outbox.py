@@ -72,7 +72,7 @@ _INSERT = sa.text(
     "CAST(:types AS text[]), CAST(:versions AS int[]), CAST(:agencies AS uuid[]),"
     " CAST(:campaigns AS uuid[]), CAST(:payloads AS text[]), CAST(:keys AS text[])"
     ") AS u(t, v, a, c, p, d)"
-    " ON CONFLICT ON CONSTRAINT uq_events_dedupe_key DO NOTHING"
+    " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING"
 )
 
 
