@@ -28,6 +28,7 @@ from app.models.identity import Role, Scope
 from app.security import sign_invitation
 from app.services import events
 from app.services.events import feed, progress
+from app.services.paging import encode_cursor
 from tests.factories import (
     bearer,
     make_agency,
@@ -268,8 +269,9 @@ async def test_the_feed_refuses_bad_input_and_unknown_callers(
     bad_type = await client.get("/api/v1/events", params={"types": "x.y"}, headers=world.admin)
     body = assert_problem(bad_type, 422, "invalid")
     assert body["errors"][0]["pointer"] == "/query/types"  # type: ignore[index]
-    bad_cursor = await client.get("/api/v1/events", params={"cursor": "@@"}, headers=world.admin)
-    assert_problem(bad_cursor, 422, "bad_cursor")
+    for cursor in ("@@", encode_cursor({"tx": 2**64, "seq": 1}), encode_cursor({"tx": 1})):
+        bad = await client.get("/api/v1/events", params={"cursor": cursor}, headers=world.admin)
+        assert_problem(bad, 422, "bad_cursor")
     types = await client.get("/api/v1/webhooks/event-types", headers=world.admin)
     assert {t["type"] for t in types.json()} == {t.value for t in EventType}
 

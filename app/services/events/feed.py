@@ -31,7 +31,7 @@ from sqlmodel import col
 from app.errors import FieldError, Invalid, NotFound
 from app.models.event import Event, EventPage, EventPublic, EventType
 from app.services.agencies import subtree_ids
-from app.services.paging import cursor_int, decode_cursor, encode_cursor
+from app.services.paging import bad_cursor, cursor_int, decode_cursor, encode_cursor
 from app.services.principal import Principal
 
 # Events of transactions that have ended for good, and the reader's own (a test that writes and
@@ -98,6 +98,8 @@ async def list_events(
     after = decode_cursor(cursor)
     if after is not None:
         tx, seq = cursor_int(after, "tx"), cursor_int(after, "seq")
+        if not (0 <= tx < 2**63 and 0 <= seq < 2**63):
+            raise bad_cursor()
         query = query.where(
             sa.tuple_(col(Event.tx_id), col(Event.seq)) > sa.tuple_(sa.literal(tx), sa.literal(seq))
         )
