@@ -621,3 +621,24 @@ async def test_stopping_the_worker_finishes_the_delivery_in_flight(
         row = await delivery_row(session, sub["id"])
         assert (row.state, row.claim_token) == ("delivered", None)
         assert worker.counts.by_outcome == {"delivered": 1}
+
+
+async def test_a_revoked_client_s_subscription_receives_nothing_more(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    world: World,
+    hook_settings: Settings,
+    http: httpx.AsyncClient,
+) -> None:
+    with receiver() as rx:
+        await subscribe(client, world, rx.url)
+        await submit(client, world, world.district)
+        worker = make_worker(session, hook_settings, http, Clock())
+        await worker.fan_out()  # a delivery waits
+        revoked = await client.post(
+            f"/api/v1/clients/{world.subscriber_id}/revoke", headers=world.admin
+        )
+        assert revoked.status_code == 200
+        await submit(client, world, world.district)
+        assert await worker.run_once() == 0
+        assert rx.requests == []

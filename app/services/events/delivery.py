@@ -131,7 +131,12 @@ def _matches(target: _Target, event: Any) -> bool:
     return True
 
 
-async def fan_out(session: AsyncSession, now: datetime, *, limit: int = 1000) -> int | None:
+FAN_OUT_LIMIT = 1000
+
+
+async def fan_out(
+    session: AsyncSession, now: datetime, *, limit: int = FAN_OUT_LIMIT
+) -> int | None:
     """Create the deliveries of up to `limit` events past the dispatcher's position; the number
     of events read, or None when another worker holds the dispatcher."""
     position = (await session.execute(_DISPATCH)).first()
@@ -193,6 +198,7 @@ _CLAIM = sa.text(
     "UPDATE webhook_deliveries AS d SET next_attempt_at = :lease, claim_token = :token"
     " FROM (SELECT w.id FROM webhook_deliveries AS w"
     " JOIN webhook_subscriptions AS s ON s.id = w.subscription_id"
+    " JOIN clients AS c ON c.id = s.client_id AND c.revoked_at IS NULL"
     " WHERE w.state = 'pending' AND w.next_attempt_at <= :now AND s.state = 'active'"
     " ORDER BY w.next_attempt_at LIMIT :n FOR UPDATE OF w SKIP LOCKED) AS due"
     " WHERE d.id = due.id RETURNING d.id, d.attempts, d.event_id, d.subscription_id"

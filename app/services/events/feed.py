@@ -21,14 +21,13 @@ a campaign sees only that campaign's events.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import FieldError, Invalid, NotFound
+from app.errors import FieldError, Invalid
 from app.models.event import Event, EventPage, EventPublic, EventType
 from app.services.agencies import subtree_ids
 from app.services.paging import bad_cursor, cursor_int, decode_cursor, encode_cursor
@@ -111,12 +110,3 @@ async def list_events(
     if rows:
         next_cursor = encode_cursor({"tx": rows[-1].tx_id, "seq": rows[-1].seq})
     return EventPage(items=[public(r) for r in rows], next_cursor=next_cursor)
-
-
-async def get_event(session: AsyncSession, principal: Principal, event_id: uuid.UUID) -> Event:
-    row = await session.scalar(
-        sa.select(Event).where(col(Event.id) == event_id, *visible(principal))
-    )
-    if row is None:
-        raise NotFound("event")
-    return row

@@ -65,14 +65,17 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def fan_out(self) -> int:
+    async def fan_out(self, rounds: int = 10) -> int:
+        """Fan out what has committed, a bounded number of batches at a time, so that under a
+        steady stream of new events the worker still gets to deliver between rounds."""
         total = 0
-        while True:
+        for _ in range(rounds):
             async with self.transaction() as session:
                 read = await delivery.fan_out(session, self.now())
-            if not read:
-                return total
-            total += read
+            total += read or 0
+            if read is None or read < delivery.FAN_OUT_LIMIT:
+                break
+        return total
 
     async def periodic(self) -> None:
         """The behind-target check, at most once a minute."""
