@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import random
 import subprocess
 import time
@@ -351,7 +352,10 @@ def render(r: dict[str, Any]) -> str:
             "",
             f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; command: "
             f"`python -m bench.events --rounds {a['rounds']} --duration {a['duration']:g} "
-            f"--concurrency {a['concurrency']}`; same machine and embedded PostgreSQL as above",
+            f"--concurrency {a['concurrency']}`; same machine and embedded PostgreSQL as above, "
+            f"shared with other work: load average {r['load'][0]:.1f} before and "
+            f"{r['load'][1]:.1f} after the run on 2 cores, so compare figures within this "
+            "section (each ratio is of slices taken in turn), not with the sections above",
             "",
             "The outbox in the writing statement (each form's `submission.accepted` is a CTE of "
             "the INSERT that stores it; milliseconds per committed statement, interleaved):",
@@ -409,7 +413,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backlog", type=int, default=3000)
     args = parser.parse_args()
+    before = os.getloadavg()[0]
     result = run(args)
+    result["load"] = (before, os.getloadavg()[0])
     (OUT_DIR / "events.json").write_text(json.dumps(result, indent=2, default=str))
     write_section(render(result))
     print(f"wrote the events section of {RESULTS}")
