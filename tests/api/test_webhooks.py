@@ -25,7 +25,7 @@ from app.main import create_app
 from app.models.agency import Agency
 from app.models.audit import AuditEvent
 from app.models.campaign import Campaign, CampaignState
-from app.models.event import WebhookDelivery, WebhookSubscription
+from app.models.event import EventType, WebhookDelivery, WebhookSubscription
 from app.models.identity import Role, Scope
 from app.services import events
 from app.services.events import delivery
@@ -642,3 +642,55 @@ async def test_a_revoked_client_s_subscription_receives_nothing_more(
         await submit(client, world, world.district)
         assert await worker.run_once() == 0
         assert rx.requests == []
+
+
+@pytest.fixture
+async def two_committed_deliveries(db: Database) -> AsyncIterator[list[int]]:
+    """Two due deliveries committed for real (cleaned up after), for tests of real claims."""
+    async with AsyncSession(db.engine, expire_on_commit=False) as s:
+        owner, _ = await make_client(s, [Scope.webhooks_write])
+        sub = WebhookSubscription(
+            client_id=owner.id,
+            url="http://127.0.0.1:9/h",
+            event_types=["plan.updated"],
+            secret=events.signing.new_secret(),
+        )
+        s.add(sub)
+        marker = uuid.uuid4().hex
+        for n in range(2):
+            await events.emit(s, type=EventType.plan_updated, payload={"m": marker, "n": n})
+        await s.flush()
+        ids = list(
+            (
+                await s.execute(
+                    sa.text(
+                        "INSERT INTO webhook_deliveries"
+                        " (event_id, subscription_id, next_attempt_at)"
+                        " SELECT id, :sub, :due FROM events WHERE payload->>'m' = :m"
+                        " RETURNING id"
+                    ),
+                    {"sub": sub.id, "due": T0, "m": marker},
+                )
+            ).scalars()
+        )
+        await s.commit()
+    yield ids
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("DELETE FROM clients WHERE id = :c"), {"c": owner.id})
+        await conn.execute(sa.text("DELETE FROM events WHERE payload->>'m' = :m"), {"m": marker})
+
+
+async def test_concurrent_workers_never_claim_the_same_delivery(
+    db: Database, hook_settings: Settings, two_committed_deliveries: list[int]
+) -> None:
+    async with AsyncSession(db.engine) as a, AsyncSession(db.engine) as b:
+        [first] = await delivery.claim(a, hook_settings, T0, 1)  # held, not yet committed
+        # The other worker skips the locked row instead of waiting for it.
+        others = await asyncio.wait_for(delivery.claim(b, hook_settings, T0, 10), 5)
+        assert [c.delivery_id for c in others] != []
+        assert first.delivery_id not in [c.delivery_id for c in others]
+        assert sorted([first.delivery_id, *(c.delivery_id for c in others)]) == sorted(
+            two_committed_deliveries
+        )
+        await a.commit()
+        await b.commit()
