@@ -212,8 +212,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _spawn_worker() -> subprocess.Popen[bytes]:
-    """The webhook worker beside the API (`make run`), on the same database."""
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
+    """The webhook worker beside the API (`make run`), on the same database. It runs in a
+    session of its own, so Ctrl-C reaches only this process, which then stops it with SIGTERM
+    once the API has stopped (and before the embedded PostgreSQL does)."""
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], start_new_session=True)
 
 
 def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
