@@ -4,12 +4,16 @@ The API (uvicorn, 2 workers) and two `sipas worker` processes run on `sipas_cras
 embedded PostgreSQL under `.data/crash/`). A subscription sends `submission.accepted` to a
 receiver on 127.0.0.1 that answers 500 to a share of the requests, so retries happen all the
 time. Kiosk clients post forms (retrying each until 201, as the API asks), some of them with
-invalid answers (refused: their transaction rolls back). While they do, the workers and the API
+invalid answers (refused: their transaction rolls back). Beside them, transactions write events
+straight into the outbox and stay open up to 1.5 s, so that others commit before them, then
+commit or roll back at random. While all that goes on, the workers and the API
 are killed with SIGKILL several times and started again. Then the load stops, everything is
 restarted, the workers drain, and:
 
-- every committed form (a row in `submissions`) was delivered at least once;
-- every delivered event is about a committed form (nothing rolled back or refused was sent);
+- every committed form (a row in `submissions`) and every committed late event was delivered at
+  least once;
+- every delivered event is about a committed form or a committed late event (nothing rolled
+  back or refused was sent);
 - every delivery of the same event carries the same `webhook-id` and body, and each signature
   verifies with the subscription's secret;
 - the workers stop on SIGTERM with exit code 0.
@@ -30,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -116,7 +121,7 @@ async def subscribe(url: str, fixture: Fixture, target: str) -> str:
             " VALUES ($1, $2, $3, $4)",
             fixture.client_ids[0],
             target,
-            ["submission.accepted"],
+            ["submission.accepted", "plan.updated"],
             secret,
         )
     finally:
@@ -148,10 +153,49 @@ async def kiosk(
                 await asyncio.sleep(0.1)
 
 
+async def side_transactions(
+    url: str, stop: asyncio.Event, committed: set[str], rolled_back: set[str]
+) -> None:
+    """Transactions that write an event straight into the outbox and stay open a while (so later
+    transactions commit before them), then commit or roll back: a late commit must still be
+    delivered, a rollback never."""
+    rng = random.Random(5)
+    while not stop.is_set():
+        try:
+            conn = await asyncpg.connect(dsn(url))
+        except (OSError, asyncpg.PostgresError):
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            while not stop.is_set():
+                marker = str(uuid.uuid4())
+                keep = rng.random() < 0.5
+                tx = conn.transaction()
+                await tx.start()
+                await conn.execute(
+                    "INSERT INTO events (type, payload) VALUES ('plan.updated', $1::jsonb)",
+                    json.dumps({"id": marker}),
+                )
+                await asyncio.sleep(rng.uniform(0.2, 1.5))
+                if keep:
+                    await tx.commit()
+                    committed.add(marker)
+                else:
+                    await tx.rollback()
+                    rolled_back.add(marker)
+        except (OSError, asyncpg.PostgresError):
+            pass
+        finally:
+            await conn.close()
+
+
 async def load(
     server: Server,
     workers: Workers,
     fixture: Fixture,
+    url: str,
+    late: set[str],
+    rolled_back: set[str],
     *,
     rounds: int,
     interval: float,
@@ -159,7 +203,8 @@ async def load(
 ) -> set[str]:
     stop = asyncio.Event()
     acked: set[str] = set()
-    tasks = [
+    side = asyncio.create_task(side_transactions(url, stop, late, rolled_back))
+    tasks = [side] + [
         asyncio.create_task(
             kiosk(
                 server.base,
@@ -238,6 +283,8 @@ def main() -> int:
         WORKER_POLL_SECONDS="0.2",
     )
     problems: list[str] = []
+    late: set[str] = set()
+    rolled_back: set[str] = set()
     rng = random.Random(7)
     with receiver() as rx:
         rx.default = 200
@@ -260,12 +307,16 @@ def main() -> int:
                     server,
                     workers,
                     fixture,
+                    url,
+                    late,
+                    rolled_back,
                     rounds=args.rounds,
                     interval=args.interval,
                     clients=args.clients,
                 )
             )
             stored = asyncio.run(stored_ids(url, fixture))
+            stored.update({m: m for m in late})
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 if set(stored) <= set(delivered(rx)):
@@ -288,8 +339,14 @@ def main() -> int:
     changed = [i for i, d in got.items() if len({b for _, b in d}) > 1]
     repeats = sum(len(d) - 1 for d in got.values())
     print(
-        f"  {len(stored)} forms committed ({len(acked)} answered 201); {requests} requests "
-        f"received, {len(got)} distinct events, {repeats} repeats (retries after 500s or kills)"
+        f"  side transactions held open: {len(late)} committed late, {len(rolled_back)} rolled "
+        f"back; {sum(m in got for m in late)} of the late ones delivered, "
+        f"{sum(m in got for m in rolled_back)} of the rolled-back ones"
+    )
+    print(
+        f"  {len(stored) - len(late)} forms committed ({len(acked)} answered 201); "
+        f"{requests} requests received, {len(got)} distinct events, {repeats} repeats "
+        "(retries after 500s or kills)"
     )
     if missing_acks:
         problems.append(f"{len(missing_acks)} forms answered 201 are not stored")
