@@ -342,3 +342,47 @@ async def test_an_event_that_commits_late_is_not_skipped(own_db: Database) -> No
     await asyncio.sleep(0)
     seen, _ = await page(cursor)
     assert seen == ["early", "late"]
+
+
+async def test_publishing_a_report_tells_its_version_and_where_to_fetch_it(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    r = await client.post(world.forms(), json=form(world, world.district), headers=world.kiosk)
+    assert r.status_code == 201
+    closed = await client.post(
+        f"/api/v1/campaigns/{world.campaign.id}/transition",
+        json={"to": "closed"},
+        headers=world.admin,
+    )
+    assert closed.status_code == 200, closed.text
+    published = await client.post(
+        f"/api/v1/campaigns/{world.campaign.id}/reports",
+        json={"reason": "Công bố"},
+        headers=world.admin,
+    )
+    assert published.status_code == 201, published.text
+    report = published.json()
+    tail = [(e.type, e.payload) for e in await events_of(session, world.campaign)][-2:]
+    assert [t for t, _ in tail] == ["campaign.transitioned", "report.published"]
+    assert tail[0][1]["to"] == "published"
+    assert tail[1][1]["report_id"] == report["id"]
+    assert tail[1][1]["version"] == 1
+    assert tail[1][1]["url"] == f"/api/v1/reports/{report['id']}"
+
+
+async def test_a_campaign_bound_caller_sees_only_its_campaign_s_events(
+    client: httpx.AsyncClient, session: AsyncSession, world: World, settings: Settings
+) -> None:
+    other = await make_campaign(session, agencies=[world.province], state=CampaignState.open)
+    for campaign in (world.campaign, other):
+        r = await client.post(
+            f"/api/v1/campaigns/{campaign.id}/submissions",
+            json=form(world, world.district),
+            headers=world.kiosk,
+        )
+        assert r.status_code == 201, r.text
+    bound, _ = await make_client(session, [Scope.events_read])
+    bound.campaign_id = world.campaign.id
+    await session.flush()
+    seen = await feed_all(client, bearer(settings, bound), limit=50)
+    assert [e["campaign_id"] for e in seen] == [str(world.campaign.id)]
