@@ -43,10 +43,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
-from app.models.agency import Agency
 from app.models.event import Event, WebhookSubscription
 from app.models.identity import Client
 from app.services import audit
+from app.services.agencies import subtree_ids
 from app.services.events import signing
 from app.services.events.feed import SETTLED, body
 from app.services.events.subscriptions import signing_keys
@@ -88,37 +88,20 @@ async def _targets(session: AsyncSession) -> list[_Target]:
             .where(col(Client.revoked_at).is_(None))
         )
     ).all()
+    # The same subtree rule as every read of the caller's agencies (agencies.subtree_ids),
+    # asked once per distinct agency filter and batch of events.
     subtrees: dict[uuid.UUID, frozenset[uuid.UUID]] = {}
-    tree = await _tree(session) if any(r[2] is not None for r in rows) else {}
     targets = []
     for sub_id, types, agency_id, campaign_id in rows:
         agencies = None
         if agency_id is not None:
             if agency_id not in subtrees:
-                subtrees[agency_id] = frozenset(_subtree(tree, agency_id))
+                subtrees[agency_id] = frozenset(
+                    (await session.scalars(subtree_ids(agency_id))).all()
+                )
             agencies = subtrees[agency_id]
         targets.append(_Target(sub_id, frozenset(types), agencies, campaign_id))
     return targets
-
-
-async def _tree(session: AsyncSession) -> dict[uuid.UUID | None, list[uuid.UUID]]:
-    children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
-    for agency_id, parent_id in (
-        await session.execute(sa.select(col(Agency.id), col(Agency.parent_id)))
-    ).all():
-        children.setdefault(parent_id, []).append(agency_id)
-    return children
-
-
-def _subtree(children: dict[uuid.UUID | None, list[uuid.UUID]], root: uuid.UUID) -> set[uuid.UUID]:
-    seen = {root}
-    stack = [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen
 
 
 def _matches(target: _Target, event: Any) -> bool:
