@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -236,18 +238,50 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ),
         flush=True,
     )
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=False,
-        # The client address behind proxies is decided by TRUSTED_PROXIES alone (app.proxies).
-        proxy_headers=False,
-        log_config=None,
-        timeout_graceful_shutdown=20,
-    )
+    worker = None if args.no_worker else _spawn_worker()
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=False,
+            # The client address behind proxies is decided by TRUSTED_PROXIES alone.
+            proxy_headers=False,
+            log_config=None,
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        if worker is not None:
+            _stop_worker(worker)
+    return 0
+
+
+def _spawn_worker() -> subprocess.Popen[bytes]:
+    """The webhook worker beside the API (`make run`), on the same database. It runs in a
+    session of its own, so Ctrl-C reaches only this process, which then stops it with SIGTERM
+    once the API has stopped (and before the embedded PostgreSQL does)."""
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], start_new_session=True)
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Deliver webhooks until SIGTERM or SIGINT (several copies may run side by side)."""
+    from app.logging import configure_logging
+    from app.services.events.worker import run_worker
+
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings, _database_url(settings)))
     return 0
 
 
@@ -272,7 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     p.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    p.add_argument(
+        "--no-worker", action="store_true", help="do not start the webhook worker beside the API"
+    )
     p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("worker", help="deliver webhooks (stops cleanly on SIGTERM)")
+    p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("db-url", help="print the database URL the service would use")
     p.set_defaults(handler=cmd_db_url)

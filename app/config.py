@@ -137,6 +137,64 @@ class Settings(BaseSettings):
         "`sipas serve`. Unset: only on the embedded database. Refused in production.",
     )
 
+    # Events and webhooks (app.services.events).
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts, or IP networks in CIDR form, that webhooks may target even when "
+        'private (a provincial intranet), e.g. ["10.20.0.0/16", "hook.tinh.gov.vn"].',
+    )
+    webhook_allow_http: bool = Field(
+        default=False, description="Allow plain http:// webhook URLs (https only by default)."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow any private, loopback or link-local target (tests, closed networks).",
+    )
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [
+            5.0,
+            30.0,
+            120.0,
+            600.0,
+            1800.0,
+            3600.0,
+            7200.0,
+            14400.0,
+            28800.0,
+            43200.0,
+        ],
+        description="Seconds to wait after each failed attempt; after the last, a dead letter.",
+    )
+    webhook_retry_jitter: float = Field(
+        default=0.2, ge=0, le=1, description="Each wait varies by up to this share, at random."
+    )
+    webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
+    webhook_pause_after_dead: int = Field(
+        default=5, ge=1, description="Consecutive dead letters that pause a subscription."
+    )
+    webhook_pause_after_failing_seconds: int = Field(
+        default=3 * 24 * 3600, ge=60, description="Continuous failure that pauses a subscription."
+    )
+    webhook_claim_seconds: int = Field(
+        default=60, ge=5, description="A claimed delivery is due again after this (worker lost)."
+    )
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    behind_target_elapsed: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the fieldwork period after which a campaign's progress is checked.",
+    )
+    behind_target_share: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description="A campaign with fewer valid forms than this share of its target by the "
+        "check date is behind target (event campaign.behind_target).",
+    )
+
     @property
     def has_secret_key(self) -> bool:
         """Whether SECRET_KEY was set; otherwise the key stored with the data signs."""

@@ -195,6 +195,9 @@ MESSAGES_VI: dict[str, str] = {
     "weights_unavailable": "Kết quả có trọng số cần quy mô tổng thể cho mọi tầng mẫu có phiếu.",
     "unreadable_file": "Không đọc được tệp gửi lên.",
     "import_too_large": "Tệp gửi lên vượt quá giới hạn cho phép; xem giới hạn được nêu.",
+    "url_not_allowed": "Địa chỉ webhook không được phép (chỉ https tới địa chỉ công khai, trừ "
+    "các máy được cấu hình cho phép).",
+    "delivery_not_dead": "Chỉ gửi lại được lần giao đã hết lượt thử (thư chết).",
     "json_too_deep": "Nội dung JSON lồng nhau quá nhiều cấp so với giới hạn cho phép.",
     "import_rejected": "Dữ liệu nhập không hợp lệ; xem danh sách lỗi.",
     "not_unicode": "Yêu cầu chứa văn bản không phải Unicode; xem danh sách lỗi.",

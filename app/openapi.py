@@ -65,6 +65,16 @@ TAGS: list[dict[str, str]] = [
         "description": "Sampling frames, samples, surveyors and their work lists.",
     },
     {
+        "name": "events",
+        "description": "The event feed: every change integrators may follow, in commit order, "
+        "for receivers that poll instead of taking webhooks.",
+    },
+    {
+        "name": "webhooks",
+        "description": "Signed webhook subscriptions (Standard Webhooks), their deliveries and "
+        "dead letters.",
+    },
+    {
         "name": "invitations",
         "description": "What a citizen's rating form reads and sends with a one-time invitation "
         "alone (the invitation is the credential).",
@@ -93,6 +103,9 @@ TAGS: list[dict[str, str]] = [
 SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.users_admin: "Create, change and deactivate staff users and machine clients.",
     Scope.audit_read: "Read the audit trail.",
+    Scope.events_read: "Read the event feed, limited to the caller's agency subtree.",
+    Scope.webhooks_write: "Manage the caller's own webhook subscriptions and their dead letters.",
+    Scope.webhooks_admin: "Manage every client's webhook subscriptions and dead letters.",
     Scope.agencies_read: "Read the agency tree, its history and its exports.",
     Scope.agencies_write: "Create, change, import, merge and retire agencies.",
     Scope.catalogue_read: "Read sectors and procedures.",

@@ -10,6 +10,7 @@ from app.api import (
     catalogue,
     clients,
     dossiers,
+    events,
     fieldwork,
     index,
     invitations,
@@ -18,6 +19,7 @@ from app.api import (
     reports,
     submissions,
     users,
+    webhooks,
 )
 from app.api.unicode_body import reject_lone_surrogates
 
@@ -38,5 +40,7 @@ for module in (
     submissions,
     index,
     reports,
+    webhooks,
+    events,
 ):
     api_router.include_router(module.router)

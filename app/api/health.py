@@ -43,8 +43,23 @@ async def healthz() -> Liveness:
     description="Counters and histograms of this worker process only, for a Prometheus scrape.",
     response_class=PlainTextResponse,
 )
-async def metrics() -> PlainTextResponse:
-    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+async def metrics(db: DatabaseDep) -> PlainTextResponse:
+    return PlainTextResponse(
+        METRICS.render() + await _webhook_metrics(db), media_type="text/plain; version=0.0.4"
+    )
+
+
+async def _webhook_metrics(db: DatabaseDep) -> str:
+    """The webhook figures, or nothing when the database does not answer."""
+    from datetime import UTC, datetime
+
+    from app.services.events import metrics as event_metrics
+
+    try:
+        async with db.engine.connect() as conn:
+            return await event_metrics.render(conn, datetime.now(UTC))
+    except (SQLAlchemyError, OSError):
+        return ""
 
 
 @router.get(

@@ -47,6 +47,9 @@ class Scope(StrEnum):
     index_read = "index:read"
     reports_read = "reports:read"
     reports_write = "reports:write"
+    events_read = "events:read"
+    webhooks_write = "webhooks:write"
+    webhooks_admin = "webhooks:admin"
 
 
 S = Scope
@@ -59,6 +62,7 @@ _READ_ALL = {
     S.submissions_read,
     S.index_read,
     S.reports_read,
+    S.events_read,
 }
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.admin: frozenset(Scope),
@@ -94,6 +98,8 @@ CLIENT_SCOPES: frozenset[Scope] = frozenset(
         S.frame_write,
         S.progress_read,
         S.reports_read,
+        S.events_read,
+        S.webhooks_write,
     }
 )
 

@@ -43,6 +43,7 @@ from app.models.agency import Agency
 from app.models.audit import AuditEvent
 from app.models.campaign import Campaign, CampaignSurveyor, FrameUnit, Stratum
 from app.models.dossier import Dossier
+from app.models.event import Event
 from app.models.identity import Role, Scope
 from app.models.report import Report
 from app.models.submission import Submission
@@ -321,3 +322,34 @@ def readable_audit_events(principal: Principal) -> sa.Select[AuditEvent]:
     if not principal.has(Scope.audit_read):
         query = query.where(sa.false())
     return query
+
+
+# ---- events and webhook subscriptions ----------------------------------------------------------
+
+
+def event_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
+    """Events the caller may read: of its agency subtree (an event without an agency, such as a
+    campaign's transition, only for callers that see every agency) and of its campaign."""
+    return [
+        agency_clause(principal, col(Event.agency_id)),
+        campaign_clause(principal, col(Event.campaign_id)),
+    ]
+
+
+def readable_events(principal: Principal) -> sa.Select[Event]:
+    return sa.select(Event).where(*event_clauses(principal))
+
+
+async def agency_within(session: AsyncSession, root: uuid.UUID, agency_id: uuid.UUID) -> bool:
+    """Whether `agency_id` lies in `root`'s subtree (a webhook's agency filter within the
+    client's own binding)."""
+    found = await session.scalar(
+        sa.select(sa.literal(1)).where(sa.literal(agency_id, sa.Uuid).in_(subtree(root)))
+    )
+    return found is not None
+
+
+async def subtree_set(session: AsyncSession, root: uuid.UUID) -> frozenset[uuid.UUID]:
+    """`root` and every agency below it, in memory (a subscription's agency filter, matched
+    against a batch of events)."""
+    return frozenset((await session.scalars(subtree(root))).all())

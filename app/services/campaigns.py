@@ -39,7 +39,7 @@ from app.models.identity import Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report
 from app.models.submission import Submission
-from app.services import access, audit, reports
+from app.services import access, audit, events, reports
 from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -412,6 +412,7 @@ async def _transition(
         object_id=campaign.id,
         summary={"from": current.value, "to": to.value, "reason": reason},
     )
+    await events.campaign_transitioned(session, campaign, current.value, reason)
     report = None
     if to is S.published:
         # Publishing is the moment the snapshot is taken.

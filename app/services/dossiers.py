@@ -36,7 +36,7 @@ from app.models.dossier import (
 )
 from app.models.timestamps import window_problem
 from app.security import read_invitation, sign_invitation
-from app.services import access, audit
+from app.services import access, audit, events
 from app.services.principal import Principal
 
 
@@ -213,6 +213,9 @@ async def record_event(
         object_type="dossier",
         object_id=inserted,
         summary={"code": event.code, "invitations": len(created)},
+    )
+    await events.dossier_received(
+        session, inserted, event.code, agency.id, procedure.id, event.returned_at, created
     )
     return DossierResult(
         index=index,

@@ -33,7 +33,7 @@ from app.models.report import (
     ReportPage,
     ReportSummary,
 )
-from app.services import access, audit, report_files
+from app.services import access, audit, events, report_files
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
 from app.services.paging import (
@@ -179,6 +179,7 @@ async def snapshot(
             "reason": reason,
         },
     )
+    await events.report_published(session, report)
     return report, True
 
 

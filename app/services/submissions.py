@@ -74,7 +74,7 @@ from app.models.submission import (
     SubmissionVersionPublic,
 )
 from app.models.timestamps import window_problem
-from app.services import access, audit, dossiers, instrument
+from app.services import access, audit, dossiers, events, instrument
 from app.services.paging import cursor_int, cursor_str, decode_cursor, encode_cursor
 from app.services.principal import Principal
 
@@ -615,7 +615,16 @@ _INSERT_ROWS = (
     # rows of one statement with one invitation: the first is kept.
     + ") ON CONFLICT DO NOTHING"
 )
-_INSERT = sa.text(_INSERT_ROWS + " RETURNING client_submission_id, id")
+# Each new form's submission.accepted event is written by the same statement.
+_INSERT = sa.text(
+    "WITH ins AS ("  # noqa: S608
+    + _INSERT_ROWS
+    + " RETURNING "
+    + ", ".join(events.SUBMISSION_COLUMNS)
+    + "), evt AS ("
+    + events.submissions_accepted_sql("ins")
+    + ") SELECT client_submission_id, id FROM ins"
+)
 # The columns of the response (SubmissionPublic), for a single form's RETURNING.
 _PUBLIC = tuple(
     "client_submission_id" if name == "submission_id" else name
@@ -630,6 +639,8 @@ _INSERT_AUDITED = sa.text(
     + ", ".join(_PUBLIC)
     + "), aud AS ("
     + audit.insert_per_row("ins", "ins.id::text")
+    + "), evt AS ("
+    + events.submissions_accepted_sql("ins")
     + ") SELECT "
     + ", ".join(_PUBLIC)
     + " FROM ins"
@@ -645,12 +656,18 @@ async def _use_invitations(
 ) -> None:
     used = [p for p in prepared if p.invitation_id is not None and p.key in created]
     now = datetime.now(UTC)
+    told = []
     for p in used:
-        await session.execute(
+        dossier = await session.execute(
             sa.update(Invitation)
             .where(col(Invitation.id) == p.invitation_id, col(Invitation.used_at).is_(None))
             .values(used_at=now, submission_id=created[p.key])
+            .returning(col(Invitation.dossier_id))
         )
+        told.append(
+            events.invitation_used(p.values, p.invitation_id, created[p.key], dossier.scalar(), now)
+        )
+    await events.emit_many(session, told)
 
 
 async def _insert(
@@ -1059,6 +1076,7 @@ async def review(
     row.review_reason = data.reason
     row.updated_at = datetime.now(UTC)
     await session.flush()
+    await events.submission_reviewed(session, row, current.value)
     await audit.record(
         session,
         actor,

@@ -1,0 +1,301 @@
+"""Webhook subscriptions: who may keep them, what they receive, and their signing secrets.
+
+An admin (`webhooks:admin`) manages every subscription and names the machine client that owns
+one; a machine client with `webhooks:write` manages its own. A subscription's agency filter is
+bounded by its client's agency binding: an agency-bound client subscribes to its own subtree at
+most (and to it by default), so it never receives an event about rows it could not read.
+The signing secret is shown once, when created or rotated; a rotation keeps the old secret
+signing beside the new one for an overlap period."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.config import Settings
+from app.errors import FieldError, Invalid, NotFound
+from app.models.event import (
+    SecretRotation,
+    SubscriptionState,
+    WebhookSubscription,
+    WebhookSubscriptionCreate,
+    WebhookSubscriptionPage,
+    WebhookSubscriptionPublic,
+    WebhookSubscriptionUpdate,
+    WebhookSubscriptionWithSecret,
+)
+from app.models.identity import Client, Scope
+from app.services import access, audit
+from app.services.agencies import agency_exists
+from app.services.events import signing
+from app.services.events.targets import TargetRefused, check_url
+from app.services.paging import cursor_str, decode_cursor, keyset_page
+from app.services.principal import Principal, missing_scope
+
+
+def owner_scope(principal: Principal) -> uuid.UUID | None:
+    """None for an admin (every subscription); the client's own id for a self-serving client."""
+    if principal.has(Scope.webhooks_admin):
+        return None
+    if principal.kind == "client" and principal.has(Scope.webhooks_write):
+        return principal.id
+    raise missing_scope([Scope.webhooks_write.value])
+
+
+def public(row: WebhookSubscription) -> WebhookSubscriptionPublic:
+    return WebhookSubscriptionPublic.model_validate(row, from_attributes=True)
+
+
+def _snapshot(row: WebhookSubscription) -> dict[str, Any]:
+    return {
+        "url": row.url,
+        "event_types": list(row.event_types),
+        "agency_id": row.agency_id,
+        "description": row.description,
+        "state": row.state,
+        "paused_reason": row.paused_reason,
+    }
+
+
+def _check_url(url: str, settings: Settings) -> None:
+    try:
+        check_url(url, settings)
+    except TargetRefused as exc:
+        raise Invalid(
+            "The webhook URL is not allowed.",
+            [FieldError("/body/url", str(exc), "url_not_allowed")],
+            code="url_not_allowed",
+        ) from None
+
+
+async def _bounded_agency(
+    session: AsyncSession, client: Client, agency_id: uuid.UUID | None
+) -> uuid.UUID | None:
+    """The agency filter, within the client's binding (its own agency when none is asked)."""
+    if agency_id is None:
+        return client.agency_id
+    if client.agency_id is not None:
+        if not await access.agency_within(session, client.agency_id, agency_id):
+            raise Invalid(
+                "The agency is outside the client's scope.",
+                [FieldError("/body/agency_id", "outside the client's agency", "out_of_scope")],
+            )
+    elif not await agency_exists(session, agency_id):
+        raise Invalid(
+            "The agency does not exist.",
+            [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
+        )
+    return agency_id
+
+
+async def create(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    data: WebhookSubscriptionCreate,
+) -> WebhookSubscriptionWithSecret:
+    owner = owner_scope(actor)
+    if owner is None:
+        if data.client_id is None:
+            raise Invalid(
+                "Name the machine client that owns the subscription.",
+                [FieldError("/body/client_id", "required for an admin", "missing")],
+            )
+        client_id = data.client_id
+    else:
+        if data.client_id not in (None, owner):
+            raise Invalid(
+                "A client subscribes for itself.",
+                [FieldError("/body/client_id", "only an admin names another client", "forbidden")],
+            )
+        client_id = owner
+    client = await session.get(Client, client_id)
+    if client is None or client.revoked_at is not None:
+        raise Invalid(
+            "No such active machine client.",
+            [FieldError("/body/client_id", "no active client with this id", "unknown_client")],
+        )
+    _check_url(data.url, settings)
+    secret = signing.new_secret()
+    row = WebhookSubscription(
+        client_id=client.id,
+        url=data.url,
+        event_types=sorted({t.value for t in data.event_types}),
+        agency_id=await _bounded_agency(session, client, data.agency_id),
+        description=data.description,
+        secret=secret,
+    )
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "webhook.create",
+        object_type="webhook_subscription",
+        object_id=row.id,
+        summary={"client_id": str(client.id), **audit.diff({}, _snapshot(row))},
+    )
+    return WebhookSubscriptionWithSecret(**public(row).model_dump(), secret=secret)
+
+
+async def get(
+    session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *, lock: bool = False
+) -> WebhookSubscription:
+    owner = owner_scope(principal)
+    query = sa.select(WebhookSubscription).where(col(WebhookSubscription.id) == subscription_id)
+    if owner is not None:
+        query = query.where(col(WebhookSubscription.client_id) == owner)
+    if lock:
+        query = query.with_for_update()
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound("webhook subscription")
+    return row
+
+
+async def list_subscriptions(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    client_id: uuid.UUID | None = None,
+) -> WebhookSubscriptionPage:
+    owner = owner_scope(principal)
+    query = sa.select(WebhookSubscription).order_by(col(WebhookSubscription.id))
+    if owner is not None:
+        query = query.where(col(WebhookSubscription.client_id) == owner)
+    if client_id is not None:
+        query = query.where(col(WebhookSubscription.client_id) == client_id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        try:
+            last = uuid.UUID(cursor_str(after, "id"))
+        except ValueError as exc:
+            raise Invalid(
+                "The cursor is not one this API issued.",
+                [FieldError("/query/cursor", "bad cursor", "bad_cursor")],
+                code="bad_cursor",
+            ) from exc
+        query = query.where(col(WebhookSubscription.id) > last)
+    rows, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda r: {"id": str(r.id)}
+    )
+    return WebhookSubscriptionPage(items=[public(r) for r in rows], next_cursor=next_cursor)
+
+
+def resume(row: WebhookSubscription) -> None:
+    row.state = SubscriptionState.active.value
+    row.paused_reason = None
+    row.paused_at = None
+    row.consecutive_dead = 0
+    row.failing_since = None
+
+
+async def update(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    subscription_id: uuid.UUID,
+    data: WebhookSubscriptionUpdate,
+) -> WebhookSubscription:
+    row = await get(session, actor, subscription_id, lock=True)
+    before = _snapshot(row)
+    changes = data.model_dump(exclude_unset=True)
+    for name in ("url", "event_types", "state"):
+        if name in changes and changes[name] is None:
+            raise Invalid("A value is required.", [FieldError(f"/body/{name}", "must not be null")])
+    if "url" in changes:
+        _check_url(changes["url"], settings)
+        row.url = changes["url"]
+    if "event_types" in changes:
+        row.event_types = sorted({str(t) for t in changes["event_types"]})
+    if "agency_id" in changes:
+        client = await session.get(Client, row.client_id)
+        if client is None:  # pragma: no cover - a foreign key guarantees it
+            raise NotFound("client")
+        row.agency_id = await _bounded_agency(session, client, changes["agency_id"])
+    if "description" in changes:
+        row.description = changes["description"]
+    if "state" in changes and changes["state"] != row.state:
+        if changes["state"] == SubscriptionState.active:
+            resume(row)
+        else:
+            row.state = SubscriptionState.paused.value
+            row.paused_reason = f"paused by {actor.name}"
+            row.paused_at = datetime.now(UTC)
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "webhook.update",
+        object_type="webhook_subscription",
+        object_id=row.id,
+        summary=audit.diff(before, _snapshot(row)),
+    )
+    return row
+
+
+async def delete(session: AsyncSession, actor: Principal, subscription_id: uuid.UUID) -> None:
+    row = await get(session, actor, subscription_id, lock=True)
+    await audit.record(
+        session,
+        actor,
+        "webhook.delete",
+        object_type="webhook_subscription",
+        object_id=row.id,
+        summary={"client_id": str(row.client_id), **audit.diff(_snapshot(row), {})},
+    )
+    await session.delete(row)
+    await session.flush()
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Principal,
+    subscription_id: uuid.UUID,
+    data: SecretRotation,
+) -> WebhookSubscriptionWithSecret:
+    """A new secret; the current one keeps signing (beside it) for the overlap period."""
+    row = await get(session, actor, subscription_id, lock=True)
+    overlap = (
+        data.overlap_seconds
+        if data.overlap_seconds is not None
+        else settings.webhook_secret_overlap_seconds
+    )
+    now = datetime.now(UTC)
+    secret = signing.new_secret()
+    if overlap > 0:
+        row.previous_secret = row.secret
+        row.previous_secret_until = now + timedelta(seconds=overlap)
+    else:
+        row.previous_secret = None
+        row.previous_secret_until = None
+    row.secret = secret
+    row.updated_at = now
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "webhook.rotate_secret",
+        object_type="webhook_subscription",
+        object_id=row.id,
+        summary={"overlap_seconds": overlap},
+    )
+    return WebhookSubscriptionWithSecret(**public(row).model_dump(), secret=secret)
+
+
+def signing_keys(row: WebhookSubscription, now: datetime) -> list[str]:
+    """The secrets a delivery is signed with at `now`: the current one, and the previous one
+    while its overlap lasts."""
+    keys = [row.secret]
+    if row.previous_secret and row.previous_secret_until and row.previous_secret_until > now:
+        keys.append(row.previous_secret)
+    return keys
