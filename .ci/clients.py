@@ -183,7 +183,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     url = prepare_database(DATABASE)
     env = server_env(url)
-    run([str(BIN / "sipas"), "seed"], env=env)
+    run([str(BIN / "sipas"), "seed", "--demo-accounts"], env=env)
     LOG.unlink(missing_ok=True)
     server = Server("app.main:create_app", env, workers=1, log=LOG)
     server.start()

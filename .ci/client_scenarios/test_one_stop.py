@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from .conftest import operation
-
 HANOI = timezone(timedelta(hours=7))
 
 ONE_STOP_SCOPES = ["dossiers:write"]
@@ -42,11 +40,14 @@ def test_dossier_invitation_and_a_citizen_rating(
 ) -> None:
     from sipas_client import Client
     from sipas_client.api.dossiers import dossiers_create, dossiers_get
+    from sipas_client.api.invitations import invitations_get, invitations_get_questionnaire
     from sipas_client.api.submissions import submissions_create
     from sipas_client.models import (
         Channel,
         DossierEvent,
         DossierResult,
+        InvitationDetails,
+        QuestionnaireVersion,
         SubmissionIn,
         SubmissionInAnswers,
         SubmissionPublic,
@@ -71,13 +72,18 @@ def test_dossier_invitation_and_a_citizen_rating(
     assert isinstance(again, DossierResult)
     assert [i.token for i in again.invitations] == [i.token for i in reported.parsed.invitations]
 
-    lookup = operation(base_url, "get", "/api/v1/invitations/{token}")
-    if lookup is None:
-        pytest.fail("the app has no GET /api/v1/invitations/{token}")
     with Client(base_url=base_url) as citizen:
-        opened = lookup.sync_detailed(invitation.token, client=citizen)
+        # What the form needs to know, then the questionnaire to render: the token alone.
+        opened = invitations_get.sync_detailed(invitation.token, client=citizen)
         assert opened.status_code == 200, opened.content
-        definition = definition_in(opened.parsed)
+        assert isinstance(opened.parsed, InvitationDetails)
+        assert opened.parsed.usable
+        assert not opened.parsed.used
+        assert opened.parsed.dossier_code == code
+        shown = invitations_get_questionnaire.sync_detailed(invitation.token, client=citizen)
+        assert shown.status_code == 200, shown.content
+        assert isinstance(shown.parsed, QuestionnaireVersion)
+        definition = shown.parsed.definition
         items = [item for section in definition.sections for item in section.items]
         answers = {
             i.id: {"satisfaction5": 4, "score012": 2}[i.type_.value]
@@ -112,12 +118,3 @@ def test_dossier_invitation_and_a_citizen_rating(
         assert used.headers["content-type"].startswith("application/problem+json")
         assert [e.pointer for e in used.parsed.errors] == ["/body/invitation"]
 
-
-def definition_in(opened: Any) -> Any:
-    """The questionnaire definition the invitation answer carries, to render the form."""
-    for name in ("questionnaire", "definition"):
-        value = getattr(opened, name, None)
-        value = getattr(value, "definition", value)
-        if value is not None and hasattr(value, "sections"):
-            return value
-    pytest.fail(f"the invitation answer carries no questionnaire definition: {opened!r}")

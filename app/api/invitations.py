@@ -36,7 +36,7 @@ Token = Annotated[
     response_model=InvitationDetails,
     responses=NOT_FOUND,
 )
-async def read_invitation(
+async def get_invitation(
     session: SessionDep,
     db: DatabaseDep,
     limiter: RateLimiterDep,
@@ -54,7 +54,7 @@ async def read_invitation(
     response_model=QuestionnaireVersion,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
-async def read_questionnaire(
+async def get_questionnaire(
     request: Request,
     session: SessionDep,
     db: DatabaseDep,
