@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, ge=1)
     invitation_days: int = Field(default=30, ge=1, le=365)
     client_requests_per_minute: int = Field(default=1200, ge=1)
+    # Requests per minute one source address may make to the public site and /public/v1.
+    public_requests_per_minute: int = Field(default=600, ge=1)
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
     public_form_url: str | None = Field(
         default=None,

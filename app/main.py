@@ -11,11 +11,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.api import api_router
 from app.api.health import router as health_router
+from app.api.public import TAG as PUBLIC_TAG
+from app.api.public import router as public_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database
 from app.errors import install_error_handlers
 from app.logging import configure_logging
-from app.middleware import RequestContextMiddleware
+from app.middleware import PublicGZipMiddleware, RequestContextMiddleware
 from app.schema import head_revision
 
 DESCRIPTION = """
@@ -67,7 +69,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        openapi_tags=[{"name": "health", "description": "Probes for orchestrators."}],
+        openapi_tags=[
+            {"name": "health", "description": "Probes for orchestrators."},
+            PUBLIC_TAG,
+        ],
     )
     app.state.settings = settings
     app.state.schema_head = head_revision()
@@ -83,8 +88,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(PublicGZipMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
     app.include_router(health_router)
     app.include_router(api_router)
+    app.include_router(public_router)
     return app

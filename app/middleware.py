@@ -146,3 +146,20 @@ class RequestContextMiddleware:
         }
         METRICS.observe(str(scope.get("method")), status, seconds)
         logger.info("request", extra=extra)
+
+
+class PublicGZipMiddleware:
+    """gzip for the public site and `/public/v1` (when the caller accepts it); the staff API
+    is left as it was."""
+
+    def __init__(self, app: ASGIApp, minimum_size: int = 512) -> None:
+        from starlette.middleware.gzip import GZipMiddleware
+
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/public"):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

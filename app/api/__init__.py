@@ -13,6 +13,7 @@ from app.api import (
     fieldwork,
     index,
     me,
+    publicity,
     questionnaires,
     reports,
     submissions,
@@ -36,5 +37,6 @@ for module in (
     submissions,
     index,
     reports,
+    publicity,
 ):
     api_router.include_router(module.router)

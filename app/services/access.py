@@ -20,6 +20,10 @@ The rules:
   agencies they are assigned to (an assignment without an agency covers the whole campaign).
 - Reports: published snapshots of the campaigns the caller sees (a report is the whole
   campaign by design: it is what gets published).
+- Public reports (anyone, no token): the reports of published (or archived) campaigns that
+  an admin or analyst made public, or, where no one decided, those of a campaign whose scope
+  covers a whole province (a province-level agency at the top of the tree). Public reads show
+  figures only (`app.services.public` drops suppressed values, free text and contact data).
 - Audit events: the whole log, for holders of `audit:read` (admins and analysts).
 - Writes follow the same agency rule: a caller bound to an agency writes only rows of its
   subtree (frame units, dossiers, forms); an item naming another agency's row is refused on
@@ -41,9 +45,17 @@ from sqlmodel import col
 from app.errors import NotFound
 from app.models.agency import Agency
 from app.models.audit import AuditEvent
-from app.models.campaign import Campaign, CampaignSurveyor, FrameUnit, Stratum
+from app.models.campaign import (
+    Campaign,
+    CampaignAgency,
+    CampaignState,
+    CampaignSurveyor,
+    FrameUnit,
+    Stratum,
+)
 from app.models.dossier import Dossier
 from app.models.identity import Role, Scope
+from app.models.public import ReportPublicity
 from app.models.report import Report
 from app.models.submission import Submission
 from app.services.principal import Principal
@@ -312,6 +324,39 @@ def readable_submissions(principal: Principal) -> sa.Select[Submission]:
 
 def readable_reports(principal: Principal) -> sa.Select[Report]:
     return sa.select(Report).where(campaign_clause(principal, col(Report.campaign_id)))
+
+
+def province_wide(campaign_id: Any) -> sa.ColumnElement[bool]:
+    """The campaign's scope names a province-level agency at the top of the tree."""
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(CampaignAgency)
+        .join(Agency, col(Agency.id) == col(CampaignAgency.agency_id))
+        .where(
+            col(CampaignAgency.campaign_id) == campaign_id,
+            col(Agency.level) == "province",
+            col(Agency.parent_id).is_(None),
+        )
+    )
+
+
+def public_clause() -> sa.ColumnElement[bool]:
+    """For a statement over `reports` joined to `campaigns` and outer-joined to
+    `report_publicity`: the report is public (see the module's rules)."""
+    return sa.and_(
+        col(Campaign.state).in_([CampaignState.published, CampaignState.archived]),
+        sa.func.coalesce(col(ReportPublicity.is_public), province_wide(col(Report.campaign_id))),
+    )
+
+
+def readable_public_reports() -> sa.Select[Report]:
+    """The reports an anonymous caller may read (the public site and `/public/v1`)."""
+    return (
+        sa.select(Report)
+        .join(Campaign, col(Campaign.id) == col(Report.campaign_id))
+        .outerjoin(ReportPublicity, col(ReportPublicity.report_id) == col(Report.id))
+        .where(public_clause())
+    )
 
 
 def readable_audit_events(principal: Principal) -> sa.Select[AuditEvent]:

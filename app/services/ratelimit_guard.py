@@ -78,9 +78,18 @@ class ClientRateLimiter:
         now: datetime | None = None,
     ) -> None:
         """429 with Retry-After once the caller passes its requests-per-minute budget."""
+        await self.enforce_key(
+            engine,
+            f"rate:{principal.kind}:{principal.id}",
+            settings.client_requests_per_minute,
+            now=now,
+        )
+
+    async def enforce_key(
+        self, engine: AsyncEngine, key: str, limit: int, *, now: datetime | None = None
+    ) -> None:
+        """The same budget for any caller named by `key` (the public site: its source address)."""
         now = now or datetime.now(UTC)
-        limit = settings.client_requests_per_minute
-        key = f"rate:{principal.kind}:{principal.id}"
         tally = self._tally(key, ratelimit.window_for(now, WINDOW_SECONDS))
         tally.pending += 1
         unpushed = tally.pushing + tally.pending
