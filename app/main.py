@@ -13,6 +13,7 @@ from app.api import api_router
 from app.api.health import router as health_router
 from app.api.public import TAG as PUBLIC_TAG
 from app.api.public import router as public_router
+from app.api.site import router as site_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database
 from app.errors import install_error_handlers
@@ -94,4 +95,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(public_router)
+    app.include_router(site_router)
     return app

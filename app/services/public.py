@@ -306,7 +306,7 @@ def _criteria(node: PublicIndexNode) -> list[tuple[str, PublicIndexNode]]:
     return out
 
 
-def _elements(node: PublicIndexNode | None) -> list[PublicIndexNode]:
+def elements(node: PublicIndexNode | None) -> list[PublicIndexNode]:
     if node is None:
         return []
     out: list[PublicIndexNode] = []
@@ -314,7 +314,7 @@ def _elements(node: PublicIndexNode | None) -> list[PublicIndexNode]:
         if child.kind == "element":
             out.append(child.model_copy(update={"children": []}))
         elif child.kind == "pillar":
-            out.extend(_elements(child))
+            out.extend(elements(child))
     return out
 
 
@@ -375,7 +375,7 @@ async def agencies(session: AsyncSession, ref: PublicRef) -> PublicAgencyList:
                 rank=rank_row.rank if rank_row else None,
                 ranked_among=among if rank_row else None,
                 not_distinguishable_from=rank_row.not_distinguishable_from if rank_row else [],
-                elements=_elements(node),
+                elements=elements(node),
                 criteria=criteria,
             )
         )
