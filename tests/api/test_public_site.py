@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models.agency import Agency, AgencySuccessor
+from app.models.agency import Agency, AgencySuccessor, SuccessionKind
 from app.models.campaign import Campaign, CampaignState
 from app.models.identity import Role
 from app.models.report import Report
@@ -73,7 +73,7 @@ async def build_site(session: AsyncSession) -> Site:
         AgencySuccessor(
             predecessor_id=old.id,
             successor_id=new.id,
-            kind="renamed_to",
+            kind=SuccessionKind.renamed_to,
             effective_on=date(2020, 1, 1),
         )
     )
@@ -162,10 +162,9 @@ async def test_the_province_page_shows_the_public_report(
     marked = [r for r in rows if r["not_distinguishable_from"]]
     assert marked, "the test data must have agencies whose intervals overlap"
     for r in marked:
-        assert (
-            "không phân biệt được"
-            in re.search(rf'<tr data-agency="{r["agency_code"]}">(.*?)</tr>', html, re.S)[1]
-        )
+        row = re.search(rf'<tr data-agency="{r["agency_code"]}">(.*?)</tr>', html, re.S)
+        assert row
+        assert "không phân biệt được" in row[1]
     # Change against 2019, NEW followed back to OLD through the successor link.
     before = (await client.get(f"/public/v1/reports/{world.r2019.id}")).json()
     points = Decimal(total["value"]) - Decimal(before["total"]["index"]["value"])
