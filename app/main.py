@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.api import api_router
 from app.api.health import router as health_router
+from app.api.plans import TAGS as PLAN_TAGS
 from app.api.public import TAG as PUBLIC_TAG
 from app.api.public import router as public_router
 from app.api.site import router as site_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_tags=[
             {"name": "health", "description": "Probes for orchestrators."},
             PUBLIC_TAG,
+            *PLAN_TAGS,
         ],
     )
     app.state.settings = settings

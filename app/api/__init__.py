@@ -13,6 +13,7 @@ from app.api import (
     fieldwork,
     index,
     me,
+    plans,
     publicity,
     questionnaires,
     reports,
@@ -38,5 +39,6 @@ for module in (
     index,
     reports,
     publicity,
+    plans,
 ):
     api_router.include_router(module.router)

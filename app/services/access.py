@@ -24,6 +24,9 @@ The rules:
   an admin or analyst made public, or, where no one decided, those of a campaign whose scope
   covers a whole province (a province-level agency at the top of the tree). Public reads show
   figures only (`app.services.public` drops suppressed values, free text and contact data).
+- Improvement plans and dissemination records: those of the caller's agencies and campaign;
+  an agency manager writes (actions, records) only for its own subtree, the Department's
+  admins and analysts for every agency.
 - Audit events: the whole log, for holders of `audit:read` (admins and analysts).
 - Writes follow the same agency rule: a caller bound to an agency writes only rows of its
   subtree (frame units, dossiers, forms); an item naming another agency's row is refused on
@@ -55,6 +58,7 @@ from app.models.campaign import (
 )
 from app.models.dossier import Dossier
 from app.models.identity import Role, Scope
+from app.models.plans import DisseminationRecord, ImprovementPlan
 from app.models.public import ReportPublicity
 from app.models.report import Report
 from app.models.submission import Submission
@@ -357,6 +361,27 @@ def readable_public_reports() -> sa.Select[Report]:
         .outerjoin(ReportPublicity, col(ReportPublicity.report_id) == col(Report.id))
         .where(public_clause())
     )
+
+
+def readable_plans(principal: Principal) -> sa.Select[ImprovementPlan]:
+    """Improvement plans of the caller's agencies (and campaign, for a bound client)."""
+    return sa.select(ImprovementPlan).where(
+        agency_clause(principal, col(ImprovementPlan.agency_id)),
+        campaign_clause(principal, col(ImprovementPlan.campaign_id)),
+    )
+
+
+def readable_dissemination(principal: Principal) -> sa.Select[DisseminationRecord]:
+    return sa.select(DisseminationRecord).where(
+        agency_clause(principal, col(DisseminationRecord.agency_id)),
+        campaign_clause(principal, col(DisseminationRecord.campaign_id)),
+    )
+
+
+# Plans and dissemination records are written under the reading rule: a row the caller cannot
+# read is one it cannot change (404), and a new record must name an agency it may read.
+writable_plans = readable_plans
+writable_dissemination = readable_dissemination
 
 
 def readable_audit_events(principal: Principal) -> sa.Select[AuditEvent]:

@@ -27,7 +27,7 @@ from app.models.campaign import Campaign
 from app.models.identity import Role, Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report, ReportPage, ReportSummary
-from app.services import access, audit
+from app.services import access, audit, plans
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
 from app.services.paging import cursor_int, decode_cursor, keyset_page
@@ -152,6 +152,8 @@ async def snapshot(
             "reason": reason,
         },
     )
+    # Every measured agency gets its improvement plan, targets proposed from this version.
+    await plans.propose(session, actor, campaign, report)
     return report
 
 

@@ -407,6 +407,8 @@ async def test_what_an_anonymous_caller_sees(
         f"{campaign_url}/reports",
         f"{campaign_url}/progress",
         f"{API}/audit-events",
+        f"{API}/plans",
+        f"{API}/dissemination-records",
     ):
         assert_problem(await client.get(url), 401, "unauthorized")
     # Nothing is public before publishing (the campaign is open).

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models.agency import Agency, AgencySuccessor, SuccessionKind
 from app.models.campaign import Campaign, CampaignState
 from app.models.identity import Role
+from app.models.questionnaire import Questionnaire
 from app.models.report import Report
 from app.models.submission import Channel, Submission, SubmissionState
 from app.services import campaigns
@@ -88,7 +89,10 @@ async def build_site(session: AsyncSession) -> Site:
         session.add(form(c2019, old, 4 if i < 10 else 2, 5, 5 if i < 4 else 3))
     await session.flush()
     r2019 = await campaigns.publish(session, admin, c2019.id, "Công bố 2019")
-    c2020 = await make_campaign(session, agencies=[p], state=CampaignState.closed)
+    same = await session.get(Questionnaire, c2019.questionnaire_id)
+    c2020 = await make_campaign(
+        session, agencies=[p], state=CampaignState.closed, questionnaire=same
+    )
     c2020.name = "Chỉ số SIPAS năm 2020"
     for i in range(14):
         session.add(form(c2020, a, 5 if i < 10 else 3, 4, 4 if i < 11 else 1))
