@@ -167,9 +167,11 @@ async def agency_page(
             f"Chỉ số chung qua các kỳ — {agency.name}", site.trend_bars(trend), "trend"
         ),
     }
+    plan = await site.plan_status(session, report.campaign.id, agency.agency_id)
     return _page(
         request,
         "public/agency.html",
+        plan=plan,
         report=report,
         agency=agency,
         trend=trend,

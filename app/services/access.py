@@ -26,7 +26,8 @@ The rules:
   figures only (`app.services.public` drops suppressed values, free text and contact data).
 - Improvement plans and dissemination records: those of the caller's agencies and campaign;
   an agency manager writes (actions, records) only for its own subtree, the Department's
-  admins and analysts for every agency.
+  admins and analysts for every agency. Anyone may see the status of the plans of a campaign
+  with a public report (`readable_public_plans`).
 - Audit events: the whole log, for holders of `audit:read` (admins and analysts).
 - Writes follow the same agency rule: a caller bound to an agency writes only rows of its
   subtree (frame units, dossiers, forms); an item naming another agency's row is refused on
@@ -376,6 +377,13 @@ def readable_dissemination(principal: Principal) -> sa.Select[DisseminationRecor
         agency_clause(principal, col(DisseminationRecord.agency_id)),
         campaign_clause(principal, col(DisseminationRecord.campaign_id)),
     )
+
+
+def readable_public_plans() -> sa.Select[ImprovementPlan]:
+    """Plans an anonymous caller may know the status of: those of campaigns with a public
+    report (the public site shows their status and targets, never the actions' text)."""
+    public_campaigns = readable_public_reports().with_only_columns(col(Report.campaign_id))
+    return sa.select(ImprovementPlan).where(col(ImprovementPlan.campaign_id).in_(public_campaigns))
 
 
 # Plans and dissemination records are written under the reading rule: a row the caller cannot

@@ -11,10 +11,13 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.errors import NotFound
 from app.models.campaign import Campaign
+from app.models.plans import ActionStatus, ImprovementPlan, PlanAction
 from app.models.public import (
     PublicAgencySummary,
     PublicIndexNode,
@@ -22,7 +25,7 @@ from app.models.public import (
     PublicReport,
     PublicReportSummary,
 )
-from app.services import public
+from app.services import access, public
 from app.services.charts import Bar
 from app.services.index import formulas as fx
 from app.services.index.rankings import successor_links
@@ -233,6 +236,59 @@ async def latest_with_agency(
             if a.code == code:
                 return summary, a
     raise NotFound("agency")
+
+
+@dataclass
+class PlanStatus:
+    review_status: str
+    status: str
+    targets: list[str]
+    actions: int
+    done: int
+
+
+REVIEW_VI = {
+    "pending": "đang chờ Sở Nội vụ xem xét",
+    "approved": "đã được Sở Nội vụ chấp thuận",
+    "changes_requested": "Sở Nội vụ đề nghị bổ sung, điều chỉnh",
+}
+STATUS_VI = {
+    "no_actions": "chưa có hành động nào",
+    "in_progress": "đang thực hiện",
+    "completed": "đã hoàn thành",
+}
+
+
+async def plan_status(
+    session: AsyncSession, campaign_id: uuid.UUID, agency_id: uuid.UUID
+) -> PlanStatus | None:
+    """The public face of an agency's improvement plan: status and targets, no free text."""
+    plan = await session.scalar(
+        access.readable_public_plans().where(
+            col(ImprovementPlan.campaign_id) == campaign_id,
+            col(ImprovementPlan.agency_id) == agency_id,
+        )
+    )
+    if plan is None:
+        return None
+    statuses = (
+        await session.scalars(
+            sa.select(col(PlanAction.status)).where(col(PlanAction.plan_id) == plan.id)
+        )
+    ).all()
+    if not statuses:
+        status = "no_actions"
+    elif all(s in (ActionStatus.done, ActionStatus.cancelled) for s in statuses):
+        status = "completed"
+    else:
+        status = "in_progress"
+    return PlanStatus(
+        review_status=REVIEW_VI.get(plan.review_status, plan.review_status),
+        status=STATUS_VI[status],
+        targets=[t["label_vi"] for t in plan.targets],
+        actions=len(statuses),
+        done=sum(1 for s in statuses if s == ActionStatus.done),
+    )
 
 
 # ---- chart rows --------------------------------------------------------------------------------

@@ -217,6 +217,10 @@ async def test_the_agency_page_orders_criteria_and_shows_the_trend(
     ).json()
     assert cells(html, "data-year", "2019")["trend"][0] == old["overall"]
     assert cells(html, "data-year", "2020")["trend"][0] == summary["overall"]
+    plan = re.search(r'<section aria-labelledby="plan">(.*?)</section>', html, re.S)
+    assert plan
+    assert "Kế hoạch đang chờ Sở Nội vụ xem xét; chưa có hành động nào." in plan[1]
+    assert "<li>Giao tiếp lịch sự</li>" in plan[1]
     assert "<iframe" not in html.replace("&lt;iframe", "")
     assert f"/public/embed/agencies/{world.new.code}" in html
 
