@@ -14,6 +14,7 @@ from app.api.health import router as health_router
 from app.api.plans import TAGS as PLAN_TAGS
 from app.api.public import TAG as PUBLIC_TAG
 from app.api.public import router as public_router
+from app.api.reform import TAG as REFORM_TAG
 from app.api.site import router as site_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             {"name": "health", "description": "Probes for orchestrators."},
             PUBLIC_TAG,
             *PLAN_TAGS,
+            REFORM_TAG,
         ],
     )
     app.state.settings = settings

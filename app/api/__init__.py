@@ -16,6 +16,7 @@ from app.api import (
     plans,
     publicity,
     questionnaires,
+    reform,
     reports,
     submissions,
     users,
@@ -40,5 +41,6 @@ for module in (
     reports,
     publicity,
     plans,
+    reform,
 ):
     api_router.include_router(module.router)
