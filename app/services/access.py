@@ -22,8 +22,9 @@ The rules:
   campaign by design: it is what gets published).
 - Public reports (anyone, no token): the reports of published (or archived) campaigns that
   an admin or analyst made public, or, where no one decided, those of a campaign whose scope
-  covers a whole province (a province-level agency at the top of the tree). Public reads show
-  figures only (`app.services.public` drops suppressed values, free text and contact data).
+  covers a whole province (it names a province-level agency at the top of the tree, or leaves
+  out none of the measured departments and districts in force on its map date). Public reads
+  show figures only (`app.services.public` drops suppressed values, free text and contact data).
 - Improvement plans and dissemination records: those of the caller's agencies and campaign;
   an agency manager writes (actions, records) only for its own subtree, the Department's
   admins and analysts for every agency. Anyone may see the status of the plans of a campaign
@@ -332,8 +333,13 @@ def readable_reports(principal: Principal) -> sa.Select[Report]:
 
 
 def province_wide(campaign_id: Any) -> sa.ColumnElement[bool]:
-    """The campaign's scope names a province-level agency at the top of the tree."""
-    return sa.exists(
+    """The campaign's scope is the whole province: it names a province-level agency at the
+    top of the tree, or it leaves out none of the measured departments and districts in force
+    on its map date (as the demo campaigns do)."""
+    scope = sa.select(col(CampaignAgency.agency_id)).where(
+        col(CampaignAgency.campaign_id) == campaign_id
+    )
+    names_root = sa.exists(
         sa.select(sa.literal(1))
         .select_from(CampaignAgency)
         .join(Agency, col(Agency.id) == col(CampaignAgency.agency_id))
@@ -343,6 +349,20 @@ def province_wide(campaign_id: Any) -> sa.ColumnElement[bool]:
             col(Agency.parent_id).is_(None),
         )
     )
+    map_date = (
+        sa.select(col(Campaign.map_date)).where(col(Campaign.id) == campaign_id).scalar_subquery()
+    )
+    left_out = sa.exists(
+        sa.select(sa.literal(1)).where(
+            col(Agency.is_measured),
+            col(Agency.kind) != "participant",
+            col(Agency.level).in_(("department", "district")),
+            col(Agency.valid_from) <= map_date,
+            sa.or_(col(Agency.valid_to).is_(None), col(Agency.valid_to) >= map_date),
+            col(Agency.id).not_in(scope),
+        )
+    )
+    return sa.or_(names_root, sa.and_(sa.exists(scope), ~left_out))
 
 
 def public_clause() -> sa.ColumnElement[bool]:

@@ -8,7 +8,7 @@ import io
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -68,7 +68,10 @@ async def publish_world(session: AsyncSession, *, province_wide: bool = True) ->
     small = await make_agency(
         session, parent=province, level="district", name="UBND huyện Lâm Bình"
     )
+    # A third district outside the scope: a campaign of a few agencies is not province-wide.
+    left_out = await make_agency(session, parent=province, level="district")
     scope = [province] if province_wide else [big, small]
+    assert left_out not in scope
     campaign = await make_campaign(session, agencies=scope, state=CampaignState.closed)
     for i in range(10):
         level = 5 if i < 4 else 4 if i < 8 else 3
@@ -291,3 +294,25 @@ async def test_public_reads_are_rate_limited_per_source(settings: Settings, db: 
         base_url="http://test",
     ) as c:
         assert (await c.get(f"{PUBLIC}/reports")).status_code == 200
+
+
+async def test_a_scope_of_every_measured_district_is_the_whole_province(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """As the demo campaigns: no province agency in scope, but every measured department and
+    district in force on the map date (2020-10-31) is; agencies gone by then do not count."""
+    province = await make_agency(session, level="province")
+    districts = [await make_agency(session, parent=province, level="district") for _ in range(2)]
+    await make_agency(session, parent=province, level="district", valid_to=date(2019, 12, 31))
+    await make_agency(session, parent=province, level="district", is_measured=False)
+    campaign = await make_campaign(session, agencies=districts, state=CampaignState.closed)
+    for d in districts:
+        for _ in range(6):
+            session.add(form(campaign, d, {"E1.C1": 5, "E1.C2": 4, "E2.C1": 4}))
+    await session.flush()
+    admin = user_principal(await make_user(session, Role.admin))
+    report = await campaigns.publish(session, admin, campaign.id, None)
+    assert (await client.get(f"{PUBLIC}/reports/{report.id}")).status_code == 200
+    # One measured district in force left out: no longer the whole province.
+    await make_agency(session, parent=province, level="department")
+    assert_problem(await client.get(f"{PUBLIC}/reports/{report.id}"), 404, "not_found")
