@@ -92,7 +92,7 @@ def _names(report: PublicReport) -> Any:
 
 
 def _chart(title: str, bars: list[charts.Bar], chart_id: str) -> Markup:
-    return Markup(charts.interval_bars(title, bars, chart_id=chart_id))  # noqa: S704 - escaped
+    return Markup(charts.interval_bars(title, bars, chart_id=chart_id, fluid=True))  # noqa: S704 - escaped
 
 
 async def _province(request: Request, session: AsyncSession, report: PublicReport) -> Response:

@@ -50,14 +50,18 @@ def bar_words(bar: Bar) -> str:
     return words + (f", {bar.note}" if bar.note else "")
 
 
-def interval_bars(title: str, bars: list[Bar], *, chart_id: str = "chart") -> str:
+def interval_bars(
+    title: str, bars: list[Bar], *, chart_id: str = "chart", fluid: bool = False
+) -> str:
     """One horizontal bar per row on a 0–100 scale, its 95% interval as a whisker, the label
-    above the bar and the value after it."""
+    above the bar and the value after it. `fluid`: as wide as its container (inline in a
+    page); otherwise a fixed size (a standalone image)."""
     height = TOP + ROW * len(bars) + 24
     desc = "; ".join(bar_words(b) for b in bars) + "."
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
-        f'width="100%" role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" '
+        + ('width="100%" ' if fluid else f'width="{WIDTH}" height="{height}" ')
+        + f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" '
         f'font-family="sans-serif" font-size="14">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
