@@ -19,7 +19,8 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.agency import clean_text
+from app.models.base import Page, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -44,7 +45,8 @@ class DisseminationMethod(StrEnum):
 
 
 def _nfc_optional(value: str | None) -> str | None:
-    return None if value is None else nfc(value)
+    """NFC, stripped, no control characters (PostgreSQL text refuses NUL)."""
+    return None if value is None else clean_text(value)
 
 
 def _created() -> Any:

@@ -13,10 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
+from app.models.agency import clean_text
 from app.models.base import timestamptz, utcnow
 from app.models.campaign import _fk
 
@@ -41,6 +42,11 @@ class ReportPublicity(SQLModel, table=True):
 class PublicityIn(SQLModel):
     is_public: bool = Field(description="True: anyone may read the report without a token.")
     reason: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _clean(cls, value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
 
 
 class PublicityOut(SQLModel):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -30,6 +30,9 @@ from sqlmodel import col
 
 from app.db import ensure_database
 from tests.conftest import TEST_SECRET, base_test_url, in_thread, reset_schema
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -42,8 +45,8 @@ ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).parents[2] / "bench" / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 
 
 def _missing(reason: str) -> None:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -19,8 +19,8 @@ from tests.browser.conftest import ARGS, DESKTOP, PHONE, SCREENSHOTS, Served
 
 pytestmark = pytest.mark.browser
 
-if False:  # pragma: no cover - typing only
-    from playwright.sync_api import Browser, Page
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 
 def vn(value: str | None) -> str:
@@ -52,7 +52,7 @@ def browser(chromium_path: str) -> Iterator[Browser]:
         b.close()
 
 
-def visit(browser: Browser, served: Served, path: str, name: str, viewport: dict[str, int]) -> Visit:
+def visit(browser: Browser, served: Served, path: str, name: str, viewport: ViewportSize) -> Visit:
     """Open `path`, refusing (and recording) any request that leaves the host; a screenshot of
     the whole page is saved as bench/screenshots/<name>-<width>.png."""
     context = browser.new_context(viewport=viewport, java_script_enabled=True)
@@ -87,7 +87,7 @@ def visit(browser: Browser, served: Served, path: str, name: str, viewport: dict
     return seen
 
 
-def check_clean(seen: Visit, viewport: dict[str, int]) -> None:
+def check_clean(seen: Visit, viewport: ViewportSize) -> None:
     assert seen.errors == []
     assert seen.foreign == []
     if viewport["width"] <= 400:
@@ -127,7 +127,7 @@ def published(served: Served) -> dict[str, Any]:
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_province_page(
-    browser: Browser, served: Served, published: dict[str, Any], viewport: dict[str, int]
+    browser: Browser, served: Served, published: dict[str, Any], viewport: ViewportSize
 ) -> None:
     seen = visit(browser, served, "/public", "province", viewport)
     check_clean(seen, viewport)
@@ -185,9 +185,7 @@ def test_the_csv_download_matches_the_staff_report(
     )
     overall = next(r for r in rows if r["breakdown"] == "total" and r["node_id"] == "overall")
     assert overall["value"] == staff["total"]["index"]["value"]
-    by_agency = {
-        c["key"]: c["index"]["value"] for c in staff["breakdowns"]["agency"] if c["index"]
-    }
+    by_agency = {c["key"]: c["index"]["value"] for c in staff["breakdowns"]["agency"] if c["index"]}
     for r in rows:
         if r["breakdown"] == "agency" and r["node_id"] == "overall":
             assert r["value"] == (by_agency[r["cell_key"]] or "")
@@ -195,7 +193,7 @@ def test_the_csv_download_matches_the_staff_report(
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_agency_page(
-    browser: Browser, served: Served, published: dict[str, Any], viewport: dict[str, int]
+    browser: Browser, served: Served, published: dict[str, Any], viewport: ViewportSize
 ) -> None:
     rows = next(iter(published["rankings"].values()))
     code = rows[0]["agency_code"]
@@ -218,8 +216,8 @@ def test_agency_page(
         assert text(page, f'{row} [data-field="value"]') == vn(c["value"])
         assert text(page, f'{row} [data-field="province"]') == vn(c["province_value"])
         difference = c["difference"]
-        signed = "—" if difference is None else ("+" if Decimal(difference) > 0 else "") + vn(
-            difference
+        signed = (
+            "—" if difference is None else ("+" if Decimal(difference) > 0 else "") + vn(difference)
         )
         assert text(page, f'{row} [data-field="difference"]') == signed
     assert page.locator("tr[data-year]").count() >= 1
@@ -228,7 +226,7 @@ def test_agency_page(
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_embed_chart_and_badge(
-    browser: Browser, served: Served, published: dict[str, Any], viewport: dict[str, int]
+    browser: Browser, served: Served, published: dict[str, Any], viewport: ViewportSize
 ) -> None:
     rows = next(iter(published["rankings"].values()))
     code = rows[0]["agency_code"]
