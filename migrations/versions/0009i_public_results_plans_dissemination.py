@@ -48,17 +48,38 @@ def upgrade() -> None:
         sa.Column("report_id", sa.Uuid(), nullable=False),
         sa.Column("targets", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("review_status", sa.Text(), server_default="pending", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.CheckConstraint(
             "review_status IN ('pending', 'approved', 'changes_requested')",
             name=op.f("ck_improvement_plans_review_status_known"),
         ),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_improvement_plans_agency_id_agencies"), ondelete="RESTRICT"),
-        sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"], name=op.f("fk_improvement_plans_campaign_id_campaigns"), ondelete="RESTRICT"),
-        sa.ForeignKeyConstraint(["report_id"], ["reports.id"], name=op.f("fk_improvement_plans_report_id_reports"), ondelete="RESTRICT"),
+        sa.ForeignKeyConstraint(
+            ["agency_id"],
+            ["agencies.id"],
+            name=op.f("fk_improvement_plans_agency_id_agencies"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_improvement_plans_campaign_id_campaigns"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["reports.id"],
+            name=op.f("fk_improvement_plans_report_id_reports"),
+            ondelete="RESTRICT",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_improvement_plans")),
-        sa.UniqueConstraint("campaign_id", "agency_id", name="uq_improvement_plans_campaign_agency"),
+        sa.UniqueConstraint(
+            "campaign_id", "agency_id", name="uq_improvement_plans_campaign_agency"
+        ),
     )
     op.create_index("ix_improvement_plans_agency_id", "improvement_plans", ["agency_id"])
     op.create_table(
@@ -72,13 +93,22 @@ def upgrade() -> None:
         sa.Column("status", sa.Text(), server_default="planned", nullable=False),
         sa.Column("evidence", sa.Text(), nullable=True),
         sa.Column("created_by", sa.Uuid(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.CheckConstraint(
             "status IN ('planned', 'in_progress', 'done', 'cancelled')",
             name=op.f("ck_plan_actions_status_known"),
         ),
-        sa.ForeignKeyConstraint(["plan_id"], ["improvement_plans.id"], name=op.f("fk_plan_actions_plan_id_improvement_plans"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["plan_id"],
+            ["improvement_plans.id"],
+            name=op.f("fk_plan_actions_plan_id_improvement_plans"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_actions")),
     )
     op.create_index("ix_plan_actions_plan_id", "plan_actions", ["plan_id"])
@@ -90,8 +120,15 @@ def upgrade() -> None:
         sa.Column("author_name", sa.Text(), nullable=False),
         sa.Column("review_status", sa.Text(), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["plan_id"], ["improvement_plans.id"], name=op.f("fk_plan_comments_plan_id_improvement_plans"), ondelete="CASCADE"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["plan_id"],
+            ["improvement_plans.id"],
+            name=op.f("fk_plan_comments_plan_id_improvement_plans"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_comments")),
     )
     op.create_index("ix_plan_comments_plan_id", "plan_comments", ["plan_id"])
@@ -107,14 +144,28 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("link", sa.Text(), nullable=True),
         sa.Column("created_by", sa.Uuid(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.CheckConstraint(
             "method IN ('meeting', 'notice', 'portal', 'media')",
             name=op.f("ck_dissemination_records_method_known"),
         ),
-        sa.ForeignKeyConstraint(["agency_id"], ["agencies.id"], name=op.f("fk_dissemination_records_agency_id_agencies"), ondelete="RESTRICT"),
-        sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"], name=op.f("fk_dissemination_records_campaign_id_campaigns"), ondelete="RESTRICT"),
+        sa.ForeignKeyConstraint(
+            ["agency_id"],
+            ["agencies.id"],
+            name=op.f("fk_dissemination_records_agency_id_agencies"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_dissemination_records_campaign_id_campaigns"),
+            ondelete="RESTRICT",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dissemination_records")),
     )
     op.create_index(
