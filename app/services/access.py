@@ -332,12 +332,15 @@ def readable_reports(principal: Principal) -> sa.Select[Report]:
     return sa.select(Report).where(campaign_clause(principal, col(Report.campaign_id)))
 
 
-def province_wide(campaign_id: Any) -> sa.ColumnElement[bool]:
+def province_wide(campaign_id: Any, map_date: Any) -> sa.ColumnElement[bool]:
     """The campaign's scope is the whole province: it names a province-level agency at the
     top of the tree, or it leaves out none of the measured departments and districts in force
-    on its map date (as the demo campaigns do)."""
-    scope = sa.select(col(CampaignAgency.agency_id)).where(
-        col(CampaignAgency.campaign_id) == campaign_id
+    on its map date (as the demo campaigns do). `campaign_id` and `map_date` are columns (or
+    values) of the enclosing statement; every subquery here correlates to it explicitly."""
+    scope = (
+        sa.select(col(CampaignAgency.agency_id))
+        .where(col(CampaignAgency.campaign_id) == campaign_id)
+        .correlate_except(CampaignAgency)
     )
     names_root = sa.exists(
         sa.select(sa.literal(1))
@@ -348,12 +351,12 @@ def province_wide(campaign_id: Any) -> sa.ColumnElement[bool]:
             col(Agency.level) == "province",
             col(Agency.parent_id).is_(None),
         )
-    )
-    map_date = (
-        sa.select(col(Campaign.map_date)).where(col(Campaign.id) == campaign_id).scalar_subquery()
+        .correlate_except(CampaignAgency, Agency)
     )
     left_out = sa.exists(
-        sa.select(sa.literal(1)).where(
+        sa.select(sa.literal(1))
+        .select_from(Agency)
+        .where(
             col(Agency.is_measured),
             col(Agency.kind) != "participant",
             col(Agency.level).in_(("department", "district")),
@@ -361,6 +364,7 @@ def province_wide(campaign_id: Any) -> sa.ColumnElement[bool]:
             sa.or_(col(Agency.valid_to).is_(None), col(Agency.valid_to) >= map_date),
             col(Agency.id).not_in(scope),
         )
+        .correlate_except(Agency)
     )
     return sa.or_(names_root, sa.and_(sa.exists(scope), ~left_out))
 
@@ -370,7 +374,10 @@ def public_clause() -> sa.ColumnElement[bool]:
     `report_publicity`: the report is public (see the module's rules)."""
     return sa.and_(
         col(Campaign.state).in_([CampaignState.published, CampaignState.archived]),
-        sa.func.coalesce(col(ReportPublicity.is_public), province_wide(col(Report.campaign_id))),
+        sa.func.coalesce(
+            col(ReportPublicity.is_public),
+            province_wide(col(Report.campaign_id), col(Campaign.map_date)),
+        ),
     )
 
 

@@ -51,7 +51,13 @@ class PublicRef(NamedTuple):
 
 
 async def _default_public(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(sa.select(access.province_wide(sa.literal(campaign_id)))))
+    return bool(
+        await session.scalar(
+            sa.select(access.province_wide(col(Campaign.id), col(Campaign.map_date))).where(
+                col(Campaign.id) == campaign_id
+            )
+        )
+    )
 
 
 async def publicity(

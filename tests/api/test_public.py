@@ -312,7 +312,13 @@ async def test_a_scope_of_every_measured_district_is_the_whole_province(
     await session.flush()
     admin = user_principal(await make_user(session, Role.admin))
     report = await campaigns.publish(session, admin, campaign.id, None)
+    # Another campaign's reports must not confuse the rule (each is judged on its own scope).
+    other = await make_campaign(session, agencies=districts[:1], state=CampaignState.closed)
+    await campaigns.publish(session, admin, other.id, None)
+    await campaigns.publish(session, admin, other.id, None)
     assert (await client.get(f"{PUBLIC}/reports/{report.id}")).status_code == 200
+    listed = (await client.get(f"{PUBLIC}/reports")).json()["items"]
+    assert [r["id"] for r in listed] == [str(report.id)]
     # One measured district in force left out: no longer the whole province.
     await make_agency(session, parent=province, level="department")
     assert_problem(await client.get(f"{PUBLIC}/reports/{report.id}"), 404, "not_found")
