@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
-WIDTH = 640
-ROW = 44
+WIDTH = 480  # narrow, so the text stays readable on a 360 px phone
+ROW = 48
+MAX_LABEL = 52  # characters that fit the width at 16 px
 TOP = 12
 LEFT = 8
-BAR_WIDTH = 520  # 100 % of the scale
+BAR_WIDTH = 380  # 100 % of the scale
 INK = "#1a1a1a"
 BAR = "#1f5a96"  # 7:1 against white
 MUTED = "#595959"  # 7:1 against white
@@ -62,40 +63,42 @@ def interval_bars(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
         + ('width="100%" ' if fluid else f'width="{WIDTH}" height="{height}" ')
         + f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" '
-        f'font-family="sans-serif" font-size="14">',
+        f'font-family="sans-serif" font-size="16">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
         f'<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>',
     ]
     for i, b in enumerate(bars):
         y = TOP + ROW * i
-        parts.append(f'<text x="{LEFT}" y="{y + 12}" fill="{INK}">{escape(b.label)}</text>')
+        heading = b.label + (f" ({b.note})" if b.note else "")
+        if len(heading) > MAX_LABEL:  # the whole text is in <desc> and in the page's table
+            heading = heading[: MAX_LABEL - 1].rstrip() + "…"
+        parts.append(f'<text x="{LEFT}" y="{y + 14}" fill="{INK}">{escape(heading)}</text>')
         if b.value is None:
             parts.append(
                 f'<text x="{LEFT}" y="{y + 32}" fill="{MUTED}">không công bố (quá ít phiếu)</text>'
             )
             continue
         parts.append(
-            f'<rect x="{LEFT}" y="{y + 18}" width="{_x(b.value) - LEFT:.1f}" height="16" '
+            f'<rect x="{LEFT}" y="{y + 22}" width="{_x(b.value) - LEFT:.1f}" height="18" '
             f'fill="{BAR}"/>'
         )
         if b.low is not None and b.high is not None:
-            lo, hi, mid = _x(b.low), _x(b.high), y + 26
+            lo, hi, mid = _x(b.low), _x(b.high), y + 31
             parts.append(
                 f'<path d="M{lo:.1f} {mid}H{hi:.1f}M{lo:.1f} {mid - 6}V{mid + 6}'
                 f'M{hi:.1f} {mid - 6}V{mid + 6}" stroke="{WHISKER}" stroke-width="2" '
                 'fill="none"/>'
             )
-        label = number(b.value) + (f" · {b.note}" if b.note else "")
         x = max(_x(b.high), _x(b.value)) + 6
-        parts.append(f'<text x="{x:.1f}" y="{y + 31}" fill="{INK}">{escape(label)}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{y + 37}" fill="{INK}">{number(b.value)}</text>')
     axis = TOP + ROW * len(bars) + 4
     parts.append(f'<path d="M{LEFT} {axis}H{LEFT + BAR_WIDTH}" stroke="{MUTED}"/>')
     for tick in (0, 50, 100):
         x = LEFT + BAR_WIDTH * tick / 100
         anchor = "start" if tick == 0 else "end" if tick == 100 else "middle"
         parts.append(
-            f'<text x="{x:.0f}" y="{axis + 16}" fill="{MUTED}" font-size="12" '
+            f'<text x="{x:.0f}" y="{axis + 16}" fill="{MUTED}" font-size="13" '
             f'text-anchor="{anchor}">{tick}</text>'
         )
     parts.append("</svg>")
