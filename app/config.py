@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     )
     invitation_days: int = Field(default=30, ge=1, le=365)
     client_requests_per_minute: int = Field(default=1200, ge=1)
+    # Requests per minute one source address may make to the public site and /public/v1.
+    public_requests_per_minute: int = Field(default=600, ge=1)
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
     import_max_rows: int = Field(default=100_000, ge=1, description="Rows per imported file.")
     import_max_columns: int = Field(default=256, ge=1, description="Columns per imported file.")

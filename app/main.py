@@ -15,6 +15,11 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddle
 from app import __version__
 from app.api import api_router
 from app.api.health import router as health_router
+from app.api.plans import TAGS as PLAN_TAGS
+from app.api.public import TAG as PUBLIC_TAG
+from app.api.public import router as public_router
+from app.api.reform import TAG as REFORM_TAG
+from app.api.site import router as site_router
 from app.config import Settings, get_settings
 from app.db import Database, create_database, session_scope
 from app.db_roles import app_database_url, connected_role_problems
@@ -121,6 +126,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=operation_id,
+        # Tags declared beside their routers; app.openapi adds them to its own list.
+        openapi_tags=[
+            {"name": "health", "description": "Probes for orchestrators."},
+            PUBLIC_TAG,
+            *PLAN_TAGS,
+            REFORM_TAG,
+        ],
     )
     app.state.settings = settings
     app.state.schema_head = head_revision()
@@ -156,6 +168,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(health_router)
     app.include_router(api_router)
+    app.include_router(public_router)
+    app.include_router(site_router)
     install_docs(app)
     install_openapi(app)
     return app

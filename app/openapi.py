@@ -106,6 +106,10 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.events_read: "Read the event feed, limited to the caller's agency subtree.",
     Scope.webhooks_write: "Manage the caller's own webhook subscriptions and their dead letters.",
     Scope.webhooks_admin: "Manage every client's webhook subscriptions and dead letters.",
+    Scope.plans_read: "Read improvement plans and dissemination records within the caller's scope.",
+    Scope.plans_write: "Write the actions of the own agency's improvement plan and its "
+    "dissemination records.",
+    Scope.plans_review: "Review and comment on every agency's improvement plan (the Department).",
     Scope.agencies_read: "Read the agency tree, its history and its exports.",
     Scope.agencies_write: "Create, change, import, merge and retire agencies.",
     Scope.catalogue_read: "Read sectors and procedures.",
@@ -425,7 +429,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=app.routes,
-        tags=TAGS,
+        # The house list, then tags a router declares beside itself (the public site's).
+        tags=TAGS
+        + [t for t in app.openapi_tags or [] if t["name"] not in {x["name"] for x in TAGS}],
     )
     document = _rename_collisions(document)
     components: dict[str, Any] = document.setdefault("components", {})

@@ -15,7 +15,10 @@ from app.api import (
     index,
     invitations,
     me,
+    plans,
+    publicity,
     questionnaires,
+    reform,
     reports,
     submissions,
     users,
@@ -42,5 +45,8 @@ for module in (
     reports,
     webhooks,
     events,
+    publicity,
+    plans,
+    reform,
 ):
     api_router.include_router(module.router)

@@ -50,6 +50,9 @@ class Scope(StrEnum):
     events_read = "events:read"
     webhooks_write = "webhooks:write"
     webhooks_admin = "webhooks:admin"
+    plans_read = "plans:read"
+    plans_write = "plans:write"
+    plans_review = "plans:review"
 
 
 S = Scope
@@ -68,8 +71,13 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.admin: frozenset(Scope),
     # The Department's analysts read the audit log and review forms, as admins do (product
     # brief); administration (accounts, the agency tree, catalogue, campaigns) stays with admins.
-    Role.analyst: frozenset(_READ_ALL | {S.reports_write, S.audit_read, S.submissions_review}),
-    Role.agency_manager: frozenset(_READ_ALL),
+    Role.analyst: frozenset(
+        _READ_ALL
+        | {S.reports_write, S.audit_read, S.submissions_review}
+        | {S.plans_read, S.plans_write, S.plans_review}
+    ),
+    # Improvement plans and dissemination records of their own subtree (access.py).
+    Role.agency_manager: frozenset(_READ_ALL | {S.plans_read, S.plans_write}),
     Role.surveyor: frozenset(
         {
             S.agencies_read,
@@ -83,7 +91,14 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
         }
     ),
     Role.supervisor: frozenset(
-        {S.agencies_read, S.catalogue_read, S.campaigns_read, S.progress_read, S.reports_read}
+        {
+            S.agencies_read,
+            S.catalogue_read,
+            S.campaigns_read,
+            S.progress_read,
+            S.reports_read,
+            S.plans_read,
+        }
     ),
 }
 # Machine clients may hold only these: no administration, no raw answers.

@@ -20,6 +20,15 @@ The rules:
   agencies they are assigned to (an assignment without an agency covers the whole campaign).
 - Reports: published snapshots of the campaigns the caller sees (a report is the whole
   campaign by design: it is what gets published).
+- Public reports (anyone, no token): the reports of published (or archived) campaigns that
+  an admin or analyst made public, or, where no one decided, those of a campaign whose scope
+  covers a whole province (it names a province-level agency at the top of the tree, or leaves
+  out none of the measured departments and districts in force on its map date). Public reads
+  show figures only (`app.services.public` drops suppressed values, free text and contact data).
+- Improvement plans and dissemination records: those of the caller's agencies and campaign;
+  an agency manager writes (actions, records) only for its own subtree, the Department's
+  admins and analysts for every agency. Anyone may see the status of the plans of a campaign
+  with a public report (`readable_public_plans`).
 - Audit events: the whole log, for holders of `audit:read` (admins and analysts).
 - Writes follow the same agency rule: a caller bound to an agency writes only rows of its
   subtree (frame units, dossiers, forms); an item naming another agency's row is refused on
@@ -41,10 +50,19 @@ from sqlmodel import col
 from app.errors import NotFound
 from app.models.agency import Agency
 from app.models.audit import AuditEvent
-from app.models.campaign import Campaign, CampaignSurveyor, FrameUnit, Stratum
+from app.models.campaign import (
+    Campaign,
+    CampaignAgency,
+    CampaignState,
+    CampaignSurveyor,
+    FrameUnit,
+    Stratum,
+)
 from app.models.dossier import Dossier
 from app.models.event import Event
 from app.models.identity import Role, Scope
+from app.models.plans import DisseminationRecord, ImprovementPlan
+from app.models.public import ReportPublicity
 from app.models.report import Report
 from app.models.submission import Submission
 from app.services.principal import Principal
@@ -313,6 +331,93 @@ def readable_submissions(principal: Principal) -> sa.Select[Submission]:
 
 def readable_reports(principal: Principal) -> sa.Select[Report]:
     return sa.select(Report).where(campaign_clause(principal, col(Report.campaign_id)))
+
+
+def province_wide(campaign_id: Any, map_date: Any) -> sa.ColumnElement[bool]:
+    """The campaign's scope is the whole province: it names a province-level agency at the
+    top of the tree, or it leaves out none of the measured departments and districts in force
+    on its map date (as the demo campaigns do). `campaign_id` and `map_date` are columns (or
+    values) of the enclosing statement; every subquery here correlates to it explicitly."""
+    scope = (
+        sa.select(col(CampaignAgency.agency_id))
+        .where(col(CampaignAgency.campaign_id) == campaign_id)
+        .correlate_except(CampaignAgency)
+    )
+    names_root = sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(CampaignAgency)
+        .join(Agency, col(Agency.id) == col(CampaignAgency.agency_id))
+        .where(
+            col(CampaignAgency.campaign_id) == campaign_id,
+            col(Agency.level) == "province",
+            col(Agency.parent_id).is_(None),
+        )
+        .correlate_except(CampaignAgency, Agency)
+    )
+    left_out = sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(Agency)
+        .where(
+            col(Agency.is_measured),
+            col(Agency.kind) != "participant",
+            col(Agency.level).in_(("department", "district")),
+            col(Agency.valid_from) <= map_date,
+            sa.or_(col(Agency.valid_to).is_(None), col(Agency.valid_to) >= map_date),
+            col(Agency.id).not_in(scope),
+        )
+        .correlate_except(Agency)
+    )
+    return sa.or_(names_root, sa.and_(sa.exists(scope), ~left_out))
+
+
+def public_clause() -> sa.ColumnElement[bool]:
+    """For a statement over `reports` joined to `campaigns` and outer-joined to
+    `report_publicity`: the report is public (see the module's rules)."""
+    return sa.and_(
+        col(Campaign.state).in_([CampaignState.published, CampaignState.archived]),
+        sa.func.coalesce(
+            col(ReportPublicity.is_public),
+            province_wide(col(Report.campaign_id), col(Campaign.map_date)),
+        ),
+    )
+
+
+def readable_public_reports() -> sa.Select[Report]:
+    """The reports an anonymous caller may read (the public site and `/public/v1`)."""
+    return (
+        sa.select(Report)
+        .join(Campaign, col(Campaign.id) == col(Report.campaign_id))
+        .outerjoin(ReportPublicity, col(ReportPublicity.report_id) == col(Report.id))
+        .where(public_clause())
+    )
+
+
+def readable_plans(principal: Principal) -> sa.Select[ImprovementPlan]:
+    """Improvement plans of the caller's agencies (and campaign, for a bound client)."""
+    return sa.select(ImprovementPlan).where(
+        agency_clause(principal, col(ImprovementPlan.agency_id)),
+        campaign_clause(principal, col(ImprovementPlan.campaign_id)),
+    )
+
+
+def readable_dissemination(principal: Principal) -> sa.Select[DisseminationRecord]:
+    return sa.select(DisseminationRecord).where(
+        agency_clause(principal, col(DisseminationRecord.agency_id)),
+        campaign_clause(principal, col(DisseminationRecord.campaign_id)),
+    )
+
+
+def readable_public_plans() -> sa.Select[ImprovementPlan]:
+    """Plans an anonymous caller may know the status of: those of campaigns with a public
+    report (the public site shows their status and targets, never the actions' text)."""
+    public_campaigns = readable_public_reports().with_only_columns(col(Report.campaign_id))
+    return sa.select(ImprovementPlan).where(col(ImprovementPlan.campaign_id).in_(public_campaigns))
+
+
+# Plans and dissemination records are written under the reading rule: a row the caller cannot
+# read is one it cannot change (404), and a new record must name an agency it may read.
+writable_plans = readable_plans
+writable_dissemination = readable_dissemination
 
 
 def readable_audit_events(principal: Principal) -> sa.Select[AuditEvent]:

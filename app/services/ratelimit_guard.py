@@ -84,7 +84,8 @@ class ClientRateLimiter:
     async def enforce_key(
         self, engine: AsyncEngine, key: str, limit: int, *, now: datetime | None = None
     ) -> None:
-        """429 with Retry-After once `key` passes `limit` requests this minute."""
+        """429 with Retry-After once `key` passes `limit` requests this minute (an invitation,
+        or the public site's callers by source address)."""
         now = now or datetime.now(UTC)
         tally = self._tally(key, ratelimit.window_for(now, WINDOW_SECONDS))
         tally.pending += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook
@@ -76,6 +77,14 @@ def _shown(figure: dict[str, Any], name: str) -> float | None:
     """A figure's number as published (2 decimals, half up): its `<name>_display` string, or,
     in snapshots made before numbers were JSON numbers, the field itself (then a string)."""
     return _number(figure.get(f"{name}_display", figure[name]))
+
+
+def published(figure: dict[str, Any], name: str) -> Decimal | None:
+    """A snapshot figure as published, 2 decimals half up (`<name>_display`; in snapshots
+    made before numbers were JSON numbers, the field itself held that string). Public pages,
+    plans and the reform report show and compare these, as the report does."""
+    shown = figure.get(f"{name}_display", figure.get(name))
+    return None if shown is None else Decimal(str(shown))
 
 
 def _count(value: Any) -> int | float | None:

@@ -33,7 +33,7 @@ from app.models.report import (
     ReportPage,
     ReportSummary,
 )
-from app.services import access, audit, events, report_files
+from app.services import access, audit, events, plans, report_files
 from app.services.index.compute import campaign_index
 from app.services.index.rankings import ranking
 from app.services.paging import (
@@ -180,6 +180,8 @@ async def snapshot(
         },
     )
     await events.report_published(session, report)
+    # Every measured agency gets its improvement plan, targets proposed from this version.
+    await plans.propose(session, actor, campaign, report)
     return report, True
 
 
@@ -374,7 +376,7 @@ def _after(key: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
 # ---- renderings --------------------------------------------------------------------------------
 
 
-async def _codes(session: AsyncSession, content: dict[str, Any]) -> dict[str, str]:
+async def cell_codes(session: AsyncSession, content: dict[str, Any]) -> dict[str, str]:
     """Codes of the agencies and sectors that key the snapshot's cells (codes never change)."""
     keys = report_files.coded_keys(content)
     codes: dict[str, str] = {}
@@ -414,7 +416,7 @@ async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
     content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
     if content is None:  # pragma: no cover - the reference was just read
         raise NotFound("report")
-    codes = await _codes(session, content) if fmt != "json" else None
+    codes = await cell_codes(session, content) if fmt != "json" else None
     body = _RENDERERS[fmt](content, codes)
     _RENDERINGS[key] = body
     total = sum(len(b) for b in _RENDERINGS.values())

@@ -29,6 +29,13 @@ PUBLIC = {
     ("get", "/api/v1/invitations/{token}"),
     ("get", "/api/v1/invitations/{token}/questionnaire"),
     ("post", "/api/v1/auth/revoke"),
+    # Public results, readable by anyone (access.readable_public_reports decides which).
+    ("get", "/public/v1/reports"),
+    ("get", "/public/v1/reports/{report_id}"),
+    ("get", "/public/v1/reports/{report_id}/export.csv"),
+    ("get", "/public/v1/reports/{report_id}/export.xlsx"),
+    ("get", "/public/v1/reports/{report_id}/agencies"),
+    ("get", "/public/v1/reports/{report_id}/agencies/{code}"),
 }
 # Routes any authenticated caller may use: the caller's own account.
 SELF_SERVICE = {

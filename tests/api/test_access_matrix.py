@@ -394,6 +394,62 @@ async def test_reports_by_principal(
     )
 
 
+async def test_what_an_anonymous_caller_sees(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    """No token: nothing under /api/v1; under /public/v1 the public reports only, figures only."""
+    campaign_url = f"{API}/campaigns/{world.campaign.id}"
+    for url in (
+        f"{API}/agencies",
+        f"{API}/campaigns",
+        f"{API}/submissions",
+        f"{campaign_url}/index",
+        f"{campaign_url}/reports",
+        f"{campaign_url}/progress",
+        f"{API}/audit-events",
+        f"{API}/plans",
+        f"{API}/dissemination-records",
+    ):
+        assert_problem(await client.get(url), 401, "unauthorized")
+    # Nothing is public before publishing (the campaign is open).
+    before = (await _json(client, "/public/v1/reports", {}))["items"]
+    admin = user_principal(await make_user(session, Role.admin))
+    await campaigns.transition(session, admin, world.campaign.id, CampaignState.closed)
+    report = await campaigns.publish(session, admin, world.campaign.id, "Công bố")
+    # The campaign covers the whole province P: public by default.
+    after = (await _json(client, "/public/v1/reports", {}))["items"]
+    assert {r["id"] for r in after} - {r["id"] for r in before} == {str(report.id)}
+    assert not any(r["campaign"]["id"] == str(world.old.id) for r in after)
+    public = await client.get(f"/public/v1/reports/{report.id}")
+    assert public.status_code == 200
+    shown = public.text
+    # Figures only: no form, no sampled dossier, no surveyor, no contact.
+    every_form = [*world.s1_forms, world.s2_form, *(f for fs in world.forms.values() for f in fs)]
+    assert not any(str(f) in shown for f in every_form)
+    assert "D-0" not in shown
+    assert '"items"' not in shown
+    assert world.ids(*world.agencies) >= {c["key"] for c in public.json()["breakdowns"]["agency"]}
+    # The staff API still wants a token for the same report.
+    assert_problem(await client.get(f"{API}/reports/{report.id}"), 401, "unauthorized")
+    assert_problem(
+        await client.post(f"{API}/reports/{report.id}/publicity", json={"is_public": False}),
+        401,
+        "unauthorized",
+    )
+    # Made private: gone from every public read.
+    hidden = await client.post(
+        f"{API}/reports/{report.id}/publicity", json={"is_public": False}, headers=world.admin
+    )
+    assert hidden.status_code == 200, hidden.text
+    for suffix in ("", "/export.csv", "/export.xlsx", "/agencies"):
+        assert_problem(
+            await client.get(f"/public/v1/reports/{report.id}{suffix}"), 404, "not_found"
+        )
+    assert str(report.id) not in {
+        r["id"] for r in (await _json(client, "/public/v1/reports", {}))["items"]
+    }
+
+
 # ---- writes --------------------------------------------------------------------------------------
 
 

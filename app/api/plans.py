@@ -1,0 +1,205 @@
+"""Improvement plans and dissemination records: what agencies do with a published index."""
+
+from __future__ import annotations
+
+import uuid
+from enum import Enum
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
+from app.deps import (
+    DEFAULT_PAGE,
+    Cursor,
+    Limit,
+    PlansReader,
+    PlansReviewer,
+    PlansWriter,
+    SessionDep,
+)
+from app.models.plans import (
+    ActionIn,
+    ActionPatch,
+    ActionPublic,
+    DisseminationIn,
+    DisseminationPage,
+    DisseminationPatch,
+    DisseminationPublic,
+    PlanPage,
+    PlanPublic,
+    ReviewIn,
+)
+from app.services import plans
+
+router = APIRouter(responses=AUTHED)
+PLANS: list[str | Enum] = ["plans"]
+DISSEMINATION: list[str | Enum] = ["dissemination"]
+TAGS = [
+    {
+        "name": "plans",
+        "description": "Improvement plans: after publishing, each agency's plan with the "
+        "targets the service proposes; actions by the agency, review by the Department.",
+    },
+    {
+        "name": "dissemination",
+        "description": "How each agency made the published index known (meetings, notices, "
+        "portal posts, media), for the administrative-reform report.",
+    },
+]
+CampaignFilter = Annotated[uuid.UUID | None, Query(description="Only this campaign's.")]
+AgencyFilter = Annotated[uuid.UUID | None, Query(description="Only this agency's.")]
+
+
+@router.get(
+    "/plans",
+    tags=PLANS,
+    operation_id="plans_list",
+    summary="Improvement plans",
+    description="The plans of the caller's agencies, with their status and review.",
+    response_model=PlanPage,
+)
+async def list_plans(
+    session: SessionDep,
+    principal: PlansReader,
+    campaign_id: CampaignFilter = None,
+    agency_id: AgencyFilter = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> PlanPage:
+    return await plans.list_plans(
+        session, principal, campaign_id=campaign_id, agency_id=agency_id, limit=limit, cursor=cursor
+    )
+
+
+@router.get(
+    "/plans/{plan_id}",
+    tags=PLANS,
+    operation_id="plans_get",
+    summary="One improvement plan",
+    description="Its proposed targets (and why each was proposed), actions, the Department's "
+    "comments, and, once a later campaign is published, each target's change with its "
+    "significance.",
+    response_model=PlanPublic,
+    responses=NOT_FOUND,
+)
+async def get_plan(session: SessionDep, principal: PlansReader, plan_id: uuid.UUID) -> PlanPublic:
+    return await plans.read_plan(session, principal, plan_id)
+
+
+@router.post(
+    "/plans/{plan_id}/actions",
+    tags=PLANS,
+    operation_id="plans_actions_create",
+    summary="Add an action to a plan",
+    description="What will be done, by whom, by when, its status and evidence (text or link). "
+    "An agency manager writes only the plans of its own subtree.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ActionPublic,
+    responses=NOT_FOUND,
+)
+async def add_action(
+    session: SessionDep, actor: PlansWriter, plan_id: uuid.UUID, body: ActionIn
+) -> ActionPublic:
+    return await plans.add_action(session, actor, plan_id, body)
+
+
+@router.patch(
+    "/plans/{plan_id}/actions/{action_id}",
+    tags=PLANS,
+    operation_id="plans_actions_update",
+    summary="Change an action",
+    description="Only the fields sent change (status, evidence, due date, ...).",
+    response_model=ActionPublic,
+    responses=NOT_FOUND,
+)
+async def update_action(
+    session: SessionDep,
+    actor: PlansWriter,
+    plan_id: uuid.UUID,
+    action_id: uuid.UUID,
+    body: ActionPatch,
+) -> ActionPublic:
+    return await plans.update_action(session, actor, plan_id, action_id, body)
+
+
+@router.post(
+    "/plans/{plan_id}/review",
+    tags=PLANS,
+    operation_id="plans_review",
+    summary="Review a plan",
+    description="The Department approves the plan or asks for changes, with a comment.",
+    response_model=PlanPublic,
+    responses=NOT_FOUND,
+)
+async def review(
+    session: SessionDep, actor: PlansReviewer, plan_id: uuid.UUID, body: ReviewIn
+) -> PlanPublic:
+    return await plans.review(session, actor, plan_id, body)
+
+
+@router.post(
+    "/dissemination-records",
+    tags=DISSEMINATION,
+    operation_id="dissemination_create",
+    summary="Record how an agency made the index known",
+    description="Only for a published campaign, and an agency manager only for its subtree.",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DisseminationPublic,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def add_record(
+    session: SessionDep, actor: PlansWriter, body: DisseminationIn
+) -> DisseminationPublic:
+    return await plans.add_dissemination(session, actor, body)
+
+
+@router.get(
+    "/dissemination-records",
+    tags=DISSEMINATION,
+    operation_id="dissemination_list",
+    summary="Dissemination records",
+    description="The records of the caller's agencies, oldest first.",
+    response_model=DisseminationPage,
+)
+async def list_records(
+    session: SessionDep,
+    principal: PlansReader,
+    campaign_id: CampaignFilter = None,
+    agency_id: AgencyFilter = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> DisseminationPage:
+    return await plans.list_dissemination(
+        session, principal, campaign_id=campaign_id, agency_id=agency_id, limit=limit, cursor=cursor
+    )
+
+
+@router.get(
+    "/dissemination-records/{record_id}",
+    tags=DISSEMINATION,
+    operation_id="dissemination_get",
+    summary="One dissemination record",
+    description="As listed.",
+    response_model=DisseminationPublic,
+    responses=NOT_FOUND,
+)
+async def get_record(
+    session: SessionDep, principal: PlansReader, record_id: uuid.UUID
+) -> DisseminationPublic:
+    return await plans.read_dissemination(session, principal, record_id)
+
+
+@router.patch(
+    "/dissemination-records/{record_id}",
+    tags=DISSEMINATION,
+    operation_id="dissemination_update",
+    summary="Change a dissemination record",
+    description="Only the fields sent change.",
+    response_model=DisseminationPublic,
+    responses=NOT_FOUND,
+)
+async def update_record(
+    session: SessionDep, actor: PlansWriter, record_id: uuid.UUID, body: DisseminationPatch
+) -> DisseminationPublic:
+    return await plans.update_dissemination(session, actor, record_id, body)

@@ -1,0 +1,187 @@
+"""The public JSON API: published reports anyone may read, without a token (`/public/v1`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from app.api.etag import NOT_MODIFIED, conditional, conditional_from
+from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
+from app.deps import DatabaseDep, RateLimiterDep, SessionDep, SettingsDep
+from app.errors import NotFound
+from app.models.public import (
+    PublicAgencyList,
+    PublicAgencySummary,
+    PublicReport,
+    PublicReportList,
+)
+from app.services import public
+
+TAG = {
+    "name": "public",
+    "description": "Published results anyone may read without a token: the reports an admin or "
+    "analyst made public (by default those of campaigns covering a whole province). Figures "
+    "only: never a suppressed value, free text or contact data. Rate-limited per source "
+    "address; gzip on request; every answer carries an ETag.",
+}
+# A report version never changes (a new version gets a new id); the list changes on publishing.
+IMMUTABLE = "public, max-age=31536000, immutable"
+LISTING = "public, max-age=300"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+async def limit_source(
+    request: Request, db: DatabaseDep, settings: SettingsDep, limiter: RateLimiterDep
+) -> None:
+    """429 once one source address passes its requests-per-minute budget."""
+    source = request.client.host if request.client else "unknown"
+    await limiter.enforce_key(db.side, f"rate:public:{source}", settings.public_requests_per_minute)
+
+
+PUBLIC_ERRORS: Responses = {**INVALID, **TOO_MANY}
+router = APIRouter(
+    prefix=public.PREFIX,
+    tags=["public"],
+    dependencies=[Depends(limit_source)],
+    responses=PUBLIC_ERRORS,
+)
+ReportId = Annotated[uuid.UUID, Path(description="A public report's id.")]
+
+
+def _ok(model: type, description: str) -> Responses:
+    return {200: {"model": model, "description": description}}
+
+
+@router.get(
+    "/reports",
+    operation_id="public_reports_list",
+    summary="Public reports",
+    description="Every public report, newest campaign first, with its overall index and the "
+    "links to its renderings.",
+    response_model=PublicReportList,
+    responses=NOT_MODIFIED,
+)
+async def list_reports(request: Request, session: SessionDep) -> Response:
+    body = PublicReportList(items=await public.list_public(session))
+    return conditional(
+        request, body.model_dump_json().encode(), "application/json", cache_control=LISTING
+    )
+
+
+@router.get(
+    "/reports/{report_id}",
+    operation_id="public_reports_get",
+    summary="One public report",
+    description="The report's figures: the index tree of the province and of every breakdown "
+    "cell, and the rankings. Suppressed figures have null values and intervals.",
+    response_model=None,
+    responses={**_ok(PublicReport, "The public report."), **NOT_FOUND, **NOT_MODIFIED},
+)
+async def get_report(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+    ref = await public.reference(session, report_id)
+    return await conditional_from(
+        request,
+        lambda: public.rendering(session, ref, "json"),
+        "application/json",
+        etag=public.etag(ref, "json"),
+        cache_control=IMMUTABLE,
+    )
+
+
+async def _export(
+    request: Request, session: SessionDep, report_id: uuid.UUID, fmt: str
+) -> Response:
+    ref = await public.reference(session, report_id)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
+    return await conditional_from(
+        request,
+        lambda: public.rendering(session, ref, fmt),
+        media,
+        {"Content-Disposition": f'attachment; filename="sipas-{ref.id}.{fmt}"'},
+        etag=public.etag(ref, fmt),
+        cache_control=IMMUTABLE,
+    )
+
+
+@router.get(
+    "/reports/{report_id}/export.csv",
+    operation_id="public_reports_csv",
+    summary="One public report as CSV",
+    description="UTF-8 with a BOM (Excel reads the Vietnamese text), one row per figure and "
+    "cell; suppressed figures are empty.",
+    response_model=None,
+    responses={
+        200: {"description": "The CSV file.", "content": {"text/csv": {}}},
+        **NOT_FOUND,
+        **NOT_MODIFIED,
+    },
+)
+async def export_csv(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+    return await _export(request, session, report_id, "csv")
+
+
+@router.get(
+    "/reports/{report_id}/export.xlsx",
+    operation_id="public_reports_xlsx",
+    summary="One public report as XLSX",
+    description="One sheet per breakdown and per ranking, Vietnamese headings.",
+    response_model=None,
+    responses={
+        200: {"description": "The workbook.", "content": {XLSX: {}}},
+        **NOT_FOUND,
+        **NOT_MODIFIED,
+    },
+)
+async def export_xlsx(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+    return await _export(request, session, report_id, "xlsx")
+
+
+@router.get(
+    "/reports/{report_id}/agencies",
+    operation_id="public_reports_agencies",
+    summary="Per-agency summaries of a public report",
+    description="For every agency of the report: its overall index and interval, its elements, "
+    "its rank among the agencies of its level and the agencies it is not distinguishable from, "
+    "and its criteria from strongest to weakest against the province.",
+    response_model=None,
+    responses={**_ok(PublicAgencyList, "The summaries."), **NOT_FOUND, **NOT_MODIFIED},
+)
+async def agencies(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+    ref = await public.reference(session, report_id)
+    body = await public.agencies(session, ref)
+    return conditional(
+        request,
+        body.model_dump_json().encode(),
+        "application/json",
+        etag=public.etag(ref, "agencies"),
+        cache_control=IMMUTABLE,
+    )
+
+
+@router.get(
+    "/reports/{report_id}/agencies/{code}",
+    operation_id="public_reports_agency",
+    summary="One agency's summary in a public report",
+    description="As in the list of summaries, for the agency with this code.",
+    response_model=None,
+    responses={**_ok(PublicAgencySummary, "The summary."), **NOT_FOUND, **NOT_MODIFIED},
+)
+async def agency(
+    request: Request,
+    session: SessionDep,
+    report_id: ReportId,
+    code: Annotated[str, Path(max_length=64, description="The agency's code.")],
+) -> Response:
+    ref = await public.reference(session, report_id)
+    found = next((a for a in (await public.agencies(session, ref)).items if a.code == code), None)
+    if found is None:
+        raise NotFound("agency")
+    return conditional(
+        request,
+        found.model_dump_json().encode(),
+        "application/json",
+        etag=public.etag(ref, f"agency-{found.agency_id}"),
+        cache_control=IMMUTABLE,
+    )
