@@ -199,6 +199,7 @@ MESSAGES_VI: dict[str, str] = {
     "các máy được cấu hình cho phép).",
     "delivery_not_dead": "Chỉ gửi lại được lần giao đã hết lượt thử (thư chết).",
     "campaign_not_published": "Chiến dịch chưa công bố kết quả.",
+    "too_many_items": "Lô gửi lên có nhiều phần tử hơn mức cho phép (MAX_BATCH_ITEMS).",
     "json_too_deep": "Nội dung JSON lồng nhau quá nhiều cấp so với giới hạn cho phép.",
     "import_rejected": "Dữ liệu nhập không hợp lệ; xem danh sách lỗi.",
     "not_unicode": "Yêu cầu chứa văn bản không phải Unicode; xem danh sách lỗi.",

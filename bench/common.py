@@ -40,7 +40,7 @@ from app.models.questionnaire import Questionnaire
 from app.schema import upgrade
 from app.security import hash_secret, issue_token, new_client_id, new_client_secret
 from app.services import instrument, seed
-from app.services.demo_campaigns import _form, measured_agencies
+from app.services.demo_campaigns import _form, measured_agencies, said_once
 from app.services.questionnaires import ensure_builtins
 from app.services.text import fold
 
@@ -247,13 +247,15 @@ async def make_fixture(
 def make_form(fixture: Fixture, rng: random.Random) -> dict[str, Any]:
     """One valid single-form request body with a fresh client-made submission id."""
     agency = rng.choice(fixture.agencies)
-    return {
-        "submission_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "agency_code": agency.code,
-        "respondent_type": "individual" if rng.random() < 0.9 else "organisation",
-        "channel": "kiosk",
-        "answers": _form(rng, fixture.questionnaire, agency, fixture.quality[agency.id]),
-    }
+    return said_once(
+        {
+            "submission_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "agency_code": agency.code,
+            "respondent_type": "individual" if rng.random() < 0.9 else "organisation",
+            "channel": "kiosk",
+            "answers": _form(rng, fixture.questionnaire, agency, fixture.quality[agency.id]),
+        }
+    )
 
 
 class Server:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import DossiersWriter, SessionDep, SettingsDep
 from app.models.dossier import DossierBatch, DossierBatchResult, DossierEvent, DossierResult
-from app.services import dossiers
+from app.services import dossiers, limits
 
 router = APIRouter(prefix="/dossiers", tags=["dossiers"], responses=AUTHED)
 
@@ -48,6 +48,7 @@ async def report_dossier(
 async def report_batch(
     session: SessionDep, settings: SettingsDep, actor: DossiersWriter, body: DossierBatch
 ) -> DossierBatchResult:
+    limits.check_batch_size(settings, len(body.dossiers), "/body/dossiers")
     return await dossiers.record_batch(session, settings, actor, body.dossiers)
 
 

@@ -39,7 +39,7 @@ from app.models.submission import (
     SubmissionVersionPublic,
 )
 from app.models.timestamps import SaneDatetime
-from app.services import submission_export, submissions
+from app.services import limits, submission_export, submissions
 
 router = APIRouter(tags=["submissions"], responses=AUTHED)
 
@@ -117,6 +117,7 @@ async def submit_batch(
     response: Response,
 ) -> SubmissionBatchResult:
     await limiter.enforce(db.side, settings, principal)
+    limits.check_batch_size(settings, len(body.submissions), "/body/submissions")
     language = negotiate_language(request.headers.get("accept-language"))
     response.headers["Content-Language"] = language
     response.headers["Vary"] = "Accept-Language"

@@ -68,6 +68,16 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
     return weighted[-1][0]
 
 
+def said_once(form: dict[str, Any]) -> dict[str, Any]:
+    """A synthetic form's respondent type as its answer R.TYPE says, when the questionnaire
+    has that item: the API refuses a form whose field and answer disagree. The type drawn
+    before stays drawn, so the random stream (and every other synthetic figure) is unchanged."""
+    said = form["answers"].get("R.TYPE")
+    if said is not None:
+        form["respondent_type"] = said
+    return form
+
+
 def _form(
     rng: random.Random, q: instrument.Questionnaire, agency: Agency, quality: dict[str, float]
 ) -> dict[str, Any]:
@@ -278,6 +288,7 @@ async def _create(
                     "received_at": start + timedelta(minutes=rng.randint(0, 60 * 24 * 40)),
                 }
             )
+            said_once(rows[-1])
     await session.execute(sa.insert(Submission), rows)
     await audit.record(
         session,

@@ -23,6 +23,7 @@ from app.models.dossier import Dossier, Invitation
 from app.models.identity import Role, Scope
 from app.models.submission import Submission, SubmissionVersion
 from app.security import sign_invitation
+from tests.conftest import PeerClient
 from tests.factories import (
     bearer,
     make_agency,
@@ -298,6 +299,23 @@ async def test_batch_is_limited_to_1000(client: httpx.AsyncClient, world: World)
     )
     body = assert_problem(response, 422, "validation_failed")
     assert body["errors"][0]["pointer"] == "/body/submissions"  # type: ignore[index]
+
+
+async def test_a_deployment_may_allow_smaller_batches(
+    peer_client: PeerClient, session: AsyncSession, world: World
+) -> None:
+    """MAX_BATCH_ITEMS below the schema's 1000: a longer batch is one 422 naming the list, and
+    nothing of it is stored."""
+    small = peer_client(max_batch_items=2)
+    items = [{"channel": "kiosk"}] * 3
+    response = await small.post(
+        world.url("/batch"), json={"submissions": items}, headers=world.kiosk
+    )
+    body = assert_problem(response, 422, "invalid")
+    assert body["errors"] == [
+        {"pointer": "/body/submissions", "detail": "more than 2 items", "code": "too_many_items"}
+    ]
+    assert await count(session, world.campaign) == 0
 
 
 async def _invitation(session: AsyncSession, settings: Settings, w: World, **changes: Any) -> str:
