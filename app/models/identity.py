@@ -50,6 +50,9 @@ class Scope(StrEnum):
     events_read = "events:read"
     webhooks_write = "webhooks:write"
     webhooks_admin = "webhooks:admin"
+    quality_read = "quality:read"
+    rechecks_write = "rechecks:write"
+    observations_write = "observations:write"
 
 
 S = Scope
@@ -68,7 +71,10 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.admin: frozenset(Scope),
     # The Department's analysts read the audit log and review forms, as admins do (product
     # brief); administration (accounts, the agency tree, catalogue, campaigns) stays with admins.
-    Role.analyst: frozenset(_READ_ALL | {S.reports_write, S.audit_read, S.submissions_review}),
+    Role.analyst: frozenset(
+        _READ_ALL
+        | {S.reports_write, S.audit_read, S.submissions_review, S.quality_read, S.rechecks_write}
+    ),
     Role.agency_manager: frozenset(_READ_ALL),
     Role.surveyor: frozenset(
         {
@@ -82,8 +88,18 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             S.submissions_read,
         }
     ),
+    # Supervisors (Fatherland Front, Veterans' Association) read progress, quality flags and
+    # re-check outcomes and file observations; they never change forms.
     Role.supervisor: frozenset(
-        {S.agencies_read, S.catalogue_read, S.campaigns_read, S.progress_read, S.reports_read}
+        {
+            S.agencies_read,
+            S.catalogue_read,
+            S.campaigns_read,
+            S.progress_read,
+            S.reports_read,
+            S.quality_read,
+            S.observations_write,
+        }
     ),
 }
 # Machine clients may hold only these: no administration, no raw answers.
