@@ -169,8 +169,8 @@ async def test_auto_counts_clean_forms_at_once_and_holds_flagged_ones(
         form(world, started_at=(datetime.now(UTC) - timedelta(seconds=20)).isoformat()),
     )
     ids = await batch(client, world, [form(world), form(world, STRAIGHT)])
-    assert clean["state"] == "valid" and clean["flags"] == {}
-    assert fast["state"] == "received" and set(fast["flags"]) == {"too_fast"}
+    assert (clean["state"], clean["flags"]) == ("valid", {})
+    assert (fast["state"], set(fast["flags"])) == ("received", {"too_fast"})
     assert (await stored(session, ids[0])).state == "valid"
     assert (await stored(session, ids[1])).state == "received"
     # The index (kept by the roll-up triggers) counts the two clean forms, and says what the
@@ -224,7 +224,7 @@ async def test_many_forms_from_one_device_in_a_short_window(
         assert row.state == "received"  # auto made it valid; the window rule held it back
     for form_id in clean:
         row = await stored(session, form_id)
-        assert row.flags == {} and row.state == "valid"
+        assert (row.flags, row.state) == ({}, "valid")
     # A single form that makes a fifth in the window is flagged too, and says so.
     fifth = await submit(client, world, form(world, device_id="tab-1"))
     assert fifth["flags"]["many_from_device"]["forms"] == 5
@@ -304,7 +304,7 @@ async def test_bulk_review_by_filter_is_one_call_with_an_audit_event_per_form(
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["reviewed"] == 5 and body["skipped"] == 0
+    assert (body["reviewed"], body["skipped"]) == (5, 0)
     assert {i["id"] for i in body["items"]} == set(clean)
     assert all(i["status"] == "reviewed" and i["from"] == "received" for i in body["items"])
     for form_id in clean:
@@ -422,12 +422,14 @@ async def _surveyed(
     return [u.id for u in surveyors], ids
 
 
-def expected_draw(rows: list[tuple[uuid.UUID, uuid.UUID | None]], seed: str, share: float) -> set:
+def expected_draw(
+    rows: list[tuple[uuid.UUID, uuid.UUID | None]], seed: str, share: float
+) -> set[uuid.UUID]:
     """The draw recomputed in Python: per surveyor, the first ceil(share · n) by md5(seed‖id)."""
     by_surveyor: dict[uuid.UUID | None, list[uuid.UUID]] = {}
     for form_id, surveyor in rows:
         by_surveyor.setdefault(surveyor, []).append(form_id)
-    picked = set()
+    picked: set[uuid.UUID] = set()
     for forms in by_surveyor.values():
         ordered = sorted(forms, key=lambda f: hashlib.md5((seed + str(f)).encode()).hexdigest())  # noqa: S324
         picked |= set(ordered[: math.ceil(len(forms) * share)])
@@ -438,7 +440,7 @@ async def test_recheck_sampling_is_reproducible_from_its_seed(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
 ) -> None:
     await configure(client, world, **LOOSE)
-    _, ids = await _surveyed(client, session, settings, world, 7)
+    await _surveyed(client, session, settings, world, 7)
     flagged = await submit(client, world, form(world, STRAIGHT))
     rows = [
         (r[0], r[1])
@@ -555,7 +557,7 @@ async def test_schedule_forecasts_and_flags_a_campaign_behind(
     lines = {line["key"]: line for line in late["agencies"]}
     assert lines[str(world.district.id)]["forecast_completion"] == "2021-01-19"
     assert lines[str(world.district.id)]["behind_schedule"] is True
-    assert late["behind_schedule"] is True and late["target"] == 42 and late["received"] == 12
+    assert (late["behind_schedule"], late["target"], late["received"]) == (True, 42, 12)
 
 
 async def test_supervisors_read_quality_and_file_observations_but_change_no_form(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.models.quality import Contradiction, QualityConfig
+from app.models.quality import Contradiction, QualityConfig, Rule
 from app.services import instrument
 from app.services.quality import screening
 
@@ -157,7 +157,8 @@ def test_agency_in_the_answers_differs_from_the_dossiers() -> None:
 def test_a_disabled_rule_raises_no_flag() -> None:
     same = dict.fromkeys(RATED, 5)
     assert "straight_lining" in flags(same)
-    assert "straight_lining" not in flags(same, QualityConfig(disabled_rules=["straight_lining"]))
+    off = QualityConfig(disabled_rules=[Rule.straight_lining])
+    assert "straight_lining" not in flags(same, off)
 
 
 def test_the_stored_config_fills_in_defaults() -> None:

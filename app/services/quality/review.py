@@ -41,6 +41,9 @@ _AUDIT = sa.text(
 assert "u.from_state" in str(_AUDIT)  # noqa: S101 - the replacement above must have matched
 
 
+_FLAGS = Submission.metadata.tables["submissions"].c.flags
+
+
 def _filtered(
     principal: Principal, campaign_id: uuid.UUID, f: ReviewFilter
 ) -> sa.Select[Submission]:
@@ -52,7 +55,7 @@ def _filtered(
     if f.surveyor_id is not None:
         query = query.where(col(Submission.surveyor_id) == f.surveyor_id)
     if f.flag is not None:
-        query = query.where(col(Submission.flags).has_key(f.flag.value))
+        query = query.where(_FLAGS.has_key(f.flag.value))
     if f.clean is True:
         query = query.where(col(Submission.flags) == sa.text("'{}'::jsonb"))
     elif f.clean is False:
@@ -176,8 +179,11 @@ async def bulk_review(
             if form_id in reviewed:
                 items.append(_reviewed(form_id, reviewed[form_id]))
             else:
-                status = "not_allowed" if form_id in seen else "not_found"
-                items.append(BulkReviewItem(id=form_id, status=status))
+                items.append(
+                    BulkReviewItem(
+                        id=form_id, status="not_allowed" if form_id in seen else "not_found"
+                    )
+                )
     else:
         items = [_reviewed(form_id, state) for form_id, state in reviewed.items()]
     return BulkReviewResult(reviewed=len(reviewed), skipped=len(items) - len(reviewed), items=items)

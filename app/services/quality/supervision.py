@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -128,6 +129,10 @@ def forecast(start: date, as_of: date, done: int, target: int | None) -> date | 
     return as_of + timedelta(days=math.ceil((target - done) / pace))
 
 
+def _target(value: object) -> int | None:
+    return int(value) if isinstance(value, (int, float, Decimal)) else None
+
+
 def _line(
     key: uuid.UUID | None,
     label: str | None,
@@ -204,7 +209,7 @@ async def schedule(
         _line(
             a,
             names.get(a),
-            int(targets[a]) if targets.get(a) is not None else None,
+            _target(targets.get(a)),
             by_agency.get(a, (0, 0, 0)),
             start,
             end,
@@ -212,7 +217,7 @@ async def schedule(
         )
         for a in agency_ids
     ]
-    by_surveyor = {
+    by_surveyor: dict[uuid.UUID | None, tuple[int, int, int]] = {
         r[0]: (r[1], r[2], r[3])
         for r in (
             await session.execute(
@@ -222,9 +227,11 @@ async def schedule(
             )
         ).all()
     }
-    surveyor_targets = {uuid.UUID(k): v for k, v in (config.fieldwork_targets or {}).items()}
+    surveyor_targets: dict[uuid.UUID | None, int] = {
+        uuid.UUID(k): v for k, v in (config.fieldwork_targets or {}).items()
+    }
     surveyor_ids = sorted(set(by_surveyor) | set(surveyor_targets), key=str)
-    people = {
+    people: dict[uuid.UUID | None, str] = {
         r[0]: r[1]
         for r in (
             await session.execute(
