@@ -22,7 +22,7 @@ from app.models.audit import AuditEvent
 from app.models.campaign import Campaign, CampaignState, CampaignSurveyor, FrameUnit, Stratum
 from app.models.event import Event
 from app.models.identity import Role, Scope
-from app.models.submission import Submission
+from app.models.submission import Channel, Submission
 from app.services.index import rollups
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
 from tests.test_errors import assert_problem
@@ -225,6 +225,19 @@ async def test_many_forms_from_one_device_in_a_short_window(
     for form_id in clean:
         row = await stored(session, form_id)
         assert (row.flags, row.state) == ({}, "valid")
+    # Each form's submission.accepted event says the state the form has after screening.
+    told: dict[str, str] = dict(
+        (
+            await session.execute(
+                sa.select(Event.payload["id"].astext, Event.payload["state"].astext).where(
+                    col(Event.type) == "submission.accepted",
+                    col(Event.campaign_id) == world.campaign.id,
+                )
+            )
+        ).all()
+    )
+    assert {told[i] for i in flagged} == {"received"}
+    assert {told[i] for i in clean} == {"valid"}
     # A single form that makes a fifth in the window is flagged too, and says so.
     fifth = await submit(client, world, form(world, device_id="tab-1"))
     assert fifth["flags"]["many_from_device"]["forms"] == 5
@@ -617,3 +630,53 @@ async def test_supervisors_read_quality_and_file_observations_but_change_no_form
     # An agency manager has no quality:read; another agency's manager would not see the form.
     manager = bearer(settings, await make_user(session, Role.agency_manager, agency=world.other))
     assert (await client.get(world.url("/flags"), headers=manager)).status_code == 403
+
+
+async def test_a_correction_is_screened_again(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    await configure(client, world, **LOOSE)
+    surveyor = await make_user(session, Role.surveyor)
+    session.add(CampaignSurveyor(campaign_id=world.campaign.id, user_id=surveyor.id))
+    await session.flush()
+    headers = bearer(settings, surveyor)
+    body = form(world, STRAIGHT, channel="one_stop")
+    created = await client.post(world.url("/submissions"), json=body, headers=headers)
+    assert created.json()["flags"] == {"straight_lining": {"value": 5, "items": 3}}
+    fixed = await client.put(
+        f"/api/v1/submissions/{created.json()['id']}", json={"answers": CLEAN}, headers=headers
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["flags"] == {}
+
+
+async def test_forms_of_another_campaign_are_not_found(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    elsewhere = await make_campaign(session, agencies=[world.other], state=CampaignState.open)
+    session.add(
+        Submission(
+            campaign_id=elsewhere.id,
+            client_submission_id=uuid.uuid4(),
+            request_hash="x",
+            agency_id=world.other.id,
+            channel=Channel.web,
+            answers=CLEAN,
+            received_at=datetime.now(UTC),
+        )
+    )
+    await session.flush()
+    other_form = await session.scalar(
+        sa.select(col(Submission.id)).where(col(Submission.campaign_id) == elsewhere.id)
+    )
+    response = await client.post(
+        world.url("/submissions/review"),
+        json={"ids": [str(other_form)], "state": "valid"},
+        headers=world.admin,
+    )
+    assert response.json()["items"] == [
+        {"id": str(other_form), "status": "not_found", "from": None}
+    ]
+    missing = f"/api/v1/campaigns/{uuid.uuid4()}"
+    for path in ("/review-queue", "/flags", "/rechecks", "/schedule", "/observations"):
+        assert (await client.get(missing + path, headers=world.admin)).status_code == 404, path

@@ -158,6 +158,23 @@ async def bulk_review(
                 for row in changed
             ],
         )
+    # The request itself, whatever it changed (each changed form has its own event above).
+    await audit.record(
+        session,
+        actor,
+        "submission.review_many",
+        object_type="campaign",
+        object_id=campaign_id,
+        summary={
+            "to": data.state.value,
+            "reason": data.reason,
+            "ids": len(data.ids) if data.ids is not None else None,
+            "filter": data.filter.model_dump(mode="json", exclude_none=True)
+            if data.filter is not None
+            else None,
+            "reviewed": len(reviewed),
+        },
+    )
     items: list[BulkReviewItem] = []
     if data.ids is not None:
         others = set(data.ids) - reviewed.keys()

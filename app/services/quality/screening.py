@@ -191,14 +191,24 @@ WITH new AS (
             'earlier_form', earlier_form) END
     )) AS flags
     FROM seen
+), held AS (
+    UPDATE submissions s
+    SET flags = s.flags || found.flags,
+        state = CASE WHEN s.state = 'valid' THEN 'received' ELSE s.state END,
+        updated_at = now()
+    FROM found
+    WHERE s.id = found.id AND found.flags <> '{}'::jsonb
+    RETURNING s.id
+), told AS (
+    -- The form's submission.accepted event, written by this transaction's INSERT, says the
+    -- state it now has (the outbox is read only after commit).
+    UPDATE events e SET payload = jsonb_set(e.payload, '{state}', '"received"')
+    WHERE e.tx_id = (pg_current_xact_id()::text)::bigint
+      AND e.type = 'submission.accepted'
+      AND e.payload->>'state' = 'valid'
+      AND (e.payload->>'id')::uuid IN (SELECT id FROM held)
 )
-UPDATE submissions s
-SET flags = s.flags || found.flags,
-    state = CASE WHEN s.state = 'valid' THEN 'received' ELSE s.state END,
-    updated_at = now()
-FROM found
-WHERE s.id = found.id AND found.flags <> '{}'::jsonb
-RETURNING s.id
+SELECT id FROM held
 """
 )
 
