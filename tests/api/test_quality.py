@@ -680,3 +680,30 @@ async def test_forms_of_another_campaign_are_not_found(
     missing = f"/api/v1/campaigns/{uuid.uuid4()}"
     for path in ("/review-queue", "/flags", "/rechecks", "/schedule", "/observations"):
         assert (await client.get(missing + path, headers=world.admin)).status_code == 404, path
+
+
+async def test_a_supervisor_bound_to_an_agency_sees_only_its_subtree(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    await configure(client, world, **LOOSE)
+    await batch(client, world, [form(world, STRAIGHT) for _ in range(2)])
+    await batch(client, world, [form(world, STRAIGHT, agency_code=world.other.code)])
+    drawn = await client.post(
+        world.url("/rechecks"), json={"seed": "s", "share": 1}, headers=world.admin
+    )
+    assert drawn.json()["drawn"] == 3
+    local = bearer(settings, await make_user(session, Role.supervisor, agency=world.other))
+    flags = (await client.get(world.url("/flags"), headers=local)).json()
+    assert flags == {"straight_lining": {"received": 1}}
+    assert len((await client.get(world.url("/rechecks"), headers=local)).json()) == 1
+    schedule = (await client.get(world.url("/schedule"), headers=local)).json()
+    assert [line["key"] for line in schedule["agencies"]] == [str(world.other.id)]
+    elsewhere = await client.post(
+        world.url("/observations"),
+        json={"body": "Ngoài phạm vi", "agency_id": str(world.district.id)},
+        headers=local,
+    )
+    assert elsewhere.status_code == 404
+    # the province-wide supervisor sees all three
+    everyone = bearer(settings, await make_user(session, Role.supervisor))
+    assert len((await client.get(world.url("/rechecks"), headers=everyone)).json()) == 3
