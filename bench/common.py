@@ -247,12 +247,14 @@ async def make_fixture(
 def make_form(fixture: Fixture, rng: random.Random) -> dict[str, Any]:
     """One valid single-form request body with a fresh client-made submission id."""
     agency = rng.choice(fixture.agencies)
+    answers = _form(rng, fixture.questionnaire, agency, fixture.quality[agency.id])
     return {
         "submission_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "agency_code": agency.code,
-        "respondent_type": "individual" if rng.random() < 0.9 else "organisation",
+        # said once: the field must agree with the answer R.TYPE (services.submissions)
+        "respondent_type": answers.get("R.TYPE", "individual"),
         "channel": "kiosk",
-        "answers": _form(rng, fixture.questionnaire, agency, fixture.quality[agency.id]),
+        "answers": answers,
     }
 
 

@@ -349,6 +349,14 @@ class Observation(SQLModel, table=True):
     answered_at: datetime | None = Field(default=None, sa_type=timestamptz())
 
 
+def _text(value: str) -> str:
+    """Composed (NFC), trimmed, and not blank."""
+    value = nfc(value)
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 NonBlank = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=5000)]
 
 
@@ -360,7 +368,7 @@ class ObservationIn(SQLModel):
     @field_validator("body")
     @classmethod
     def _nfc(cls, value: str) -> str:
-        return nfc(value)
+        return _text(value)
 
 
 class ObservationAnswerIn(SQLModel):
@@ -369,7 +377,7 @@ class ObservationAnswerIn(SQLModel):
     @field_validator("answer")
     @classmethod
     def _nfc(cls, value: str) -> str:
-        return nfc(value)
+        return _text(value)
 
 
 class ObservationPublic(SQLModel):

@@ -597,6 +597,9 @@ async def test_supervisors_read_quality_and_file_observations_but_change_no_form
     )
     assert correction.status_code == 403
     assert (await stored(session, held["id"])).state == "received"
+    blank = await client.post(world.url("/observations"), json={"body": "  "}, headers=supervisor)
+    assert_problem(blank, 422, "validation_failed")
+    assert blank.json()["errors"][0]["pointer"] == "/body/body"
     # an observation, answered once by the Department, both audited
     filed = await client.post(
         world.url("/observations"),

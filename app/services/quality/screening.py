@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, time
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models.quality import QualityConfig, Rule
+from app.models.quality import Contradiction, QualityConfig, Rule
 from app.services import instrument
 
 _RATED_TYPES = frozenset({instrument.ItemType.satisfaction5, instrument.ItemType.intensity3})
@@ -64,6 +65,64 @@ def rated_items(q: instrument.Questionnaire) -> tuple[str, ...]:
     return items
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A config made ready for the hot path: what is on, thresholds as plain values."""
+
+    too_fast: bool
+    straight_lining: bool
+    no_answers: bool
+    kiosk: bool
+    mismatch: bool
+    min_seconds: int
+    min_items: int
+    max_share: float
+    zone: ZoneInfo
+    opens: int  # seconds after local midnight
+    closes: int
+    days: frozenset[int]
+    office_days: list[int]
+    office_hours: str
+    contradictions: tuple[Contradiction, ...]
+
+
+# By the config object's identity and the questionnaire's code (configs come from config_of's
+# cache, so one campaign's config is one object); the entry holds the config.
+_PLANS: dict[tuple[int, str], tuple[QualityConfig, _Plan]] = {}
+
+
+def _seconds(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def _plan(config: QualityConfig, code: str) -> _Plan:
+    found = _PLANS.get((id(config), code))
+    if found is not None and found[0] is config:
+        return found[1]
+    off = set(config.disabled_rules)
+    plan = _Plan(
+        too_fast=Rule.too_fast not in off,
+        straight_lining=Rule.straight_lining not in off,
+        no_answers=Rule.too_many_no_answers not in off,
+        kiosk=Rule.kiosk_off_hours not in off,
+        mismatch=Rule.agency_mismatch not in off,
+        min_seconds=config.min_completion_seconds,
+        min_items=config.straight_lining_min_items,
+        max_share=config.max_no_answer_share,
+        zone=ZoneInfo(config.timezone),
+        opens=_seconds(config.office_hours_start),
+        closes=_seconds(config.office_hours_end),
+        days=frozenset(config.office_days),
+        office_days=list(config.office_days),
+        office_hours=f"{config.office_hours_start:%H:%M}-{config.office_hours_end:%H:%M}",
+        contradictions=() if Rule.contradiction in off else tuple(config.contradictions_for(code)),
+    )
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[(id(config), code)] = (config, plan)
+    return plan
+
+
 def screen(
     q: instrument.Questionnaire,
     config: QualityConfig,
@@ -75,67 +134,61 @@ def screen(
     agency_id: uuid.UUID | None = None,
     dossier_agency_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """The per-form flags of one form: rule name → evidence. Empty when the form is clean."""
-    off = config.disabled_rules
+    """The per-form flags of one form: rule name → evidence. Empty when the form is clean.
+
+    On the ingest path for every form: a few microseconds, the config compiled once."""
+    plan = _plan(config, q.code)
     flags: dict[str, Any] = {}
-    if started_at is not None and Rule.too_fast not in off:
+    if started_at is not None and plan.too_fast:
         seconds = (received_at - started_at).total_seconds()
-        if seconds < config.min_completion_seconds:
-            flags[Rule.too_fast] = {
-                "seconds": round(seconds, 1),
-                "threshold": config.min_completion_seconds,
-            }
+        if seconds < plan.min_seconds:
+            flags["too_fast"] = {"seconds": round(seconds, 1), "threshold": plan.min_seconds}
     rated = rated_items(q)
     if rated:
-        given = [answers[i] for i in rated if answers.get(i) is not None]
+        get = answers.get
+        given = [v for v in map(get, rated) if v is not None]
         if (
-            Rule.straight_lining not in off
-            and len(given) >= config.straight_lining_min_items
-            and len(set(map(str, given))) == 1
+            plan.straight_lining
+            and len(given) >= plan.min_items
+            and given.count(given[0]) == len(given)
         ):
-            flags[Rule.straight_lining] = {"value": given[0], "items": len(given)}
+            flags["straight_lining"] = {"value": given[0], "items": len(given)}
         missing = len(rated) - len(given)
-        too_many = missing / len(rated) > config.max_no_answer_share
-        if Rule.too_many_no_answers not in off and too_many:
-            flags[Rule.too_many_no_answers] = {
+        if plan.no_answers and missing > plan.max_share * len(rated):
+            flags["too_many_no_answers"] = {
                 "no_answers": missing,
                 "items": len(rated),
-                "threshold": config.max_no_answer_share,
+                "threshold": plan.max_share,
             }
-    if channel == "kiosk" and Rule.kiosk_off_hours not in off:
-        local = received_at.astimezone(ZoneInfo(config.timezone))
-        open_now = (
-            local.weekday() in config.office_days
-            and config.office_hours_start <= local.time().replace(tzinfo=None)
-            and local.time().replace(tzinfo=None) < config.office_hours_end
-        )
-        if not open_now:
-            flags[Rule.kiosk_off_hours] = {
+    if channel == "kiosk" and plan.kiosk:
+        local = received_at.astimezone(plan.zone)
+        at = local.hour * 3600 + local.minute * 60 + local.second
+        if local.weekday() not in plan.days or not plan.opens <= at < plan.closes:
+            flags["kiosk_off_hours"] = {
                 "local_time": local.isoformat(),
-                "office_hours": f"{config.office_hours_start:%H:%M}"
-                f"-{config.office_hours_end:%H:%M}",
-                "office_days": config.office_days,
+                "office_hours": plan.office_hours,
+                "office_days": plan.office_days,
             }
-    if Rule.contradiction not in off:
+    if plan.contradictions:
         broken = [
             c.name
-            for c in config.contradictions_for(q.code)
+            for c in plan.contradictions
             if _is_in(answers.get(c.when_item), c.when_in)
             and all(_is_in(answers.get(i), c.then_in) for i in c.then_items)
         ]
         if broken:
-            flags[Rule.contradiction] = {"rules": broken}
+            flags["contradiction"] = {"rules": broken}
     if (
-        dossier_agency_id is not None
+        plan.mismatch
+        and dossier_agency_id is not None
         and agency_id is not None
         and dossier_agency_id != agency_id
-        and Rule.agency_mismatch not in off
     ):
-        flags[Rule.agency_mismatch] = {
+        flags["agency_mismatch"] = {
             "form_agency_id": str(agency_id),
             "dossier_agency_id": str(dossier_agency_id),
         }
-    return {str(k): v for k, v in flags.items()}
+    return flags
 
 
 def _is_in(value: Any, codes: Sequence[int | str]) -> bool:
