@@ -97,6 +97,11 @@ TAGS: list[dict[str, str]] = [
         "description": "Published, immutable reports in JSON, CSV and XLSX, and the methods "
         "behind them.",
     },
+    {
+        "name": "quality",
+        "description": "Field quality: screening config and flags, bulk review and the review "
+        "queue, re-checks (phúc tra), schedule progress and supervisors' observations.",
+    },
     {"name": "health", "description": "Probes and metrics for orchestrators."},
 ]
 
@@ -127,6 +132,10 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.submissions_review: "Review forms (valid, flagged, rejected) and draw re-check lists.",
     Scope.dossiers_write: "Report returned dossiers and read their rating invitations.",
     Scope.index_read: "Read the live index, rankings and change.",
+    Scope.quality_read: "Read screening flags, re-check outcomes, schedule progress and "
+    "observations (never answers).",
+    Scope.rechecks_write: "Record the outcome of a re-check (phúc tra).",
+    Scope.observations_write: "File a supervisor's observation on the fieldwork.",
     Scope.reports_read: "Read published reports and the methods.",
     Scope.reports_write: "Publish reports: snapshot every figure of a closed campaign.",
 }

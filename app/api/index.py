@@ -14,6 +14,7 @@ from app.models.index import ChangeReport, IndexResult, Ranking
 from app.models.submission import Channel
 from app.services.index import counts, rankings
 from app.services.index.compute import campaign_index
+from app.services.quality import supervision
 
 router = APIRouter(prefix="/campaigns", tags=["index"], responses=AUTHED)
 
@@ -63,6 +64,8 @@ async def get_index(
         aggregate=aggregate,
         weighted=weighted,
     )
+    excluded = await supervision.excluded_by_rule(session, principal, campaign_id)
+    result = result.model_copy(update={"excluded": excluded})
     return json_with_etag(request, result)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import field_validator
+from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, nfc, timestamptz, utcnow
@@ -76,6 +77,11 @@ class Campaign(SQLModel, table=True):
     sample_seed: str | None = Field(default=None, sa_type=sa.Text)
     rates_dossiers: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     is_synthetic: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    quality: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=sa.Column(pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        description="The screening and review config (models.quality.QualityConfig).",
+    )
     created_at: datetime = Field(
         default_factory=utcnow,
         sa_type=timestamptz(),

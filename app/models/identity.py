@@ -53,6 +53,9 @@ class Scope(StrEnum):
     plans_read = "plans:read"
     plans_write = "plans:write"
     plans_review = "plans:review"
+    quality_read = "quality:read"
+    rechecks_write = "rechecks:write"
+    observations_write = "observations:write"
 
 
 S = Scope
@@ -73,7 +76,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     # brief); administration (accounts, the agency tree, catalogue, campaigns) stays with admins.
     Role.analyst: frozenset(
         _READ_ALL
-        | {S.reports_write, S.audit_read, S.submissions_review}
+        | {S.reports_write, S.audit_read, S.submissions_review, S.quality_read, S.rechecks_write}
         | {S.plans_read, S.plans_write, S.plans_review}
     ),
     # Improvement plans and dissemination records of their own subtree (access.py).
@@ -90,6 +93,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             S.submissions_read,
         }
     ),
+    # Supervisors (Fatherland Front, Veterans' Association) read progress, quality flags and
+    # re-check outcomes and file observations; they never change forms.
     Role.supervisor: frozenset(
         {
             S.agencies_read,
@@ -98,6 +103,8 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
             S.progress_read,
             S.reports_read,
             S.plans_read,
+            S.quality_read,
+            S.observations_write,
         }
     ),
 }

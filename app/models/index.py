@@ -118,6 +118,11 @@ class IndexResult(BaseModel):
     thresholds: dict[str, int]
     total: Cell
     groups: list[Cell]
+    excluded: dict[str, int] | None = Field(
+        default=None,
+        description="Forms each screening rule kept out of the index (flagged and not valid), "
+        "by rule; a form with two flags counts under both. Live reads only.",
+    )
 
 
 class RankingRow(BaseModel):

@@ -103,6 +103,11 @@ class Submission(SQLModel, table=True):
     is_synthetic: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     answers: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
+    flags: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=sa.Column(pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        description="Screening flags: rule name → its evidence (see services.quality).",
+    )
     received_at: datetime = Field(sa_type=timestamptz())
     server_received_at: datetime = Field(
         default_factory=utcnow,
@@ -254,6 +259,11 @@ class SubmissionIn(pydantic.BaseModel):
         description="When the respondent filled it in; now when omitted. At most "
         "RECEIVED_AT_MAX_AGE_DAYS in the past and CLIENT_CLOCK_SKEW_SECONDS in the future.",
     )
+    started_at: SaneDatetime | None = pydantic.Field(
+        default=None,
+        description="When the respondent began the form, for channels that know it; with "
+        "received_at (its end) it gives the completion time that screening checks (too_fast).",
+    )
     answers: Answers = pydantic.Field(
         json_schema_extra={"examples": [{"E1.C1": 5, "E1.C2": 4, "E1.C3": None}]}
     )
@@ -302,6 +312,10 @@ class SubmissionPublic(SQLModel):
     is_synthetic: bool
     version: int
     answers: Answers
+    flags: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Screening flags: rule name → its evidence; empty when the form is clean.",
+    )
     received_at: datetime = Field(description="When the respondent filled it in (client-given).")
     server_received_at: datetime = Field(
         description="When the server took the form, by its own clock (read-only)."

@@ -30,6 +30,11 @@ The rules:
   admins and analysts for every agency. Anyone may see the status of the plans of a campaign
   with a public report (`readable_public_plans`).
 - Audit events: the whole log, for holders of `audit:read` (admins and analysts).
+- Field quality (flags, re-checks, observations): the forms' rule. Supervisors (who hold
+  `quality:read` but not `submissions:read`) see the flags and re-check outcomes of the forms
+  of their agencies, never the answers; a surveyor sees only their own forms' re-checks. A
+  re-check is recorded by a holder of `rechecks:write` who can see its form; an observation is
+  read by everyone with `quality:read` on its campaign (and agency, when it names one).
 - Writes follow the same agency rule: a caller bound to an agency writes only rows of its
   subtree (frame units, dossiers, forms); an item naming another agency's row is refused on
   its own, with a pointer.
@@ -63,6 +68,7 @@ from app.models.event import Event
 from app.models.identity import Role, Scope
 from app.models.plans import DisseminationRecord, ImprovementPlan
 from app.models.public import ReportPublicity
+from app.models.quality import Observation, Recheck
 from app.models.report import Report
 from app.models.submission import Submission
 from app.services.principal import Principal
@@ -324,6 +330,35 @@ def may_correct(principal: Principal, submission: Submission) -> bool:
 
 def readable_submissions(principal: Principal) -> sa.Select[Submission]:
     return sa.select(Submission).where(*_submission_clauses(principal))
+
+
+def quality_submissions(principal: Principal) -> sa.Select[Submission]:
+    """The forms whose flags, states and re-checks a caller may read: the forms' own rule.
+    (The quality endpoints return flags and facts, never answers.)"""
+    return readable_submissions(principal)
+
+
+def readable_rechecks(principal: Principal) -> sa.Select[Recheck]:
+    """Re-checks of the forms the caller may see."""
+    return (
+        sa.select(Recheck)
+        .join(Submission, col(Submission.id) == col(Recheck.submission_id))
+        .where(*_submission_clauses(principal))
+    )
+
+
+def readable_observations(principal: Principal) -> sa.Select[Observation]:
+    """Observations of the campaigns the caller sees; one naming an agency, within the
+    caller's agencies."""
+    clauses = [campaign_clause(principal, col(Observation.campaign_id))]
+    if readable_root(principal) is not None:
+        clauses.append(
+            sa.or_(
+                col(Observation.agency_id).is_(None),
+                agency_clause(principal, col(Observation.agency_id)),
+            )
+        )
+    return sa.select(Observation).where(*clauses)
 
 
 # ---- reports and the audit log -----------------------------------------------------------------

@@ -43,6 +43,7 @@ from app.services import access, audit, events, reports
 from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
+from app.services.quality import rechecks
 from app.services.sampling import allocate, sample_size
 
 CONSTRAINT_MEANINGS.update(
@@ -390,6 +391,7 @@ async def _transition(
     elif to is S.published:
         if actor is not None:
             actor.require(Scope.reports_write)
+        await rechecks.require_rechecked(session, campaign)
         campaign.published_at = now
     elif to is S.archived:
         # Contact data is kept only as long as fieldwork needs it.

@@ -131,6 +131,13 @@ async def ensure_demo_campaigns(session: AsyncSession) -> dict[str, int]:
     await _publish_missing_reports(session)
     if await _ensure_rating_campaign(session):
         created[RATING_CODE] = 0
+    # Field quality: auto review, and a campaign mid-fieldwork, behind schedule, being re-checked.
+    from app.services.quality.demo import FIELDWORK_CODE, ensure_quality_demo
+
+    if fieldwork := await ensure_quality_demo(
+        session, await measured_agencies(session, datetime.now(UTC).date())
+    ):
+        created[FIELDWORK_CODE] = fieldwork
     return created
 
 

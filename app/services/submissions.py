@@ -57,6 +57,7 @@ from app.models.campaign import (
 from app.models.catalogue import Procedure, Sector
 from app.models.dossier import Invitation
 from app.models.identity import Role
+from app.models.quality import WINDOW_RULES, QualityConfig
 from app.models.questionnaire import Questionnaire
 from app.models.submission import (
     BatchItemResult,
@@ -77,6 +78,7 @@ from app.models.timestamps import window_problem
 from app.services import access, audit, dossiers, events, instrument
 from app.services.paging import cursor_int, cursor_str, decode_cursor, encode_cursor
 from app.services.principal import Principal
+from app.services.quality import screening
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3b8e-2f49-4c8e-9d7a-0c5a3e1f6a21")
 
@@ -111,7 +113,11 @@ def _canonical(data: SubmissionIn) -> tuple[str, str]:
     written out once and serve both: "agency_code" sorts before "answers", and every other
     field after it."""
     answers = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
-    rest = data.model_dump(mode="json", exclude={"submission_id", "answers", "agency_code"})
+    # started_at came later: left out of the hash when not sent, so stored hashes still match.
+    skipped = {"submission_id", "answers", "agency_code"}
+    if data.started_at is None:
+        skipped.add("started_at")
+    rest = data.model_dump(mode="json", exclude=skipped)
     text = (
         '{"agency_code": '
         + json.dumps(data.agency_code, ensure_ascii=False)
@@ -159,6 +165,7 @@ class OpenCampaign:
     id: uuid.UUID
     state: str
     questionnaire_id: uuid.UUID
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
 
 _AGENCIES = Agency.metadata.tables["agencies"]
@@ -178,9 +185,9 @@ _AGENCY_AND_STRATA = (
     )
     .where(_AGENCIES.c.code == sa.bindparam("code"))
 )
-_CAMPAIGN_ROW = sa.select(_CAMPAIGNS.c.state, _CAMPAIGNS.c.questionnaire_id).where(
-    _CAMPAIGNS.c.id == sa.bindparam("campaign_id")
-)
+_CAMPAIGN_ROW = sa.select(
+    _CAMPAIGNS.c.state, _CAMPAIGNS.c.questionnaire_id, _CAMPAIGNS.c.quality
+).where(_CAMPAIGNS.c.id == sa.bindparam("campaign_id"))
 
 
 @dataclass(slots=True)
@@ -317,7 +324,7 @@ async def open_for_writing(
     found = (await session.execute(_CAMPAIGN_ROW, {"campaign_id": campaign_id})).first()
     if found is None:
         raise NotFound("campaign")
-    campaign = OpenCampaign(campaign_id, found[0], found[1])
+    campaign = OpenCampaign(campaign_id, found[0], found[1], screening.config_of(found[2]))
     surveyor_agencies = await access.surveyor_agencies(session, principal, campaign_id)
     if campaign.state != CampaignState.open:
         raise AppError(
@@ -485,15 +492,20 @@ async def prepare(
     if sector_id is not None and ctx.sectors and sector_id not in ctx.sectors:
         problem("sector_code", "the sector is outside the campaign's scope", "out_of_scope")
     frame_unit_id = None
+    dossier_agency_id = None
     if data.dossier_code is not None:
-        frame_unit_id = await session.scalar(
-            sa.select(col(FrameUnit.id)).where(
-                col(FrameUnit.campaign_id) == campaign.id,
-                col(FrameUnit.dossier_code) == data.dossier_code,
+        unit = (
+            await session.execute(
+                sa.select(col(FrameUnit.id), col(FrameUnit.agency_id)).where(
+                    col(FrameUnit.campaign_id) == campaign.id,
+                    col(FrameUnit.dossier_code) == data.dossier_code,
+                )
             )
-        )
-        if frame_unit_id is None:
+        ).first()
+        if unit is None:
             problem("dossier_code", "not in this campaign's frame", "unknown")
+        else:
+            frame_unit_id, dossier_agency_id = unit[0], unit[1]
     now = datetime.now(UTC)
     if fresh and data.received_at is not None:
         too_far = window_problem(
@@ -512,6 +524,18 @@ async def prepare(
     body_hash, answers_json = _canonical(sent)
     if data.answers is not sent.answers:
         answers_json = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
+    received_at = data.received_at or now
+    flags = screening.screen(
+        ctx.instrument,
+        campaign.quality,
+        data.answers,
+        channel=data.channel.value,
+        received_at=received_at,
+        started_at=data.started_at,
+        agency_id=agency_id,
+        dossier_agency_id=dossier_agency_id,
+    )
+    auto_valid = campaign.quality.review_policy == "auto" and not flags
     values: dict[str, Any] = {
         "campaign_id": campaign.id,
         "client_submission_id": key,
@@ -528,7 +552,9 @@ async def prepare(
         "device_id": data.device_id,
         "invitation_id": invitation_id,
         "answers": answers_json,
-        "received_at": data.received_at or now,
+        "received_at": received_at,
+        "flags": json.dumps(flags, ensure_ascii=False) if flags else "{}",
+        "state": SubmissionState.valid.value if auto_valid else SubmissionState.received.value,
     }
     if invitation_id is not None:
         ctx.claimed.add(invitation_id)
@@ -599,13 +625,16 @@ _COLUMNS = (
     ("invitation_id", "uuid[]"),
     ("answers", "text[]"),
     ("received_at", "timestamptz[]"),
+    ("flags", "text[]"),
+    ("state", "text[]"),
 )
+_JSON = frozenset({"answers", "flags"})
 # Built once from the constant column list above; every value is a bound array.
 _INSERT_ROWS = (
     "INSERT INTO submissions ("  # noqa: S608
     + ", ".join(name for name, _ in _COLUMNS)
     + ") SELECT "
-    + ", ".join("answers::jsonb" if name == "answers" else name for name, _ in _COLUMNS)
+    + ", ".join(f"{name}::jsonb" if name in _JSON else name for name, _ in _COLUMNS)
     + " FROM unnest("
     + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _COLUMNS)
     + ") AS u("
@@ -671,7 +700,7 @@ async def _use_invitations(
 
 
 async def _insert(
-    session: AsyncSession, prepared: Sequence[Prepared]
+    session: AsyncSession, prepared: Sequence[Prepared], config: QualityConfig
 ) -> dict[uuid.UUID, uuid.UUID]:
     """One statement for all the forms (INSERT ... SELECT FROM unnest of one array per column);
     returns the id of each form that was new, by its key."""
@@ -680,11 +709,25 @@ async def _insert(
     result = await session.execute(_INSERT, _arrays(prepared))
     created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
     await _use_invitations(session, prepared, created)
+    await _screen_window(session, config, [p for p in prepared if p.key in created], created)
     return created
 
 
+async def _screen_window(
+    session: AsyncSession,
+    config: QualityConfig,
+    new: Sequence[Prepared],
+    created: dict[uuid.UUID, uuid.UUID],
+) -> int:
+    """The window rules over the new forms: one statement, only when one of them has a device,
+    a surveyor or a dossier to look at."""
+    if not new or not screening.needs_window([p.values for p in new]):
+        return 0
+    return await screening.screen_window(session, config, [created[p.key] for p in new])
+
+
 async def _insert_one(
-    session: AsyncSession, prepared: Prepared, event: dict[str, Any]
+    session: AsyncSession, prepared: Prepared, event: dict[str, Any], config: QualityConfig
 ) -> SubmissionPublic | None:
     """The form and its audit event `event` in one round trip; None when its key was stored."""
     params = {**_arrays([prepared]), **audit.row_params(event)}
@@ -692,7 +735,13 @@ async def _insert_one(
     if row is None:
         return None
     values = row._mapping
-    await _use_invitations(session, [prepared], {prepared.key: values["id"]})
+    created = {prepared.key: values["id"]}
+    await _use_invitations(session, [prepared], created)
+    if await _screen_window(session, config, [prepared], created):
+        # Flagged by a window rule after the insert: answer the stored row as it is now.
+        stored = await session.get(Submission, values["id"], populate_existing=True)
+        if stored is not None:
+            return public(stored)
     return _public_of(values)
 
 
@@ -779,7 +828,7 @@ async def submit_one(
             ),
         },
     )
-    created = await _insert_one(session, prepared, event)
+    created = await _insert_one(session, prepared, event, campaign.quality)
     if created is None:
         replay = await _replay(session, campaign.id, key, prepared.hash)
         if replay is None:
@@ -864,7 +913,7 @@ async def submit_batch(
             ]
             refused[i] = [_rebase(e, i) for e in problems]
 
-    created = await _insert(session, list(prepared.values()))
+    created = await _insert(session, list(prepared.values()), campaign.quality)
     # Keys this batch did not create: stored before (a retry, or a concurrent request with the
     # same key that committed first), or refused above.
     stored = await _stored(session, campaign.id, [k for k in first if k not in created])
@@ -1142,6 +1191,9 @@ async def correct(
     )
     before = {"answers": row.answers, "agency_id": row.agency_id, "version": row.version}
     row.answers = json.loads(prepared.values["answers"])  # with what _one_source filled in
+    # Screened again: the per-form flags are the new answers'; the window ones stay.
+    kept = {k: v for k, v in (row.flags or {}).items() if k in WINDOW_RULES}
+    row.flags = {**kept, **json.loads(prepared.values["flags"])}
     for name in ("agency_id", "sector_id", "procedure_id", "stratum_id", "respondent_type"):
         setattr(row, name, prepared.values[name])
     row.version += 1

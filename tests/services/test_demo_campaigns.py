@@ -27,7 +27,7 @@ async def test_demo_campaigns_with_the_2019_report_and_an_open_dossier_rating(
 ) -> None:
     await load_demo_catalogue(session)
     created = await ensure_demo_campaigns(session)
-    assert set(created) == {"TQ-SIPAS-2019", "TQ-SIPAS-2020", "TQ-DANHGIA-HOSO"}
+    assert set(created) == {"TQ-SIPAS-2019", "TQ-SIPAS-2020", "TQ-DANHGIA-HOSO", "TQ-SIPAS-2021"}
     assert await ensure_demo_campaigns(session) == {}
 
     campaigns = {
