@@ -28,6 +28,7 @@ from app.deps import CampaignsReader, SessionDep
 from app.main import create_app
 from app.models.campaign import Campaign
 from app.models.identity import CLIENT_SCOPES, Role, Scope
+from app.openapi import walk_schemas
 from app.services.demo_campaigns import ensure_demo_campaigns
 from app.services.seed import load_demo_catalogue
 from tests.factories import bearer, make_user
@@ -342,3 +343,14 @@ async def test_the_docs_pages_load_everything_from_this_service(
         asset = await client.get(url)
         assert asset.status_code == 200, url
         assert len(asset.content) > 100, url
+
+
+def test_no_time_of_day_claims_the_json_schema_time_format(document: dict[str, Any]) -> None:
+    """JSON Schema's `time` format requires an offset (RFC 3339 full-time); Python writes a time
+    of day without one, so a response would break its own schema (the fuzzer found it)."""
+    offenders = [
+        schema.get("title", "?")
+        for schema in walk_schemas(document)
+        if schema.get("format") == "time"
+    ]
+    assert offenders == []

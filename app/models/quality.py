@@ -16,6 +16,20 @@ from app.models.base import nfc, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 from app.models.submission import SubmissionState
 
+# A wall-clock time of day in the province (UTC+7), written `HH:MM[:SS]` with no offset. JSON
+# Schema's `time` format demands an offset, which a time of day in office hours has not.
+LocalTime = Annotated[
+    time,
+    pydantic.WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+            "description": "Local time of day, HH:MM or HH:MM:SS (Asia/Ho_Chi_Minh).",
+            "examples": ["07:30"],
+        }
+    ),
+]
+
 
 class Rule(StrEnum):
     """The screening rules; each names the flag it puts on a form."""
@@ -93,8 +107,8 @@ class QualityConfig(pydantic.BaseModel):
     burst_max_forms: int = pydantic.Field(
         default=10, ge=1, le=100_000, description="More forms than this in the window: flagged."
     )
-    office_hours_start: time = time(7, 0)
-    office_hours_end: time = time(17, 30)
+    office_hours_start: LocalTime = time(7, 0)
+    office_hours_end: LocalTime = time(17, 30)
     office_days: list[int] = pydantic.Field(
         default_factory=lambda: [0, 1, 2, 3, 4], description="0 Monday … 6 Sunday."
     )
