@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -18,12 +19,26 @@ from app.models.submission import SubmissionState
 
 # A wall-clock time of day in the province (UTC+7), written `HH:MM[:SS]` with no offset. JSON
 # Schema's `time` format demands an offset, which a time of day in office hours has not.
+_LOCAL_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$"
+
+
+def _local_time(value: Any) -> Any:
+    """Only `HH:MM[:SS]` text (or a time without an offset): pydantic alone would also take a
+    number of seconds or an offset, and answer a time with `Z` that breaks the schema."""
+    if isinstance(value, time) and value.tzinfo is None:
+        return value
+    if isinstance(value, str) and re.fullmatch(_LOCAL_TIME, value):
+        return value
+    raise ValueError("a local time of day, HH:MM or HH:MM:SS, without an offset")
+
+
 LocalTime = Annotated[
     time,
+    pydantic.BeforeValidator(_local_time),
     pydantic.WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+            "pattern": _LOCAL_TIME,
             "description": "Local time of day, HH:MM or HH:MM:SS (Asia/Ho_Chi_Minh).",
             "examples": ["07:30"],
         }

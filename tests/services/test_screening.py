@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pydantic
 import pytest
 
 from app.models.quality import Contradiction, QualityConfig, Rule
@@ -167,3 +168,18 @@ def test_the_stored_config_fills_in_defaults() -> None:
     assert config.burst_max_forms == 3
     assert config.min_completion_seconds == 120
     assert screening.config_of({}).review_policy == "manual"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [("07:30", "07:30:00"), ("17:30:00", "17:30:00"), ("00:00", "00:00:00")]
+)
+def test_office_hours_are_a_local_time_of_day(given: str, kept: str) -> None:
+    config = QualityConfig(office_hours_end=given)  # type: ignore[arg-type]
+    assert config.model_dump(mode="json")["office_hours_end"] == kept
+
+
+@pytest.mark.parametrize("given", [0, 3600, "00:00:00Z", "07:00+07:00", "25:00", "7h30"])
+def test_office_hours_refuse_numbers_offsets_and_nonsense(given: object) -> None:
+    """The fuzzer sent 0 and got back `00:00:00Z`, which broke the documented pattern."""
+    with pytest.raises(pydantic.ValidationError):
+        QualityConfig(office_hours_end=given)  # type: ignore[arg-type]
