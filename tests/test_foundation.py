@@ -19,7 +19,7 @@ from app.deps import SessionDep
 from app.main import create_app
 from app.schema import alembic_config, head_revision
 from tests.conftest import in_thread, make_settings
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 
 def _cfg(url: str) -> Config:

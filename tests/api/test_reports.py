@@ -26,7 +26,7 @@ from app.services import report_files
 from app.services import reports as reports_service
 from app.services.report_files import RENDERING_VERSION
 from tests.factories import bearer, make_agency, make_campaign, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 NAME = "Ủy ban nhân dân huyện Chiêm Hóa"
 
