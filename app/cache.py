@@ -108,10 +108,10 @@ class Cache(Generic[K, V]):
             self._bytes -= size
             self._evictions += 1
 
-    def keys(self) -> list[K]:
-        """The keys kept, least recently used first."""
+    def __iter__(self) -> Iterator[K]:
+        """The keys kept, least recently used first (a snapshot: the cache may change)."""
         with self._lock:
-            return list(self._items)
+            return iter(list(self._items))
 
     def __len__(self) -> int:
         return len(self._items)

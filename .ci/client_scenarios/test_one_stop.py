@@ -117,4 +117,3 @@ def test_dossier_invitation_and_a_citizen_rating(
         assert used.status_code == 409, used.content
         assert used.headers["content-type"].startswith("application/problem+json")
         assert [e.pointer for e in used.parsed.errors] == ["/body/invitation"]
-
