@@ -4,8 +4,8 @@ A cache keeps what a process has computed and may serve again unchanged (a repor
 an index result, a parsed questionnaire). Each is a least-recently-used map bounded by a byte
 budget (what its values weigh, by the cache's own measure) and, where a count is the better
 bound, by a number of entries. Each counts its hits, misses and evictions and the bytes it
-holds; `/metrics` exports those figures for every cache by name, and tests read them through
-`stats()` rather than through a module's private variables.
+holds; `/metrics` exports those figures for every cache by name (app/metrics.py), and tests
+read them through `stats()` rather than through a module's private variables.
 
 The budgets are in `BUDGETS`, the one table of them (the README repeats it). A cache is made
 once, where it is used, with `named(...)`; asking for a name not in the table is an error, so a
@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from threading import Lock
 from typing import Generic, TypeVar
+
+from app import metrics
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -74,6 +76,12 @@ class Cache(Generic[K, V]):
         self._hits = 0
         self._misses = 0
         self._evictions = 0
+        self._hit_count = metrics.CACHE_HITS.labels(name)
+        self._miss_count = metrics.CACHE_MISSES.labels(name)
+        self._eviction_count = metrics.CACHE_EVICTIONS.labels(name)
+        self._bytes_gauge = metrics.CACHE_BYTES.labels(name)
+        self._entries_gauge = metrics.CACHE_ENTRIES.labels(name)
+        metrics.CACHE_BUDGET.labels(name).set(budget.max_bytes)
 
     def get(self, key: K) -> V | None:
         """The value kept under `key` (now the most recently used), or None: a hit or a miss."""
@@ -81,9 +89,11 @@ class Cache(Generic[K, V]):
             item = self._items.get(key)
             if item is None:
                 self._misses += 1
+                self._miss_count.inc()
                 return None
             self._items.move_to_end(key)
             self._hits += 1
+            self._hit_count.inc()
             return item[0]
 
     def put(self, key: K, value: V) -> None:
@@ -97,6 +107,7 @@ class Cache(Generic[K, V]):
             self._items[key] = (value, size)
             self._bytes += size
             self._shrink()
+            self._publish()
 
     def _shrink(self) -> None:
         budget = self.budget
@@ -107,6 +118,11 @@ class Cache(Generic[K, V]):
             _, (_, size) = self._items.popitem(last=False)
             self._bytes -= size
             self._evictions += 1
+            self._eviction_count.inc()
+
+    def _publish(self) -> None:
+        self._bytes_gauge.set(self._bytes)
+        self._entries_gauge.set(len(self._items))
 
     def __iter__(self) -> Iterator[K]:
         """The keys kept, least recently used first (a snapshot: the cache may change)."""
@@ -124,6 +140,7 @@ class Cache(Generic[K, V]):
         with self._lock:
             self._items.clear()
             self._bytes = 0
+            self._publish()
 
     @contextmanager
     def budget_of(self, budget: Budget) -> Iterator[None]:
@@ -133,6 +150,7 @@ class Cache(Generic[K, V]):
         try:
             with self._lock:
                 self._shrink()
+                self._publish()
             yield
         finally:
             self.budget = before
