@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app import cache as caches
@@ -45,3 +47,12 @@ def test_every_named_cache_has_a_declared_budget() -> None:
     assert renderings is caches.named("reports.renderings", len)  # one per process
     assert renderings.budget == caches.BUDGETS["reports.renderings"]
     assert "reports.renderings" in [s.name for s in caches.all_stats()]
+
+
+def test_the_readme_lists_every_budget() -> None:
+    """The README's table of caches is the one in app/cache.py, budget for budget."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    for name, budget in caches.BUDGETS.items():
+        mib = f"{budget.max_bytes // caches.MiB} MiB"
+        entries = "" if budget.max_entries is None else str(budget.max_entries)
+        assert f"| `{name}` | {mib} | {entries} |".replace("|  |", "| |") in readme, name
