@@ -31,9 +31,7 @@ from app.config import Settings, async_url
 from app.db import Database, _asyncpg_dsn, create_database, ensure_database
 from app.deps import get_session
 from app.main import create_app
-from app.models.agency import Agency
 from app.models.audit import AuditEvent
-from app.models.identity import Role
 from app.schema import upgrade
 from tests.factories import role_headers
 
@@ -229,21 +227,7 @@ async def peer_client(
         await made.aclose()
 
 
-RoleHeaders = Callable[..., Coroutine[Any, Any, dict[str, str]]]
-
-
 @pytest.fixture
-def headers_for(session: AsyncSession, settings: Settings) -> RoleHeaders:
-    """`await headers_for(Role.analyst, agency=...)`: the bearer headers of a new user of that
-    role (and agency), on the test's transaction."""
-
-    async def make(role: Role, *, agency: Agency | None = None) -> dict[str, str]:
-        return await role_headers(session, settings, role, agency)
-
-    return make
-
-
-@pytest.fixture
-async def admin(headers_for: RoleHeaders) -> dict[str, str]:
-    """The bearer headers of a new admin."""
-    return await headers_for(Role.admin)
+async def admin(session: AsyncSession, settings: Settings) -> dict[str, str]:
+    """The bearer headers of a new admin (other roles: `tests.factories.role_headers`)."""
+    return await role_headers(session, settings)
