@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -238,6 +240,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ),
         flush=True,
     )
+    metrics_dir = _metrics_dir(args.workers)
     worker = None if args.no_worker else _spawn_worker()
     try:
         uvicorn.run(
@@ -255,7 +258,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if worker is not None:
             _stop_worker(worker)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """With several workers, a fresh directory for prometheus_client's multiprocess mode, named
+    in PROMETHEUS_MULTIPROC_DIR before the workers start, so /metrics sums every worker (see
+    app/metrics.py); None with one worker or when the operator named a directory already."""
+    from app.metrics import MULTIPROC_ENV
+
+    if workers <= 1 or os.environ.get(MULTIPROC_ENV):
+        return None
+    made = tempfile.mkdtemp(prefix="sipas-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return made
 
 
 def _spawn_worker() -> subprocess.Popen[bytes]:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any, Literal, cast
 
 from fastapi import FastAPI, Request
@@ -51,26 +52,63 @@ class AppError(Exception):
         return f"{self.code}: {self.detail}"
 
 
-def NotFound(what: str = "resource") -> AppError:
-    return AppError("not_found", f"The {what} was not found.", 404)
+# The usual failures as classes of their own, so that a caller can catch one by its type. Each
+# renders exactly as an AppError with the same code, detail and status would.
 
 
-def Conflict(code: str, detail: str) -> AppError:
-    return AppError(code, detail, 409)
+class NotFoundError(AppError):
+    """404 `not_found`: the thing named does not exist, or the caller may not know it does."""
+
+    def __init__(self, what: str = "resource") -> None:
+        super().__init__("not_found", f"The {what} was not found.", 404)
 
 
-def PermissionDenied(detail: str = "You do not have the right to do this.") -> AppError:
-    return AppError("forbidden", detail, 403)
+class ConflictError(AppError):
+    """409: the change conflicts with the state of what is stored; `code` says which rule."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(code, detail, 409, errors, dict(headers or {}), dict(extra or {}))
 
 
-def Unauthorized(detail: str = "A valid bearer token is required.") -> AppError:
-    return AppError(
-        "unauthorized", detail, 401, headers={"WWW-Authenticate": 'Bearer realm="sipas"'}
-    )
+class PermissionDeniedError(AppError):
+    """403 `forbidden`: the caller is known but may not do this."""
+
+    def __init__(self, detail: str = "You do not have the right to do this.") -> None:
+        super().__init__("forbidden", detail, 403)
 
 
-def Invalid(detail: str, errors: Sequence[FieldError] = (), code: str = "invalid") -> AppError:
-    return AppError(code, detail, 422, errors=errors)
+class UnauthorizedError(AppError):
+    """401 `unauthorized`: no valid bearer token; answers with the Bearer challenge."""
+
+    def __init__(self, detail: str = "A valid bearer token is required.") -> None:
+        super().__init__(
+            "unauthorized", detail, 401, headers={"WWW-Authenticate": 'Bearer realm="sipas"'}
+        )
+
+
+class InvalidError(AppError):
+    """422: the request is well-formed but its content breaks a rule; `errors` point at it."""
+
+    def __init__(
+        self, detail: str, errors: Sequence[FieldError] = (), code: str = "invalid"
+    ) -> None:
+        super().__init__(code, detail, 422, errors=errors)
+
+
+# The names services have used since the start; the same classes.
+NotFound = NotFoundError
+Conflict = ConflictError
+PermissionDenied = PermissionDeniedError
+Unauthorized = UnauthorizedError
+Invalid = InvalidError
 
 
 # ---- languages ---------------------------------------------------------------------------------
@@ -676,7 +714,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 # What a named database constraint means to a client, when the services did not check first.
-CONSTRAINT_MEANINGS: dict[str, str] = {}
+# Declared here, the one place, by the constraint names the migrations give; a constraint not
+# named here answers the generic sentence.
+CONSTRAINT_MEANINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "agencies_no_cycle": "An agency cannot be placed under itself or one of its descendants.",
+        "uq_agencies_code": "Another agency already has this code.",
+        "uq_sectors_code": "Another sector already has this code.",
+        "uq_procedures_code": "Another procedure already has this code.",
+        "uq_campaigns_code": "Another campaign already has this code.",
+        "questionnaires_frozen": "The questionnaire version is frozen: a campaign opened on it.",
+    }
+)
 
 
 def _constraint_name(exc: IntegrityError) -> str | None:

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import SecretStr
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
-from app import __version__
+from app import __version__, metrics
 from app.api import api_router
 from app.api.health import router as health_router
 from app.api.plans import TAGS as PLAN_TAGS
@@ -133,6 +133,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             *PLAN_TAGS,
             REFORM_TAG,
         ],
+        # every route notes its template for /metrics (app/metrics.py)
+        dependencies=[Depends(metrics.remember_route)],
     )
     app.state.settings = settings
     app.state.schema_head = head_revision()

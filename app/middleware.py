@@ -14,10 +14,10 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import metrics
 from app.config import Network
 from app.context import RequestContext, set_request_context
 from app.errors import PROBLEM_JSON, negotiate_language, problem_body
-from app.metrics import METRICS
 from app.proxies import client_address
 
 logger = logging.getLogger("sipas.request")
@@ -166,5 +166,5 @@ class RequestContextMiddleware:
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
         }
-        METRICS.observe(str(scope.get("method")), status, seconds)
+        metrics.observe(str(scope.get("method")), metrics.route_of(scope), status, seconds)
         logger.info("request", extra=extra)

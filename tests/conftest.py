@@ -2,7 +2,11 @@
 
 The database is the embedded server under ./.data (database `sipas_test`) unless
 TEST_DATABASE_URL names another; either way its public schema is dropped and rebuilt by
-`alembic upgrade head` once per session.
+`alembic upgrade head` once per session. Under pytest-xdist (`make test` runs `-n auto`) each
+worker has a database of its own on that same server, named after the worker: `sipas_test_gw0`,
+`sipas_test_gw1`... on the embedded server, `<name>_gw0`... next to TEST_DATABASE_URL's (created
+when missing). Whatever a test derives from its database's name (scratch databases) is therefore
+the worker's own, and roles it creates carry random names: workers share nothing but the server.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -28,6 +33,7 @@ from app.deps import get_session
 from app.main import create_app
 from app.models.audit import AuditEvent
 from app.schema import upgrade
+from tests.factories import role_headers
 
 T = TypeVar("T")
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
@@ -43,13 +49,26 @@ def run_async(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return in_thread(lambda: asyncio.run(coro()))
 
 
+def xdist_worker() -> str | None:
+    """The pytest-xdist worker running this process (`gw0`, `gw1`...), None when not under xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER") or None
+
+
+def per_worker(url: str, worker: str | None) -> str:
+    """`url` with the database named after the xdist worker: `test` -> `test_gw0`."""
+    if worker is None:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
 def base_test_url() -> str:
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
-        return async_url(explicit)
+        return per_worker(async_url(explicit), xdist_worker())
     from app.embedded import embedded_server_url
 
-    return embedded_server_url(Path(".data"), "sipas_test")
+    return per_worker(embedded_server_url(Path(".data"), "sipas_test"), xdist_worker())
 
 
 async def reset_schema(url: str) -> None:
@@ -75,7 +94,7 @@ def make_settings(url: str, **overrides: Any) -> Settings:
 @pytest.fixture(scope="session")
 def database_url() -> str:
     url = base_test_url()
-    if not os.environ.get("TEST_DATABASE_URL"):
+    if not os.environ.get("TEST_DATABASE_URL") or xdist_worker() is not None:
         run_async(lambda: ensure_database(url))
     run_async(lambda: reset_schema(url))
     in_thread(upgrade, url)
@@ -206,3 +225,9 @@ async def peer_client(
     yield make
     for made in opened:
         await made.aclose()
+
+
+@pytest.fixture
+async def admin(session: AsyncSession, settings: Settings) -> dict[str, str]:
+    """The bearer headers of a new admin (other roles: `tests.factories.role_headers`)."""
+    return await role_headers(session, settings)

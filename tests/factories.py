@@ -53,7 +53,7 @@ async def make_agency(
     valid_to: date | None = None,
     is_measured: bool = True,
 ) -> Agency:
-    name = name or f"Sở thử nghiệm {next(_seq)}"
+    name = name or f"Sở thử nghiệm {next(_seq):06d}"  # padded: names sort as they are made
     agency = Agency(
         code=code or unique("T.").upper(),
         name=name,
@@ -125,6 +125,13 @@ def bearer(settings: Settings, subject: User | Client) -> dict[str, str]:
         lifetime=timedelta(minutes=5),
     )
     return {"Authorization": f"Bearer {token}"}
+
+
+async def role_headers(
+    session: AsyncSession, settings: Settings, role: Role = Role.admin, agency: Agency | None = None
+) -> dict[str, str]:
+    """The bearer headers of a new user of `role` (an admin unless said)."""
+    return bearer(settings, await make_user(session, role, agency=agency))
 
 
 async def make_sector(

@@ -12,7 +12,7 @@ from app.main import create_app
 from app.models.identity import Role, User
 from tests.conftest import make_settings
 from tests.factories import bearer
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 
 async def test_a_dropped_connection_is_a_503_once_then_the_pool_reconnects(

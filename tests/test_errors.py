@@ -18,26 +18,7 @@ from app.db import Database
 from app.main import create_app
 from app.models.identity import Role, Scope
 from tests.factories import bearer, make_client, make_user
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"] == f"urn:sipas:problem:{code}"
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
-
-
-def error_codes(body: dict[str, object]) -> list[tuple[str, str]]:
-    """A problem's errors as (pointer, code) pairs, for comparing without their wording."""
-    errors = body["errors"]
-    assert isinstance(errors, list)
-    return [(e["pointer"], e["code"]) for e in errors]
+from tests.helpers.problems import assert_problem, error_codes
 
 
 class Echo(BaseModel):

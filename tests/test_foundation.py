@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import DEFAULT_SECRET, Settings
 from app.db import Database, create_database, drop_database, ensure_database
@@ -19,7 +27,8 @@ from app.deps import SessionDep
 from app.main import create_app
 from app.schema import alembic_config, head_revision
 from tests.conftest import in_thread, make_settings
-from tests.test_errors import assert_problem
+from tests.factories import role_headers
+from tests.helpers.problems import assert_problem
 
 
 def _cfg(url: str) -> Config:
@@ -151,14 +160,23 @@ async def test_openapi_describes_the_service(client: httpx.AsyncClient) -> None:
     assert docs.status_code == 200
 
 
+def _samples(body: str) -> list[Sample]:
+    """Every sample of a /metrics answer, read by prometheus_client's own parser (which refuses
+    text that is not the exposition format)."""
+    return [s for family in text_string_to_metric_families(body) for s in family.samples]
+
+
+def _requests(body: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for s in _samples(body)
+        if s.name == "sipas_requests_total" and labels.items() <= s.labels.items()
+    )
+
+
 async def test_metrics_count_requests(client: httpx.AsyncClient) -> None:
-    def healthz_count(text: str) -> int:
-        lines = [
-            line
-            for line in text.splitlines()
-            if line.startswith('sipas_requests_total{method="GET",status="200"')
-        ]
-        return int(lines[0].rsplit(" ", 1)[1]) if lines else 0
+    def healthz_count(body: str) -> int:
+        return int(_requests(body, method="GET", status="200"))
 
     before = healthz_count((await client.get("/metrics")).text)
     await client.get("/healthz")
@@ -167,3 +185,83 @@ async def test_metrics_count_requests(client: httpx.AsyncClient) -> None:
     assert response.headers["content-type"].startswith("text/plain")
     assert healthz_count(response.text) >= before + 3  # two probes and the first scrape
     assert "sipas_request_duration_seconds_bucket" in response.text
+
+
+async def test_metrics_label_routes_by_template_and_status(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """Requests are counted by the route that answered, written as its template, never the raw
+    path (whose ids would make a label set without end); a path no route matches is one label."""
+    admin = await role_headers(session, settings)
+    template = "/api/v1/campaigns/{campaign_id}"
+    before = (await client.get("/metrics")).text
+    missing = f"/api/v1/campaigns/{uuid.uuid4()}"
+    assert (await client.get(missing, headers=admin)).status_code == 404
+    assert (await client.get(missing)).status_code == 401
+    assert (await client.get(f"/no-such-page-{uuid.uuid4()}")).status_code == 404
+    after = (await client.get("/metrics")).text
+    for labels in (
+        {"route": template, "status": "404", "method": "GET"},
+        {"route": template, "status": "401", "method": "GET"},
+        {"route": "unmatched", "status": "404", "method": "GET"},
+    ):
+        assert _requests(after, **labels) == _requests(before, **labels) + 1, labels
+    assert missing not in after
+    durations = [
+        s
+        for s in _samples(after)
+        if s.name == "sipas_request_duration_seconds_count" and s.labels["route"] == template
+    ]
+    assert durations
+    assert durations[0].value >= 2
+
+
+async def test_metrics_show_the_caches(client: httpx.AsyncClient) -> None:
+    """Every declared cache made by the process reports its figures under its name."""
+    from app import cache as caches
+    from app.services import reports  # noqa: F401 - makes the reports.renderings cache
+
+    text = (await client.get("/metrics")).text
+    names = {s.labels.get("cache") for s in _samples(text) if s.name.startswith("sipas_cache_")}
+    assert "reports.renderings" in names
+    assert {s.name for s in caches.all_stats()} <= names
+    budget = next(
+        s
+        for s in _samples(text)
+        if s.name == "sipas_cache_budget_bytes" and s.labels["cache"] == "reports.renderings"
+    )
+    assert budget.value == caches.BUDGETS["reports.renderings"].max_bytes
+
+
+def test_metrics_sum_every_worker_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set (as `sipas serve --workers N` sets it), each process
+    writes its counts there and whichever answers /metrics reports the sum of them all."""
+    from app.cli import _metrics_dir
+
+    # set, then unset: the environment is restored after the test whatever _metrics_dir did
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    assert _metrics_dir(1) is None
+    made = _metrics_dir(2)
+    assert made is not None
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == made
+    assert _metrics_dir(2) is None  # a directory named already is the operator's
+    Path(made).rmdir()
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    one_request = "from app import metrics; metrics.observe('GET', '/healthz', 200, 0.01)"
+    for _ in range(2):  # two worker processes, one request each
+        subprocess.run([sys.executable, "-c", one_request], env=env, check=True, timeout=60)  # noqa: S603
+    scrape = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from app import metrics; sys.stdout.write(metrics.render().decode())",
+        ],
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert _requests(scrape, route="/healthz", status="200", method="GET") == 2

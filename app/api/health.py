@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import metrics as app_metrics
 from app.api.problems import UNAVAILABLE
 from app.deps import DatabaseDep
 from app.errors import problem_response
-from app.metrics import METRICS
 
 router = APIRouter(tags=["health"])
 
@@ -39,14 +39,16 @@ async def healthz() -> Liveness:
 
 @router.get(
     "/metrics",
-    summary="Request counts and durations of this process (Prometheus text format)",
-    description="Counters and histograms of this worker process only, for a Prometheus scrape.",
+    summary="Request counts and durations, cache and webhook figures (Prometheus text format)",
+    description="Requests by method, route template and status, their durations by route, the "
+    "process caches' hits, misses, evictions and bytes, summed over every worker process of "
+    "the service; the webhook and event figures, read from the database. For a Prometheus "
+    "scrape.",
     response_class=PlainTextResponse,
 )
 async def metrics(db: DatabaseDep) -> PlainTextResponse:
-    return PlainTextResponse(
-        METRICS.render() + await _webhook_metrics(db), media_type="text/plain; version=0.0.4"
-    )
+    text = app_metrics.render().decode() + await _webhook_metrics(db)
+    return PlainTextResponse(text, media_type=app_metrics.CONTENT_TYPE)
 
 
 async def _webhook_metrics(db: DatabaseDep) -> str:

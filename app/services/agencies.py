@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.errors import CONSTRAINT_MEANINGS, AppError, Conflict, FieldError, Invalid, NotFound
+from app.errors import (
+    AppError,
+    Conflict,
+    ConflictError,
+    FieldError,
+    Invalid,
+    NotFound,
+)
 from app.models.agency import (
     Agency,
     AgencyCreate,
@@ -32,15 +39,6 @@ from app.services import access, audit
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.text import fold
-
-CONSTRAINT_MEANINGS.update(
-    {
-        "agencies_no_cycle": "An agency cannot be placed under itself or one of its descendants.",
-        "uq_agencies_code": "Another agency already has this code.",
-        "uq_sectors_code": "Another sector already has this code.",
-        "uq_procedures_code": "Another procedure already has this code.",
-    }
-)
 
 # Reparenting takes this lock so that two concurrent moves cannot together make a cycle that
 # neither would make alone. It conflicts with itself but not with plain reads or row writes.
@@ -114,10 +112,9 @@ async def _check_parent(session: AsyncSession, parent_id: uuid.UUID) -> None:
 
 
 def cycle_error(pointer: str = "/body/parent_id") -> AppError:
-    return AppError(
+    return ConflictError(
         "agency_cycle",
         "The agency cannot be placed under itself or one of its own descendants.",
-        409,
         errors=[FieldError(pointer, "would make the agency its own ancestor", "cycle")],
     )
 
@@ -437,11 +434,10 @@ async def retire_agency(
         )
     ).all()
     if children:
-        raise AppError(
+        raise ConflictError(
             "agency_has_active_children",
             f"The agency still has {len(children)} child agencies valid after {data.valid_to}; "
             "retire or move them first.",
-            409,
             errors=[FieldError("/body/valid_to", "children are still valid after this day")],
             extra={"active_children": list(children)},
         )

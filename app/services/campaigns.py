@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import CONSTRAINT_MEANINGS, AppError, FieldError, Invalid, NotFound
+from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
 from app.models.campaign import (
     AllocateRequest,
@@ -45,13 +45,6 @@ from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.quality import rechecks
 from app.services.sampling import allocate, sample_size
-
-CONSTRAINT_MEANINGS.update(
-    {
-        "uq_campaigns_code": "Another campaign already has this code.",
-        "questionnaires_frozen": "The questionnaire version is frozen: a campaign opened on it.",
-    }
-)
 
 S = CampaignState
 # Which states a campaign may move to from each state.
@@ -198,7 +191,7 @@ async def create_campaign(
     _check_dates(campaign)
     taken = await session.scalar(sa.select(col(Campaign.id)).where(col(Campaign.code) == data.code))
     if taken is not None:
-        raise AppError("campaign_code_taken", f"A campaign with code {data.code!r} exists.", 409)
+        raise ConflictError("campaign_code_taken", f"A campaign with code {data.code!r} exists.")
     session.add(campaign)
     await session.flush()
     await _set_scope(session, campaign.id, data.agency_ids, data.sector_ids)
@@ -255,10 +248,9 @@ async def update_campaign(
     state = CampaignState(campaign.state)
     refused = sorted(set(changes) - EDITABLE[state])
     if refused:
-        raise AppError(
+        raise ConflictError(
             "campaign_locked",
             f"A campaign that is {state.value} cannot change: {', '.join(refused)}.",
-            409,
             errors=[
                 FieldError(f"/body/{f}", f"not editable while {state.value}", "locked")
                 for f in refused
@@ -337,10 +329,9 @@ async def publish_once(
             raise NotFound("report")
         return report, True
     if state is not S.published:
-        raise AppError(
+        raise ConflictError(
             "campaign_not_closed",
             f"A campaign that is {state.value} cannot be published; close it first.",
-            409,
         )
     return await reports.snapshot(session, actor, campaign, reason)
 
@@ -356,11 +347,10 @@ async def _transition(
     current = CampaignState(campaign.state)
     if to not in TRANSITIONS[current]:
         allowed = ", ".join(s.value for s in TRANSITIONS[current]) or "nothing (final state)"
-        raise AppError(
+        raise ConflictError(
             "transition_not_allowed",
             f"A campaign that is {current.value} cannot become {to.value}; "
             f"it may become: {allowed}.",
-            409,
             extra={
                 "from": current.value,
                 "to": to.value,
@@ -371,8 +361,8 @@ async def _transition(
     if to is S.open and current is S.draft:
         agencies, _ = await campaign_scope(session, campaign.id)
         if not agencies:
-            raise AppError(
-                "campaign_without_scope", "Add agencies to the campaign before opening it.", 409
+            raise ConflictError(
+                "campaign_without_scope", "Add agencies to the campaign before opening it."
             )
         await session.execute(
             sa.update(Questionnaire)
@@ -440,10 +430,9 @@ async def list_strata(
 def require_state(campaign: Campaign, *states: CampaignState, what: str) -> None:
     if CampaignState(campaign.state) not in states:
         allowed = " or ".join(s.value for s in states)
-        raise AppError(
+        raise ConflictError(
             "campaign_locked",
             f"{what} only while the campaign is {allowed}; it is {campaign.state}.",
-            409,
         )
 
 
@@ -511,10 +500,9 @@ async def allocate_targets(
     strata = await list_strata(session, None, campaign.id)
     missing = [s for s in strata if s.frame_size is None]
     if not strata or missing:
-        raise AppError(
+        raise ConflictError(
             "frame_sizes_missing",
             "Every stratum needs a frame size (import the frame or set N_h) before allocation.",
-            409,
         )
     population = sum(s.frame_size or 0 for s in strata)
     margin = Fraction(str(campaign.margin))

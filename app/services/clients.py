@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid, NotFound
+from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.identity import (
     Client,
     ClientCreate,
@@ -116,7 +116,7 @@ async def rotate_secret(
 ) -> ClientWithSecret:
     client = await get_client(session, client_id)
     if client.revoked_at is not None:
-        raise AppError("client_revoked", "A revoked client cannot get a new secret.", 409)
+        raise ConflictError("client_revoked", "A revoked client cannot get a new secret.")
     secret = new_client_secret()
     client.secret_hash = hash_secret(secret)
     client.token_version += 1

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
-from app.errors import AppError, FieldError, Invalid, NotFound, pointer_from_loc
+from app.errors import AppError, ConflictError, FieldError, Invalid, NotFound, pointer_from_loc
 from app.models.agency import Agency
 from app.models.base import FieldProblem
 from app.models.campaign import Campaign, CampaignAgency, CampaignState
@@ -236,10 +236,9 @@ async def record_single(
             for e in result.errors or []
         ]
         if any(p.code == "conflict" for p in problems):
-            raise AppError(
+            raise ConflictError(
                 "dossier_conflict",
                 "This dossier code was already reported with other details.",
-                409,
                 errors=problems,
             )
         raise Invalid("The dossier event is not valid.", problems)
@@ -329,10 +328,9 @@ async def claim_invitation(
 
 
 def invitation_used(pointer: str) -> AppError:
-    return AppError(
+    return ConflictError(
         "invitation_used",
         "This invitation has already been used: one invitation makes one form.",
-        409,
         errors=[FieldError(pointer, "already used", "invitation_used")],
     )
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid
+from app.errors import ConflictError, FieldError, Invalid
 from app.models.agency import Agency, bad_characters
 from app.models.base import nfc
 from app.models.campaign import (
@@ -457,13 +457,12 @@ async def draw_sample(
     require_state(campaign, S.draft, S.open, what="The sample can be drawn")
     strata = await _fresh_strata(session, None, campaign.id)
     if not strata or any(s.target is None for s in strata):
-        raise AppError(
+        raise ConflictError(
             "targets_missing",
             "Every stratum needs a target before the draw: import the frame, then allocate "
             "or set the targets."
             if strata
             else "The campaign has no strata yet: import the frame and set the targets first.",
-            409,
             extra={"strata_without_target": [str(s.id) for s in strata if s.target is None]},
         )
     seed = seed or secrets.token_hex(8)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid, NotFound
+from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.questionnaire import (
     Questionnaire,
     QuestionnairePage,
@@ -126,11 +126,10 @@ async def replace(
     if row is None:
         raise NotFound("questionnaire")
     if row.frozen_at is not None or row.is_builtin:
-        raise AppError(
+        raise ConflictError(
             "questionnaire_frozen",
             "This version is frozen (a campaign opened on it, or it is built in); "
             "create a new version instead.",
-            409,
         )
     q = _parse({**definition, "code": row.code, "version": row.version})
     row.definition = q.model_dump(mode="json")

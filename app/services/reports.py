@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -19,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app import cache as caches
+from app.cache import Cache
 from app.errors import AppError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
 from app.models.base import timestamptz
@@ -395,10 +396,10 @@ async def cell_codes(session: AsyncSession, content: dict[str, Any]) -> dict[str
 
 
 # Reports never change once stored (a trigger refuses it), so each rendering is made once per
-# process and kept, least recently used first out, within a byte budget: a fetcher polling a
-# province's report is answered from memory, not by decoding and re-encoding the snapshot.
-_RENDERINGS: OrderedDict[tuple[uuid.UUID, str, str], bytes] = OrderedDict()
-RENDERINGS_BUDGET = 64 * 2**20
+# process and kept, least recently used first out, within the byte budget of the cache
+# `reports.renderings` (app/cache.py): a fetcher polling a province's report is answered from
+# memory, not by decoding and re-encoding the snapshot.
+RENDERINGS: Cache[tuple[uuid.UUID, str, str], bytes] = caches.named("reports.renderings", len)
 _RENDERERS: dict[str, Callable[[dict[str, Any], dict[str, str] | None], bytes]] = {
     "json": report_files.to_json,
     "csv": report_files.to_csv,
@@ -409,18 +410,13 @@ _RENDERERS: dict[str, Callable[[dict[str, Any], dict[str, str] | None], bytes]] 
 async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
     """The report as `json` (canonical), `csv` or `xlsx` bytes."""
     key = (ref.id, ref.etag, fmt)
-    body = _RENDERINGS.get(key)
+    body = RENDERINGS.get(key)
     if body is not None:
-        _RENDERINGS.move_to_end(key)
         return body
     content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
     if content is None:  # pragma: no cover - the reference was just read
         raise NotFound("report")
     codes = await cell_codes(session, content) if fmt != "json" else None
     body = _RENDERERS[fmt](content, codes)
-    _RENDERINGS[key] = body
-    total = sum(len(b) for b in _RENDERINGS.values())
-    while total > RENDERINGS_BUDGET and len(_RENDERINGS) > 1:
-        _, dropped = _RENDERINGS.popitem(last=False)
-        total -= len(dropped)
+    RENDERINGS.put(key, body)
     return body

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, Conflict, FieldError, Invalid, NotFound
+from app.errors import Conflict, ConflictError, FieldError, Invalid, NotFound
 from app.models.identity import (
     PasswordChange,
     Role,
@@ -101,8 +101,8 @@ async def update_user(
     if user.id == actor.id and (
         changes.get("is_active") is False or changes.get("role", Role.admin) != Role.admin
     ):
-        raise AppError(
-            "cannot_demote_self", "You cannot deactivate or demote your own account.", 409
+        raise ConflictError(
+            "cannot_demote_self", "You cannot deactivate or demote your own account."
         )
     role = Role(changes.get("role") or user.role)
     agency_id = changes.get("agency_id", user.agency_id)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.models.identity import ROLE_SCOPES, Role
 from tests.factories import bearer, make_agency, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 PUBLIC = {
     ("get", "/healthz"),

@@ -15,14 +15,10 @@ from app.config import Settings
 from app.models.agency import Agency, AgencyKind
 from app.models.audit import AuditEvent
 from app.models.identity import Role
-from tests.factories import bearer, make_agency, make_user, unique
-from tests.test_errors import assert_problem
+from tests.factories import bearer, make_agency, make_user, role_headers, unique
+from tests.helpers.problems import assert_problem
 
 URL = "/api/v1/agencies"
-
-
-async def admin_headers(session: AsyncSession, settings: Settings) -> dict[str, str]:
-    return bearer(settings, await make_user(session, Role.admin))
 
 
 def new_agency(**overrides: Any) -> dict[str, Any]:
@@ -41,7 +37,7 @@ def new_agency(**overrides: Any) -> dict[str, Any]:
 async def test_create_get_and_update_an_agency(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     parent = await make_agency(session, level="province", kind=AgencyKind.people_committee)
     decomposed = "So\u031b\u0309 Ta\u0300i chi\u0301nh"  # "Sở Tài chính" in NFD
     await session.commit()  # keep the setup when a request fails
@@ -82,7 +78,7 @@ async def test_create_get_and_update_an_agency(
 async def test_create_refuses_duplicate_code_unknown_level_and_bad_range(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     existing = await make_agency(session)
     await session.commit()  # keep the setup when a request fails
     assert_problem(
@@ -114,7 +110,7 @@ async def test_create_refuses_duplicate_code_unknown_level_and_bad_range(
 async def test_patch_refuses_a_cycle(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, target: str
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     root = await make_agency(session)
     child = await make_agency(session, parent=root)
     grandchild = await make_agency(session, parent=child)
@@ -140,7 +136,7 @@ async def test_patch_refuses_a_cycle(
 async def test_patch_moves_an_agency_to_another_parent(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     a = await make_agency(session)
     b = await make_agency(session)
     child = await make_agency(session, parent=a)
@@ -161,7 +157,7 @@ async def test_patch_moves_an_agency_to_another_parent(
 async def test_retiring_an_agency_with_active_children_is_refused(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     district = await make_agency(session, level="district", kind=AgencyKind.people_committee)
     open_child = await make_agency(session, parent=district, level="commune")
     await make_agency(session, parent=district, level="commune", valid_to=date(2025, 6, 30))
@@ -204,7 +200,7 @@ async def test_retiring_an_agency_with_active_children_is_refused(
 async def test_adding_successor_links(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     old = await make_agency(session, valid_to=date(2025, 2, 28))
     new = await make_agency(session, valid_from=date(2025, 3, 1))
     await session.commit()  # keep the setup when a request fails
@@ -227,7 +223,7 @@ async def test_adding_successor_links(
 async def test_the_map_on_a_date_before_and_after_a_merger(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     province = await make_agency(session, level="province", kind=AgencyKind.people_committee)
     district = await make_agency(
         session, parent=province, level="district", valid_to=date(2025, 6, 30)
@@ -279,7 +275,7 @@ async def test_the_map_on_a_date_before_and_after_a_merger(
 async def test_search_ignores_diacritics_and_case(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, query: str, hit: bool
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     parent = await make_agency(session)
     son_duong = await make_agency(session, parent=parent, name="Ủy ban nhân dân huyện Sơn Dương")
     dong = await make_agency(session, parent=parent, name="Ủy ban nhân dân xã Đông Thọ")
@@ -298,7 +294,7 @@ async def test_search_ignores_diacritics_and_case(
 async def test_list_pages_by_code_without_repeats(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     parent = await make_agency(session)
     children = [await make_agency(session, parent=parent) for _ in range(5)]
     await session.commit()  # keep the setup when a request fails
@@ -322,7 +318,7 @@ async def test_list_pages_by_code_without_repeats(
 async def test_reads_carry_an_etag_and_answer_304(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     agency = await make_agency(session)
     await session.commit()  # keep the setup when a request fails
     first = await client.get(f"{URL}/{agency.id}", headers=headers)
@@ -426,7 +422,7 @@ async def test_403_for_roles_without_the_write_scope(
 async def test_404_for_an_unknown_agency(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
-    headers = await admin_headers(session, settings)
+    headers = await role_headers(session, settings)
     missing = "00000000-0000-0000-0000-00000000abcd"
     await session.commit()  # keep the setup when a request fails
     for method, path, body in [

@@ -20,7 +20,7 @@ from app.models.identity import Role
 from app.services.agency_io import COLUMNS
 from app.services.tabular import XLSX_MEDIA_TYPE
 from tests.factories import bearer, make_agency, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 URL = "/api/v1/agencies/import"
 HEADER = ",".join(COLUMNS)

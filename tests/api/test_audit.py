@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.models.identity import Role
 from tests.factories import bearer, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 
 async def test_admin_reads_and_filters_the_log(

@@ -19,7 +19,7 @@ from app.config import Settings
 from app.models.audit import AuditEvent
 from app.models.identity import ROLE_SCOPES, Client, Role, Scope
 from tests.factories import PASSWORD, bearer, make_client, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 

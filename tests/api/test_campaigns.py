@@ -20,7 +20,7 @@ from app.models.identity import Role
 from app.models.questionnaire import Questionnaire
 from app.models.submission import Channel, Submission, SubmissionState
 from tests.factories import bearer, make_agency, make_campaign, make_questionnaire, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 S = CampaignState
 # Written out by hand: the lifecycle the product asks for.
@@ -33,13 +33,8 @@ ALLOWED = {
 }
 
 
-@pytest.fixture
-async def admin_headers(session: AsyncSession, settings: Settings) -> dict[str, str]:
-    return bearer(settings, await make_user(session, Role.admin))
-
-
 async def test_create_campaign(
-    client: httpx.AsyncClient, session: AsyncSession, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
 ) -> None:
     agency = await make_agency(session)
     q = await make_questionnaire(session)
@@ -54,14 +49,14 @@ async def test_create_campaign(
         "fieldwork_end": "2020-12-15",
         "agency_ids": [str(agency.id)],
     }
-    response = await client.post("/api/v1/campaigns", json=body, headers=admin_headers)
+    response = await client.post("/api/v1/campaigns", json=body, headers=admin)
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["state"] == "draft"
     assert created["map_date"] == "2020-10-31"
     assert created["agency_ids"] == [str(agency.id)]
     assert created["margin"] == "0.05"
-    again = await client.post("/api/v1/campaigns", json=body, headers=admin_headers)
+    again = await client.post("/api/v1/campaigns", json=body, headers=admin)
     assert_problem(again, 409, "campaign_code_taken")
     bad = await client.post(
         "/api/v1/campaigns",
@@ -71,7 +66,7 @@ async def test_create_campaign(
             "fieldwork_end": "2020-10-01",
             "agency_ids": [str(uuid.uuid4())],
         },
-        headers=admin_headers,
+        headers=admin,
     )
     problem = assert_problem(bad, 422, "invalid")
     assert problem["errors"] == [
@@ -84,7 +79,7 @@ async def test_create_campaign(
 async def test_every_transition_allowed_or_refused(
     client: httpx.AsyncClient,
     session: AsyncSession,
-    admin_headers: dict[str, str],
+    admin: dict[str, str],
     start: CampaignState,
     to: CampaignState,
 ) -> None:
@@ -92,7 +87,7 @@ async def test_every_transition_allowed_or_refused(
     response = await client.post(
         f"/api/v1/campaigns/{campaign.id}/transition",
         json={"to": to.value, "reason": "kế hoạch năm"},
-        headers=admin_headers,
+        headers=admin,
     )
     if (start, to) in ALLOWED:
         assert response.status_code == 200, response.text
@@ -114,12 +109,12 @@ async def test_every_transition_allowed_or_refused(
 
 
 async def test_opening_freezes_the_questionnaire(
-    client: httpx.AsyncClient, session: AsyncSession, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
 ) -> None:
     q = await make_questionnaire(session)
     campaign = await make_campaign(session, agencies=[await make_agency(session)], questionnaire=q)
     opened = await client.post(
-        f"/api/v1/campaigns/{campaign.id}/transition", json={"to": "open"}, headers=admin_headers
+        f"/api/v1/campaigns/{campaign.id}/transition", json={"to": "open"}, headers=admin
     )
     assert opened.status_code == 200, opened.text
     await session.refresh(q)
@@ -135,7 +130,7 @@ async def test_opening_freezes_the_questionnaire(
     swap = await client.patch(
         f"/api/v1/campaigns/{campaign.id}",
         json={"questionnaire_id": str(other.id)},
-        headers=admin_headers,
+        headers=admin,
     )
     body = assert_problem(swap, 409, "campaign_locked")
     assert body["errors"] == [
@@ -144,11 +139,11 @@ async def test_opening_freezes_the_questionnaire(
 
 
 async def test_opening_needs_agencies(
-    client: httpx.AsyncClient, session: AsyncSession, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
 ) -> None:
     campaign = await make_campaign(session, agencies=[])
     response = await client.post(
-        f"/api/v1/campaigns/{campaign.id}/transition", json={"to": "open"}, headers=admin_headers
+        f"/api/v1/campaigns/{campaign.id}/transition", json={"to": "open"}, headers=admin
     )
     assert_problem(response, 409, "campaign_without_scope")
 
@@ -170,7 +165,7 @@ async def test_opening_needs_agencies(
 async def test_what_may_change_in_each_state(
     client: httpx.AsyncClient,
     session: AsyncSession,
-    admin_headers: dict[str, str],
+    admin: dict[str, str],
     state: CampaignState,
     field: str,
     value: object,
@@ -178,7 +173,7 @@ async def test_what_may_change_in_each_state(
 ) -> None:
     campaign = await make_campaign(session, agencies=[await make_agency(session)], state=state)
     response = await client.patch(
-        f"/api/v1/campaigns/{campaign.id}", json={field: value}, headers=admin_headers
+        f"/api/v1/campaigns/{campaign.id}", json={field: value}, headers=admin
     )
     if allowed:
         assert response.status_code == 200, response.text
@@ -188,7 +183,7 @@ async def test_what_may_change_in_each_state(
 
 
 async def test_archiving_purges_contact_data(
-    client: httpx.AsyncClient, session: AsyncSession, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
 ) -> None:
     agency = await make_agency(session)
     campaign = await make_campaign(session, agencies=[agency], state=S.published)
@@ -205,7 +200,7 @@ async def test_archiving_purges_contact_data(
     response = await client.post(
         f"/api/v1/campaigns/{campaign.id}/transition",
         json={"to": "archived"},
-        headers=admin_headers,
+        headers=admin,
     )
     assert response.status_code == 200, response.text
     assert await session.get(FrameContact, unit.id) is None
@@ -222,13 +217,13 @@ async def _strata(session: AsyncSession, campaign: Campaign, sizes: list[int]) -
 
 
 async def test_allocation_from_the_formula(
-    client: httpx.AsyncClient, session: AsyncSession, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
 ) -> None:
     campaign = await make_campaign(session, agencies=[])
     await _strata(session, campaign, [1700, 250, 50])  # N = 2000
     await session.flush()
     response = await client.post(
-        f"/api/v1/campaigns/{campaign.id}/strata/allocate", json={}, headers=admin_headers
+        f"/api/v1/campaigns/{campaign.id}/strata/allocate", json={}, headers=admin
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -239,7 +234,7 @@ async def test_allocation_from_the_formula(
 
 
 async def test_hand_set_targets_are_kept(
-    client: httpx.AsyncClient, session: AsyncSession, admin_headers: dict[str, str]
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
 ) -> None:
     agencies = [await make_agency(session) for _ in range(2)]
     campaign = await make_campaign(session, agencies=agencies)
@@ -251,13 +246,13 @@ async def test_hand_set_targets_are_kept(
                 {"agency_id": str(agencies[1].id), "frame_size": 400},
             ]
         },
-        headers=admin_headers,
+        headers=admin,
     )
     assert put.status_code == 200, put.text
     response = await client.post(
         f"/api/v1/campaigns/{campaign.id}/strata/allocate",
         json={"total": 250},
-        headers=admin_headers,
+        headers=admin,
     )
     assert response.status_code == 200, response.text
     by_agency = {s["agency_id"]: s for s in response.json()["strata"]}
@@ -267,7 +262,7 @@ async def test_hand_set_targets_are_kept(
     outside = await client.put(
         f"/api/v1/campaigns/{campaign.id}/strata",
         json={"strata": [{"agency_id": str((await make_agency(session)).id)}]},
-        headers=admin_headers,
+        headers=admin,
     )
     body = assert_problem(outside, 422, "invalid")
     assert body["errors"][0]["pointer"] == "/body/strata/0/agency_id"  # type: ignore[index]
@@ -355,8 +350,6 @@ async def test_progress_equals_direct_counts(
     assert [s["agency_id"] for s in mine.json()["strata"]] == [str(b.id)]
 
 
-async def test_unknown_campaign_is_404(
-    client: httpx.AsyncClient, admin_headers: dict[str, str]
-) -> None:
-    response = await client.get(f"/api/v1/campaigns/{uuid.uuid4()}", headers=admin_headers)
+async def test_unknown_campaign_is_404(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    response = await client.get(f"/api/v1/campaigns/{uuid.uuid4()}", headers=admin)
     assert_problem(response, 404, "not_found")

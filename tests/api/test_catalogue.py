@@ -16,7 +16,7 @@ from tests.factories import (
     make_user,
     unique,
 )
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 API = "/api/v1"
 

@@ -13,7 +13,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.models.identity import Client, Role
 from tests.factories import bearer, make_agency, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 
 async def test_secret_is_shown_once_and_stored_hashed(

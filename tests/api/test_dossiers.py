@@ -29,7 +29,7 @@ from tests.factories import (
     make_procedure,
     make_sector,
 )
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 
 @dataclass

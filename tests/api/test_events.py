@@ -38,7 +38,8 @@ from tests.factories import (
     make_sector,
     make_user,
 )
-from tests.test_errors import assert_problem
+from tests.helpers.horizon import settled
+from tests.helpers.problems import assert_problem
 
 ANSWERS = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "R.GENDER": "nu"}
 
@@ -340,6 +341,7 @@ async def test_an_event_that_commits_late_is_not_skipped(own_db: Database) -> No
         assert seen == []  # "late" committed, but waits behind the open "early"
         await early.commit()
     await asyncio.sleep(0)
+    await settled(own_db.engine)  # other pytest-xdist workers' transactions end too
     seen, _ = await page(cursor)
     assert seen == ["early", "late"]
 

@@ -21,13 +21,11 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
 from app.models.agency import Agency
 from app.models.campaign import Campaign, CampaignState, FrameContact, FrameUnit
-from app.models.identity import Role
 from app.models.submission import Channel, Submission, SubmissionState
 from app.services import tabular
-from tests.factories import bearer, make_agency, make_campaign, make_user
+from tests.factories import make_agency, make_campaign
 
 FORMULA = '=HYPERLINK("http://x","y")'
 HOSTILE = [FORMULA, "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
@@ -51,11 +49,6 @@ def text_cells(content: bytes) -> dict[str, list[Any]]:
                 if isinstance(cell.value, str) and cell.value in HOSTILE:
                     found.setdefault(cell.value, []).append(cell.data_type)
     return found
-
-
-@pytest.fixture
-async def admin(session: AsyncSession, settings: Settings) -> dict[str, str]:
-    return bearer(settings, await make_user(session, Role.admin))
 
 
 def test_neutralise_touches_text_only() -> None:

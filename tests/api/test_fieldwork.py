@@ -38,7 +38,7 @@ from tests.factories import (
     make_sector,
     make_user,
 )
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 API = "/api/v1/campaigns"
 BOM = b"\xef\xbb\xbf"

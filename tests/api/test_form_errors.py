@@ -28,7 +28,7 @@ from app.models.campaign import Campaign, CampaignState
 from app.models.identity import Scope
 from app.services import instrument
 from tests.factories import TEST_DEFINITION, bearer, make_agency, make_campaign, make_client
-from tests.test_errors import assert_problem, error_codes
+from tests.helpers.problems import assert_problem, error_codes
 
 GOOD = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "P.TRIPS": "1", "R.GENDER": "nu"}
 
@@ -345,7 +345,9 @@ def test_every_problem_code_the_app_raises_has_a_vietnamese_message() -> None:
     source = "\n".join(
         p.read_text(encoding="utf-8") for p in Path(errors.__file__).parent.rglob("*.py")
     )
-    raised = set(re.findall(r'(?:AppError|Conflict)\(\s*"([a-z_]+)"', source))
+    raised = set(
+        re.findall(r'(?:AppError|Conflict(?:Error)?|super\(\)\.__init__)\(\s*"([a-z_]+)"', source)
+    )
     raised |= set(re.findall(r'\bcode="([a-z_]+)",?\s*\)', source))
     raised |= set(re.findall(r'_bad_invitation\(\s*"([a-z_]+)"', source))
     raised |= set(re.findall(r'problem\(\s*\d+,\s*"([a-z_]+)"', source))

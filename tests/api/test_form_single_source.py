@@ -30,7 +30,7 @@ from tests.factories import (
     make_sector,
     unique,
 )
-from tests.test_errors import assert_problem, error_codes
+from tests.helpers.problems import assert_problem, error_codes
 
 
 @dataclass

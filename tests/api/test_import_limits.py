@@ -25,7 +25,7 @@ from app.services.agency_io import COLUMNS
 from app.services.tabular import XLSX_MEDIA_TYPE
 from tests.conftest import make_settings
 from tests.factories import bearer, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 URL = "/api/v1/agencies/import"
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -144,11 +144,6 @@ def assert_too_large(response: httpx.Response, limit: str) -> None:
     body = assert_problem(response, 413, "import_too_large")
     assert body["limit"] == limit, body
     assert response.json()["errors"][0]["pointer"] == "/body/file"
-
-
-@pytest.fixture
-async def admin(session: AsyncSession, settings: Settings) -> dict[str, str]:
-    return bearer(settings, await make_user(session, Role.admin))
 
 
 @pytest.fixture

@@ -29,7 +29,15 @@ from app.models.submission import Channel, Submission, SubmissionState
 from app.services.index import rollups
 from app.services.index.compute import campaign_index
 from app.services.principal import Principal
-from tests.factories import bearer, make_agency, make_campaign, make_client, make_user, unique
+from tests.factories import (
+    bearer,
+    make_agency,
+    make_campaign,
+    make_client,
+    make_user,
+    role_headers,
+    unique,
+)
 
 Form = dict[str, Any]
 Json = dict[str, Any]
@@ -42,10 +50,6 @@ Z = 1.959964  # the one z of every interval (method 2.10), Wilson's and the comp
 
 
 # ---- set-up helpers ----------------------------------------------------------------------------
-
-
-async def admin(session: AsyncSession, settings: Settings) -> dict[str, str]:
-    return bearer(settings, await make_user(session, Role.admin))
 
 
 async def campaign_for(
@@ -229,7 +233,7 @@ async def test_31_forms_criterion_is_83_87(
     forms = [{"E1.C1": v, "R.GENDER": "nam"} for v in [5] * 10 + [4] * 16 + [3] * 5]
     await add_forms(session, campaign, agency, forms)
 
-    body = await index(client, await admin(session, settings), campaign)
+    body = await index(client, await role_headers(session, settings), campaign)
     total = body["total"]
     c11 = node(total, "E1.C1")
     # a JSON number at full precision beside the published string
@@ -261,7 +265,7 @@ async def test_empty_campaign_has_null_index(
 ) -> None:
     agency = await make_agency(session)
     campaign = await campaign_for(session, [agency])
-    body = await index(client, await admin(session, settings), campaign, group_by="agency")
+    body = await index(client, await role_headers(session, settings), campaign, group_by="agency")
     total = body["total"]
     assert total["n_respondents"] == 0
     assert total["index"] is None or total["index"]["value"] is None
@@ -277,7 +281,7 @@ async def test_all_no_answer_criterion_is_null_and_element_is_mean_of_others(
     # E2.C1 5 × 6 → 100. E1 = mean of the non-null criteria = 50, overall = 0.5·50 + 0.5·100 = 75.
     forms = [{"E1.C1": None, "E1.C2": v, "E2.C1": 5, "R.GENDER": "nu"} for v in (5, 5, 4, 3, 2, 1)]
     await add_forms(session, campaign, agency, forms)
-    total = (await index(client, await admin(session, settings), campaign))["total"]
+    total = (await index(client, await role_headers(session, settings), campaign))["total"]
     c11 = node(total, "E1.C1")
     assert c11["value"] is None
     assert c11["exact"] is None
@@ -301,7 +305,7 @@ async def test_single_answer_and_states_that_do_not_count(
     await add_forms(session, campaign, agency, [{"R.GENDER": "nam"}] * 4)
     for state in (SubmissionState.received, SubmissionState.flagged, SubmissionState.rejected):
         await add_forms(session, campaign, agency, [same(1)] * 3, state=state)
-    total = (await index(client, await admin(session, settings), campaign))["total"]
+    total = (await index(client, await role_headers(session, settings), campaign))["total"]
     assert total["n_respondents"] == 5
     c11 = node(total, "E1.C1")
     assert c11["exact"] == pytest.approx(100.0)  # 1 / 1
@@ -328,7 +332,7 @@ async def test_composite_n_and_interval_run_over_every_respondent(
     campaign = await campaign_for(session, [agency])
     forms = satisfied_forms(8, 10) + [{"R.GENDER": "nu"} for _ in range(silent)]
     await add_forms(session, campaign, agency, forms)
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
     n = 10 + silent
     se = 100 * math.sqrt(n / (n - 1) * 0.016)
     from_forms = (await index(client, headers, campaign))["total"]
@@ -382,7 +386,7 @@ async def test_overall_is_weighted_mean_of_elements_with_linearised_intervals(
     campaign = await campaign_for(session, [agency])
     forms = [f | {"R.GENDER": "nam"} for f in COMPOSITE_FORMS]
     await add_forms(session, campaign, agency, forms)
-    total = (await index(client, await admin(session, settings), campaign))["total"]
+    total = (await index(client, await role_headers(session, settings), campaign))["total"]
 
     assert node(total, "E1.C1")["exact"] == pytest.approx(400 / 7, abs=1e-9)
     assert node(total, "E1.C2")["exact"] == pytest.approx(500 / 7, abs=1e-9)
@@ -408,7 +412,7 @@ async def test_overall_is_null_when_an_element_is_null(
     campaign = await campaign_for(session, [agency])
     forms = [{"E1.C1": 5, "E1.C2": 4, "E2.C1": None, "R.GENDER": "nam"}] * 6
     await add_forms(session, campaign, agency, forms)
-    total = (await index(client, await admin(session, settings), campaign))["total"]
+    total = (await index(client, await role_headers(session, settings), campaign))["total"]
     assert node(total, "E1")["exact"] == pytest.approx(100.0)
     assert node(total, "E2")["value"] is None
     assert node(total, "overall")["value"] is None
@@ -439,7 +443,7 @@ async def test_breakdowns_roll_up_subtrees_and_filter(
     await add_forms(session, campaign, c2, kiosk, channel=Channel.kiosk)
     c2_all = in_c2 + kiosk
     everything = own + in_c1 + c2_all
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
 
     by_agency = groups(await index(client, headers, campaign, group_by="agency"))
     assert set(by_agency) == {str(district.id), str(c1.id), str(c2.id)}
@@ -502,7 +506,7 @@ async def test_unknown_breakdown_is_invalid(
     response = await client.get(
         f"/api/v1/campaigns/{campaign.id}/index",
         params={"group_by": "s.answers"},
-        headers=await admin(session, settings),
+        headers=await role_headers(session, settings),
     )
     assert response.status_code == 422
 
@@ -518,7 +522,7 @@ async def test_unit_mean_differs_from_pooled(
     campaign = await campaign_for(session, [big, small])
     await add_forms(session, campaign, big, satisfied_forms(36, 40))  # 90
     await add_forms(session, campaign, small, satisfied_forms(1, 5))  # 20
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
     pooled = (await index(client, headers, campaign))["total"]
     # pooled: (36 + 1) / 45
     assert node(pooled, "overall")["exact"] == pytest.approx(100 * 37 / 45, abs=1e-9)
@@ -569,7 +573,7 @@ async def test_weighted_with_frame_sizes(
     await add_forms(session, campaign, a, forms_a, stratum=sa_)
     await add_forms(session, campaign, b, forms_b, stratum=sb)
     await add_forms(session, campaign, a, [same(5)], stratum=sa_, state=SubmissionState.rejected)
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
 
     body = await index(client, headers, campaign, weighted="true")
     assert body["weighted"] is True
@@ -610,7 +614,7 @@ async def test_weighted_without_frame_sizes_is_409(
     response = await client.get(
         f"/api/v1/campaigns/{campaign.id}/index",
         params={"weighted": "true"},
-        headers=await admin(session, settings),
+        headers=await role_headers(session, settings),
     )
     assert response.status_code == 409
     assert response.json()["code"] == "weights_unavailable"
@@ -635,7 +639,7 @@ async def test_small_cells(
     campaign = await campaign_for(session, [agency])
     forms = [same(5) | {"P.TRIPS": "1"} for _ in range(n)]
     await add_forms(session, campaign, agency, forms)
-    body = await index(client, await admin(session, settings), campaign, group_by="agency")
+    body = await index(client, await role_headers(session, settings), campaign, group_by="agency")
     for cell in (body["total"], groups(body)[str(agency.id)]):
         assert cell["n_respondents"] == n
         assert cell["suppressed"] is suppressed
@@ -678,7 +682,7 @@ async def test_perception_and_expectation_shares(
             form["X.IMPROVE"] = x
         forms.append(form)
     await add_forms(session, campaign, agency, forms)
-    total = (await index(client, await admin(session, settings), campaign))["total"]
+    total = (await index(client, await role_headers(session, settings), campaign))["total"]
     items = {i["id"]: i for i in total["items"]}
 
     # P.TRIPS: 6 valid answers (one null); positive set {"1"}: 3 → 50.
@@ -725,7 +729,7 @@ async def test_rankings_ties_and_overlap(
     await add_forms(session, campaign, c, satisfied_forms(7, 10))  # → [40.06, 99.94]
     await add_forms(session, campaign, d, satisfied_forms(1, 10))  # 10 ± 19.6 → [0, 29.6]
     await add_forms(session, campaign, commune, satisfied_forms(9, 10))
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
 
     response = await client.get(
         f"/api/v1/campaigns/{campaign.id}/rankings", params={"level": "department"}, headers=headers
@@ -778,7 +782,7 @@ async def test_rankings_rank_the_published_figures(
     response = await client.get(
         f"/api/v1/campaigns/{campaign.id}/rankings",
         params={"level": "department", "node": "E1.C1"},
-        headers=await admin(session, settings),
+        headers=await role_headers(session, settings),
     )
     assert response.status_code == 200, response.text
     mine = {a.code: k for k, a in agencies.items()}
@@ -827,7 +831,7 @@ async def test_change_follows_successor_links_and_pools_the_baseline(
     await add_forms(session, baseline, w, satisfied_forms(9, 10))  # 90
     await add_forms(session, current, z, satisfied_forms(8, 10))  # 80
     await add_forms(session, current, w, satisfied_forms(5, 10))  # 50
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
 
     response = await client.get(
         f"/api/v1/campaigns/{current.id}/change",
@@ -885,7 +889,7 @@ async def test_property_matches_recomputation_from_rows(
                 form[item] = answer
         rows.append((where, state, form))
         await add_forms(session, campaign, agencies[where], [form], state=SubmissionState(state))
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
 
     def check(cell: Json, forms: list[Form]) -> None:
         assert cell["n_respondents"] == len(forms)
@@ -982,7 +986,7 @@ async def test_etag_and_not_modified(
     agency = await make_agency(session)
     campaign = await campaign_for(session, [agency])
     await add_forms(session, campaign, agency, satisfied_forms(4, 6))
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
     url = f"/api/v1/campaigns/{campaign.id}/index"
     first = await client.get(url, headers=headers)
     second = await client.get(url, headers=headers)
@@ -1014,7 +1018,7 @@ async def test_provisional_while_open(
     agency = await make_agency(session)
     campaign = await campaign_for(session, [agency], state=state)
     await add_forms(session, campaign, agency, satisfied_forms(5, 5))
-    headers = await admin(session, settings)
+    headers = await role_headers(session, settings)
     body = await index(client, headers, campaign)
     assert body["provisional"] is provisional
     ranking = await client.get(f"/api/v1/campaigns/{campaign.id}/rankings", headers=headers)
@@ -1027,7 +1031,7 @@ async def test_rankings_of_a_campaign_without_forms_are_empty(
     agency = await make_agency(session)
     campaign = await campaign_for(session, [agency])
     response = await client.get(
-        f"/api/v1/campaigns/{campaign.id}/rankings", headers=await admin(session, settings)
+        f"/api/v1/campaigns/{campaign.id}/rankings", headers=await role_headers(session, settings)
     )
     assert response.status_code == 200, response.text
     assert response.json()["rows"] == []

@@ -52,13 +52,13 @@ async def test_cached_reads_never_go_stale(
     admin = bearer(settings, await make_user(session, Role.admin))
     url = f"/api/v1/campaigns/{campaign.id}/index"
 
-    entries = len(cache._RESULTS)
+    entries = len(cache.RESULTS)
     first = await client.get(url, headers=admin)
     assert criterion(first.json()) == "75.00"  # 6 of 8 satisfied
-    assert len(cache._RESULTS) == entries + 1
+    assert len(cache.RESULTS) == entries + 1
     again = await client.get(url, headers=admin)
     assert again.content == first.content
-    assert len(cache._RESULTS) == entries + 1  # answered from the cache
+    assert len(cache.RESULTS) == entries + 1  # answered from the cache
 
     session.add(form(campaign, agency, 1))  # a new valid form
     await session.flush()
@@ -88,7 +88,7 @@ async def test_drafts_are_not_cached(
     agency = await make_agency(session)
     campaign = await make_campaign(session, agencies=[agency], state=CampaignState.draft)
     admin = bearer(settings, await make_user(session, Role.admin))
-    entries = len(cache._RESULTS)
+    entries = len(cache.RESULTS)
     response = await client.get(f"/api/v1/campaigns/{campaign.id}/index", headers=admin)
     assert response.status_code == 200
-    assert len(cache._RESULTS) == entries
+    assert len(cache.RESULTS) == entries

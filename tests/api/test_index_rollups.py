@@ -213,7 +213,7 @@ async def test_rollups_equal_a_recount_and_give_the_same_index(
         assert answer.status_code == 200, answer.text
         from_rollups.append(answer.json())
     # those reads were answered from the roll-ups (the cache keys say so)
-    keys = [k for k in cache._RESULTS if isinstance(k, tuple) and k[0] == campaign.id]
+    keys = [k for k in cache.RESULTS if isinstance(k, tuple) and k[0] == campaign.id]
     assert keys
     assert all(k[1][0] == "rollups" for k in keys)
     # Without its state row the campaign is read from its forms.

@@ -35,7 +35,7 @@ from tests.factories import (
     make_sector,
     make_user,
 )
-from tests.test_errors import assert_problem, error_codes
+from tests.helpers.problems import assert_problem, error_codes
 
 GOOD = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "R.GENDER": "nu"}
 

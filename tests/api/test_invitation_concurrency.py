@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import Database
-from app.main import create_app
 from app.models.campaign import CampaignState
 from app.models.identity import Scope
 from tests.factories import (
@@ -30,6 +28,7 @@ from tests.factories import (
     make_procedure,
     make_sector,
 )
+from tests.helpers.apps import real_client
 
 ANSWERS = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 4, "R.GENDER": "nam"}
 
@@ -81,15 +80,6 @@ async def committed(db: Database, settings: Settings) -> AsyncIterator[Committed
             ("DELETE FROM agencies WHERE id = :v", agency.id),
         ):
             await conn.execute(sa.text(statement), {"v": value})
-
-
-def real_client(app_settings: Settings, db: Database, source: str) -> httpx.AsyncClient:
-    """The app with its own per-request transactions: no test session in between."""
-    app = create_app(app_settings, database=db)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(source, 1)),
-        base_url="http://t",
-    )
 
 
 def body(w: Committed, **changes: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from app.models.identity import Role
 from app.services.index.formulas import display
 from app.services.questionnaires import ensure_builtins
 from tests.factories import bearer, make_agency, make_campaign, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 
 async def test_methods_list_formulas_weights_and_thresholds(

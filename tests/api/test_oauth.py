@@ -24,7 +24,7 @@ from app.models.auth_session import AuthSession
 from app.models.identity import Role, Scope
 from tests.conftest import PeerClient
 from tests.factories import PASSWORD, bearer, make_client, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 TOKEN_URL = "/api/v1/auth/token"
 ATTACKER = "203.0.113.66"

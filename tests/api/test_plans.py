@@ -19,9 +19,9 @@ from app.models.audit import AuditEvent
 from app.models.campaign import CampaignState
 from app.models.identity import Role
 from app.services.plans import propose_targets
-from tests.api.test_public_site import Site, build_site
 from tests.factories import bearer, make_campaign, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
+from tests.helpers.public_site import Site, build_site
 
 API = "/api/v1"
 

@@ -31,7 +31,7 @@ from app.services import campaigns
 from app.services.auth import user_principal
 from tests.conftest import make_settings
 from tests.factories import bearer, make_agency, make_campaign, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 PUBLIC = "/public/v1"
 NOTE = "Gọi tôi: 0912 345 678, Nguyễn Thị Hoà"

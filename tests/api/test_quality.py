@@ -25,7 +25,7 @@ from app.models.identity import Role, Scope
 from app.models.submission import Channel, Submission
 from app.services.index import rollups
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 CLEAN = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "P.TRIPS": "1", "R.GENDER": "nu"}
 STRAIGHT = {"E1.C1": 5, "E1.C2": 5, "E2.C1": 5, "R.GENDER": "nu"}

@@ -17,12 +17,7 @@ from app.models.identity import Role
 from app.models.questionnaire import Questionnaire
 from app.services.questionnaires import ensure_builtins
 from tests.factories import TEST_DEFINITION, bearer, make_agency, make_campaign, make_user, unique
-from tests.test_errors import assert_problem
-
-
-@pytest.fixture
-async def admin(session: AsyncSession, settings: Settings) -> dict[str, str]:
-    return bearer(settings, await make_user(session, Role.admin))
+from tests.helpers.problems import assert_problem
 
 
 def definition(code: str, **changes: Any) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.models.identity import Role
-from tests.api.test_public_site import Site, build_site
 from tests.factories import bearer, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
+from tests.helpers.public_site import Site, build_site
 
 API = "/api/v1"
 URL = f"{API}/reform-reports/sipas"

@@ -23,7 +23,7 @@ from app.models.campaign import Campaign, CampaignState
 from app.models.identity import Role, Scope
 from app.models.submission import Channel, Submission, SubmissionState
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 LIST = "/api/v1/reports"
 

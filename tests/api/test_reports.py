@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.cache import Budget
 from app.config import Settings
 from app.models.agency import Agency
 from app.models.campaign import Campaign, CampaignState
@@ -26,7 +27,7 @@ from app.services import report_files
 from app.services import reports as reports_service
 from app.services.report_files import RENDERING_VERSION
 from tests.factories import bearer, make_agency, make_campaign, make_user
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 NAME = "Ủy ban nhân dân huyện Chiêm Hóa"
 
@@ -205,7 +206,6 @@ async def test_renderings_are_made_once_and_a_304_renders_nothing(
     session: AsyncSession,
     settings: Settings,
     closed: tuple[Campaign, Agency],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A report never changes, so its JSON, CSV and XLSX are rendered once per process and
     kept within a byte budget; a caller holding the current tag gets a 304 before the
@@ -217,7 +217,7 @@ async def test_renderings_are_made_once_and_a_304_renders_nothing(
     ).json()
     rid = uuid.UUID(report["id"])
     url = f"/api/v1/reports/{rid}"
-    kept = reports_service._RENDERINGS
+    kept = reports_service.RENDERINGS
     kept.clear()
 
     summary = await client.get(f"/api/v1/campaigns/{campaign.id}/reports", headers=admin)
@@ -236,12 +236,12 @@ async def test_renderings_are_made_once_and_a_304_renders_nothing(
     stored = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == rid))
     assert json.loads(first.content) == stored
 
-    monkeypatch.setattr(reports_service, "RENDERINGS_BUDGET", 1)
-    exported = await client.get(f"{url}/export.csv", headers=admin)
-    assert exported.status_code == 200
-    assert exported.headers["etag"] == etag[:-1] + f'-csv{RENDERING_VERSION}"'
-    assert [k[2] for k in kept] == ["csv"]  # over budget: only the newest is kept
-    assert (await client.get(f"{url}/export.csv", headers=admin)).content == exported.content
+    with kept.budget_of(Budget(max_bytes=1)):
+        exported = await client.get(f"{url}/export.csv", headers=admin)
+        assert exported.status_code == 200
+        assert exported.headers["etag"] == etag[:-1] + f'-csv{RENDERING_VERSION}"'
+        assert [k[2] for k in kept] == ["csv"]  # over budget: only the newest is kept
+        assert (await client.get(f"{url}/export.csv", headers=admin)).content == exported.content
 
 
 @pytest.mark.parametrize(

@@ -10,19 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import Database, create_database
-from app.main import create_app
 from app.models.campaign import CampaignState
 from app.models.identity import Role, Scope
 from app.models.submission import Submission
 from tests.conftest import make_settings
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
+from tests.helpers.apps import real_client
 
 ANSWERS = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 4, "R.GENDER": "nam"}
 
@@ -62,14 +61,6 @@ async def committed(db: Database, settings: Settings) -> AsyncIterator[Committed
         await conn.execute(sa.text("DELETE FROM clients WHERE id = :k"), {"k": kiosk.id})
         await conn.execute(sa.text("DELETE FROM users WHERE id = :u"), {"u": admin.id})
         await conn.execute(sa.text("DELETE FROM agencies WHERE id = :a"), {"a": agency.id})
-
-
-def real_client(app_settings: Settings, db: Database) -> httpx.AsyncClient:
-    """The app with its own per-request transactions: no test session in between."""
-    app = create_app(app_settings, database=db)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
-    )
 
 
 def body(w: Committed, **changes: Any) -> dict[str, Any]:

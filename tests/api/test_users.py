@@ -16,7 +16,7 @@ from app.config import Settings
 from app.models.audit import AuditEvent
 from app.models.identity import Role, User
 from tests.factories import bearer, make_agency, make_user, unique
-from tests.test_errors import assert_problem
+from tests.helpers.problems import assert_problem
 
 
 async def test_admin_creates_a_user_with_a_hashed_password(

@@ -32,8 +32,8 @@ from app.services.events import delivery
 from app.services.events.worker import Worker
 from tests.conftest import make_settings
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
+from tests.helpers.problems import assert_problem
 from tests.helpers.receiver import receiver, verify
-from tests.test_errors import assert_problem
 
 ANSWERS = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "R.GENDER": "nu"}
 T0 = datetime(2030, 1, 1, 8, 0, tzinfo=UTC)

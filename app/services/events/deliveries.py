@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, NotFound
+from app.errors import ConflictError, NotFound
 from app.models.event import (
     DeliveryState,
     Event,
@@ -102,8 +102,8 @@ async def replay(
     """Send a dead letter again, with a fresh schedule (same event, same `webhook-id`)."""
     row, event_type = await get_delivery(session, actor, delivery_id)
     if row.state != DeliveryState.dead:
-        raise AppError(
-            "delivery_not_dead", f"Only dead letters are replayed; this one is {row.state}.", 409
+        raise ConflictError(
+            "delivery_not_dead", f"Only dead letters are replayed; this one is {row.state}."
         )
     for name, value in _again(datetime.now(UTC)).items():
         setattr(row, name, value)

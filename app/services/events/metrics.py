@@ -1,10 +1,15 @@
-"""Webhook delivery figures for /metrics, read from the database (any process answers them)."""
+"""Webhook delivery figures for /metrics, read from the database (any process answers them, so
+they are the service's whatever worker answers)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 # The pending rows are few and indexed; the other states are counted from the same table.
@@ -29,18 +34,35 @@ async def render(conn: AsyncConnection, now: datetime) -> str:
             oldest, due = first, due_n
     undispatched = int((await conn.execute(_UNDISPATCHED)).scalar() or 0)
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
-    lines = [
-        "# HELP sipas_webhook_deliveries Webhook deliveries by state (dead: the dead letters).",
-        "# TYPE sipas_webhook_deliveries gauge",
-        *(f'sipas_webhook_deliveries{{state="{s}"}} {n}' for s, n in sorted(counts.items())),
-        "# HELP sipas_webhook_backlog Deliveries due now and not yet sent.",
-        "# TYPE sipas_webhook_backlog gauge",
-        f"sipas_webhook_backlog {due}",
-        "# HELP sipas_webhook_oldest_pending_seconds Age of the oldest undelivered delivery.",
-        "# TYPE sipas_webhook_oldest_pending_seconds gauge",
-        f"sipas_webhook_oldest_pending_seconds {age}",
-        "# HELP sipas_events_undispatched Committed events not yet fanned out to subscriptions.",
-        "# TYPE sipas_events_undispatched gauge",
-        f"sipas_events_undispatched {undispatched}",
+    deliveries = GaugeMetricFamily(
+        "sipas_webhook_deliveries",
+        "Webhook deliveries by state (dead: the dead letters).",
+        labels=["state"],
+    )
+    for state, n in sorted(counts.items()):
+        deliveries.add_metric([state], n)
+    families = [
+        deliveries,
+        GaugeMetricFamily("sipas_webhook_backlog", "Deliveries due now and not yet sent.", due),
+        GaugeMetricFamily(
+            "sipas_webhook_oldest_pending_seconds", "Age of the oldest undelivered delivery.", age
+        ),
+        GaugeMetricFamily(
+            "sipas_events_undispatched",
+            "Committed events not yet fanned out to subscriptions.",
+            undispatched,
+        ),
     ]
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Figures(families))
+    return generate_latest(registry).decode()
+
+
+class _Figures(Collector):
+    """Figures read once from the database, handed to prometheus_client to write out."""
+
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families

@@ -10,16 +10,23 @@ timestamp)."""
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from collections.abc import Hashable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import cache as caches
+from app.cache import Cache
 from app.models.index import IndexResult
 
-MAX_ENTRIES = 256
-_RESULTS: OrderedDict[Hashable, IndexResult] = OrderedDict()
+
+def _weight(result: IndexResult) -> int:
+    """What a result weighs: the length of its JSON (paid once, after a far dearer compute)."""
+    return len(result.model_dump_json())
+
+
+# The results, within the budget of the cache `index.results` (app/cache.py).
+RESULTS: Cache[Hashable, IndexResult] = caches.named("index.results", _weight)
 
 
 async def fingerprint(
@@ -56,14 +63,8 @@ async def fingerprint(
 
 
 def get(key: Hashable) -> IndexResult | None:
-    result = _RESULTS.get(key)
-    if result is not None:
-        _RESULTS.move_to_end(key)
-    return result
+    return RESULTS.get(key)
 
 
 def put(key: Hashable, result: IndexResult) -> None:
-    _RESULTS[key] = result
-    _RESULTS.move_to_end(key)
-    while len(_RESULTS) > MAX_ENTRIES:
-        _RESULTS.popitem(last=False)
+    RESULTS.put(key, result)

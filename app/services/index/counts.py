@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import AppError, FieldError, Invalid
+from app.errors import AppError, ConflictError, FieldError, Invalid
 from app.services import access
 
 # group_by → (SQL for the cell key, joins it needs)
@@ -317,8 +317,7 @@ async def sum_z_squared(
 
 
 def weights_unavailable() -> AppError:
-    return AppError(
+    return ConflictError(
         "weights_unavailable",
         "Weighted results need a frame size for every stratum that has forms.",
-        409,
     )
