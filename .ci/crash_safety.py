@@ -251,6 +251,17 @@ async def graceful_round(server: Server, fixture: Fixture, ledger: Ledger) -> li
     async with httpx.AsyncClient(timeout=60, headers=headers, limits=limits) as client:
         # open every connection first, so each request below is on an accepted connection
         await asyncio.gather(*(client.get(f"{server.base}/healthz") for _ in range(burst)))
+        # A worker that served no request since PostgreSQL restarted still pools connections
+        # the server dropped: the first request to meet one answers 503 with Retry-After (and
+        # the pool is renewed), as the load phase checks. A client retries it; so does this
+        # warm-up, on every connection, before the round that is about SIGTERM.
+        probe = f"{server.base}/api/v1/campaigns/{fixture.campaign_id}/submissions/batch"
+        for _ in range(10):
+            answers = await asyncio.gather(
+                *(client.post(probe, json={"submissions": []}) for _ in range(burst * 2))
+            )
+            if all(r.status_code != 503 for r in answers):
+                break
 
         async def post(batch: list[dict[str, Any]]) -> httpx.Response | Exception:
             try:
