@@ -299,6 +299,34 @@ async def test_progress_and_strata_by_principal(client: httpx.AsyncClient, world
     assert {s["agency_id"] for s in strata} == everyone
 
 
+async def test_quality_flags_by_principal(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: World
+) -> None:
+    """Screening flags follow the forms' rule: the Department and an unbound supervisor count
+    every flagged form, a supervisor bound to D only D's subtree; callers without
+    `quality:read` (agency manager, agency-bound client, surveyor) are refused."""
+    await session.execute(
+        sa.update(Submission)
+        .where(col(Submission.campaign_id) == world.campaign.id)
+        .values(flags={"straight_lining": {"items": 22, "answer": 4}})
+    )
+    url = f"{API}/campaigns/{world.campaign.id}/flags"
+
+    def flagged(counts: dict[str, dict[str, int]]) -> int:
+        return sum(counts.get("straight_lining", {}).values())
+
+    bound = bearer(settings, await make_user(session, Role.supervisor, agency=world.agencies["D"]))
+    expected = [
+        (world.admin, ALL_FORMS),
+        (world.supervisor, ALL_FORMS),
+        (bound, D_SUBTREE_FORMS),
+    ]
+    for headers, forms in expected:
+        assert flagged(await _json(client, url, headers)) == forms
+    for headers in (world.manager, world.machine, world.s1):
+        assert_problem(await client.get(url, headers=headers), 403, "forbidden")
+
+
 # ---- aggregates ----------------------------------------------------------------------------------
 
 
