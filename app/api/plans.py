@@ -159,7 +159,8 @@ async def add_record(
     tags=DISSEMINATION,
     operation_id="dissemination_list",
     summary="Dissemination records",
-    description="The records of the caller's agencies, oldest first.",
+    description="The records of the caller's agencies, in a stable order; page on with "
+    "`next_cursor`.",
     response_model=DisseminationPage,
 )
 async def list_records(

@@ -49,7 +49,7 @@ from app.models.report import Report
 from app.services import access, audit, report_files
 from app.services.index import formulas as fx
 from app.services.index.rankings import successor_links
-from app.services.paging import decode_cursor, encode_cursor
+from app.services.paging import bad_cursor, cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
 LOWEST = 3
@@ -416,25 +416,21 @@ async def list_plans(
         query = query.where(col(ImprovementPlan.agency_id) == agency_id)
     after = decode_cursor(cursor)
     if after is not None:
-        query = query.where(col(ImprovementPlan.id) > _cursor_uuid(after))
-    plans = list((await session.scalars(query.limit(limit + 1))).all())
-    more = len(plans) > limit
-    plans = plans[:limit]
+        query = query.where(col(ImprovementPlan.id) > _cursor_id(after))
+    plans, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda p: {"id": str(p.id)}
+    )
     items = await _summaries(session, plans)
     order = {p.id: i for i, p in enumerate(plans)}
     items.sort(key=lambda s: order[s.id])
-    return PlanPage(
-        items=items, next_cursor=encode_cursor({"id": str(plans[-1].id)}) if more else None
-    )
+    return PlanPage(items=items, next_cursor=next_cursor)
 
 
-def _cursor_uuid(key: dict[str, Any]) -> uuid.UUID:
+def _cursor_id(key: dict[str, Any]) -> uuid.UUID:
     try:
-        return uuid.UUID(str(key["id"]))
-    except (KeyError, ValueError) as exc:
-        raise Invalid(
-            "The cursor is not valid.", [FieldError("/query/cursor", "not a cursor of this list")]
-        ) from exc
+        return uuid.UUID(cursor_str(key, "id"))
+    except ValueError as exc:
+        raise bad_cursor() from exc
 
 
 async def add_action(
@@ -624,13 +620,13 @@ async def list_dissemination(
         query = query.where(col(DisseminationRecord.agency_id) == agency_id)
     after = decode_cursor(cursor)
     if after is not None:
-        query = query.where(col(DisseminationRecord.id) > _cursor_uuid(after))
-    rows = list((await session.scalars(query.limit(limit + 1))).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
+        query = query.where(col(DisseminationRecord.id) > _cursor_id(after))
+    rows, next_cursor = await keyset_page(
+        session, query, limit=limit, key=lambda r: {"id": str(r.id)}
+    )
     return DisseminationPage(
         items=[DisseminationPublic.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=encode_cursor({"id": str(rows[-1].id)}) if more else None,
+        next_cursor=next_cursor,
     )
 
 

@@ -320,3 +320,24 @@ async def test_dissemination_records_by_agency(
         "not_found",
     )
     assert date.fromisoformat(patched.json()["held_on"]) == date(2021, 3, 15)
+
+
+async def test_plans_page_by_cursor_without_repeats(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings, world: Site
+) -> None:
+    """One plan a page gives every plan once; a cursor this API did not issue is refused."""
+    analyst = bearer(settings, await make_user(session, Role.analyst))
+    everything = set(await _plans(client, analyst))
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(f"{API}/plans", headers=analyst, params=params)).json()
+        seen += [f"{p['agency_code']}:{p['campaign_id']}" for p in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(everything) > 1
+    assert sorted(seen) == sorted(everything)
+    bad = await client.get(f"{API}/plans", headers=analyst, params={"cursor": "not-a-cursor"})
+    assert_problem(bad, 422, "bad_cursor")
