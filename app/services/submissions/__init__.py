@@ -6,7 +6,7 @@
 - `writes`: the statements that write checked forms, their events and audit, in one round trip.
 - `ingest`: one form or a batch, idempotent by a client-made key (`submit_one`, `submit_batch`).
 - `read`: one form, lists in commit order, the rows of an export.
-- `review`: review, corrections with their versions, the re-check sample.
+- `corrections`: review, corrections with their versions, the re-check sample.
 - `common`: what they share (the parsed questionnaire, the body hash, the public shape,
   `REVIEWABLE`).
 
@@ -25,6 +25,7 @@ from app.services.submissions.checks import (
     prepare,
 )
 from app.services.submissions.common import REVIEWABLE, instrument_of, public, request_hash
+from app.services.submissions.corrections import correct, recheck_sample, review, versions
 from app.services.submissions.ingest import (
     IDEMPOTENCY_NAMESPACE,
     Outcome,
@@ -33,7 +34,6 @@ from app.services.submissions.ingest import (
     submit_one,
 )
 from app.services.submissions.read import Filters, export_rows, get_submission, list_submissions
-from app.services.submissions.review import correct, recheck_sample, review, versions
 
 __all__ = [
     "AGENCY_ITEM",
