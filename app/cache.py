@@ -53,6 +53,16 @@ BUDGETS: dict[str, Budget] = {
         max_entries=128,
         what="a questionnaire definition, parsed: the built-ins and the frozen versions",
     ),
+    "instrument.lookups": Budget(
+        8 * MiB,
+        max_entries=256,
+        what="a parsed questionnaire's item index and answer codes, for checking forms",
+    ),
+    "submissions.scopes": Budget(
+        16 * MiB,
+        max_entries=1024,
+        what="an opened campaign's agencies and sectors (fixed once it opens)",
+    ),
 }
 
 

@@ -22,7 +22,6 @@ from app.models.catalogue import Procedure, Sector
 from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission
 from app.services import instrument, tabular
-from app.services.submissions import instrument_of
 
 FIXED_COLUMNS = (
     "id",
@@ -66,7 +65,7 @@ async def _item_columns(
             )
         ).scalars()
         for row in questionnaires:
-            for item_id in instrument.item_index(instrument_of(row)):
+            for item_id in instrument.item_index(instrument.parsed(row)):
                 columns.setdefault(item_id, None)
     extra = sorted({key for r in rows for key in r.answers} - columns.keys())
     return [*columns, *extra]

@@ -62,6 +62,7 @@ from app.services.instrument.parsing import (
     load_builtin,
     parse_questionnaire,
     parsed,
+    parsed_frozen,
 )
 
 __all__ = [
@@ -108,6 +109,7 @@ __all__ = [
     "options_of",
     "parse_questionnaire",
     "parsed",
+    "parsed_frozen",
     "positive_set_of",
     "presented",
     "validate_answers",

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Final, NamedTuple, TypeGuard
 
+from app import cache as caches
+from app.cache import Cache
 from app.errors import FieldError
 from app.services.instrument.model import (
     DEFAULT_TEXT_LENGTH,
@@ -159,8 +161,12 @@ class _Lookup(NamedTuple):
     required: tuple[str, ...]
 
 
-_LOOKUPS: dict[int, _Lookup] = {}
-_MAX_LOOKUPS = 256
+def _weigh(entry: _Lookup) -> int:
+    """About what an entry holds: a few hundred bytes per item and per answer code."""
+    return 256 * (len(entry.items) + sum(len(c) for c in entry.codes.values()))
+
+
+_LOOKUPS: Cache[int, _Lookup] = caches.named("instrument.lookups", _weigh)
 _ONE_CODE: Final = frozenset(
     {
         ItemType.satisfaction5,
@@ -184,10 +190,9 @@ def _lookup(q: Questionnaire) -> _Lookup:
             for k, i in items.items()
             if i.type in _ONE_CODE
         }
-        if len(_LOOKUPS) >= _MAX_LOOKUPS:
-            _LOOKUPS.clear()
         required = tuple(k for k, i in items.items() if i.required)
-        entry = _LOOKUPS[id(q)] = _Lookup(q, items, codes, accepted, required)
+        entry = _Lookup(q, items, codes, accepted, required)
+        _LOOKUPS.put(id(q), entry)
     return entry
 
 

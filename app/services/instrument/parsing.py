@@ -74,6 +74,14 @@ def parsed(row: QuestionnaireRow) -> Questionnaire:
     return q
 
 
+def parsed_frozen(questionnaire_id: uuid.UUID, frozen_at: datetime | None) -> Questionnaire | None:
+    """A frozen version already parsed by this process, found without its row (the hot path of
+    taking forms reads only the id and `frozen_at`); None when it has to be read and parsed."""
+    if frozen_at is None:
+        return None
+    return PARSED.get(("frozen", questionnaire_id, frozen_at))
+
+
 def builtin_definition(code: str) -> dict[str, Any]:
     """The raw JSON of a built-in instrument (app/seed/questionnaires/<code>.json)."""
     if code not in BUILTINS:

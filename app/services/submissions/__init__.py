@@ -7,7 +7,7 @@
 - `ingest`: one form or a batch, idempotent by a client-made key (`submit_one`, `submit_batch`).
 - `read`: one form, lists in commit order, the rows of an export.
 - `corrections`: review, corrections with their versions, the re-check sample.
-- `common`: what they share (the parsed questionnaire, the body hash, the public shape,
+- `common`: what they share (the body hash, the public shape,
   `REVIEWABLE`).
 
 Callers use the names below (`submissions.submit_one(...)`); the modules' private helpers stay
@@ -24,7 +24,7 @@ from app.services.submissions.checks import (
     open_for_writing,
     prepare,
 )
-from app.services.submissions.common import REVIEWABLE, instrument_of, public, request_hash
+from app.services.submissions.common import REVIEWABLE, public, request_hash
 from app.services.submissions.corrections import correct, recheck_sample, review, versions
 from app.services.submissions.ingest import (
     IDEMPOTENCY_NAMESPACE,
@@ -49,7 +49,6 @@ __all__ = [
     "export_rows",
     "form_errors",
     "get_submission",
-    "instrument_of",
     "key_from_header",
     "list_submissions",
     "open_for_writing",

@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app import cache as caches
+from app.cache import Cache
 from app.config import Settings
 from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
@@ -46,7 +48,7 @@ from app.models.timestamps import window_problem
 from app.services import access, dossiers, instrument
 from app.services.principal import Principal
 from app.services.quality import screening
-from app.services.submissions.common import _INSTRUMENTS, _canonical, instrument_of
+from app.services.submissions.common import _canonical
 
 
 @dataclass(slots=True)
@@ -86,9 +88,18 @@ _AGENCY_AND_STRATA = (
     )
     .where(_AGENCIES.c.code == sa.bindparam("code"))
 )
-_CAMPAIGN_ROW = sa.select(
-    _CAMPAIGNS.c.state, _CAMPAIGNS.c.questionnaire_id, _CAMPAIGNS.c.quality
-).where(_CAMPAIGNS.c.id == sa.bindparam("campaign_id"))
+_QUESTIONNAIRES = Questionnaire.metadata.tables["questionnaires"]
+# The questionnaire's frozen_at comes along so that its cached parse is found without its row.
+_CAMPAIGN_ROW = (
+    sa.select(
+        _CAMPAIGNS.c.state,
+        _CAMPAIGNS.c.questionnaire_id,
+        _CAMPAIGNS.c.quality,
+        _QUESTIONNAIRES.c.frozen_at,
+    )
+    .join(_QUESTIONNAIRES, _QUESTIONNAIRES.c.id == _CAMPAIGNS.c.questionnaire_id)
+    .where(_CAMPAIGNS.c.id == sa.bindparam("campaign_id"))
+)
 
 
 @dataclass(slots=True)
@@ -187,14 +198,20 @@ class WriteContext:
         return self.strata.get((agency_id, sector_id)) or self.strata.get((agency_id, None))
 
 
+Scope = tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]  # agencies, sectors
+
+
+def _weigh_scope(scope: Scope) -> int:
+    """About what a scope holds: some 100 bytes per id kept in a frozenset."""
+    return 100 * (len(scope[0]) + len(scope[1]) + 1)
+
+
 # A campaign's scope (agencies and sectors) can change only while it is a draft; once opened it
 # is fixed for good, so each process reads it once per campaign.
-_SCOPES: dict[uuid.UUID, tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]] = {}
+_SCOPES: Cache[uuid.UUID, Scope] = caches.named("submissions.scopes", _weigh_scope)
 
 
-async def _fixed_scope(
-    session: AsyncSession, campaign: OpenCampaign
-) -> tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]:
+async def _fixed_scope(session: AsyncSession, campaign: OpenCampaign) -> Scope:
     cached = _SCOPES.get(campaign.id)
     if cached is not None:
         return cached
@@ -212,7 +229,7 @@ async def _fixed_scope(
         ).all()
     )
     if campaign.state != CampaignState.draft:
-        _SCOPES[campaign.id] = (agencies, sectors)
+        _SCOPES.put(campaign.id, (agencies, sectors))
     return agencies, sectors
 
 
@@ -232,12 +249,12 @@ async def open_for_writing(
             "campaign_not_open",
             f"The campaign is {campaign.state}: forms are taken only while it is open.",
         )
-    parsed = _INSTRUMENTS.get(campaign.questionnaire_id)
+    parsed = instrument.parsed_frozen(campaign.questionnaire_id, found[3])
     if parsed is None:
         questionnaire = await session.get(Questionnaire, campaign.questionnaire_id)
         if questionnaire is None:  # pragma: no cover - a foreign key guarantees it
             raise NotFound("questionnaire")
-        parsed = instrument_of(questionnaire)
+        parsed = instrument.parsed(questionnaire)
     scope, sectors = await _fixed_scope(session, campaign)
     visible = await access.writable_agency_ids(session, principal)
     ctx = WriteContext(

@@ -1,31 +1,12 @@
-"""What taking, reading and reviewing forms share: the parsed questionnaire of a form, the body
-hash that decides whether a retry is the same form, a row's public shape, and which review
-states may follow which."""
+"""What taking, reading and reviewing forms share: the body hash that decides whether a retry is
+the same form, a row's public shape, and which review states may follow which."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 
-from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission, SubmissionIn, SubmissionPublic, SubmissionState
-from app.services import instrument
-
-# Frozen questionnaires by id. A trigger forbids changing a frozen row, so once parsed its
-# definition serves every later form of the process without reading the row again.
-_INSTRUMENTS: dict[uuid.UUID, instrument.Questionnaire] = {}
-
-
-def instrument_of(row: Questionnaire) -> instrument.Questionnaire:
-    """The parsed definition. Frozen versions never change, so they are parsed once a process."""
-    cached = _INSTRUMENTS.get(row.id)
-    if cached is not None and row.frozen_at is not None:
-        return cached
-    parsed = instrument.Questionnaire.model_validate(row.definition)
-    if row.frozen_at is not None:
-        _INSTRUMENTS[row.id] = parsed
-    return parsed
 
 
 def _canonical(data: SubmissionIn) -> tuple[str, str]:
