@@ -58,6 +58,16 @@ BUDGETS: dict[str, Budget] = {
         max_entries=256,
         what="a parsed questionnaire's item index and answer codes, for checking forms",
     ),
+    "screening.configs": Budget(
+        1 * MiB,
+        max_entries=256,
+        what="a campaign's field-quality settings, parsed, and what the screening rules need",
+    ),
+    "public.reports": Budget(
+        32 * MiB,
+        max_entries=64,
+        what="a public report: the figures a published report shows without a token",
+    ),
     "submissions.scopes": Budget(
         16 * MiB,
         max_entries=1024,

@@ -10,7 +10,6 @@ out by construction, and a suppressed figure's value and interval are always nul
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -18,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app import cache as caches
+from app.cache import Cache
 from app.errors import NotFound
 from app.models.agency import Agency
 from app.models.campaign import Campaign
@@ -268,8 +269,12 @@ async def latest_of_campaign(session: AsyncSession, campaign_id: uuid.UUID) -> P
     return None if row is None else PublicRef(*row)
 
 
-_CACHE: OrderedDict[tuple[uuid.UUID, str], PublicReport] = OrderedDict()
-_CACHE_SIZE = 32
+def _weigh(report: PublicReport) -> int:
+    """What a public report weighs: about the length of its JSON (paid once, on a miss)."""
+    return len(report.model_dump_json())
+
+
+_CACHE: Cache[tuple[uuid.UUID, str], PublicReport] = caches.named("public.reports", _weigh)
 
 
 async def load(session: AsyncSession, ref: PublicRef) -> PublicReport:
@@ -277,15 +282,12 @@ async def load(session: AsyncSession, ref: PublicRef) -> PublicReport:
     key = (ref.id, ref.etag)
     found = _CACHE.get(key)
     if found is not None:
-        _CACHE.move_to_end(key)
         return found
     content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
     if content is None:  # pragma: no cover - the reference was just read
         raise NotFound("report")
     report = public_report(ref.id, content)
-    _CACHE[key] = report
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    _CACHE.put(key, report)
     return report
 
 

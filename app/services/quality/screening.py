@@ -16,25 +16,35 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import cache as caches
+from app.cache import Cache
 from app.models.quality import Contradiction, QualityConfig, Rule
 from app.services import instrument
 
 _RATED_TYPES = frozenset({instrument.ItemType.satisfaction5, instrument.ItemType.intensity3})
 
 
-@lru_cache(maxsize=64)
+# Parsed configs by their JSON text, the questionnaires' rated items and the rules' plans: small
+# values worked out once each, weighed at a nominal size, within one budget.
+_CONFIGS: Cache[Hashable, Any] = caches.named("screening.configs", lambda _: 1024)
+
+
 def _parse(text: str) -> QualityConfig:
-    return QualityConfig.model_validate_json(text)
+    found = _CONFIGS.get(("config", text))
+    if found is None:
+        found = QualityConfig.model_validate_json(text)
+        _CONFIGS.put(("config", text), found)
+    parsed: QualityConfig = found
+    return parsed
 
 
 def config_of(stored: Mapping[str, Any] | None) -> QualityConfig:
@@ -46,22 +56,20 @@ def config_of(stored: Mapping[str, Any] | None) -> QualityConfig:
 
 _DEFAULT = QualityConfig()
 # By the parsed questionnaire's identity; the entry holds the object, so its id is not reused.
-_RATED: dict[int, tuple[instrument.Questionnaire, tuple[str, ...]]] = {}
 
 
 def rated_items(q: instrument.Questionnaire) -> tuple[str, ...]:
     """The questionnaire's rated criteria (5-level and 3-level scales), in order."""
-    found = _RATED.get(id(q))
+    found = _CONFIGS.get(("rated", id(q)))
     if found is not None and found[0] is q:
-        return found[1]
+        rated: tuple[str, ...] = found[1]
+        return rated
     items = tuple(
         item.id
         for _, item in instrument.iter_items(q)
         if item.role == instrument.Role.criterion and item.type in _RATED_TYPES
     )
-    if len(_RATED) >= 256:
-        _RATED.clear()
-    _RATED[id(q)] = (q, items)
+    _CONFIGS.put(("rated", id(q)), (q, items))
     return items
 
 
@@ -88,7 +96,6 @@ class _Plan:
 
 # By the config object's identity and the questionnaire's code (configs come from config_of's
 # cache, so one campaign's config is one object); the entry holds the config.
-_PLANS: dict[tuple[int, str], tuple[QualityConfig, _Plan]] = {}
 
 
 def _seconds(t: time) -> int:
@@ -96,9 +103,10 @@ def _seconds(t: time) -> int:
 
 
 def _plan(config: QualityConfig, code: str) -> _Plan:
-    found = _PLANS.get((id(config), code))
+    found = _CONFIGS.get(("plan", id(config), code))
     if found is not None and found[0] is config:
-        return found[1]
+        known: _Plan = found[1]
+        return known
     off = set(config.disabled_rules)
     plan = _Plan(
         too_fast=Rule.too_fast not in off,
@@ -117,9 +125,7 @@ def _plan(config: QualityConfig, code: str) -> _Plan:
         office_hours=f"{config.office_hours_start:%H:%M}-{config.office_hours_end:%H:%M}",
         contradictions=() if Rule.contradiction in off else tuple(config.contradictions_for(code)),
     )
-    if len(_PLANS) >= 256:
-        _PLANS.clear()
-    _PLANS[(id(config), code)] = (config, plan)
+    _CONFIGS.put(("plan", id(config), code), (config, plan))
     return plan
 
 
