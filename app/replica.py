@@ -73,7 +73,11 @@ _PROBE = sa.text(
     """SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
                     ELSE pg_current_wal_lsn() END)::text"""
 )
-_PRIMARY_LSN = sa.text("SELECT pg_current_wal_insert_lsn()::text")
+# Where the primary has flushed its WAL. A commit returns once its record is flushed (with
+# synchronous_commit on, PostgreSQL's default and the service's), so read after the commit this
+# is at or past it; and it never names WAL the standby cannot yet receive, as the insert
+# position can for seconds on an idle server.
+_PRIMARY_LSN = sa.text("SELECT pg_current_wal_flush_lsn()::text")
 
 
 @dataclass(slots=True)

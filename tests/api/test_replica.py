@@ -27,7 +27,7 @@ from app.db import Database, create_database, ensure_database, session_scope
 from app.main import create_app
 from app.models.campaign import CampaignSector, CampaignState
 from app.models.identity import Role, Scope
-from app.replica import LSN_COOKIE, LSN_HEADER, SOURCE_HEADER, parse_lsn
+from app.replica import LSN_COOKIE, LSN_HEADER, SOURCE_HEADER, format_lsn, parse_lsn
 from app.schema import upgrade
 from tests.conftest import in_thread, make_settings
 from tests.factories import (
@@ -362,3 +362,30 @@ async def test_without_a_replica_every_read_is_on_the_primary(
         )
         assert posted.status_code == 201, posted.text
         assert LSN_HEADER not in posted.headers  # no replica, no token to carry
+
+
+def test_missing_binaries_fail_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIPAS_REQUIRE_REPLICA", "1")
+    with pytest.raises(pytest.fail.Exception, match="required"):
+        missing("no PostgreSQL binaries")
+
+
+def test_missing_binaries_skip_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIPAS_REQUIRE_REPLICA", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        missing("no PostgreSQL binaries")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0/0", 0), ("0/16B3748", 0x16B3748), ("16/B374D848", (0x16 << 32) | 0xB374D848)],
+)
+def test_write_tokens_read_as_wal_positions(text: str, value: int) -> None:
+    assert parse_lsn(text) == value
+    assert format_lsn(value) == text
+    assert parse_lsn(format_lsn(value + 1)) == value + 1
+
+
+@pytest.mark.parametrize("text", ["", "16", "16/", "/1", "G/1", "1/123456789", "1/2/3", None])
+def test_anything_else_is_no_wal_position(text: str | None) -> None:
+    assert parse_lsn(text) is None
