@@ -20,6 +20,7 @@ response of a route that may read from the replica says which server answered in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -112,7 +113,8 @@ class Replica:
                 position = parse_lsn(await session.scalar(_PROBE))
         except Exception as exc:  # whatever stops the replica, the primary answers
             self.trip(exc)
-            await session.invalidate()
+            with contextlib.suppress(Exception):  # the connection is gone already, or never was
+                await session.invalidate()
             return "down"
         if min_lsn is not None and (position is None or position < min_lsn):
             return "behind"
