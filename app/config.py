@@ -35,6 +35,26 @@ class Settings(BaseSettings):
         "DATABASE_URL is used for both (one role: the app could change its own history).",
     )
     data_dir: Path = Path(".data")
+    # The read replica (app/replica.py).
+    database_read_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of a streaming replica (same role as DATABASE_URL) that "
+        "serves reads which may lag: published reports, the public API and site, and index "
+        "reads with ?consistency=eventual. Unset: every read goes to the primary.",
+    )
+    database_read_connect_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds to reach the replica before its reads go to the primary.",
+    )
+    database_read_retry_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="After the replica fails, its reads go to the primary for this long "
+        "before it is tried again (a circuit breaker).",
+    )
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     client_token_minutes: int = Field(default=60, ge=1, le=24 * 60)
@@ -208,6 +228,11 @@ class Settings(BaseSettings):
         if not value:
             return None
         return async_url(value)
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _normalise_read_url(cls, value: str | None) -> str | None:
+        return async_url(value) if value else None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

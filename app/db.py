@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.replica import Replica
 
 
 @dataclass(slots=True)
@@ -27,10 +28,14 @@ class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     side: AsyncEngine
+    # The read replica (DATABASE_READ_URL), for reads that may lag; None without one.
+    replica: Replica | None = None
 
     async def dispose(self) -> None:
         await self.engine.dispose()
         await self.side.dispose()
+        if self.replica is not None:
+            await self.replica.engine.dispose()
 
 
 def create_database(url: str, settings: Settings) -> Database:
@@ -55,7 +60,38 @@ def create_database(url: str, settings: Settings) -> Database:
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": "sipas-side", "timezone": "UTC"}},
     )
-    return Database(engine, async_sessionmaker(engine, expire_on_commit=False), side)
+    return Database(
+        engine,
+        async_sessionmaker(engine, expire_on_commit=False),
+        side,
+        create_replica(settings),
+    )
+
+
+def create_replica(settings: Settings) -> Replica | None:
+    """The engine on DATABASE_READ_URL, if set: as the request engine, but its connections are
+    given up on after DATABASE_READ_CONNECT_TIMEOUT, and each read's first round trip (the
+    replay position app.replica asks) doubles as the ping."""
+    url = settings.database_read_url
+    if url is None:
+        return None
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.database_read_connect_timeout,
+        pool_pre_ping=False,
+        connect_args={
+            "timeout": settings.database_read_connect_timeout,
+            "server_settings": {"application_name": "sipas-read", "timezone": "UTC"},
+        },
+    )
+    return Replica(
+        engine,
+        async_sessionmaker(engine, expire_on_commit=False),
+        retry_seconds=settings.database_read_retry_seconds,
+        connect_timeout=settings.database_read_connect_timeout,
+    )
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
@@ -13,6 +14,7 @@ from app.config import Settings
 from app.db import Database, session_scope
 from app.errors import Unauthorized
 from app.models.identity import Scope
+from app.replica import LSN_COOKIE, LSN_HEADER, Consistency, Source, parse_lsn
 from app.services import invitations
 from app.services.auth import authenticate
 from app.services.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -46,6 +48,67 @@ def get_rate_limiter(request: Request) -> ClientRateLimiter:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# ---- reads that may lag: the replica when fit (app/replica.py), else the request's session ----
+
+
+def _min_lsn(request: Request) -> int | None:
+    """The caller's write token (header, else cookie). One that cannot be read counts as a
+    write too recent to place: the primary answers."""
+    raw = request.headers.get(LSN_HEADER) or request.cookies.get(LSN_COOKIE)
+    if raw is None:
+        return None
+    lsn = parse_lsn(raw)
+    return lsn if lsn is not None else 2**64
+
+
+@asynccontextmanager
+async def _read_session(
+    request: Request, session: AsyncSession, eventual: bool
+) -> AsyncIterator[AsyncSession]:
+    replica = get_database(request).replica if eventual else None
+    if replica is None:
+        request.state.read_source = Source.primary.value
+        yield session
+        return
+    async with replica.session(_min_lsn(request)) as replica_session:
+        chosen = replica_session or session
+        source = Source.primary if replica_session is None else Source.replica
+        request.state.read_source = source.value
+        yield chosen
+
+
+async def get_reader(request: Request, session: SessionDep) -> AsyncIterator[AsyncSession]:
+    """The session for reads that may lag (published reports, the public API and site): the
+    replica's when one is configured, reachable and has replayed the caller's own writes;
+    otherwise the request's own. The response says which in Sipas-Read-Source."""
+    async with _read_session(request, session, eventual=True) as chosen:
+        yield chosen
+
+
+async def get_consistent_reader(
+    request: Request,
+    session: SessionDep,
+    consistency: Annotated[
+        Consistency,
+        Query(
+            description="`strong` (default): read from the primary, current to the last "
+            "commit. `eventual`: the read may be served by the read replica, which can lag the "
+            "primary by a moment, though never behind a write of the caller's own that it "
+            "names by the `Sipas-Min-Lsn` header or cookie; `Sipas-Read-Source` in the "
+            "response says which server answered."
+        ),
+    ] = Consistency.strong,
+) -> AsyncIterator[AsyncSession]:
+    """As get_reader, for reads the caller may ask to be eventual (`?consistency=eventual`)."""
+    eventual = consistency is Consistency.eventual
+    async with _read_session(request, session, eventual=eventual) as chosen:
+        yield chosen
+
+
+ReaderDep = Annotated[AsyncSession, Depends(get_reader, scope="function")]
+ConsistentReaderDep = Annotated[AsyncSession, Depends(get_consistent_reader, scope="function")]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 RateLimiterDep = Annotated[ClientRateLimiter, Depends(get_rate_limiter)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]

@@ -30,6 +30,7 @@ from app.json_depth import JsonDepthMiddleware
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.openapi import install_openapi, operation_id
+from app.replica import LSN_HEADER, SOURCE_HEADER, ReadRoutingMiddleware
 from app.schema import head_revision
 from app.services.tabular import XLSX_MEDIA_TYPE
 
@@ -142,13 +143,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.db = database
 
     install_error_handlers(app)
+    # Innermost: which server answered a read, and the write token (app/replica.py).
+    app.add_middleware(ReadRoutingMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After", SOURCE_HEADER, LSN_HEADER],
         )
     # JSON and CSV go gzipped to callers that accept it (XLSX is a zip already). The ETag names
     # the representation before content coding, and If-None-Match compares weakly, so a 304 is

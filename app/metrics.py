@@ -72,6 +72,18 @@ CACHE_BUDGET = Gauge(
     multiprocess_mode="max",
 )
 
+# The read replica (app/replica.py): reads that could have gone there, by what became of them
+# (served by the replica; sent to the primary because it was `behind` the caller's own write or
+# `down`), and the failures that opened its circuit breaker.
+REPLICA_READS = Counter(
+    "sipas_replica_reads",
+    "Reads a replica could serve, by outcome: served, behind (primary), down (primary).",
+    ["outcome"],
+)
+REPLICA_FAILURES = Counter(
+    "sipas_replica_failures", "Times the read replica could not be reached (breaker opened)."
+)
+
 
 def remember_route(request: Request) -> None:
     """An app-wide dependency: notes the template of the route answering in the request's

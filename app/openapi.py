@@ -154,6 +154,11 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "The authentication scheme expected (Bearer).",
         "schema": {"type": "string"},
     },
+    "Sipas-Read-Source": {
+        "description": "Which server answered the read: `replica` (the read replica, which may "
+        "lag the primary by a moment) or `primary`.",
+        "schema": {"type": "string", "enum": ["replica", "primary"]},
+    },
     "Idempotent-Replayed": {
         "description": "`true` when this is the stored answer to an earlier identical request.",
         "schema": {"type": "string", "enum": ["true"]},
@@ -211,7 +216,13 @@ def _dependencies(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 def _route_facts(app: FastAPI) -> dict[tuple[str, str], set[str]]:
     """What each operation's dependencies say about it: `rate_limited`, `database`."""
-    from app.deps import get_database, get_rate_limiter, get_session
+    from app.deps import (
+        get_consistent_reader,
+        get_database,
+        get_rate_limiter,
+        get_reader,
+        get_session,
+    )
 
     facts: dict[tuple[str, str], set[str]] = {}
     for ctx in routing.iter_route_contexts(app.routes):
@@ -223,6 +234,8 @@ def _route_facts(app: FastAPI) -> dict[tuple[str, str], set[str]]:
             found.add("rate_limited")
         if calls & {get_session, get_database}:
             found.add("database")
+        if calls & {get_reader, get_consistent_reader}:
+            found.add("read_source")
         for method in ctx.methods or ():
             facts[(str(ctx.path_format), method.lower())] = found
     return facts
@@ -335,6 +348,15 @@ def _add_replayed(op: dict[str, Any]) -> None:
         if code.startswith("2"):
             response.setdefault("headers", {})["Idempotent-Replayed"] = {
                 "$ref": "#/components/headers/Idempotent-Replayed"
+            }
+
+
+def _add_read_source(op: dict[str, Any]) -> None:
+    """A read that may be served by the replica says which server answered (app/replica.py)."""
+    for code, response in op.get("responses", {}).items():
+        if code in ("200", "304"):
+            response.setdefault("headers", {})["Sipas-Read-Source"] = {
+                "$ref": "#/components/headers/Sipas-Read-Source"
             }
 
 
@@ -465,6 +487,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             _add_errors(op, facts.get((path, method), set()), path, method)
             _add_conditional(op)
             _add_replayed(op)
+            if "read_source" in facts.get((path, method), set()):
+                _add_read_source(op)
             _type_downloads(op)
     return document
 

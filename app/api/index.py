@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import IndexReader, SessionDep
+from app.deps import ConsistentReaderDep, IndexReader
 from app.models.index import ChangeReport, IndexResult, Ranking
 from app.models.submission import Channel
 from app.services.index import counts, rankings
@@ -36,7 +36,7 @@ GROUP_BY_HELP = (
 )
 async def get_index(
     request: Request,
-    session: SessionDep,
+    session: ConsistentReaderDep,
     principal: IndexReader,
     campaign_id: uuid.UUID,
     group_by: Annotated[str, Query(description=GROUP_BY_HELP, max_length=80)] = "none",
@@ -79,7 +79,7 @@ async def get_index(
     responses=NOT_FOUND,
 )
 async def get_ranking(
-    session: SessionDep,
+    session: ConsistentReaderDep,
     principal: IndexReader,
     campaign_id: uuid.UUID,
     level: Annotated[str, Query(max_length=50)] = "department",
@@ -97,7 +97,7 @@ async def get_ranking(
     responses=NOT_FOUND,
 )
 async def get_change(
-    session: SessionDep,
+    session: ConsistentReaderDep,
     principal: IndexReader,
     campaign_id: uuid.UUID,
     baseline: uuid.UUID,

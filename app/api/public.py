@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from app.api.etag import NOT_MODIFIED, conditional, conditional_from
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
-from app.deps import DatabaseDep, RateLimiterDep, SessionDep, SettingsDep
+from app.deps import DatabaseDep, RateLimiterDep, ReaderDep, SettingsDep
 from app.errors import NotFound
 from app.models.public import (
     PublicAgencyList,
@@ -63,7 +63,7 @@ def _ok(model: type, description: str) -> Responses:
     response_model=PublicReportList,
     responses=NOT_MODIFIED,
 )
-async def list_reports(request: Request, session: SessionDep) -> Response:
+async def list_reports(request: Request, session: ReaderDep) -> Response:
     body = PublicReportList(items=await public.list_public(session))
     return conditional(
         request, body.model_dump_json().encode(), "application/json", cache_control=LISTING
@@ -79,7 +79,7 @@ async def list_reports(request: Request, session: SessionDep) -> Response:
     response_model=None,
     responses={**_ok(PublicReport, "The public report."), **NOT_FOUND, **NOT_MODIFIED},
 )
-async def get_report(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+async def get_report(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     ref = await public.reference(session, report_id)
     return await conditional_from(
         request,
@@ -90,9 +90,7 @@ async def get_report(request: Request, session: SessionDep, report_id: ReportId)
     )
 
 
-async def _export(
-    request: Request, session: SessionDep, report_id: uuid.UUID, fmt: str
-) -> Response:
+async def _export(request: Request, session: ReaderDep, report_id: uuid.UUID, fmt: str) -> Response:
     ref = await public.reference(session, report_id)
     media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
     return await conditional_from(
@@ -118,7 +116,7 @@ async def _export(
         **NOT_MODIFIED,
     },
 )
-async def export_csv(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+async def export_csv(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     return await _export(request, session, report_id, "csv")
 
 
@@ -134,7 +132,7 @@ async def export_csv(request: Request, session: SessionDep, report_id: ReportId)
         **NOT_MODIFIED,
     },
 )
-async def export_xlsx(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+async def export_xlsx(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     return await _export(request, session, report_id, "xlsx")
 
 
@@ -148,7 +146,7 @@ async def export_xlsx(request: Request, session: SessionDep, report_id: ReportId
     response_model=None,
     responses={**_ok(PublicAgencyList, "The summaries."), **NOT_FOUND, **NOT_MODIFIED},
 )
-async def agencies(request: Request, session: SessionDep, report_id: ReportId) -> Response:
+async def agencies(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     ref = await public.reference(session, report_id)
     body = await public.agencies(session, ref)
     return conditional(
@@ -170,7 +168,7 @@ async def agencies(request: Request, session: SessionDep, report_id: ReportId) -
 )
 async def agency(
     request: Request,
-    session: SessionDep,
+    session: ReaderDep,
     report_id: ReportId,
     code: Annotated[str, Path(max_length=64, description="The agency's code.")],
 ) -> Response:

@@ -15,6 +15,7 @@ from app.deps import (
     CampaignsWriter,
     Cursor,
     Limit,
+    ReaderDep,
     ReportsReader,
     ReportsWriter,
     SessionDep,
@@ -41,7 +42,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 async def _rendered(
     request: Request,
-    session: SessionDep,
+    session: ReaderDep,
     ref: reports.ReportRef,
     fmt: str,
     *,
@@ -109,7 +110,7 @@ async def publish(
     responses=NOT_FOUND,
 )
 async def list_reports(
-    session: SessionDep,
+    session: ReaderDep,
     principal: ReportsReader,
     campaign_id: uuid.UUID,
     limit: Limit = DEFAULT_PAGE,
@@ -133,7 +134,7 @@ async def list_reports(
 )
 async def list_all_reports(
     request: Request,
-    session: SessionDep,
+    session: ReaderDep,
     principal: ReportsReader,
     since: Annotated[
         datetime | None, Query(description="Published after this moment (UTC if no offset).")
@@ -168,7 +169,7 @@ async def list_all_reports(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def latest(
-    request: Request, session: SessionDep, principal: ReportsReader, campaign_id: uuid.UUID
+    request: Request, session: ReaderDep, principal: ReportsReader, campaign_id: uuid.UUID
 ) -> Response:
     ref = await reports.latest(session, principal, campaign_id)
     return await _rendered(request, session, ref, "json", cache_control="private, no-cache")
@@ -184,7 +185,7 @@ async def latest(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_report(
-    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+    request: Request, session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
 ) -> Response:
     return await _rendered(
         request, session, await reports.reference(session, principal, report_id), "json"
@@ -199,7 +200,7 @@ async def get_report(
     responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {"text/csv": {}}}},
 )
 async def export_csv(
-    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+    request: Request, session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
 ) -> Response:
     return await _rendered(
         request, session, await reports.reference(session, principal, report_id), "csv"
@@ -214,7 +215,7 @@ async def export_csv(
     responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {XLSX: {}}}},
 )
 async def export_xlsx(
-    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+    request: Request, session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
 ) -> Response:
     return await _rendered(
         request, session, await reports.reference(session, principal, report_id), "xlsx"

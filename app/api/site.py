@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.etag import conditional
 from app.api.public import limit_source
-from app.deps import SessionDep
+from app.deps import ReaderDep
 from app.errors import NotFound
 from app.models.public import PublicReport
 from app.services import charts, public, site
@@ -133,7 +133,7 @@ async def _province(request: Request, session: AsyncSession, report: PublicRepor
 
 @router.get("")
 @router.get("/")
-async def home(request: Request, session: SessionDep) -> Response:
+async def home(request: Request, session: ReaderDep) -> Response:
     """The newest public report's province page."""
     latest = await site.latest_reports(session)
     if not latest:
@@ -142,13 +142,13 @@ async def home(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/reports/{report_id}")
-async def province_page(request: Request, session: SessionDep, report_id: uuid.UUID) -> Response:
+async def province_page(request: Request, session: ReaderDep, report_id: uuid.UUID) -> Response:
     return await _province(request, session, await site.load(session, report_id))
 
 
 @router.get("/reports/{report_id}/agencies/{code}")
 async def agency_page(
-    request: Request, session: SessionDep, report_id: uuid.UUID, code: Code
+    request: Request, session: ReaderDep, report_id: uuid.UUID, code: Code
 ) -> Response:
     report = await site.load(session, report_id)
     agency = await site.agency(session, report_id, code)
@@ -183,20 +183,20 @@ async def agency_page(
 
 
 @router.get("/embed/agencies/{code}")
-async def embed(request: Request, session: SessionDep, code: Code) -> Response:
+async def embed(request: Request, session: ReaderDep, code: Code) -> Response:
     """A small page for an agency's own portal to frame: its newest public index."""
     summary, agency = await site.latest_with_agency(session, code)
     return _page(request, "public/embed.html", frame="*", summary=summary, agency=agency)
 
 
 @router.get("/badges/agencies/{code}.svg")
-async def badge(request: Request, session: SessionDep, code: Code) -> Response:
+async def badge(request: Request, session: ReaderDep, code: Code) -> Response:
     summary, agency = await site.latest_with_agency(session, code)
     return _svg(request, charts.badge(agency.name, agency.overall, summary.campaign.name))
 
 
 @router.get("/charts/reports/{report_id}/elements.svg")
-async def elements_chart(request: Request, session: SessionDep, report_id: uuid.UUID) -> Response:
+async def elements_chart(request: Request, session: ReaderDep, report_id: uuid.UUID) -> Response:
     report = await site.load(session, report_id)
     title = f"Chỉ số các yếu tố — {report.campaign.name}"
     return _svg(request, charts.interval_bars(title, site.element_bars(report)))
@@ -204,7 +204,7 @@ async def elements_chart(request: Request, session: SessionDep, report_id: uuid.
 
 @router.get("/charts/reports/{report_id}/ranking-{level}.svg")
 async def ranking_chart(
-    request: Request, session: SessionDep, report_id: uuid.UUID, level: Code
+    request: Request, session: ReaderDep, report_id: uuid.UUID, level: Code
 ) -> Response:
     report = await site.load(session, report_id)
     rows = report.rankings.get(level)
@@ -216,7 +216,7 @@ async def ranking_chart(
 
 @router.get("/charts/reports/{report_id}/agencies/{code}/criteria.svg")
 async def criteria_chart(
-    request: Request, session: SessionDep, report_id: uuid.UUID, code: Code
+    request: Request, session: ReaderDep, report_id: uuid.UUID, code: Code
 ) -> Response:
     agency = await site.agency(session, report_id, code)
     return _svg(
@@ -225,7 +225,7 @@ async def criteria_chart(
 
 
 @router.get("/charts/agencies/{code}/trend.svg")
-async def trend_chart(request: Request, session: SessionDep, code: Code) -> Response:
+async def trend_chart(request: Request, session: ReaderDep, code: Code) -> Response:
     _, agency = await site.latest_with_agency(session, code)
     points = await site.trend(session, agency.agency_id)
     return _svg(
