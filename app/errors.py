@@ -782,12 +782,19 @@ _TRANSIENT = {
 }
 
 
+# SQLSTATEs that say "try again": a serialization failure (also what a hot standby raises when
+# it cancels a read that conflicts with replay) and a deadlock victim.
+_RETRY_STATES = {"40001", "40P01"}
+
+
 def _is_transient(exc: DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
     seen: BaseException | None = exc.orig
     while seen is not None:
         if type(seen).__name__ in _TRANSIENT or isinstance(seen, ConnectionError | OSError):
+            return True
+        if str(getattr(seen, "sqlstate", "") or "") in _RETRY_STATES:
             return True
         seen = seen.__cause__
     return False

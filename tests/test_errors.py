@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import Database
+from app.deps import SessionDep
 from app.main import create_app
 from app.models.identity import Role, Scope
 from tests.factories import bearer, make_client, make_user
@@ -39,6 +41,18 @@ def probe_app(settings: Settings, db: Database) -> FastAPI:
     @app.get("/test-only/boom")
     async def boom() -> None:
         raise RuntimeError("secret internal detail that must not leak")
+
+    @app.get("/test-only/sqlstate/{state}")
+    async def sqlstate(state: str, session: SessionDep) -> None:
+        # A real error from PostgreSQL with the given SQLSTATE (a hot standby cancelling a read
+        # that conflicts with replay raises 40001, as a serialization failure does).
+        await session.execute(
+            sa.text(
+                "DO $$ BEGIN RAISE EXCEPTION 'raised for the test' USING ERRCODE = '"
+                + {"serialization": "40001", "deadlock": "40P01", "other": "P0001"}[state]
+                + "'; END $$"
+            )
+        )
 
     return app
 
@@ -104,6 +118,21 @@ async def test_unexpected_error_is_500_without_internals(probe: httpx.AsyncClien
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
     assert body["request_id"]
+
+
+@pytest.mark.parametrize("state", ["serialization", "deadlock"])
+async def test_a_read_to_try_again_is_503_with_retry_after(
+    probe: httpx.AsyncClient, state: str
+) -> None:
+    response = await probe.get(f"/test-only/sqlstate/{state}")
+    assert_problem(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"].isdigit()
+
+
+async def test_any_other_database_error_stays_a_500(probe: httpx.AsyncClient) -> None:
+    response = await probe.get("/test-only/sqlstate/other")
+    assert response.status_code == 500
+    assert "raised for the test" not in response.text
 
 
 async def test_request_id_is_echoed_when_sane(client: httpx.AsyncClient) -> None:
