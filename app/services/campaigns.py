@@ -85,7 +85,7 @@ async def campaign_scope(
     return list(agencies), list(sectors)
 
 
-async def to_public(session: AsyncSession, campaign: Campaign) -> CampaignPublic:
+async def public(session: AsyncSession, campaign: Campaign) -> CampaignPublic:
     agencies, sectors = await campaign_scope(session, campaign.id)
     data = {
         name: getattr(campaign, name)
@@ -237,7 +237,7 @@ async def list_campaigns(
     rows, next_cursor = await keyset_page(
         session, query, limit=limit, key=lambda c: {"code": c.code}
     )
-    return CampaignPage(items=[await to_public(session, c) for c in rows], next_cursor=next_cursor)
+    return CampaignPage(items=[await public(session, c) for c in rows], next_cursor=next_cursor)
 
 
 async def update_campaign(
@@ -415,7 +415,7 @@ async def _transition(
 # ---- strata and targets ------------------------------------------------------------------------
 
 
-def _stratum_public(s: Stratum) -> StratumPublic:
+def stratum_public(s: Stratum) -> StratumPublic:
     return StratumPublic.model_validate(s, from_attributes=True)
 
 
@@ -526,7 +526,7 @@ async def allocate_targets(
         population=population,
         margin=campaign.margin,
         total=total,
-        strata=[_stratum_public(s) for s in strata],
+        strata=[stratum_public(s) for s in strata],
     )
 
 

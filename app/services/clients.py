@@ -24,6 +24,10 @@ from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
 
+def public(client: Client) -> ClientPublic:
+    return ClientPublic.model_validate(client, from_attributes=True)
+
+
 def _snapshot(client: Client) -> dict[str, object]:
     return {
         "name": client.name,
@@ -36,8 +40,7 @@ def _snapshot(client: Client) -> dict[str, object]:
 
 
 def _with_secret(client: Client, secret: str) -> ClientWithSecret:
-    public = ClientPublic.model_validate(client, from_attributes=True)
-    return ClientWithSecret(**public.model_dump(), client_secret=secret)
+    return ClientWithSecret(**public(client).model_dump(), client_secret=secret)
 
 
 async def create_client(
@@ -163,6 +166,6 @@ async def list_clients(
         session, query, limit=limit, key=lambda c: {"client_id": c.client_id}
     )
     return ClientPage(
-        items=[ClientPublic.model_validate(r, from_attributes=True) for r in rows],
+        items=[public(r) for r in rows],
         next_cursor=next_cursor,
     )

@@ -321,10 +321,10 @@ async def outcomes(session: AsyncSession, plan: ImprovementPlan) -> list[TargetO
 
 async def read_plan(session: AsyncSession, principal: Principal, plan_id: uuid.UUID) -> PlanPublic:
     plan = await _plan(session, principal, plan_id)
-    return await _public(session, plan)
+    return await public(session, plan)
 
 
-async def _public(session: AsyncSession, plan: ImprovementPlan) -> PlanPublic:
+async def public(session: AsyncSession, plan: ImprovementPlan) -> PlanPublic:
     agency = await session.get(Agency, plan.agency_id)
     actions = await _actions(session, plan.id)
     comments = (
@@ -526,7 +526,7 @@ async def review(
         object_id=plan.id,
         summary={"status": body.status.value, "comment": body.comment},
     )
-    return await _public(session, plan)
+    return await public(session, plan)
 
 
 # ---- dissemination -----------------------------------------------------------------------------

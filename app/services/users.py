@@ -28,6 +28,10 @@ from app.services.principal import Principal
 _REVOKING_FIELDS = {"role", "agency_id", "is_active", "password"}
 
 
+def public(user: User) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
+
+
 def _snapshot(user: User) -> dict[str, object]:
     return {
         "username": user.username,
@@ -171,6 +175,6 @@ async def list_users(
         session, query, limit=limit, key=lambda u: {"username": u.username}
     )
     return UserPage(
-        items=[UserPublic.model_validate(r, from_attributes=True) for r in rows],
+        items=[public(r) for r in rows],
         next_cursor=next_cursor,
     )
