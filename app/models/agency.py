@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.base import Page, UpdateSchema, nfc, timestamptz, utcnow
 from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -214,9 +214,10 @@ def check_code(value: str) -> str:
     return value
 
 
-class AgencyUpdate(SQLModel):
+class AgencyUpdate(UpdateSchema):
     """Every field optional; only the fields sent change. The code never changes."""
 
+    not_null = ("name", "kind", "level", "is_measured", "valid_from")
     name: str | None = Field(default=None, min_length=1, max_length=300)
     short_name: str | None = Field(default=None, max_length=200)
     kind: AgencyKind | None = None

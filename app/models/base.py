@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field, GetJsonSchemaHandler
+from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 from sqlmodel import SQLModel
+
+from app.errors import FieldError, InvalidError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -79,3 +81,26 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+class UpdateSchema(SQLModel):
+    """Base of the `*Update` (PATCH) schemas: every field optional, only the fields sent change
+    (`model_dump(exclude_unset=True)`). The fields named in `not_null` may be left out but never
+    sent as null; a null there is refused here, before any service runs, as a 422 `invalid`
+    problem naming each such field (`/body/<name>`, "must not be null")."""
+
+    not_null: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _refuse_nulls(self) -> Self:
+        nulls = [
+            n for n in self.not_null if n in self.model_fields_set and getattr(self, n) is None
+        ]
+        if nulls:
+            # Not a ValueError: pydantic lets it through, and the AppError handler renders it
+            # with the code the services used when they checked this themselves.
+            raise InvalidError(
+                "These fields cannot be null.",
+                [FieldError(f"/body/{n}", "must not be null") for n in nulls],
+            )
+        return self

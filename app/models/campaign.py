@@ -14,7 +14,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.base import Page, UpdateSchema, nfc, timestamptz, utcnow
 from app.models.timestamps import SaneDate
 
 
@@ -241,8 +241,24 @@ class CampaignCreate(CampaignBase):
         return value
 
 
-class CampaignUpdate(SQLModel):
+class CampaignUpdate(UpdateSchema):
     """What may change depends on the state: see the transition rules in the description."""
+
+    # Every field but map_date (null: the default, period_end).
+    not_null = (
+        "name",
+        "year",
+        "questionnaire_id",
+        "period_start",
+        "period_end",
+        "fieldwork_start",
+        "fieldwork_end",
+        "margin",
+        "min_per_stratum",
+        "rates_dossiers",
+        "agency_ids",
+        "sector_ids",
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     year: int | None = Field(default=None, ge=2000, le=2100)

@@ -9,7 +9,7 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import CODE_PATTERN, check_code, clean_optional, clean_text
-from app.models.base import Page
+from app.models.base import Page, UpdateSchema
 
 
 class Sector(SQLModel, table=True):
@@ -102,7 +102,9 @@ class SectorCreate(SectorBase):
         return check_code(value)
 
 
-class SectorUpdate(SQLModel):
+class SectorUpdate(UpdateSchema):
+    not_null = ("name_vi",)
+
     name_vi: str | None = Field(default=None, min_length=1, max_length=300)
     name_en: str | None = Field(default=None, max_length=300)
 
@@ -158,7 +160,9 @@ class ProcedureCreate(ProcedureBase):
         return check_code(value)
 
 
-class ProcedureUpdate(SQLModel):
+class ProcedureUpdate(UpdateSchema):
+    not_null = ("name", "sector_id", "level")
+
     name: str | None = Field(default=None, min_length=1, max_length=500)
     sector_id: uuid.UUID | None = None
     level: str | None = Field(default=None, min_length=1, max_length=50)

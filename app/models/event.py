@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, no_nul, timestamptz, utcnow
+from app.models.base import Page, UpdateSchema, nfc, no_nul, timestamptz, utcnow
 
 
 class EventType(StrEnum):
@@ -182,7 +182,9 @@ class WebhookSubscriptionCreate(SQLModel):
     _storable = field_validator("url")(_url)
 
 
-class WebhookSubscriptionUpdate(SQLModel):
+class WebhookSubscriptionUpdate(UpdateSchema):
+    not_null = ("url", "event_types", "state")
+
     url: str | None = Field(default=None, min_length=8, max_length=2000)
     event_types: list[EventType] | None = Field(default=None, min_length=1)
     agency_id: uuid.UUID | None = None

@@ -12,7 +12,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.base import Page, UpdateSchema, nfc, timestamptz, utcnow
 from app.models.timestamps import SaneDatetime
 
 
@@ -204,7 +204,9 @@ class UserCreate(UserBase):
         return value
 
 
-class UserUpdate(SQLModel):
+class UserUpdate(UpdateSchema):
+    not_null = ("role", "is_active")
+
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     agency_id: uuid.UUID | None = None
@@ -292,7 +294,9 @@ class ClientCreate(ClientBase):
         return _check_client_scopes(value)
 
 
-class ClientUpdate(SQLModel):
+class ClientUpdate(UpdateSchema):
+    not_null = ("name", "scopes")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     scopes: list[Scope] | None = None
     expires_at: SaneDatetime | None = None

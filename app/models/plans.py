@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import clean_text
-from app.models.base import Page, timestamptz, utcnow
+from app.models.base import Page, UpdateSchema, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -190,7 +190,9 @@ class ActionIn(SQLModel):
         return _nfc_optional(value)
 
 
-class ActionPatch(SQLModel):
+class ActionPatch(UpdateSchema):
+    not_null = ("what", "owner", "due_on", "status")
+
     what: str | None = Field(default=None, min_length=1, max_length=2000)
     owner: str | None = Field(default=None, min_length=1, max_length=200)
     due_on: date | None = None
@@ -289,7 +291,9 @@ class DisseminationIn(SQLModel):
         return _nfc_optional(value)
 
 
-class DisseminationPatch(SQLModel):
+class DisseminationPatch(UpdateSchema):
+    not_null = ("method", "held_on", "audience")
+
     method: DisseminationMethod | None = None
     held_on: date | None = None
     audience: str | None = Field(default=None, min_length=1, max_length=500)

@@ -35,7 +35,7 @@ from app.models.agency import (
     SuccessionKind,
     SuccessorRef,
 )
-from app.services import access, audit
+from app.services import access, audit, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.text import fold
@@ -148,22 +148,13 @@ async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCre
     return agency
 
 
-_NOT_NULL = ("name", "kind", "level", "is_measured", "valid_from")
-
-
 async def update_agency(
     session: AsyncSession, actor: Principal, agency_id: uuid.UUID, data: AgencyUpdate
 ) -> Agency:
     agency = await session.get(Agency, agency_id)
     if agency is None:
         raise NotFound("agency")
-    changes = data.model_dump(exclude_unset=True)
-    nulls = [name for name in _NOT_NULL if name in changes and changes[name] is None]
-    if nulls:
-        raise Invalid(
-            "These fields cannot be empty.",
-            [FieldError(f"/body/{name}", "must not be null") for name in nulls],
-        )
+    changes = updates.sent(data)
     if "level" in changes:
         await _check_level(session, changes["level"])
     valid_from = changes.get("valid_from", agency.valid_from)
@@ -186,10 +177,11 @@ async def update_agency(
             )
             if below is not None:
                 raise cycle_error()
-    before = snapshot(agency)
-    for name, value in changes.items():
-        setattr(agency, name, value)
-    agency.search_name = search_name(agency.name, agency.short_name)
+
+    def derive(agency: Agency) -> None:
+        agency.search_name = search_name(agency.name, agency.short_name)
+
+    changed = updates.apply_changes(agency, changes, snapshot, derive=derive)
     agency.updated_at = datetime.now(UTC)
     await session.flush()
     await audit.record(
@@ -198,7 +190,7 @@ async def update_agency(
         "agency.update",
         object_type="agency",
         object_id=agency.id,
-        summary=audit.diff(before, snapshot(agency)),
+        summary=changed.diff(),
     )
     return agency
 

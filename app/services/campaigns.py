@@ -39,7 +39,7 @@ from app.models.identity import Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report
 from app.models.submission import Submission
-from app.services import access, audit, events, reports
+from app.services import access, audit, events, reports, updates
 from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -244,7 +244,7 @@ async def update_campaign(
     session: AsyncSession, actor: Principal, campaign_id: uuid.UUID, data: CampaignUpdate
 ) -> Campaign:
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    changes = data.model_dump(exclude_unset=True)
+    changes = updates.sent(data)
     state = CampaignState(campaign.state)
     refused = sorted(set(changes) - EDITABLE[state])
     if refused:
@@ -256,29 +256,25 @@ async def update_campaign(
                 for f in refused
             ],
         )
-    nulls = [f for f, v in changes.items() if v is None and f not in ("map_date",)]
-    if nulls:
-        raise Invalid(
-            "These fields cannot be null.",
-            [FieldError(f"/body/{f}", "must not be null") for f in nulls],
-        )
     await _check_refs(
         session,
         questionnaire_id=changes.get("questionnaire_id"),
         agency_ids=changes.get("agency_ids"),
         sector_ids=changes.get("sector_ids"),
     )
-    before = _snapshot(campaign)
-    for name, value in changes.items():
-        if name not in ("agency_ids", "sector_ids"):
-            setattr(campaign, name, value)
-    if "map_date" in changes and changes["map_date"] is None:
-        campaign.map_date = campaign.period_end
-    _check_dates(campaign)
+
+    def derive(campaign: Campaign) -> None:
+        if "map_date" in changes and changes["map_date"] is None:
+            campaign.map_date = campaign.period_end
+        _check_dates(campaign)
+
+    changed = updates.apply_changes(
+        campaign, changes, _snapshot, skip=("agency_ids", "sector_ids"), derive=derive
+    )
     campaign.updated_at = datetime.now(UTC)
     await session.flush()
     await _set_scope(session, campaign.id, changes.get("agency_ids"), changes.get("sector_ids"))
-    summary = audit.diff(before, _snapshot(campaign))
+    summary = changed.diff()
     for key in ("agency_ids", "sector_ids"):
         if key in changes:
             summary[key] = [str(x) for x in changes[key]]

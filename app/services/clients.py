@@ -19,7 +19,7 @@ from app.models.identity import (
     ClientWithSecret,
 )
 from app.security import hash_secret, new_client_id, new_client_secret
-from app.services import audit
+from app.services import audit, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
@@ -88,18 +88,10 @@ async def update_client(
     session: AsyncSession, actor: Principal, client_id: uuid.UUID, data: ClientUpdate
 ) -> Client:
     client = await get_client(session, client_id)
-    before = _snapshot(client)
-    changes = data.model_dump(exclude_unset=True)
-    if "name" in changes and changes["name"] is None:
-        raise Invalid("The name cannot be empty.", [FieldError("/body/name", "must not be null")])
+    changes = updates.sent(data)
     if "scopes" in changes:
-        if changes["scopes"] is None:
-            raise Invalid(
-                "The scopes cannot be empty.", [FieldError("/body/scopes", "must not be null")]
-            )
         changes["scopes"] = [s.value if hasattr(s, "value") else s for s in changes["scopes"]]
-    for name, value in changes.items():
-        setattr(client, name, value)
+    changed = updates.apply_changes(client, changes, _snapshot)
     if "scopes" in changes:
         client.token_version += 1
     await session.flush()
@@ -109,7 +101,7 @@ async def update_client(
         "client.update",
         object_type="client",
         object_id=client.id,
-        summary=audit.diff(before, _snapshot(client)),
+        summary=changed.diff(),
     )
     return client
 

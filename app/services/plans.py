@@ -46,7 +46,7 @@ from app.models.plans import (
     TargetOutcome,
 )
 from app.models.report import Report
-from app.services import access, audit, report_files
+from app.services import access, audit, report_files, updates
 from app.services.index import formulas as fx
 from app.services.index.rankings import successor_links
 from app.services.paging import bad_cursor, cursor_str, decode_cursor, keyset_page
@@ -474,15 +474,8 @@ async def update_action(
     )
     if action is None:
         raise NotFound("action")
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("what", "owner", "due_on", "status"):
-        if name in changes and changes[name] is None:
-            raise Invalid(
-                "This field cannot be null.", [FieldError(f"/body/{name}", "may not be null")]
-            )
-    before = {k: getattr(action, k) for k in changes}
-    for name, value in changes.items():
-        setattr(action, name, value)
+    changes = updates.sent(body)
+    changed = updates.apply_changes(action, changes, lambda a: {k: getattr(a, k) for k in changes})
     action.updated_at = datetime.now(UTC)
     plan.updated_at = action.updated_at
     await session.flush()
@@ -494,7 +487,7 @@ async def update_action(
         object_id=action.id,
         summary={
             "plan_id": str(plan.id),
-            "before": {k: str(v) if v is not None else None for k, v in before.items()},
+            "before": {k: str(v) if v is not None else None for k, v in changed.before.items()},
             "after": body.model_dump(mode="json", exclude_unset=True),
         },
     )
@@ -583,14 +576,7 @@ async def update_dissemination(
     session: AsyncSession, actor: Principal, record_id: uuid.UUID, body: DisseminationPatch
 ) -> DisseminationPublic:
     record = await _record(session, actor, record_id, lock=True)
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("method", "held_on", "audience"):
-        if name in changes and changes[name] is None:
-            raise Invalid(
-                "This field cannot be null.", [FieldError(f"/body/{name}", "may not be null")]
-            )
-    for name, value in changes.items():
-        setattr(record, name, value)
+    updates.apply_changes(record, body)
     record.updated_at = datetime.now(UTC)
     await session.flush()
     await audit.record(

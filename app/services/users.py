@@ -20,7 +20,7 @@ from app.models.identity import (
     UserUpdate,
 )
 from app.security import hash_password, verify_password
-from app.services import audit
+from app.services import audit, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
@@ -94,14 +94,7 @@ async def update_user(
     session: AsyncSession, actor: Principal, user_id: uuid.UUID, data: UserUpdate
 ) -> User:
     user = await get_user(session, user_id)
-    before = _snapshot(user)
-    changes = data.model_dump(exclude_unset=True)
-    if "role" in changes and changes["role"] is None:
-        raise Invalid("The role cannot be empty.", [FieldError("/body/role", "must not be null")])
-    if "is_active" in changes and changes["is_active"] is None:
-        raise Invalid(
-            "is_active cannot be empty.", [FieldError("/body/is_active", "must not be null")]
-        )
+    changes = updates.sent(data)
     if user.id == actor.id and (
         changes.get("is_active") is False or changes.get("role", Role.admin) != Role.admin
     ):
@@ -112,8 +105,7 @@ async def update_user(
     agency_id = changes.get("agency_id", user.agency_id)
     await _check_agency(session, role, agency_id)
     password = changes.pop("password", None)
-    for name, value in changes.items():
-        setattr(user, name, value)
+    changed = updates.apply_changes(user, changes, _snapshot)
     if password is not None:
         user.password_hash = hash_password(password)
     revoking = set(changes) | ({"password"} if password else set())
@@ -121,7 +113,7 @@ async def update_user(
         user.token_version += 1
     user.updated_at = datetime.now(UTC)
     await session.flush()
-    summary = audit.diff(before, _snapshot(user))
+    summary = changed.diff()
     if password is not None:
         summary["password_changed"] = True
     await audit.record(

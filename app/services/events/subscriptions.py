@@ -30,7 +30,7 @@ from app.models.event import (
     WebhookSubscriptionWithSecret,
 )
 from app.models.identity import Client, Scope
-from app.services import access, audit
+from app.services import access, audit, updates
 from app.services.agencies import agency_exists
 from app.services.events import signing
 from app.services.events.targets import TargetRefused, check_url
@@ -205,30 +205,27 @@ async def update(
     data: WebhookSubscriptionUpdate,
 ) -> WebhookSubscription:
     row = await get(session, actor, subscription_id, lock=True)
-    before = _snapshot(row)
-    changes = data.model_dump(exclude_unset=True)
-    for name in ("url", "event_types", "state"):
-        if name in changes and changes[name] is None:
-            raise Invalid("A value is required.", [FieldError(f"/body/{name}", "must not be null")])
+    changes = updates.sent(data)
     if "url" in changes:
         _check_url(changes["url"], settings)
-        row.url = changes["url"]
     if "event_types" in changes:
-        row.event_types = sorted({str(t) for t in changes["event_types"]})
+        changes["event_types"] = sorted({str(t) for t in changes["event_types"]})
     if "agency_id" in changes:
         client = await session.get(Client, row.client_id)
         if client is None:  # pragma: no cover - a foreign key guarantees it
             raise NotFound("client")
-        row.agency_id = await _bounded_agency(session, client, changes["agency_id"])
-    if "description" in changes:
-        row.description = changes["description"]
-    if "state" in changes and changes["state"] != row.state:
-        if changes["state"] == SubscriptionState.active:
-            resume(row)
-        else:
-            row.state = SubscriptionState.paused.value
-            row.paused_reason = f"paused by {actor.name}"
-            row.paused_at = datetime.now(UTC)
+        changes["agency_id"] = await _bounded_agency(session, client, changes["agency_id"])
+
+    def derive(row: WebhookSubscription) -> None:
+        if "state" in changes and changes["state"] != row.state:
+            if changes["state"] == SubscriptionState.active:
+                resume(row)
+            else:
+                row.state = SubscriptionState.paused.value
+                row.paused_reason = f"paused by {actor.name}"
+                row.paused_at = datetime.now(UTC)
+
+    changed = updates.apply_changes(row, changes, _snapshot, skip=("state",), derive=derive)
     row.updated_at = datetime.now(UTC)
     await session.flush()
     await audit.record(
@@ -237,7 +234,7 @@ async def update(
         "webhook.update",
         object_type="webhook_subscription",
         object_id=row.id,
-        summary=audit.diff(before, _snapshot(row)),
+        summary=changed.diff(),
     )
     return row
 
