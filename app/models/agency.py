@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, UpdateSchema, nfc, timestamptz, utcnow
+from app.models.base import Page, Timestamped, UpdateSchema, nfc
 from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -61,7 +61,7 @@ class AgencyLevel(SQLModel, table=True):
     rank: int = Field(description="0 for the top level, larger further down.")
 
 
-class Agency(SQLModel, table=True):
+class Agency(Timestamped, table=True):
     __tablename__ = "agencies"
     __table_args__ = (
         sa.CheckConstraint(
@@ -101,16 +101,6 @@ class Agency(SQLModel, table=True):
     valid_to: date | None = Field(default=None, sa_type=sa.Date)
     admin_unit_code: str | None = Field(
         default=None, sa_type=sa.Text, description="National administrative-unit code, if any."
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
     )
 
 

@@ -14,12 +14,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import Created, timestamptz, utcnow
 
 REVOKED_REASONS = ("logout", "reuse", "credentials_changed")
 
 
-class AuthSession(SQLModel, table=True):
+class AuthSession(Created, table=True):
     __tablename__ = "auth_sessions"
     __table_args__ = (
         sa.CheckConstraint(
@@ -43,11 +43,6 @@ class AuthSession(SQLModel, table=True):
         )
     )
     token_version: int = Field(description="The user's token_version when the session began.")
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
     refreshed_at: datetime | None = Field(default=None, sa_type=timestamptz())
     revoked_at: datetime | None = Field(default=None, sa_type=timestamptz())
     revoked_reason: str | None = Field(default=None, sa_type=sa.Text)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+from sqlmodel import Field as ModelField
 from sqlmodel import SQLModel
 
 from app.errors import FieldError, InvalidError
@@ -32,6 +33,44 @@ def utcnow() -> datetime:
 
 def timestamptz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
+
+
+def _now_column() -> Any:
+    return ModelField(
+        default_factory=utcnow,
+        sa_type=timestamptz(),
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+
+
+class Created(SQLModel):
+    """A table's `created_at`: set when the row is made (by Python, or by the database's now()
+    when a bulk INSERT leaves it out), never changed."""
+
+    created_at: datetime = _now_column()
+
+
+class Timestamped(Created):
+    """`created_at` and `updated_at`. `updated_at` moves only when a use case says so, through
+    `touch(row)`, never by itself.
+
+    Why not SQLAlchemy's `onupdate`: `updated_at` is part of what the index cache keys and the
+    ETags are made of (`services/index/cache.py` reads `max(updated_at)` of submissions and
+    agencies), and several writes deliberately leave it: a sign-in setting `last_login_at`, the
+    webhook worker counting a subscription's failures (`failing_since`), a search key rebuilt.
+    An `onupdate` would move it on every ORM flush of such a row and on every `sa.update(...)` of
+    the table, so a cache would miss and an ETag change with nothing a client can see changed.
+    """
+
+    updated_at: datetime = _now_column()
+
+
+def touch(*rows: Timestamped, at: datetime | None = None) -> datetime:
+    """Mark rows as changed now (or `at`): their `updated_at`, the same instant for all."""
+    now = at or utcnow()
+    for row in rows:
+        row.updated_at = now
+    return now
 
 
 class DocumentedAs:

@@ -14,7 +14,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, UpdateSchema, nfc, timestamptz, utcnow
+from app.models.base import Page, Timestamped, UpdateSchema, nfc, timestamptz
 from app.models.timestamps import SaneDate
 
 
@@ -45,7 +45,7 @@ def _uuid_pk() -> Any:
     )
 
 
-class Campaign(SQLModel, table=True):
+class Campaign(Timestamped, table=True):
     __tablename__ = "campaigns"
     __table_args__ = (
         sa.CheckConstraint(
@@ -81,16 +81,6 @@ class Campaign(SQLModel, table=True):
         default_factory=dict,
         sa_column=sa.Column(pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
         description="The screening and review config (models.quality.QualityConfig).",
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
     )
     opened_at: datetime | None = Field(default=None, sa_type=timestamptz())
     closed_at: datetime | None = Field(default=None, sa_type=timestamptz())

@@ -10,12 +10,12 @@ import pydantic
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import DocumentedAs, FieldProblem, no_nul, timestamptz, utcnow
+from app.models.base import Created, DocumentedAs, FieldProblem, no_nul, timestamptz
 from app.models.campaign import _fk, _uuid_pk
 from app.models.timestamps import SaneDatetime
 
 
-class Dossier(SQLModel, table=True):
+class Dossier(Created, table=True):
     """A dossier (hồ sơ) whose result the one-stop desk returned. Idempotent by code."""
 
     __tablename__ = "dossiers"
@@ -30,14 +30,9 @@ class Dossier(SQLModel, table=True):
     client_id: uuid.UUID | None = Field(
         default=None, sa_column=_fk("clients.id", "RESTRICT", nullable=True)
     )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
-class Invitation(SQLModel, table=True):
+class Invitation(Created, table=True):
     """A one-time right to rate one dossier in one campaign. The token is signed, not stored."""
 
     __tablename__ = "invitations"
@@ -55,11 +50,6 @@ class Invitation(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=timestamptz())
     submission_id: uuid.UUID | None = Field(
         default=None, sa_column=_fk("submissions.id", "SET NULL", nullable=True)
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
     )
 
 

@@ -12,7 +12,16 @@ from pydantic import AwareDatetime, field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, UpdateSchema, nfc, no_nul, timestamptz, utcnow
+from app.models.base import (
+    Created,
+    Page,
+    Timestamped,
+    UpdateSchema,
+    nfc,
+    no_nul,
+    timestamptz,
+    utcnow,
+)
 
 
 class EventType(StrEnum):
@@ -102,7 +111,7 @@ class SubscriptionState(StrEnum):
     paused = "paused"
 
 
-class WebhookSubscription(SQLModel, table=True):
+class WebhookSubscription(Timestamped, table=True):
     __tablename__ = "webhook_subscriptions"
     __table_args__ = (
         sa.CheckConstraint("state IN ('active', 'paused')", name="state_known"),
@@ -140,16 +149,6 @@ class WebhookSubscription(SQLModel, table=True):
     previous_secret_until: datetime | None = Field(default=None, sa_type=timestamptz())
     consecutive_dead: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     failing_since: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 def _nfc_or_none(value: str | None) -> str | None:
@@ -239,7 +238,7 @@ class DeliveryState(StrEnum):
     dead = "dead"
 
 
-class WebhookDelivery(SQLModel, table=True):
+class WebhookDelivery(Created, table=True):
     """One event for one subscription. `next_attempt_at` is also the claim: a worker that takes
     a delivery moves it past its lease, so a worker killed mid-attempt leaves it due again."""
 
@@ -283,11 +282,6 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     delivered_at: datetime | None = Field(default=None, sa_type=timestamptz())
     dead_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 class WebhookDeliveryPublic(SQLModel):

@@ -12,7 +12,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, UpdateSchema, nfc, timestamptz, utcnow
+from app.models.base import Created, Page, Timestamped, UpdateSchema, nfc, timestamptz
 from app.models.timestamps import SaneDatetime
 
 
@@ -142,7 +142,7 @@ class UserBase(SQLModel):
         return nfc(value)
 
 
-class User(UserBase, table=True):
+class User(UserBase, Timestamped, table=True):
     __tablename__ = "users"
     agency_id: uuid.UUID | None = Field(
         default=None,
@@ -169,16 +169,6 @@ class User(UserBase, table=True):
     password_hash: str = Field(sa_type=sa.Text)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
     last_login_at: datetime | None = Field(default=None, sa_type=timestamptz())
 
 
@@ -259,7 +249,7 @@ class ClientBase(SQLModel):
         return nfc(value)
 
 
-class Client(ClientBase, table=True):
+class Client(ClientBase, Created, table=True):
     __tablename__ = "clients"
     agency_id: uuid.UUID | None = Field(
         default=None,
@@ -278,11 +268,6 @@ class Client(ClientBase, table=True):
     token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     revoked_at: datetime | None = Field(default=None, sa_type=timestamptz())
     last_used_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 class ClientCreate(ClientBase):

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import clean_text
-from app.models.base import Page, UpdateSchema, timestamptz, utcnow
+from app.models.base import Created, Page, Timestamped, UpdateSchema
 from app.models.campaign import _fk, _uuid_pk
 
 
@@ -49,15 +49,7 @@ def _nfc_optional(value: str | None) -> str | None:
     return None if value is None else clean_text(value)
 
 
-def _created() -> Any:
-    return Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-
-
-class ImprovementPlan(SQLModel, table=True):
+class ImprovementPlan(Timestamped, table=True):
     __tablename__ = "improvement_plans"
     __table_args__ = (
         sa.UniqueConstraint(
@@ -80,11 +72,9 @@ class ImprovementPlan(SQLModel, table=True):
         sa_type=sa.Text,
         sa_column_kwargs={"server_default": "pending"},
     )
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
 
 
-class PlanAction(SQLModel, table=True):
+class PlanAction(Timestamped, table=True):
     __tablename__ = "plan_actions"
     __table_args__ = (
         sa.CheckConstraint(
@@ -106,11 +96,9 @@ class PlanAction(SQLModel, table=True):
     )
     evidence: str | None = Field(default=None, sa_type=sa.Text)
     created_by: uuid.UUID | None = None
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
 
 
-class PlanComment(SQLModel, table=True):
+class PlanComment(Created, table=True):
     __tablename__ = "plan_comments"
     __table_args__ = (sa.Index("ix_plan_comments_plan_id", "plan_id"),)
 
@@ -120,10 +108,9 @@ class PlanComment(SQLModel, table=True):
     author_name: str = Field(sa_type=sa.Text)
     review_status: str | None = Field(default=None, sa_type=sa.Text)
     body: str = Field(sa_type=sa.Text)
-    created_at: datetime = _created()
 
 
-class DisseminationRecord(SQLModel, table=True):
+class DisseminationRecord(Timestamped, table=True):
     __tablename__ = "dissemination_records"
     __table_args__ = (
         sa.CheckConstraint(
@@ -142,8 +129,6 @@ class DisseminationRecord(SQLModel, table=True):
     note: str | None = Field(default=None, sa_type=sa.Text)
     link: str | None = Field(default=None, sa_type=sa.Text)
     created_by: uuid.UUID | None = None
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
 
 
 # ---- API schemas -------------------------------------------------------------------------------

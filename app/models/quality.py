@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import nfc, timestamptz, utcnow
+from app.models.base import Created, nfc, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 from app.models.submission import SubmissionState
 
@@ -173,7 +173,7 @@ class RecheckOutcome(StrEnum):
     unreachable = "unreachable"
 
 
-class Recheck(SQLModel, table=True):
+class Recheck(Created, table=True):
     """A form to be re-checked: the worker contacts the respondent and records the outcome."""
 
     __tablename__ = "rechecks"
@@ -201,11 +201,6 @@ class Recheck(SQLModel, table=True):
         default=None, sa_column=_fk("users.id", "SET NULL", nullable=True)
     )
     checked_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 class RecheckDrawIn(SQLModel):

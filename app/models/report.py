@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, timestamptz, utcnow
+from app.models.base import Created, Page, timestamptz, utcnow
 from app.models.campaign import _fk, _uuid_pk
 from app.models.index import Cell, RankingRow
 
@@ -40,7 +40,7 @@ class Report(SQLModel, table=True):
     )
 
 
-class Tally(SQLModel, table=True):
+class Tally(Created, table=True):
     """An aggregate import: per-item answer counts of one agency's paper forms, no raw forms."""
 
     __tablename__ = "tallies"
@@ -53,11 +53,6 @@ class Tally(SQLModel, table=True):
     counts: dict[str, Any] = Field(
         sa_column=sa.Column(pg.JSONB, nullable=False),
         description="item id → answer code → count",
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
     )
 
 

@@ -13,7 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import DocumentedAs, FieldProblem, Page, no_nul, timestamptz, utcnow
+from app.models.base import (
+    DocumentedAs,
+    FieldProblem,
+    Page,
+    Timestamped,
+    no_nul,
+    timestamptz,
+    utcnow,
+)
 from app.models.campaign import _fk, _uuid_pk
 from app.models.timestamps import SaneDatetime
 
@@ -33,7 +41,7 @@ class SubmissionState(StrEnum):
     rejected = "rejected"
 
 
-class Submission(SQLModel, table=True):
+class Submission(Timestamped, table=True):
     __tablename__ = "submissions"
     __table_args__ = (
         sa.UniqueConstraint(
@@ -123,16 +131,6 @@ class Submission(SQLModel, table=True):
             server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
         ),
         description="The writing transaction: lists page in this order, see services.submissions.",
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
     )
 
 

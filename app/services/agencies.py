@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from app.models.agency import (
     SuccessionKind,
     SuccessorRef,
 )
+from app.models.base import touch
 from app.services import access, audit, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -182,7 +183,7 @@ async def update_agency(
         agency.search_name = search_name(agency.name, agency.short_name)
 
     changed = updates.apply_changes(agency, changes, snapshot, derive=derive)
-    agency.updated_at = datetime.now(UTC)
+    touch(agency)
     await session.flush()
     await audit.record(
         session,
@@ -436,7 +437,7 @@ async def retire_agency(
     before = snapshot(agency)
     agency.valid_to = data.valid_to
     resolved = await _resolve_refs(session, agency, data.successors, "/body/successors")
-    agency.updated_at = datetime.now(UTC)
+    touch(agency)
     await session.flush()
     await upsert_links(session, resolved)
     summary = audit.diff(before, snapshot(agency))

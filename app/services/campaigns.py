@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
+from app.models.base import touch
 from app.models.campaign import (
     AllocateRequest,
     AllocationPublic,
@@ -271,7 +272,7 @@ async def update_campaign(
     changed = updates.apply_changes(
         campaign, changes, _snapshot, skip=("agency_ids", "sector_ids"), derive=derive
     )
-    campaign.updated_at = datetime.now(UTC)
+    touch(campaign)
     await session.flush()
     await _set_scope(session, campaign.id, changes.get("agency_ids"), changes.get("sector_ids"))
     summary = changed.diff()
@@ -390,7 +391,7 @@ async def _transition(
         )
         campaign.archived_at = now
     campaign.state = to
-    campaign.updated_at = now
+    touch(campaign, at=now)
     await session.flush()
     await audit.record(
         session,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +22,7 @@ from sqlmodel import col
 
 from app.errors import AppError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
+from app.models.base import touch
 from app.models.campaign import Campaign, CampaignState
 from app.models.plans import (
     ActionIn,
@@ -228,7 +228,7 @@ async def propose(
             )
         else:
             plan.targets, plan.report_id = targets, report.id
-            plan.updated_at = datetime.now(UTC)
+            touch(plan)
         made += 1
     await session.flush()
     if made:
@@ -445,7 +445,7 @@ async def add_action(
         )
     action = PlanAction(plan_id=plan.id, created_by=actor.id, **body.model_dump())
     session.add(action)
-    plan.updated_at = datetime.now(UTC)
+    touch(plan)
     await session.flush()
     await session.refresh(action)
     await audit.record(
@@ -476,8 +476,7 @@ async def update_action(
         raise NotFound("action")
     changes = updates.sent(body)
     changed = updates.apply_changes(action, changes, lambda a: {k: getattr(a, k) for k in changes})
-    action.updated_at = datetime.now(UTC)
-    plan.updated_at = action.updated_at
+    touch(action, plan)
     await session.flush()
     await audit.record(
         session,
@@ -500,7 +499,7 @@ async def review(
     """The Department's review: a status and a comment (kept, in order)."""
     plan = await _plan(session, actor, plan_id, lock=True)
     plan.review_status = body.status
-    plan.updated_at = datetime.now(UTC)
+    touch(plan)
     session.add(
         PlanComment(
             plan_id=plan.id,
@@ -577,7 +576,7 @@ async def update_dissemination(
 ) -> DisseminationPublic:
     record = await _record(session, actor, record_id, lock=True)
     updates.apply_changes(record, body)
-    record.updated_at = datetime.now(UTC)
+    touch(record)
     await session.flush()
     await audit.record(
         session,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.errors import Conflict, ConflictError, FieldError, Invalid, NotFound
+from app.models.base import touch
 from app.models.identity import (
     PasswordChange,
     Role,
@@ -111,7 +111,7 @@ async def update_user(
     revoking = set(changes) | ({"password"} if password else set())
     if revoking & _REVOKING_FIELDS:
         user.token_version += 1
-    user.updated_at = datetime.now(UTC)
+    touch(user)
     await session.flush()
     summary = changed.diff()
     if password is not None:
@@ -133,7 +133,7 @@ async def change_own_password(
         )
     user.password_hash = hash_password(data.new_password)
     user.token_version += 1
-    user.updated_at = datetime.now(UTC)
+    touch(user)
     await audit.record(
         session,
         actor,

@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.errors import FieldError, Invalid, NotFound
+from app.models.base import touch
 from app.models.event import (
     SecretRotation,
     SubscriptionState,
@@ -226,7 +227,7 @@ async def update(
                 row.paused_at = datetime.now(UTC)
 
     changed = updates.apply_changes(row, changes, _snapshot, skip=("state",), derive=derive)
-    row.updated_at = datetime.now(UTC)
+    touch(row)
     await session.flush()
     await audit.record(
         session,
@@ -276,7 +277,7 @@ async def rotate_secret(
         row.previous_secret = None
         row.previous_secret_until = None
     row.secret = secret
-    row.updated_at = now
+    touch(row, at=now)
     await session.flush()
     await audit.record(
         session,
