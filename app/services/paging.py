@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,6 +57,13 @@ def cursor_str(key: dict[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise bad_cursor()
     return value
+
+
+def cursor_uuid(key: dict[str, Any], name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(cursor_str(key, name))
+    except ValueError as exc:
+        raise bad_cursor() from exc
 
 
 async def keyset_page(

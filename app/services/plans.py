@@ -1,5 +1,5 @@
-"""Improvement plans: targets proposed from a published report, actions, review; and
-dissemination records.
+"""Improvement plans: targets proposed from a published report, actions, review. The
+dissemination records are `app.services.dissemination` (re-exported here).
 
 When a campaign is published (each snapshot), every measured agency below the province with a
 publishable index gets a plan (or its plan's targets are proposed again from the new version).
@@ -20,21 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid, NotFound
+from app.errors import FieldError, Invalid, NotFound
 from app.models.agency import Agency
 from app.models.base import touch
-from app.models.campaign import Campaign, CampaignState
+from app.models.campaign import Campaign
 from app.models.plans import (
     ActionIn,
     ActionPatch,
     ActionPublic,
     ActionStatus,
     CommentPublic,
-    DisseminationIn,
-    DisseminationPage,
-    DisseminationPatch,
-    DisseminationPublic,
-    DisseminationRecord,
     ImprovementPlan,
     PlanAction,
     PlanComment,
@@ -47,10 +42,37 @@ from app.models.plans import (
 )
 from app.models.report import Report
 from app.services import access, audit, report_files, updates
+from app.services.dissemination import (
+    add_dissemination,
+    all_dissemination,
+    list_dissemination,
+    read_dissemination,
+    update_dissemination,
+)
 from app.services.index import formulas as fx
 from app.services.index.rankings import successor_links
-from app.services.paging import bad_cursor, cursor_str, decode_cursor, keyset_page
+from app.services.paging import cursor_uuid, decode_cursor, keyset_page
 from app.services.principal import Principal
+
+__all__ = [
+    "add_action",
+    "add_dissemination",
+    "all_dissemination",
+    "apart",
+    "criteria_of",
+    "list_dissemination",
+    "list_plans",
+    "outcomes",
+    "propose",
+    "propose_targets",
+    "public",
+    "read_dissemination",
+    "read_plan",
+    "review",
+    "summaries",
+    "update_action",
+    "update_dissemination",
+]
 
 LOWEST = 3
 FELL = 3
@@ -416,7 +438,7 @@ async def list_plans(
         query = query.where(col(ImprovementPlan.agency_id) == agency_id)
     after = decode_cursor(cursor)
     if after is not None:
-        query = query.where(col(ImprovementPlan.id) > _cursor_id(after))
+        query = query.where(col(ImprovementPlan.id) > cursor_uuid(after, "id"))
     plans, next_cursor = await keyset_page(
         session, query, limit=limit, key=lambda p: {"id": str(p.id)}
     )
@@ -424,13 +446,6 @@ async def list_plans(
     order = {p.id: i for i, p in enumerate(plans)}
     items.sort(key=lambda s: order[s.id])
     return PlanPage(items=items, next_cursor=next_cursor)
-
-
-def _cursor_id(key: dict[str, Any]) -> uuid.UUID:
-    try:
-        return uuid.UUID(cursor_str(key, "id"))
-    except ValueError as exc:
-        raise bad_cursor() from exc
 
 
 async def add_action(
@@ -519,111 +534,3 @@ async def review(
         summary={"status": body.status.value, "comment": body.comment},
     )
     return await public(session, plan)
-
-
-# ---- dissemination -----------------------------------------------------------------------------
-
-_REPORTED = (CampaignState.published, CampaignState.archived)
-
-
-async def add_dissemination(
-    session: AsyncSession, actor: Principal, body: DisseminationIn
-) -> DisseminationPublic:
-    campaign = await access.readable_campaign(session, actor, body.campaign_id)
-    await access.require_agency(session, actor, body.agency_id)
-    if CampaignState(campaign.state) not in _REPORTED:
-        raise AppError(
-            "campaign_not_published",
-            "Only the results of a published campaign are made known.",
-            409,
-        )
-    record = DisseminationRecord(created_by=actor.id, **body.model_dump())
-    session.add(record)
-    await session.flush()
-    await session.refresh(record)
-    await audit.record(
-        session,
-        actor,
-        "dissemination.create",
-        object_type="dissemination_record",
-        object_id=record.id,
-        summary=body.model_dump(mode="json"),
-    )
-    return DisseminationPublic.model_validate(record, from_attributes=True)
-
-
-async def _record(
-    session: AsyncSession, principal: Principal, record_id: uuid.UUID, *, lock: bool = False
-) -> DisseminationRecord:
-    query = access.readable_dissemination(principal).where(col(DisseminationRecord.id) == record_id)
-    if lock:
-        query = query.with_for_update()
-    record = await session.scalar(query)
-    if record is None:
-        raise NotFound("dissemination record")
-    return record
-
-
-async def read_dissemination(
-    session: AsyncSession, principal: Principal, record_id: uuid.UUID
-) -> DisseminationPublic:
-    record = await _record(session, principal, record_id)
-    return DisseminationPublic.model_validate(record, from_attributes=True)
-
-
-async def update_dissemination(
-    session: AsyncSession, actor: Principal, record_id: uuid.UUID, body: DisseminationPatch
-) -> DisseminationPublic:
-    record = await _record(session, actor, record_id, lock=True)
-    updates.apply_changes(record, body)
-    touch(record)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "dissemination.update",
-        object_type="dissemination_record",
-        object_id=record.id,
-        summary=body.model_dump(mode="json", exclude_unset=True),
-    )
-    return DisseminationPublic.model_validate(record, from_attributes=True)
-
-
-async def list_dissemination(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    campaign_id: uuid.UUID | None,
-    agency_id: uuid.UUID | None,
-    limit: int,
-    cursor: str | None,
-) -> DisseminationPage:
-    query = access.readable_dissemination(principal).order_by(col(DisseminationRecord.id))
-    if campaign_id is not None:
-        query = query.where(col(DisseminationRecord.campaign_id) == campaign_id)
-    if agency_id is not None:
-        query = query.where(col(DisseminationRecord.agency_id) == agency_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(col(DisseminationRecord.id) > _cursor_id(after))
-    rows, next_cursor = await keyset_page(
-        session, query, limit=limit, key=lambda r: {"id": str(r.id)}
-    )
-    return DisseminationPage(
-        items=[DisseminationPublic.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=next_cursor,
-    )
-
-
-async def all_dissemination(
-    session: AsyncSession, principal: Principal, campaign_ids: list[uuid.UUID]
-) -> list[DisseminationRecord]:
-    return list(
-        (
-            await session.scalars(
-                access.readable_dissemination(principal)
-                .where(col(DisseminationRecord.campaign_id).in_(campaign_ids))
-                .order_by(col(DisseminationRecord.held_on), col(DisseminationRecord.id))
-            )
-        ).all()
-    )

@@ -35,7 +35,7 @@ from app.services import access, audit, updates
 from app.services.agencies import agency_exists
 from app.services.events import signing
 from app.services.events.targets import TargetRefused, check_url
-from app.services.paging import cursor_str, decode_cursor, keyset_page
+from app.services.paging import cursor_uuid, decode_cursor, keyset_page
 from app.services.principal import Principal, missing_scope
 
 
@@ -175,15 +175,7 @@ async def list_subscriptions(
         query = query.where(col(WebhookSubscription.client_id) == client_id)
     after = decode_cursor(cursor)
     if after is not None:
-        try:
-            last = uuid.UUID(cursor_str(after, "id"))
-        except ValueError as exc:
-            raise Invalid(
-                "The cursor is not one this API issued.",
-                [FieldError("/query/cursor", "bad cursor", "bad_cursor")],
-                code="bad_cursor",
-            ) from exc
-        query = query.where(col(WebhookSubscription.id) > last)
+        query = query.where(col(WebhookSubscription.id) > cursor_uuid(after, "id"))
     rows, next_cursor = await keyset_page(
         session, query, limit=limit, key=lambda r: {"id": str(r.id)}
     )
