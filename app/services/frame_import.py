@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
@@ -136,12 +136,29 @@ def _texts(row: RawRow, problems: RowErrors) -> dict[str, str | None]:
     return text
 
 
-async def _check(
-    session: AsyncSession, actor: Principal, campaign: Campaign, source: FrameSource
-) -> tuple[list[_Unit], RowErrors]:
-    problems = _problems(source.prefix)
+@dataclass(slots=True)
+class _Known:
+    """What a unit is checked against: the stored codes, the campaign's scope and the caller's."""
+
+    campaign: Campaign
+    prefix: str
+    procedures: dict[str, tuple[uuid.UUID, uuid.UUID]]
+    agencies: dict[str, uuid.UUID]
+    scope_agencies: set[uuid.UUID]
+    scope_sectors: set[uuid.UUID]
+    writable: set[uuid.UUID] | None
+    foreign: set[str]
+    first: dict[str, int] = field(default_factory=dict)
+
+
+async def _known(
+    session: AsyncSession,
+    actor: Principal,
+    campaign: Campaign,
+    prefix: str,
+    texts: list[tuple[RawRow, dict[str, str | None]]],
+) -> _Known:
     writable = await access.writable_agency_ids(session, actor)
-    texts = [(row, _texts(row, problems)) for row in source.rows]
     procedure_codes = {t["procedure_code"] for _, t in texts if t["procedure_code"]}
     agency_codes = {t["agency_code"] for _, t in texts if t["agency_code"]}
     procedures = {
@@ -180,81 +197,121 @@ async def _check(
                 )
             ).all()
         )
-    first: dict[str, int] = {}
-    units: list[_Unit] = []
-    for row, t in texts:
-        n = row.number
-        code = t["dossier_code"]
-        if code is not None:
-            if code in first:
-                where = "row" if source.prefix == "/rows" else "unit"
-                problems.add(
-                    n,
-                    "dossier_code",
-                    f"duplicate dossier code: already on {where} {first[code]}",
-                    "duplicate_dossier",
-                )
-            else:
-                first[code] = n
-            if code in foreign:
-                problems.add(
-                    n,
-                    "dossier_code",
-                    "a unit of an agency outside your scope has this dossier code",
-                    "out_of_scope",
-                )
-        procedure = procedures.get(t["procedure_code"] or "")
-        if t["procedure_code"] and procedure is None:
-            problems.add(
-                n, "procedure_code", f"unknown procedure {t['procedure_code']!r}", "unknown"
-            )
-        if procedure is not None and scope_sectors and procedure[1] not in scope_sectors:
-            problems.add(
-                n,
-                "procedure_code",
-                "the procedure's sector is not in the campaign's scope",
-                "out_of_scope",
-            )
-        agency_id = agencies.get(t["agency_code"] or "")
-        if t["agency_code"] and agency_id is None:
-            problems.add(n, "agency_code", f"unknown agency {t['agency_code']!r}", "unknown")
-        elif agency_id is not None and agency_id not in scope_agencies:
-            problems.add(
-                n, "agency_code", "the agency is not in the campaign's scope", "out_of_scope"
-            )
-        elif agency_id is not None and writable is not None and agency_id not in writable:
-            problems.add(n, "agency_code", "the agency is outside your scope", "out_of_scope")
-        returned_on: date | None = None
-        if t["returned_on"] is not None:
-            try:
-                returned_on = parse_date(row.cells.get("returned_on"))
-            except ValueError:
-                problems.add(n, "returned_on", "not a date; use YYYY-MM-DD", "bad_date")
-        if returned_on is not None and not (
-            campaign.period_start <= returned_on <= campaign.period_end
-        ):
-            problems.add(
-                n,
-                "returned_on",
-                f"outside the campaign's period {campaign.period_start.isoformat()}.."
-                f"{campaign.period_end.isoformat()}",
-                "out_of_period",
-            )
-        if n in problems.rows:
-            continue
-        if code is None or procedure is None or agency_id is None or returned_on is None:
-            continue  # reported above
-        units.append(
-            _Unit(
-                number=n,
-                dossier_code=code,
-                procedure_id=procedure[0],
-                agency_id=agency_id,
-                sector_id=procedure[1] if scope_sectors else None,
-                returned_on=returned_on,
-                contact={c: t[c] for c in CONTACT_COLUMNS},
-            )
+    return _Known(
+        campaign=campaign,
+        prefix=prefix,
+        procedures=procedures,
+        agencies=agencies,
+        scope_agencies=scope_agencies,
+        scope_sectors=scope_sectors,
+        writable=writable,
+        foreign=foreign,
+    )
+
+
+def _check_dossier(n: int, code: str | None, known: _Known, problems: RowErrors) -> None:
+    if code is None:
+        return
+    if code in known.first:
+        where = "row" if known.prefix == "/rows" else "unit"
+        problems.add(
+            n,
+            "dossier_code",
+            f"duplicate dossier code: already on {where} {known.first[code]}",
+            "duplicate_dossier",
         )
+    else:
+        known.first[code] = n
+    if code in known.foreign:
+        problems.add(
+            n,
+            "dossier_code",
+            "a unit of an agency outside your scope has this dossier code",
+            "out_of_scope",
+        )
+
+
+def _check_procedure(
+    n: int, code: str | None, known: _Known, problems: RowErrors
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    procedure = known.procedures.get(code or "")
+    if code and procedure is None:
+        problems.add(n, "procedure_code", f"unknown procedure {code!r}", "unknown")
+    if procedure is not None and known.scope_sectors and procedure[1] not in known.scope_sectors:
+        problems.add(
+            n,
+            "procedure_code",
+            "the procedure's sector is not in the campaign's scope",
+            "out_of_scope",
+        )
+    return procedure
+
+
+def _check_agency(n: int, code: str | None, known: _Known, problems: RowErrors) -> uuid.UUID | None:
+    agency_id = known.agencies.get(code or "")
+    if code and agency_id is None:
+        problems.add(n, "agency_code", f"unknown agency {code!r}", "unknown")
+    elif agency_id is not None and agency_id not in known.scope_agencies:
+        problems.add(n, "agency_code", "the agency is not in the campaign's scope", "out_of_scope")
+    elif agency_id is not None and known.writable is not None and agency_id not in known.writable:
+        problems.add(n, "agency_code", "the agency is outside your scope", "out_of_scope")
+    return agency_id
+
+
+def _check_returned_on(
+    row: RawRow, text: str | None, campaign: Campaign, problems: RowErrors
+) -> date | None:
+    if text is None:
+        return None
+    n = row.number
+    try:
+        returned_on = parse_date(row.cells.get("returned_on"))
+    except ValueError:
+        problems.add(n, "returned_on", "not a date; use YYYY-MM-DD", "bad_date")
+        return None
+    if not campaign.period_start <= returned_on <= campaign.period_end:
+        problems.add(
+            n,
+            "returned_on",
+            f"outside the campaign's period {campaign.period_start.isoformat()}.."
+            f"{campaign.period_end.isoformat()}",
+            "out_of_period",
+        )
+    return returned_on
+
+
+def _check_unit(
+    row: RawRow, t: dict[str, str | None], known: _Known, problems: RowErrors
+) -> _Unit | None:
+    """One unit checked against what is known; None when it has a problem (reported)."""
+    n = row.number
+    code = t["dossier_code"]
+    _check_dossier(n, code, known, problems)
+    procedure = _check_procedure(n, t["procedure_code"], known, problems)
+    agency_id = _check_agency(n, t["agency_code"], known, problems)
+    returned_on = _check_returned_on(row, t["returned_on"], known.campaign, problems)
+    if n in problems.rows:
+        return None
+    if code is None or procedure is None or agency_id is None or returned_on is None:
+        return None  # reported above
+    return _Unit(
+        number=n,
+        dossier_code=code,
+        procedure_id=procedure[0],
+        agency_id=agency_id,
+        sector_id=procedure[1] if known.scope_sectors else None,
+        returned_on=returned_on,
+        contact={c: t[c] for c in CONTACT_COLUMNS},
+    )
+
+
+async def _check(
+    session: AsyncSession, actor: Principal, campaign: Campaign, source: FrameSource
+) -> tuple[list[_Unit], RowErrors]:
+    problems = _problems(source.prefix)
+    texts = [(row, _texts(row, problems)) for row in source.rows]
+    known = await _known(session, actor, campaign, source.prefix, texts)
+    units = [u for row, t in texts if (u := _check_unit(row, t, known, problems)) is not None]
     return units, problems
 
 
