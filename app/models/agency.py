@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, Timestamped, UpdateSchema, nfc
+from app.models.base import Page, Timestamped, UpdateSchema, nfc, uuid_pk
 from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -73,11 +73,7 @@ class Agency(Timestamped, table=True):
         sa.Index("ix_agencies_search_name", "search_name"),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     name: str = Field(sa_type=sa.Text)
     short_name: str | None = Field(default=None, sa_type=sa.Text)

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Created, timestamptz, utcnow
+from app.models.base import Created, timestamptz, utcnow, uuid_pk
 
 REVOKED_REASONS = ("logout", "reuse", "credentials_changed")
 
@@ -32,11 +32,7 @@ class AuthSession(Created, table=True):
         ),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     user_id: uuid.UUID = Field(
         sa_column=sa.Column(
             sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
@@ -51,11 +47,7 @@ class AuthSession(Created, table=True):
 class RefreshToken(SQLModel, table=True):
     __tablename__ = "refresh_tokens"
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     session_id: uuid.UUID = Field(
         sa_column=sa.Column(
             sa.Uuid,

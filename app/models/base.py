@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -33,6 +34,27 @@ def utcnow() -> datetime:
 
 def timestamptz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
+
+
+def uuid_pk() -> Any:
+    """A UUID primary key, made by Python or, for a bulk INSERT that leaves it out, PostgreSQL."""
+    return ModelField(
+        default_factory=uuid.uuid4,
+        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
+        primary_key=True,
+    )
+
+
+def fk(
+    target: str, ondelete: str, nullable: bool = False, primary_key: bool = False
+) -> sa.Column[Any]:
+    """A UUID foreign key to `target` ("table.column") with an explicit ON DELETE."""
+    return sa.Column(
+        sa.Uuid,
+        sa.ForeignKey(target, ondelete=ondelete),
+        nullable=nullable,
+        primary_key=primary_key,
+    )
 
 
 def _now_column() -> Any:

@@ -9,17 +9,13 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import CODE_PATTERN, check_code, clean_optional, clean_text
-from app.models.base import Page, UpdateSchema
+from app.models.base import Page, UpdateSchema, uuid_pk
 
 
 class Sector(SQLModel, table=True):
     __tablename__ = "sectors"
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     name_vi: str = Field(sa_type=sa.Text)
     name_en: str | None = Field(default=None, sa_type=sa.Text)
@@ -30,11 +26,7 @@ class Procedure(SQLModel, table=True):
     __tablename__ = "procedures"
     __table_args__ = (sa.Index("ix_procedures_sector_id", "sector_id"),)
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(
         sa_column=sa.Column(sa.Text, nullable=False, unique=True),
         description="National procedure code, e.g. 1.004227.",

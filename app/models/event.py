@@ -21,6 +21,7 @@ from app.models.base import (
     no_nul,
     timestamptz,
     utcnow,
+    uuid_pk,
 )
 
 
@@ -56,11 +57,7 @@ class Event(SQLModel, table=True):
         ),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     seq: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False)
     )
@@ -118,11 +115,7 @@ class WebhookSubscription(Timestamped, table=True):
         sa.Index("ix_webhook_subscriptions_client_id", "client_id"),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     client_id: uuid.UUID = Field(
         sa_column=sa.Column(
             sa.Uuid, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False

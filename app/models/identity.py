@@ -12,7 +12,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Created, Page, Timestamped, UpdateSchema, nfc, timestamptz
+from app.models.base import Created, Page, Timestamped, UpdateSchema, nfc, timestamptz, uuid_pk
 from app.models.timestamps import SaneDatetime
 
 
@@ -160,11 +160,7 @@ class User(UserBase, Timestamped, table=True):
         ),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     username: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     password_hash: str = Field(sa_type=sa.Text)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
@@ -258,11 +254,7 @@ class Client(ClientBase, Created, table=True):
         ),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     client_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     secret_hash: str = Field(sa_type=sa.Text)
     token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

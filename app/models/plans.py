@@ -20,8 +20,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import clean_text
-from app.models.base import Created, Page, Timestamped, UpdateSchema
-from app.models.campaign import _fk, _uuid_pk
+from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, uuid_pk
 
 
 class ReviewStatus(StrEnum):
@@ -62,10 +61,10 @@ class ImprovementPlan(Timestamped, table=True):
         sa.Index("ix_improvement_plans_agency_id", "agency_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
-    report_id: uuid.UUID = Field(sa_column=_fk("reports.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
+    report_id: uuid.UUID = Field(sa_column=fk("reports.id", "RESTRICT"))
     targets: list[dict[str, Any]] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     review_status: ReviewStatus = Field(
         default=ReviewStatus.pending,
@@ -83,8 +82,8 @@ class PlanAction(Timestamped, table=True):
         sa.Index("ix_plan_actions_plan_id", "plan_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    plan_id: uuid.UUID = Field(sa_column=_fk("improvement_plans.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE"))
     criterion_id: str | None = Field(default=None, sa_type=sa.Text)
     what: str = Field(sa_type=sa.Text)
     owner: str = Field(sa_type=sa.Text)
@@ -102,8 +101,8 @@ class PlanComment(Created, table=True):
     __tablename__ = "plan_comments"
     __table_args__ = (sa.Index("ix_plan_comments_plan_id", "plan_id"),)
 
-    id: uuid.UUID = _uuid_pk()
-    plan_id: uuid.UUID = Field(sa_column=_fk("improvement_plans.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE"))
     author_id: uuid.UUID | None = None
     author_name: str = Field(sa_type=sa.Text)
     review_status: str | None = Field(default=None, sa_type=sa.Text)
@@ -119,9 +118,9 @@ class DisseminationRecord(Timestamped, table=True):
         sa.Index("ix_dissemination_records_campaign_agency", "campaign_id", "agency_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     method: DisseminationMethod = Field(sa_type=sa.Text)
     held_on: date = Field(sa_type=sa.Date)
     audience: str = Field(sa_type=sa.Text)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Created, Page, timestamptz
+from app.models.base import Created, Page, timestamptz, uuid_pk
 
 
 class Questionnaire(Created, table=True):
@@ -20,11 +20,7 @@ class Questionnaire(Created, table=True):
         sa.CheckConstraint("version >= 1", name="version_positive"),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_type=sa.Text, description="The instrument, e.g. sipas-2017.")
     version: int = Field(default=1)
     method: str = Field(sa_type=sa.Text, description="The decision that defines the method.")

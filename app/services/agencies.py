@@ -18,7 +18,6 @@ from app.errors import (
     ConflictError,
     FieldError,
     Invalid,
-    NotFound,
 )
 from app.models.agency import (
     Agency,
@@ -36,7 +35,7 @@ from app.models.agency import (
     SuccessorRef,
 )
 from app.models.base import touch
-from app.services import access, audit, updates
+from app.services import access, audit, rows, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.text import fold
@@ -122,10 +121,7 @@ def cycle_error(pointer: str = "/body/parent_id") -> AppError:
 
 async def get_agency(session: AsyncSession, principal: Principal, agency_id: uuid.UUID) -> Agency:
     await access.require_agency(session, principal, agency_id)
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
-    return agency
+    return await rows.fetch(session, Agency, agency_id, "agency")
 
 
 async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCreate) -> Agency:
@@ -136,15 +132,13 @@ async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCre
     if data.parent_id is not None:
         await _check_parent(session, data.parent_id)
     agency = Agency(**data.model_dump(), search_name=search_name(data.name, data.short_name))
-    session.add(agency)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        agency,
         "agency.create",
         object_type="agency",
-        object_id=agency.id,
-        summary={"after": snapshot(agency)},
+        summary=lambda: {"after": snapshot(agency)},
     )
     return agency
 
@@ -152,9 +146,7 @@ async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCre
 async def update_agency(
     session: AsyncSession, actor: Principal, agency_id: uuid.UUID, data: AgencyUpdate
 ) -> Agency:
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
+    agency = await rows.fetch(session, Agency, agency_id, "agency")
     changes = updates.sent(data)
     if "level" in changes:
         await _check_level(session, changes["level"])
@@ -384,9 +376,7 @@ async def _resolve_refs(
 async def add_successors(
     session: AsyncSession, actor: Principal, agency_id: uuid.UUID, refs: list[SuccessorRef]
 ) -> AgencyLinks:
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
+    agency = await rows.fetch(session, Agency, agency_id, "agency")
     resolved = await _resolve_refs(session, agency, refs, "/body/successors")
     await upsert_links(session, resolved)
     await audit.record(
@@ -408,9 +398,7 @@ async def retire_agency(
     session: AsyncSession, actor: Principal, agency_id: uuid.UUID, data: AgencyRetire
 ) -> Agency:
     """End an agency on `valid_to`, refused while a child outlives it."""
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
+    agency = await rows.fetch(session, Agency, agency_id, "agency")
     if data.valid_to < agency.valid_from:
         raise Invalid(
             "The agency would end before it starts.",

@@ -25,7 +25,7 @@ from app.models.catalogue import (
     SectorPublic,
     SectorUpdate,
 )
-from app.services import audit, updates
+from app.services import audit, rows, updates
 from app.services.agencies import get_agency, level_codes, like_contains
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -65,10 +65,7 @@ def procedure_public(procedure: Procedure) -> ProcedurePublic:
 
 
 async def get_sector(session: AsyncSession, sector_id: uuid.UUID) -> Sector:
-    sector = await session.get(Sector, sector_id)
-    if sector is None:
-        raise NotFound("sector")
-    return sector
+    return await rows.fetch(session, Sector, sector_id, "sector")
 
 
 async def list_sectors(
@@ -95,15 +92,13 @@ async def create_sector(session: AsyncSession, actor: Principal, data: SectorCre
     if taken is not None:
         raise Conflict("sector_code_taken", f"Another sector already has the code {data.code!r}.")
     sector = Sector(**data.model_dump(), search_name=_sector_search(data.name_vi, data.name_en))
-    session.add(sector)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        sector,
         "sector.create",
         object_type="sector",
-        object_id=sector.id,
-        summary={"after": _sector_snapshot(sector)},
+        summary=lambda: {"after": _sector_snapshot(sector)},
     )
     return sector
 
@@ -155,10 +150,7 @@ async def upsert_sectors(session: AsyncSession, rows: Sequence[SectorCreate]) ->
 
 
 async def get_procedure(session: AsyncSession, procedure_id: uuid.UUID) -> Procedure:
-    procedure = await session.get(Procedure, procedure_id)
-    if procedure is None:
-        raise NotFound("procedure")
-    return procedure
+    return await rows.fetch(session, Procedure, procedure_id, "procedure")
 
 
 async def list_procedures(
@@ -216,15 +208,13 @@ async def create_procedure(
         )
     await _check_procedure_refs(session, data.sector_id, data.level)
     procedure = Procedure(**data.model_dump(), search_name=fold(data.name))
-    session.add(procedure)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        procedure,
         "procedure.create",
         object_type="procedure",
-        object_id=procedure.id,
-        summary={"after": _procedure_snapshot(procedure)},
+        summary=lambda: {"after": _procedure_snapshot(procedure)},
     )
     return procedure
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import ConflictError, FieldError, Invalid, NotFound
+from app.errors import ConflictError, FieldError, Invalid
 from app.models.identity import (
     Client,
     ClientCreate,
@@ -19,7 +19,7 @@ from app.models.identity import (
     ClientWithSecret,
 )
 from app.security import hash_secret, new_client_id, new_client_secret
-from app.services import audit, updates
+from app.services import audit, rows, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
@@ -64,24 +64,19 @@ async def create_client(
         client_id=new_client_id(),
         secret_hash=hash_secret(secret),
     )
-    session.add(client)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        client,
         "client.create",
         object_type="client",
-        object_id=client.id,
-        summary={"after": audit.diff({}, _snapshot(client))["after"]},
+        summary=lambda: {"after": audit.diff({}, _snapshot(client))["after"]},
     )
     return _with_secret(client, secret)
 
 
 async def get_client(session: AsyncSession, client_id: uuid.UUID) -> Client:
-    client = await session.get(Client, client_id)
-    if client is None:
-        raise NotFound("client")
-    return client
+    return await rows.fetch(session, Client, client_id, "client")
 
 
 async def update_client(

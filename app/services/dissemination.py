@@ -20,7 +20,7 @@ from app.models.plans import (
     DisseminationRecord,
 )
 from app.services import access, audit, updates
-from app.services.paging import cursor_uuid, decode_cursor, keyset_page
+from app.services.paging import id_page
 from app.services.principal import Principal
 
 _REPORTED = (CampaignState.published, CampaignState.archived)
@@ -102,16 +102,13 @@ async def list_dissemination(
     limit: int,
     cursor: str | None,
 ) -> DisseminationPage:
-    query = access.readable_dissemination(principal).order_by(col(DisseminationRecord.id))
+    query = access.readable_dissemination(principal)
     if campaign_id is not None:
         query = query.where(col(DisseminationRecord.campaign_id) == campaign_id)
     if agency_id is not None:
         query = query.where(col(DisseminationRecord.agency_id) == agency_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(col(DisseminationRecord.id) > cursor_uuid(after, "id"))
-    rows, next_cursor = await keyset_page(
-        session, query, limit=limit, key=lambda r: {"id": str(r.id)}
+    rows, next_cursor = await id_page(
+        session, query, col(DisseminationRecord.id), limit=limit, cursor=cursor
     )
     return DisseminationPage(
         items=[public(r) for r in rows],

@@ -51,7 +51,7 @@ from app.services.dissemination import (
 )
 from app.services.index import formulas as fx
 from app.services.index.rankings import successor_links
-from app.services.paging import cursor_uuid, decode_cursor, keyset_page
+from app.services.paging import id_page
 from app.services.principal import Principal
 
 __all__ = [
@@ -431,16 +431,13 @@ async def list_plans(
     limit: int,
     cursor: str | None,
 ) -> PlanPage:
-    query = access.readable_plans(principal).order_by(col(ImprovementPlan.id))
+    query = access.readable_plans(principal)
     if campaign_id is not None:
         query = query.where(col(ImprovementPlan.campaign_id) == campaign_id)
     if agency_id is not None:
         query = query.where(col(ImprovementPlan.agency_id) == agency_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(col(ImprovementPlan.id) > cursor_uuid(after, "id"))
-    plans, next_cursor = await keyset_page(
-        session, query, limit=limit, key=lambda p: {"id": str(p.id)}
+    plans, next_cursor = await id_page(
+        session, query, col(ImprovementPlan.id), limit=limit, cursor=cursor
     )
     items = await _summaries(session, plans)
     order = {p.id: i for i, p in enumerate(plans)}

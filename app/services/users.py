@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import Conflict, ConflictError, FieldError, Invalid, NotFound
+from app.errors import Conflict, ConflictError, FieldError, Invalid
 from app.models.base import touch
 from app.models.identity import (
     PasswordChange,
@@ -20,7 +20,7 @@ from app.models.identity import (
     UserUpdate,
 )
 from app.security import hash_password, verify_password
-from app.services import audit, updates
+from app.services import audit, rows, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
@@ -70,24 +70,19 @@ async def create_user(session: AsyncSession, actor: Principal | None, data: User
         agency_id=data.agency_id,
         password_hash=hash_password(data.password),
     )
-    session.add(user)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        user,
         "user.create",
         object_type="user",
-        object_id=user.id,
-        summary={"after": _snapshot(user)},
+        summary=lambda: {"after": _snapshot(user)},
     )
     return user
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("user")
-    return user
+    return await rows.fetch(session, User, user_id, "user")
 
 
 async def update_user(

@@ -35,7 +35,7 @@ from app.services import access, audit, updates
 from app.services.agencies import agency_exists
 from app.services.events import signing
 from app.services.events.targets import TargetRefused, check_url
-from app.services.paging import cursor_uuid, decode_cursor, keyset_page
+from app.services.paging import id_page
 from app.services.principal import Principal, missing_scope
 
 
@@ -131,15 +131,13 @@ async def create(
         description=data.description,
         secret=secret,
     )
-    session.add(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        row,
         "webhook.create",
         object_type="webhook_subscription",
-        object_id=row.id,
-        summary={"client_id": str(client.id), **audit.diff({}, _snapshot(row))},
+        summary=lambda: {"client_id": str(client.id), **audit.diff({}, _snapshot(row))},
     )
     return WebhookSubscriptionWithSecret(**public(row).model_dump(), secret=secret)
 
@@ -168,16 +166,13 @@ async def list_subscriptions(
     client_id: uuid.UUID | None = None,
 ) -> WebhookSubscriptionPage:
     owner = owner_scope(principal)
-    query = sa.select(WebhookSubscription).order_by(col(WebhookSubscription.id))
+    query = sa.select(WebhookSubscription)
     if owner is not None:
         query = query.where(col(WebhookSubscription.client_id) == owner)
     if client_id is not None:
         query = query.where(col(WebhookSubscription.client_id) == client_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(col(WebhookSubscription.id) > cursor_uuid(after, "id"))
-    rows, next_cursor = await keyset_page(
-        session, query, limit=limit, key=lambda r: {"id": str(r.id)}
+    rows, next_cursor = await id_page(
+        session, query, col(WebhookSubscription.id), limit=limit, cursor=cursor
     )
     return WebhookSubscriptionPage(items=[public(r) for r in rows], next_cursor=next_cursor)
 

@@ -307,14 +307,12 @@ async def file_observation(
         body=data.body,
         filed_by=actor.id,
     )
-    session.add(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        row,
         "observation.file",
         object_type="observation",
-        object_id=row.id,
         summary={"campaign_id": str(campaign_id), "body": data.body},
     )
     return _observation(row)
