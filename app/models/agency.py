@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, Timestamped, UpdateSchema, nfc, uuid_pk
+from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, uuid_pk
 from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -88,9 +88,7 @@ class Agency(Timestamped, table=True):
     )
     parent_id: uuid.UUID | None = Field(
         default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        sa_column=fk("agencies.id", "RESTRICT", nullable=True),
     )
     is_measured: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     valid_from: date = Field(sa_type=sa.Date)
@@ -112,16 +110,8 @@ class AgencySuccessor(SQLModel, table=True):
         sa.Index("ix_agency_successors_successor_id", "successor_id"),
     )
 
-    predecessor_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
-    successor_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
+    predecessor_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
+    successor_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
     kind: SuccessionKind = Field(sa_type=sa.Text)
     effective_on: date = Field(sa_type=sa.Date)
 

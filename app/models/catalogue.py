@@ -9,7 +9,7 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import CODE_PATTERN, check_code, clean_optional, clean_text
-from app.models.base import Page, UpdateSchema, uuid_pk
+from app.models.base import Page, UpdateSchema, fk, uuid_pk
 
 
 class Sector(SQLModel, table=True):
@@ -33,11 +33,7 @@ class Procedure(SQLModel, table=True):
     )
     name: str = Field(sa_type=sa.Text)
     search_name: str = Field(sa_type=sa.Text)
-    sector_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("sectors.id", ondelete="RESTRICT"), nullable=False
-        )
-    )
+    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "RESTRICT"))
     level: str = Field(
         sa_column=sa.Column(
             sa.Text, sa.ForeignKey("agency_levels.code", ondelete="RESTRICT"), nullable=False
@@ -49,16 +45,8 @@ class AgencySector(SQLModel, table=True):
     __tablename__ = "agency_sectors"
     __table_args__ = (sa.Index("ix_agency_sectors_sector_id", "sector_id"),)
 
-    agency_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
-    sector_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("sectors.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
+    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "CASCADE", primary_key=True))
 
 
 # --- API schemas -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from app.models.base import (
     Page,
     Timestamped,
     UpdateSchema,
+    fk,
     nfc,
     no_nul,
     timestamptz,
@@ -116,18 +117,12 @@ class WebhookSubscription(Timestamped, table=True):
     )
 
     id: uuid.UUID = uuid_pk()
-    client_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False
-        )
-    )
+    client_id: uuid.UUID = Field(sa_column=fk("clients.id", "CASCADE"))
     url: str = Field(sa_type=sa.Text)
     event_types: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
     agency_id: uuid.UUID | None = Field(
         default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        sa_column=fk("agencies.id", "RESTRICT", nullable=True),
     )
     description: str | None = Field(default=None, sa_type=sa.Text)
     state: str = Field(
@@ -250,16 +245,8 @@ class WebhookDelivery(Created, table=True):
     id: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
     )
-    event_id: uuid.UUID = Field(
-        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
-    )
-    subscription_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid,
-            sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
-            nullable=False,
-        )
-    )
+    event_id: uuid.UUID = Field(sa_column=fk("events.id", "CASCADE"))
+    subscription_id: uuid.UUID = Field(sa_column=fk("webhook_subscriptions.id", "CASCADE"))
     state: str = Field(
         default="pending", sa_type=sa.Text, sa_column_kwargs={"server_default": "pending"}
     )

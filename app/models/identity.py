@@ -12,7 +12,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Created, Page, Timestamped, UpdateSchema, nfc, timestamptz, uuid_pk
+from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
 from app.models.timestamps import SaneDatetime
 
 
@@ -145,10 +145,7 @@ class UserBase(SQLModel):
 class User(UserBase, Timestamped, table=True):
     __tablename__ = "users"
     agency_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
     __table_args__ = (
         sa.CheckConstraint(
@@ -248,10 +245,7 @@ class ClientBase(SQLModel):
 class Client(ClientBase, Created, table=True):
     __tablename__ = "clients"
     agency_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
 
     id: uuid.UUID = uuid_pk()

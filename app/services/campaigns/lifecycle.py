@@ -146,24 +146,25 @@ async def _set_scope(
     agency_ids: list[uuid.UUID] | None,
     sector_ids: list[uuid.UUID] | None,
 ) -> None:
-    if agency_ids is not None:
+    """Replace the campaign's agencies and sectors; None leaves that part as it is."""
+    await _replace_links(session, CampaignAgency, "agency_id", campaign_id, agency_ids)
+    await _replace_links(session, CampaignSector, "sector_id", campaign_id, sector_ids)
+
+
+async def _replace_links(
+    session: AsyncSession,
+    link: type[CampaignAgency] | type[CampaignSector],
+    column: str,
+    campaign_id: uuid.UUID,
+    ids: list[uuid.UUID] | None,
+) -> None:
+    if ids is None:
+        return
+    await session.execute(sa.delete(link).where(col(link.campaign_id) == campaign_id))
+    if ids:
         await session.execute(
-            sa.delete(CampaignAgency).where(col(CampaignAgency.campaign_id) == campaign_id)
+            sa.insert(link), [{"campaign_id": campaign_id, column: i} for i in dict.fromkeys(ids)]
         )
-        if agency_ids:
-            await session.execute(
-                sa.insert(CampaignAgency),
-                [{"campaign_id": campaign_id, "agency_id": a} for a in dict.fromkeys(agency_ids)],
-            )
-    if sector_ids is not None:
-        await session.execute(
-            sa.delete(CampaignSector).where(col(CampaignSector.campaign_id) == campaign_id)
-        )
-        if sector_ids:
-            await session.execute(
-                sa.insert(CampaignSector),
-                [{"campaign_id": campaign_id, "sector_id": s} for s in dict.fromkeys(sector_ids)],
-            )
 
 
 async def create_campaign(
