@@ -48,6 +48,11 @@ BUDGETS: dict[str, Budget] = {
         max_entries=256,
         what="an index result, keyed by everything it was computed from",
     ),
+    "questionnaires.parsed": Budget(
+        8 * MiB,
+        max_entries=128,
+        what="a questionnaire definition, parsed: the built-ins and the frozen versions",
+    ),
 }
 
 

@@ -411,14 +411,16 @@ def _drop_object_default(schema: dict[str, Any]) -> None:
 
 def _rename_collisions(document: dict[str, Any]) -> dict[str, Any]:
     """Two classes of one name (FastAPI keys them `app__models__identity__Role`) get names of
-    their own, the module's name before the class's (`IdentityRole`, `InstrumentRole`): a
-    generator names classes by title, and two equal titles lose one of them."""
+    their own, the name of the module or package under `app.<layer>` before the class's
+    (`IdentityRole`; `InstrumentRole` for `app.services.instrument.model.Role`): a generator
+    names classes by title, and two equal titles lose one of them."""
     schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
     renames: dict[str, str] = {}
     for key in schemas:
         if "__" in key:
             *modules, name = key.split("__")
-            renames[key] = modules[-1].title().replace("_", "") + name
+            owner = modules[2] if len(modules) > 2 and modules[0] == "app" else modules[-1]
+            renames[key] = owner.title().replace("_", "") + name
     if not renames:
         return document
     text = json.dumps(document)

@@ -40,6 +40,7 @@ from app.config import Settings
 from app.db import create_database
 from app.services import audit, events, submissions
 from app.services.events import signing
+from app.services.submissions import writes
 from bench.common import (
     OUT_DIR,
     PYTHON,
@@ -104,8 +105,8 @@ async def statement_costs(
     settings = Settings(_env_file=None, database_url=url, environment="test")
     db = create_database(url, settings)
     rng = random.Random(11)
-    single_with = str(submissions._INSERT_AUDITED.element)
-    batch_with = str(submissions._INSERT)
+    single_with = str(writes._INSERT_AUDITED.element)
+    batch_with = str(writes._INSERT)
     texts = {
         ("single", True): sa.text(single_with),
         ("single", False): sa.text(_without_events(single_with)),
@@ -121,7 +122,7 @@ async def statement_costs(
         for _ in range(rounds):
             for with_events in (False, True):
                 for _ in range(singles):
-                    params = {**submissions._arrays([_prepared(fixture, rng)]), **audit_params}
+                    params = {**writes._arrays([_prepared(fixture, rng)]), **audit_params}
                     async with db.sessionmaker() as s:
                         t0 = time.perf_counter()
                         await s.execute(texts[("single", with_events)], params)
@@ -130,7 +131,7 @@ async def statement_costs(
                     counts[("single", with_events)] += 1
                 for _ in range(batches):
                     rows = [_prepared(fixture, rng) for _ in range(size)]
-                    params = submissions._arrays(rows)
+                    params = writes._arrays(rows)
                     async with db.sessionmaker() as s:
                         t0 = time.perf_counter()
                         await s.execute(texts[("batch", with_events)], params)

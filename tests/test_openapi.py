@@ -194,6 +194,10 @@ def test_schema_names_are_unique_and_readable(document: dict[str, Any]) -> None:
     assert [t for t, n in titles.items() if n > 1] == []
     assert [name for name in schemas if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name)] == []
     assert [name for name, s in schemas.items() if s.get("title", name) != name] == []
+    # Two classes named Role: each takes the name of its module or package under app.<layer>,
+    # however deep the class sits (app.services.instrument.model.Role is the instrument's).
+    assert schemas["Item"]["properties"]["role"]["$ref"] == "#/components/schemas/InstrumentRole"
+    assert {"IdentityRole", "InstrumentRole"} <= set(schemas)
 
 
 def _untyped(schema: dict[str, Any]) -> bool:

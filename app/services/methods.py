@@ -49,7 +49,7 @@ FORMULAS: dict[str, str] = {
 
 
 def describe(row: Questionnaire) -> dict[str, Any]:
-    q = instrument.Questionnaire.model_validate(row.definition)
+    q = instrument.parsed(row)
     items = instrument.item_index(q)
     return {
         "questionnaire_id": str(row.id),

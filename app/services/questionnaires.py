@@ -36,7 +36,7 @@ def _row(q: instrument.Questionnaire, *, builtin: bool) -> Questionnaire:
 def public(row: Questionnaire) -> QuestionnairePublic:
     """A version as the API shows it: the definition with every item's labelled options
     (`instrument.presented`), so a frontend needs no scale of its own."""
-    shown = instrument.presented(instrument.Questionnaire.model_validate(row.definition))
+    shown = instrument.presented(instrument.parsed(row))
     summary = QuestionnaireSummary.model_validate(row, from_attributes=True)
     return QuestionnairePublic(**summary.model_dump(), definition=shown.model_dump(mode="json"))
 

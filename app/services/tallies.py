@@ -40,7 +40,7 @@ async def import_tally(
     campaign = await access.readable_campaign(session, actor, campaign_id)
     row = await session.get(Questionnaire, campaign.questionnaire_id)
     assert row is not None  # noqa: S101 - a foreign key guarantees it
-    q = instrument.Questionnaire.model_validate(row.definition)
+    q = instrument.parsed(row)
     items = instrument.item_index(q)
     errors: list[FieldError] = []
     agency_id = await session.scalar(

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.models.campaign import CampaignState
 from app.models.identity import Role
 from app.models.questionnaire import Questionnaire
+from app.services.instrument.parsing import PARSED
 from app.services.questionnaires import ensure_builtins
 from tests.factories import TEST_DEFINITION, bearer, make_agency, make_campaign, make_user, unique
 from tests.helpers.problems import assert_problem
@@ -132,6 +133,37 @@ async def test_a_version_cannot_change_once_a_campaign_opened_on_it(
         f"/api/v1/questionnaires/{qid}", json={"definition": renamed}, headers=admin
     )
     assert_problem(frozen, 409, "questionnaire_frozen")
+
+
+async def test_a_draft_reads_as_replaced_and_a_frozen_version_as_it_froze(
+    client: httpx.AsyncClient, session: AsyncSession, admin: dict[str, str]
+) -> None:
+    """A draft's parse is never kept (its definition can change); a frozen one's is."""
+    created = await client.post(
+        "/api/v1/questionnaires", json={"definition": definition(unique("q-"))}, headers=admin
+    )
+    qid = created.json()["id"]
+    shown = await client.get(f"/api/v1/questionnaires/{qid}", headers=admin)
+    assert shown.json()["definition"]["title_vi"] == TEST_DEFINITION["title_vi"]
+    renamed = definition(created.json()["code"], title_vi="Phiếu sửa đổi")
+    replaced = await client.put(
+        f"/api/v1/questionnaires/{qid}", json={"definition": renamed}, headers=admin
+    )
+    assert replaced.status_code == 200, replaced.text
+    shown = await client.get(f"/api/v1/questionnaires/{qid}", headers=admin)
+    assert shown.json()["definition"]["title_vi"] == "Phiếu sửa đổi"
+    q = await session.get(Questionnaire, qid)
+    assert q is not None
+    campaign = await make_campaign(session, agencies=[await make_agency(session)], questionnaire=q)
+    opened = await client.post(
+        f"/api/v1/campaigns/{campaign.id}/transition", json={"to": "open"}, headers=admin
+    )
+    assert opened.json()["state"] == CampaignState.open
+    before = PARSED.stats()
+    frozen = [await client.get(f"/api/v1/questionnaires/{qid}", headers=admin) for _ in "ab"]
+    assert [r.json()["definition"]["title_vi"] for r in frozen] == ["Phiếu sửa đổi"] * 2
+    assert PARSED.stats().hits - before.hits >= 1
+    assert [key for key in PARSED if key[0] == "frozen" and key[1] == q.id]
 
 
 async def test_builtins_cannot_be_replaced(

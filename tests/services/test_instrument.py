@@ -19,7 +19,6 @@ from app.services.instrument import (
     ItemType,
     Questionnaire,
     Role,
-    _check_answer,
     builtin_definition,
     criteria_of,
     dossier_band,
@@ -31,6 +30,7 @@ from app.services.instrument import (
     validate_answers,
     validate_questionnaire,
 )
+from app.services.instrument.answers import _check_answer
 
 Definition = dict[str, Any]
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.models.submission import SubmissionIn
-from app.services.submissions import _canonical, request_hash
+from app.services.submissions.common import _canonical, request_hash
 
 
 def reference(data: SubmissionIn) -> str:

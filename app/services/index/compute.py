@@ -488,7 +488,7 @@ async def campaign_index(
     row = await session.get(Questionnaire, campaign.questionnaire_id)
     if row is None:  # pragma: no cover - a foreign key guarantees it
         raise Invalid("The campaign has no questionnaire.")
-    plan = Plan.of(instrument.Questionnaire.model_validate(row.definition))
+    plan = Plan.of(instrument.parsed(row))
     sql.cell_sql(group_by)  # refuses an unknown breakdown before any work
     if aggregate == "unit_mean" and group_by not in ("none", "agency", "level"):
         raise Invalid(

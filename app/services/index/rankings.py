@@ -138,7 +138,7 @@ async def change(
     row = await session.get(Questionnaire, base_campaign.questionnaire_id)
     if row is None:  # pragma: no cover
         raise NotFound("questionnaire")
-    plan = Plan.of(instrument.Questionnaire.model_validate(row.definition))
+    plan = Plan.of(instrument.parsed(row))
     if plan.structure is None:
         raise Invalid(
             "The baseline campaign has no index.", [FieldError("/query/baseline", "no index")]

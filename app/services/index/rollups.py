@@ -78,14 +78,14 @@ async def install(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
     )
     if installed:
         return True
-    definition = await session.scalar(
-        sa.select(col(Questionnaire.definition))
+    row = await session.scalar(
+        sa.select(Questionnaire)
         .join(Campaign, col(Campaign.questionnaire_id) == col(Questionnaire.id))
         .where(col(Campaign.id) == campaign_id)
     )
-    if definition is None:
+    if row is None:
         return False
-    spec = Spec.of(instrument.Questionnaire.model_validate(definition))
+    spec = Spec.of(instrument.parsed(row))
     if len(spec.criteria) > MAX_CRITERIA:
         return False
     items = [

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid, NotFound
+from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.campaign import Campaign
 from app.models.identity import ROLE_SCOPES, Role, Scope, User
 from app.models.quality import (
@@ -174,8 +174,8 @@ async def record(
         raise NotFound("recheck")
     row, surveyor_id = found[0], found[1]
     if row.assigned_to is not None and row.assigned_to != actor.id and not actor.is_admin:
-        raise AppError(
-            "recheck_assigned_elsewhere", "This re-check is assigned to another worker.", 409
+        raise ConflictError(
+            "recheck_assigned_elsewhere", "This re-check is assigned to another worker."
         )
     before = {"outcome": row.outcome, "note": row.note}
     row.outcome = data.outcome.value
@@ -251,7 +251,7 @@ async def require_rechecked(session: AsyncSession, campaign: Campaign) -> None:
         )
     ).one()
     if counts[0] == 0 or counts[1]:
-        raise AppError(
+        raise ConflictError(
             "recheck_pending",
             "The campaign requires re-checks before publication: "
             + (
@@ -259,6 +259,5 @@ async def require_rechecked(session: AsyncSession, campaign: Campaign) -> None:
                 if counts[0] == 0
                 else f"{counts[1]} re-check(s) still have no outcome."
             ),
-            409,
             extra={"rechecks": counts[0], "pending": counts[1]},
         )

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid
+from app.errors import ConflictError, FieldError, Invalid
 from app.models.campaign import CampaignState
 from app.models.event import EventType
 from app.models.quality import (
@@ -91,7 +91,7 @@ async def bulk_review(
         )
     campaign = await access.readable_campaign(session, actor, campaign_id, lock=True)
     if campaign.state in (CampaignState.published, CampaignState.archived):
-        raise AppError("campaign_locked", "The campaign is published: its forms are final.", 409)
+        raise ConflictError("campaign_locked", "The campaign is published: its forms are final.")
     movable = [s for s, targets in REVIEWABLE.items() if data.state in targets]
     if data.ids is not None:
         source = access.readable_submissions(principal=actor).where(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, NotFound
+from app.errors import ConflictError, NotFound
 from app.models.agency import Agency
 from app.models.base import touch
 from app.models.campaign import Stratum
@@ -342,7 +342,7 @@ async def answer_observation(
     if row is None:
         raise NotFound("observation")
     if row.answered_at is not None:
-        raise AppError("observation_answered", "The observation has been answered already.", 409)
+        raise ConflictError("observation_answered", "The observation has been answered already.")
     row.answer = data.answer
     row.answered_by = actor.id
     row.answered_at = datetime.now(UTC)

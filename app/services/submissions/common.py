@@ -1,0 +1,79 @@
+"""What taking, reading and reviewing forms share: the parsed questionnaire of a form, the body
+hash that decides whether a retry is the same form, a row's public shape, and which review
+states may follow which."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from app.models.questionnaire import Questionnaire
+from app.models.submission import Submission, SubmissionIn, SubmissionPublic, SubmissionState
+from app.services import instrument
+
+# Frozen questionnaires by id. A trigger forbids changing a frozen row, so once parsed its
+# definition serves every later form of the process without reading the row again.
+_INSTRUMENTS: dict[uuid.UUID, instrument.Questionnaire] = {}
+
+
+def instrument_of(row: Questionnaire) -> instrument.Questionnaire:
+    """The parsed definition. Frozen versions never change, so they are parsed once a process."""
+    cached = _INSTRUMENTS.get(row.id)
+    if cached is not None and row.frozen_at is not None:
+        return cached
+    parsed = instrument.Questionnaire.model_validate(row.definition)
+    if row.frozen_at is not None:
+        _INSTRUMENTS[row.id] = parsed
+    return parsed
+
+
+def _canonical(data: SubmissionIn) -> tuple[str, str]:
+    """The body's hash and its answers as JSON text (what the INSERT stores).
+
+    The hash is SHA-256 of `json.dumps(data.model_dump(mode="json", exclude={"submission_id"}),
+    sort_keys=True, ensure_ascii=False)`: stored hashes were made so and a retry must match
+    them. That text is spelled here from two parts so that the answers, the bulk of a form, are
+    written out once and serve both: "agency_code" sorts before "answers", and every other
+    field after it."""
+    answers = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
+    # started_at came later: left out of the hash when not sent, so stored hashes still match.
+    skipped = {"submission_id", "answers", "agency_code"}
+    if data.started_at is None:
+        skipped.add("started_at")
+    rest = data.model_dump(mode="json", exclude=skipped)
+    text = (
+        '{"agency_code": '
+        + json.dumps(data.agency_code, ensure_ascii=False)
+        + ', "answers": '
+        + answers
+        + ", "
+        + json.dumps(rest, sort_keys=True, ensure_ascii=False)[1:]
+    )
+    return hashlib.sha256(text.encode()).hexdigest(), answers
+
+
+def request_hash(data: SubmissionIn) -> str:
+    return _canonical(data)[0]
+
+
+def public(row: Submission) -> SubmissionPublic:
+    values = {
+        name: getattr(row, name)
+        for name in SubmissionPublic.model_fields
+        if name != "submission_id"
+    }
+    return SubmissionPublic(**values, submission_id=row.client_submission_id)
+
+
+# The review states a form in each state may move to (one form, or many at once).
+REVIEWABLE = {
+    SubmissionState.received: {
+        SubmissionState.valid,
+        SubmissionState.flagged,
+        SubmissionState.rejected,
+    },
+    SubmissionState.flagged: {SubmissionState.valid, SubmissionState.rejected},
+    SubmissionState.valid: {SubmissionState.flagged, SubmissionState.rejected},
+    SubmissionState.rejected: {SubmissionState.valid, SubmissionState.flagged},
+}
