@@ -40,7 +40,7 @@ from app.models.questionnaire import Questionnaire
 from app.schema import upgrade
 from app.security import hash_secret, issue_token, new_client_id, new_client_secret
 from app.services import instrument, seed
-from app.services.demo_campaigns import _form, measured_agencies, said_once
+from app.services.demo_campaigns import measured_agencies, said_once, synthetic_form
 from app.services.questionnaires import ensure_builtins
 from app.services.text import fold
 
@@ -253,7 +253,9 @@ def make_form(fixture: Fixture, rng: random.Random) -> dict[str, Any]:
             "agency_code": agency.code,
             "respondent_type": "individual" if rng.random() < 0.9 else "organisation",
             "channel": "kiosk",
-            "answers": _form(rng, fixture.questionnaire, agency, fixture.quality[agency.id]),
+            "answers": synthetic_form(
+                rng, fixture.questionnaire, agency, fixture.quality[agency.id]
+            ),
         }
     )
 

@@ -75,7 +75,7 @@ async def create_campaign(
     session: SessionDep, actor: CampaignsWriter, body: CampaignCreate
 ) -> CampaignPublic:
     campaign = await campaigns.create_campaign(session, actor, body)
-    return await campaigns.to_public(session, campaign)
+    return await campaigns.public(session, campaign)
 
 
 @router.get(
@@ -88,7 +88,7 @@ async def create_campaign(
 async def get_campaign(
     session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
 ) -> CampaignPublic:
-    return await campaigns.to_public(
+    return await campaigns.public(
         session, await campaigns.get_campaign(session, principal, campaign_id)
     )
 
@@ -104,7 +104,7 @@ async def update_campaign(
     session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: CampaignUpdate
 ) -> CampaignPublic:
     campaign = await campaigns.update_campaign(session, actor, campaign_id, body)
-    return await campaigns.to_public(session, campaign)
+    return await campaigns.public(session, campaign)
 
 
 @router.post(
@@ -121,7 +121,7 @@ async def transition(
     ctx = current_request()
     reason = body.reason or (ctx.reason if ctx else None)
     campaign = await campaigns.transition(session, actor, campaign_id, body.to, reason)
-    return await campaigns.to_public(session, campaign)
+    return await campaigns.public(session, campaign)
 
 
 @router.get(

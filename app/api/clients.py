@@ -20,10 +20,6 @@ from app.services import clients
 router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTHED)
 
 
-def _public(client: object) -> ClientPublic:
-    return ClientPublic.model_validate(client, from_attributes=True)
-
-
 @router.get(
     "",
     description="Pages with `limit` and `cursor`. Needs `users:admin`.",
@@ -65,7 +61,7 @@ async def create_client(
     responses=NOT_FOUND,
 )
 async def get_client(session: SessionDep, _: UsersAdmin, client_id: uuid.UUID) -> ClientPublic:
-    return _public(await clients.get_client(session, client_id))
+    return clients.public(await clients.get_client(session, client_id))
 
 
 @router.patch(
@@ -78,7 +74,7 @@ async def get_client(session: SessionDep, _: UsersAdmin, client_id: uuid.UUID) -
 async def update_client(
     session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID, body: ClientUpdate
 ) -> ClientPublic:
-    return _public(await clients.update_client(session, actor, client_id, body))
+    return clients.public(await clients.update_client(session, actor, client_id, body))
 
 
 @router.post(
@@ -105,4 +101,4 @@ async def rotate_secret(
 async def revoke_client(
     session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID
 ) -> ClientPublic:
-    return _public(await clients.revoke_client(session, actor, client_id))
+    return clients.public(await clients.revoke_client(session, actor, client_id))

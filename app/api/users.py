@@ -14,10 +14,6 @@ from app.services import users
 router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED)
 
 
-def _public(user: object) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
-
-
 @router.get(
     "",
     description="Pages with `limit` and `cursor`. Needs `users:admin`.",
@@ -48,7 +44,7 @@ async def list_users(
     responses=CONFLICT,
 )
 async def create_user(session: SessionDep, actor: UsersAdmin, body: UserCreate) -> UserPublic:
-    return _public(await users.create_user(session, actor, body))
+    return users.public(await users.create_user(session, actor, body))
 
 
 @router.get(
@@ -59,7 +55,7 @@ async def create_user(session: SessionDep, actor: UsersAdmin, body: UserCreate) 
     responses=NOT_FOUND,
 )
 async def get_user(session: SessionDep, _: UsersAdmin, user_id: uuid.UUID) -> UserPublic:
-    return _public(await users.get_user(session, user_id))
+    return users.public(await users.get_user(session, user_id))
 
 
 @router.patch(
@@ -72,4 +68,4 @@ async def get_user(session: SessionDep, _: UsersAdmin, user_id: uuid.UUID) -> Us
 async def update_user(
     session: SessionDep, actor: UsersAdmin, user_id: uuid.UUID, body: UserUpdate
 ) -> UserPublic:
-    return _public(await users.update_user(session, actor, user_id, body))
+    return users.public(await users.update_user(session, actor, user_id, body))

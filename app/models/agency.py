@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, uuid_pk
 from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -61,7 +61,7 @@ class AgencyLevel(SQLModel, table=True):
     rank: int = Field(description="0 for the top level, larger further down.")
 
 
-class Agency(SQLModel, table=True):
+class Agency(Timestamped, table=True):
     __tablename__ = "agencies"
     __table_args__ = (
         sa.CheckConstraint(
@@ -73,11 +73,7 @@ class Agency(SQLModel, table=True):
         sa.Index("ix_agencies_search_name", "search_name"),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     name: str = Field(sa_type=sa.Text)
     short_name: str | None = Field(default=None, sa_type=sa.Text)
@@ -92,25 +88,13 @@ class Agency(SQLModel, table=True):
     )
     parent_id: uuid.UUID | None = Field(
         default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        sa_column=fk("agencies.id", "RESTRICT", nullable=True),
     )
     is_measured: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     valid_from: date = Field(sa_type=sa.Date)
     valid_to: date | None = Field(default=None, sa_type=sa.Date)
     admin_unit_code: str | None = Field(
         default=None, sa_type=sa.Text, description="National administrative-unit code, if any."
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
     )
 
 
@@ -126,16 +110,8 @@ class AgencySuccessor(SQLModel, table=True):
         sa.Index("ix_agency_successors_successor_id", "successor_id"),
     )
 
-    predecessor_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
-    successor_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
+    predecessor_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
+    successor_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
     kind: SuccessionKind = Field(sa_type=sa.Text)
     effective_on: date = Field(sa_type=sa.Date)
 
@@ -214,9 +190,10 @@ def check_code(value: str) -> str:
     return value
 
 
-class AgencyUpdate(SQLModel):
+class AgencyUpdate(UpdateSchema):
     """Every field optional; only the fields sent change. The code never changes."""
 
+    not_null = ("name", "kind", "level", "is_measured", "valid_from")
     name: str | None = Field(default=None, min_length=1, max_length=300)
     short_name: str | None = Field(default=None, max_length=200)
     kind: AgencyKind | None = None

@@ -14,12 +14,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import Created, timestamptz, utcnow, uuid_pk
 
 REVOKED_REASONS = ("logout", "reuse", "credentials_changed")
 
 
-class AuthSession(SQLModel, table=True):
+class AuthSession(Created, table=True):
     __tablename__ = "auth_sessions"
     __table_args__ = (
         sa.CheckConstraint(
@@ -32,22 +32,13 @@ class AuthSession(SQLModel, table=True):
         ),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     user_id: uuid.UUID = Field(
         sa_column=sa.Column(
             sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
         )
     )
     token_version: int = Field(description="The user's token_version when the session began.")
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
     refreshed_at: datetime | None = Field(default=None, sa_type=timestamptz())
     revoked_at: datetime | None = Field(default=None, sa_type=timestamptz())
     revoked_reason: str | None = Field(default=None, sa_type=sa.Text)
@@ -56,11 +47,7 @@ class AuthSession(SQLModel, table=True):
 class RefreshToken(SQLModel, table=True):
     __tablename__ = "refresh_tokens"
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     session_id: uuid.UUID = Field(
         sa_column=sa.Column(
             sa.Uuid,

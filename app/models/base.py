@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field, GetJsonSchemaHandler
+from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+from sqlmodel import Field as ModelField
 from sqlmodel import SQLModel
+
+from app.errors import FieldError, InvalidError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,6 +34,65 @@ def utcnow() -> datetime:
 
 def timestamptz() -> sa.DateTime:
     return sa.DateTime(timezone=True)
+
+
+def uuid_pk() -> Any:
+    """A UUID primary key, made by Python or, for a bulk INSERT that leaves it out, PostgreSQL."""
+    return ModelField(
+        default_factory=uuid.uuid4,
+        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
+        primary_key=True,
+    )
+
+
+def fk(
+    target: str, ondelete: str, nullable: bool = False, primary_key: bool = False
+) -> sa.Column[Any]:
+    """A UUID foreign key to `target` ("table.column") with an explicit ON DELETE."""
+    return sa.Column(
+        sa.Uuid,
+        sa.ForeignKey(target, ondelete=ondelete),
+        nullable=nullable,
+        primary_key=primary_key,
+    )
+
+
+def _now_column() -> Any:
+    return ModelField(
+        default_factory=utcnow,
+        sa_type=timestamptz(),
+        sa_column_kwargs={"server_default": sa.func.now()},
+    )
+
+
+class Created(SQLModel):
+    """A table's `created_at`: set when the row is made (by Python, or by the database's now()
+    when a bulk INSERT leaves it out), never changed."""
+
+    created_at: datetime = _now_column()
+
+
+class Timestamped(Created):
+    """`created_at` and `updated_at`. `updated_at` moves only when a use case says so, through
+    `touch(row)`, never by itself.
+
+    Why not SQLAlchemy's `onupdate`: `updated_at` is part of what the index cache keys and the
+    ETags are made of (`services/index/cache.py` reads `max(updated_at)` of submissions and
+    agencies), and several writes deliberately leave it: a sign-in setting `last_login_at`, the
+    webhook worker counting a subscription's failures (`failing_since`), a search key rebuilt.
+    An `onupdate` would move it on every ORM flush of such a row and on every `sa.update(...)` of
+    the table, so a cache would miss and an ETag change with nothing a client can see changed.
+    """
+
+    updated_at: datetime = _now_column()
+
+
+def touch(*rows: Timestamped, at: datetime | None = None) -> datetime:
+    """Mark rows as changed now (or `at`): their `updated_at`, the same instant for all."""
+    now = at or utcnow()
+    for row in rows:
+        row.updated_at = now
+    return now
 
 
 class DocumentedAs:
@@ -79,3 +142,26 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+class UpdateSchema(SQLModel):
+    """Base of the `*Update` (PATCH) schemas: every field optional, only the fields sent change
+    (`model_dump(exclude_unset=True)`). The fields named in `not_null` may be left out but never
+    sent as null; a null there is refused here, before any service runs, as a 422 `invalid`
+    problem naming each such field (`/body/<name>`, "must not be null")."""
+
+    not_null: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _refuse_nulls(self) -> Self:
+        nulls = [
+            n for n in self.not_null if n in self.model_fields_set and getattr(self, n) is None
+        ]
+        if nulls:
+            # Not a ValueError: pydantic lets it through, and the AppError handler renders it
+            # with the code the services used when they checked this themselves.
+            raise InvalidError(
+                "These fields cannot be null.",
+                [FieldError(f"/body/{n}", "must not be null") for n in nulls],
+            )
+        return self

@@ -14,7 +14,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
 from app.models.timestamps import SaneDate
 
 
@@ -26,26 +26,7 @@ class CampaignState(StrEnum):
     archived = "archived"
 
 
-def _fk(
-    target: str, ondelete: str, nullable: bool = False, primary_key: bool = False
-) -> sa.Column[Any]:
-    return sa.Column(
-        sa.Uuid,
-        sa.ForeignKey(target, ondelete=ondelete),
-        nullable=nullable,
-        primary_key=primary_key,
-    )
-
-
-def _uuid_pk() -> Any:
-    return Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
-
-
-class Campaign(SQLModel, table=True):
+class Campaign(Timestamped, table=True):
     __tablename__ = "campaigns"
     __table_args__ = (
         sa.CheckConstraint(
@@ -57,11 +38,11 @@ class Campaign(SQLModel, table=True):
         sa.CheckConstraint("min_per_stratum >= 0", name="min_per_stratum_positive"),
     )
 
-    id: uuid.UUID = _uuid_pk()
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     name: str = Field(sa_type=sa.Text)
     year: int
-    questionnaire_id: uuid.UUID = Field(sa_column=_fk("questionnaires.id", "RESTRICT"))
+    questionnaire_id: uuid.UUID = Field(sa_column=fk("questionnaires.id", "RESTRICT"))
     state: CampaignState = Field(
         default=CampaignState.draft, sa_type=sa.Text, sa_column_kwargs={"server_default": "draft"}
     )
@@ -82,16 +63,6 @@ class Campaign(SQLModel, table=True):
         sa_column=sa.Column(pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
         description="The screening and review config (models.quality.QualityConfig).",
     )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
     opened_at: datetime | None = Field(default=None, sa_type=timestamptz())
     closed_at: datetime | None = Field(default=None, sa_type=timestamptz())
     published_at: datetime | None = Field(default=None, sa_type=timestamptz())
@@ -102,15 +73,15 @@ class CampaignAgency(SQLModel, table=True):
     __tablename__ = "campaign_agencies"
     __table_args__ = (sa.Index("ix_campaign_agencies_agency_id", "agency_id"),)
 
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE", primary_key=True))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT", primary_key=True))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT", primary_key=True))
 
 
 class CampaignSector(SQLModel, table=True):
     __tablename__ = "campaign_sectors"
 
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE", primary_key=True))
-    sector_id: uuid.UUID = Field(sa_column=_fk("sectors.id", "RESTRICT", primary_key=True))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "RESTRICT", primary_key=True))
 
 
 class CampaignSurveyor(SQLModel, table=True):
@@ -127,11 +98,11 @@ class CampaignSurveyor(SQLModel, table=True):
         ),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE"))
-    user_id: uuid.UUID = Field(sa_column=_fk("users.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
+    user_id: uuid.UUID = Field(sa_column=fk("users.id", "CASCADE"))
     agency_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("agencies.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
 
 
@@ -151,11 +122,11 @@ class Stratum(SQLModel, table=True):
         sa.CheckConstraint("target IS NULL OR target >= 0", name="target_positive"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     sector_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("sectors.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("sectors.id", "RESTRICT", nullable=True)
     )
     frame_size: int | None = None
     target: int | None = None
@@ -171,15 +142,15 @@ class FrameUnit(SQLModel, table=True):
         sa.Index("ix_frame_units_stratum_id", "stratum_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
     dossier_code: str = Field(sa_type=sa.Text)
     procedure_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("procedures.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("procedures.id", "RESTRICT", nullable=True)
     )
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     stratum_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("strata.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("strata.id", "SET NULL", nullable=True)
     )
     returned_on: date = Field(sa_type=sa.Date)
     in_sample: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
@@ -190,7 +161,7 @@ class FrameContact(SQLModel, table=True):
 
     __tablename__ = "frame_contacts"
 
-    frame_unit_id: uuid.UUID = Field(sa_column=_fk("frame_units.id", "CASCADE", primary_key=True))
+    frame_unit_id: uuid.UUID = Field(sa_column=fk("frame_units.id", "CASCADE", primary_key=True))
     name: str | None = Field(default=None, sa_type=sa.Text)
     phone: str | None = Field(default=None, sa_type=sa.Text)
     address: str | None = Field(default=None, sa_type=sa.Text)
@@ -241,8 +212,24 @@ class CampaignCreate(CampaignBase):
         return value
 
 
-class CampaignUpdate(SQLModel):
+class CampaignUpdate(UpdateSchema):
     """What may change depends on the state: see the transition rules in the description."""
+
+    # Every field but map_date (null: the default, period_end).
+    not_null = (
+        "name",
+        "year",
+        "questionnaire_id",
+        "period_start",
+        "period_end",
+        "fieldwork_start",
+        "fieldwork_end",
+        "margin",
+        "min_per_stratum",
+        "rates_dossiers",
+        "agency_ids",
+        "sector_ids",
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     year: int | None = Field(default=None, ge=2000, le=2100)

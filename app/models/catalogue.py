@@ -9,17 +9,13 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import CODE_PATTERN, check_code, clean_optional, clean_text
-from app.models.base import Page
+from app.models.base import Page, UpdateSchema, fk, uuid_pk
 
 
 class Sector(SQLModel, table=True):
     __tablename__ = "sectors"
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     name_vi: str = Field(sa_type=sa.Text)
     name_en: str | None = Field(default=None, sa_type=sa.Text)
@@ -30,22 +26,14 @@ class Procedure(SQLModel, table=True):
     __tablename__ = "procedures"
     __table_args__ = (sa.Index("ix_procedures_sector_id", "sector_id"),)
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(
         sa_column=sa.Column(sa.Text, nullable=False, unique=True),
         description="National procedure code, e.g. 1.004227.",
     )
     name: str = Field(sa_type=sa.Text)
     search_name: str = Field(sa_type=sa.Text)
-    sector_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("sectors.id", ondelete="RESTRICT"), nullable=False
-        )
-    )
+    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "RESTRICT"))
     level: str = Field(
         sa_column=sa.Column(
             sa.Text, sa.ForeignKey("agency_levels.code", ondelete="RESTRICT"), nullable=False
@@ -57,16 +45,8 @@ class AgencySector(SQLModel, table=True):
     __tablename__ = "agency_sectors"
     __table_args__ = (sa.Index("ix_agency_sectors_sector_id", "sector_id"),)
 
-    agency_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
-    sector_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("sectors.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
+    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "CASCADE", primary_key=True))
 
 
 # --- API schemas -------------------------------------------------------------------------------
@@ -102,7 +82,9 @@ class SectorCreate(SectorBase):
         return check_code(value)
 
 
-class SectorUpdate(SQLModel):
+class SectorUpdate(UpdateSchema):
+    not_null = ("name_vi",)
+
     name_vi: str | None = Field(default=None, min_length=1, max_length=300)
     name_en: str | None = Field(default=None, max_length=300)
 
@@ -158,7 +140,9 @@ class ProcedureCreate(ProcedureBase):
         return check_code(value)
 
 
-class ProcedureUpdate(SQLModel):
+class ProcedureUpdate(UpdateSchema):
+    not_null = ("name", "sector_id", "level")
+
     name: str | None = Field(default=None, min_length=1, max_length=500)
     sector_id: uuid.UUID | None = None
     level: str | None = Field(default=None, min_length=1, max_length=50)

@@ -10,34 +10,28 @@ import pydantic
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.base import DocumentedAs, FieldProblem, no_nul, timestamptz, utcnow
-from app.models.campaign import _fk, _uuid_pk
+from app.models.base import Created, DocumentedAs, FieldProblem, fk, no_nul, timestamptz, uuid_pk
 from app.models.timestamps import SaneDatetime
 
 
-class Dossier(SQLModel, table=True):
+class Dossier(Created, table=True):
     """A dossier (hồ sơ) whose result the one-stop desk returned. Idempotent by code."""
 
     __tablename__ = "dossiers"
     __table_args__ = (sa.Index("ix_dossiers_agency_id", "agency_id"),)
 
-    id: uuid.UUID = _uuid_pk()
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
-    procedure_id: uuid.UUID = Field(sa_column=_fk("procedures.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    procedure_id: uuid.UUID = Field(sa_column=fk("procedures.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     returned_at: datetime = Field(sa_type=timestamptz())
     request_hash: str = Field(sa_type=sa.Text)
     client_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("clients.id", "RESTRICT", nullable=True)
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
+        default=None, sa_column=fk("clients.id", "RESTRICT", nullable=True)
     )
 
 
-class Invitation(SQLModel, table=True):
+class Invitation(Created, table=True):
     """A one-time right to rate one dossier in one campaign. The token is signed, not stored."""
 
     __tablename__ = "invitations"
@@ -46,20 +40,15 @@ class Invitation(SQLModel, table=True):
         sa.Index("ix_invitations_campaign_id", "campaign_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    dossier_id: uuid.UUID = Field(sa_column=_fk("dossiers.id", "CASCADE"))
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
-    procedure_id: uuid.UUID = Field(sa_column=_fk("procedures.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    dossier_id: uuid.UUID = Field(sa_column=fk("dossiers.id", "CASCADE"))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
+    procedure_id: uuid.UUID = Field(sa_column=fk("procedures.id", "RESTRICT"))
     expires_at: datetime = Field(sa_type=timestamptz())
     used_at: datetime | None = Field(default=None, sa_type=timestamptz())
     submission_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("submissions.id", "SET NULL", nullable=True)
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
+        default=None, sa_column=fk("submissions.id", "SET NULL", nullable=True)
     )
 
 

@@ -12,7 +12,18 @@ from pydantic import AwareDatetime, field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, no_nul, timestamptz, utcnow
+from app.models.base import (
+    Created,
+    Page,
+    Timestamped,
+    UpdateSchema,
+    fk,
+    nfc,
+    no_nul,
+    timestamptz,
+    utcnow,
+    uuid_pk,
+)
 
 
 class EventType(StrEnum):
@@ -47,11 +58,7 @@ class Event(SQLModel, table=True):
         ),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     seq: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False)
     )
@@ -102,30 +109,20 @@ class SubscriptionState(StrEnum):
     paused = "paused"
 
 
-class WebhookSubscription(SQLModel, table=True):
+class WebhookSubscription(Timestamped, table=True):
     __tablename__ = "webhook_subscriptions"
     __table_args__ = (
         sa.CheckConstraint("state IN ('active', 'paused')", name="state_known"),
         sa.Index("ix_webhook_subscriptions_client_id", "client_id"),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
-    client_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False
-        )
-    )
+    id: uuid.UUID = uuid_pk()
+    client_id: uuid.UUID = Field(sa_column=fk("clients.id", "CASCADE"))
     url: str = Field(sa_type=sa.Text)
     event_types: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
     agency_id: uuid.UUID | None = Field(
         default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        sa_column=fk("agencies.id", "RESTRICT", nullable=True),
     )
     description: str | None = Field(default=None, sa_type=sa.Text)
     state: str = Field(
@@ -140,16 +137,6 @@ class WebhookSubscription(SQLModel, table=True):
     previous_secret_until: datetime | None = Field(default=None, sa_type=timestamptz())
     consecutive_dead: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     failing_since: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 def _nfc_or_none(value: str | None) -> str | None:
@@ -182,7 +169,9 @@ class WebhookSubscriptionCreate(SQLModel):
     _storable = field_validator("url")(_url)
 
 
-class WebhookSubscriptionUpdate(SQLModel):
+class WebhookSubscriptionUpdate(UpdateSchema):
+    not_null = ("url", "event_types", "state")
+
     url: str | None = Field(default=None, min_length=8, max_length=2000)
     event_types: list[EventType] | None = Field(default=None, min_length=1)
     agency_id: uuid.UUID | None = None
@@ -237,7 +226,7 @@ class DeliveryState(StrEnum):
     dead = "dead"
 
 
-class WebhookDelivery(SQLModel, table=True):
+class WebhookDelivery(Created, table=True):
     """One event for one subscription. `next_attempt_at` is also the claim: a worker that takes
     a delivery moves it past its lease, so a worker killed mid-attempt leaves it due again."""
 
@@ -256,16 +245,8 @@ class WebhookDelivery(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
     )
-    event_id: uuid.UUID = Field(
-        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
-    )
-    subscription_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid,
-            sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
-            nullable=False,
-        )
-    )
+    event_id: uuid.UUID = Field(sa_column=fk("events.id", "CASCADE"))
+    subscription_id: uuid.UUID = Field(sa_column=fk("webhook_subscriptions.id", "CASCADE"))
     state: str = Field(
         default="pending", sa_type=sa.Text, sa_column_kwargs={"server_default": "pending"}
     )
@@ -281,11 +262,6 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     delivered_at: datetime | None = Field(default=None, sa_type=timestamptz())
     dead_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 class WebhookDeliveryPublic(SQLModel):

@@ -12,7 +12,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, nfc, timestamptz, utcnow
+from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
 from app.models.timestamps import SaneDatetime
 
 
@@ -142,13 +142,10 @@ class UserBase(SQLModel):
         return nfc(value)
 
 
-class User(UserBase, table=True):
+class User(UserBase, Timestamped, table=True):
     __tablename__ = "users"
     agency_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
     __table_args__ = (
         sa.CheckConstraint(
@@ -160,25 +157,11 @@ class User(UserBase, table=True):
         ),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     username: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     password_hash: str = Field(sa_type=sa.Text)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
     last_login_at: datetime | None = Field(default=None, sa_type=timestamptz())
 
 
@@ -204,7 +187,9 @@ class UserCreate(UserBase):
         return value
 
 
-class UserUpdate(SQLModel):
+class UserUpdate(UpdateSchema):
+    not_null = ("role", "is_active")
+
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     agency_id: uuid.UUID | None = None
@@ -257,30 +242,18 @@ class ClientBase(SQLModel):
         return nfc(value)
 
 
-class Client(ClientBase, table=True):
+class Client(ClientBase, Created, table=True):
     __tablename__ = "clients"
     agency_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("agencies.id", ondelete="RESTRICT"), nullable=True
-        ),
+        default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     client_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     secret_hash: str = Field(sa_type=sa.Text)
     token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     revoked_at: datetime | None = Field(default=None, sa_type=timestamptz())
     last_used_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 class ClientCreate(ClientBase):
@@ -292,7 +265,9 @@ class ClientCreate(ClientBase):
         return _check_client_scopes(value)
 
 
-class ClientUpdate(SQLModel):
+class ClientUpdate(UpdateSchema):
+    not_null = ("name", "scopes")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     scopes: list[Scope] | None = None
     expires_at: SaneDatetime | None = None

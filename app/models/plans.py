@@ -20,8 +20,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import clean_text
-from app.models.base import Page, timestamptz, utcnow
-from app.models.campaign import _fk, _uuid_pk
+from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, uuid_pk
 
 
 class ReviewStatus(StrEnum):
@@ -49,15 +48,7 @@ def _nfc_optional(value: str | None) -> str | None:
     return None if value is None else clean_text(value)
 
 
-def _created() -> Any:
-    return Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-
-
-class ImprovementPlan(SQLModel, table=True):
+class ImprovementPlan(Timestamped, table=True):
     __tablename__ = "improvement_plans"
     __table_args__ = (
         sa.UniqueConstraint(
@@ -70,21 +61,19 @@ class ImprovementPlan(SQLModel, table=True):
         sa.Index("ix_improvement_plans_agency_id", "agency_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
-    report_id: uuid.UUID = Field(sa_column=_fk("reports.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
+    report_id: uuid.UUID = Field(sa_column=fk("reports.id", "RESTRICT"))
     targets: list[dict[str, Any]] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     review_status: ReviewStatus = Field(
         default=ReviewStatus.pending,
         sa_type=sa.Text,
         sa_column_kwargs={"server_default": "pending"},
     )
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
 
 
-class PlanAction(SQLModel, table=True):
+class PlanAction(Timestamped, table=True):
     __tablename__ = "plan_actions"
     __table_args__ = (
         sa.CheckConstraint(
@@ -93,8 +82,8 @@ class PlanAction(SQLModel, table=True):
         sa.Index("ix_plan_actions_plan_id", "plan_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    plan_id: uuid.UUID = Field(sa_column=_fk("improvement_plans.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE"))
     criterion_id: str | None = Field(default=None, sa_type=sa.Text)
     what: str = Field(sa_type=sa.Text)
     owner: str = Field(sa_type=sa.Text)
@@ -106,24 +95,21 @@ class PlanAction(SQLModel, table=True):
     )
     evidence: str | None = Field(default=None, sa_type=sa.Text)
     created_by: uuid.UUID | None = None
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
 
 
-class PlanComment(SQLModel, table=True):
+class PlanComment(Created, table=True):
     __tablename__ = "plan_comments"
     __table_args__ = (sa.Index("ix_plan_comments_plan_id", "plan_id"),)
 
-    id: uuid.UUID = _uuid_pk()
-    plan_id: uuid.UUID = Field(sa_column=_fk("improvement_plans.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE"))
     author_id: uuid.UUID | None = None
     author_name: str = Field(sa_type=sa.Text)
     review_status: str | None = Field(default=None, sa_type=sa.Text)
     body: str = Field(sa_type=sa.Text)
-    created_at: datetime = _created()
 
 
-class DisseminationRecord(SQLModel, table=True):
+class DisseminationRecord(Timestamped, table=True):
     __tablename__ = "dissemination_records"
     __table_args__ = (
         sa.CheckConstraint(
@@ -132,9 +118,9 @@ class DisseminationRecord(SQLModel, table=True):
         sa.Index("ix_dissemination_records_campaign_agency", "campaign_id", "agency_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     method: DisseminationMethod = Field(sa_type=sa.Text)
     held_on: date = Field(sa_type=sa.Date)
     audience: str = Field(sa_type=sa.Text)
@@ -142,8 +128,6 @@ class DisseminationRecord(SQLModel, table=True):
     note: str | None = Field(default=None, sa_type=sa.Text)
     link: str | None = Field(default=None, sa_type=sa.Text)
     created_by: uuid.UUID | None = None
-    created_at: datetime = _created()
-    updated_at: datetime = _created()
 
 
 # ---- API schemas -------------------------------------------------------------------------------
@@ -190,7 +174,9 @@ class ActionIn(SQLModel):
         return _nfc_optional(value)
 
 
-class ActionPatch(SQLModel):
+class ActionPatch(UpdateSchema):
+    not_null = ("what", "owner", "due_on", "status")
+
     what: str | None = Field(default=None, min_length=1, max_length=2000)
     owner: str | None = Field(default=None, min_length=1, max_length=200)
     due_on: date | None = None
@@ -289,7 +275,9 @@ class DisseminationIn(SQLModel):
         return _nfc_optional(value)
 
 
-class DisseminationPatch(SQLModel):
+class DisseminationPatch(UpdateSchema):
+    not_null = ("method", "held_on", "audience")
+
     method: DisseminationMethod | None = None
     held_on: date | None = None
     audience: str | None = Field(default=None, min_length=1, max_length=500)

@@ -18,14 +18,13 @@ from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import clean_text
-from app.models.base import timestamptz, utcnow
-from app.models.campaign import _fk
+from app.models.base import fk, timestamptz, utcnow
 
 
 class ReportPublicity(SQLModel, table=True):
     __tablename__ = "report_publicity"
 
-    report_id: uuid.UUID = Field(sa_column=_fk("reports.id", "RESTRICT", primary_key=True))
+    report_id: uuid.UUID = Field(sa_column=fk("reports.id", "RESTRICT", primary_key=True))
     is_public: bool
     reason: str | None = Field(default=None, sa_type=sa.Text)
     set_by: uuid.UUID | None = None

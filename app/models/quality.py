@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.base import nfc, timestamptz, utcnow
-from app.models.campaign import _fk, _uuid_pk
+from app.models.base import Created, fk, nfc, timestamptz, utcnow, uuid_pk
 from app.models.submission import SubmissionState
 
 # A wall-clock time of day in the province (UTC+7), written `HH:MM[:SS]` with no offset. JSON
@@ -173,7 +172,7 @@ class RecheckOutcome(StrEnum):
     unreachable = "unreachable"
 
 
-class Recheck(SQLModel, table=True):
+class Recheck(Created, table=True):
     """A form to be re-checked: the worker contacts the respondent and records the outcome."""
 
     __tablename__ = "rechecks"
@@ -187,25 +186,20 @@ class Recheck(SQLModel, table=True):
         sa.Index("ix_rechecks_campaign_id", "campaign_id"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE"))
-    submission_id: uuid.UUID = Field(sa_column=_fk("submissions.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
+    submission_id: uuid.UUID = Field(sa_column=fk("submissions.id", "CASCADE"))
     reason: str = Field(sa_type=sa.Text)
     seed: str = Field(sa_type=sa.Text)
     assigned_to: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("users.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("users.id", "SET NULL", nullable=True)
     )
     outcome: str | None = Field(default=None, sa_type=sa.Text)
     note: str | None = Field(default=None, sa_type=sa.Text)
     checked_by: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("users.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("users.id", "SET NULL", nullable=True)
     )
     checked_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 class RecheckDrawIn(SQLModel):
@@ -354,17 +348,17 @@ class Observation(SQLModel, table=True):
     __tablename__ = "observations"
     __table_args__ = (sa.Index("ix_observations_campaign_id", "campaign_id"),)
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
     agency_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("agencies.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
     submission_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("submissions.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("submissions.id", "SET NULL", nullable=True)
     )
     body: str = Field(sa_type=sa.Text)
     filed_by: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("users.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("users.id", "SET NULL", nullable=True)
     )
     filed_at: datetime = Field(
         default_factory=utcnow,
@@ -373,7 +367,7 @@ class Observation(SQLModel, table=True):
     )
     answer: str | None = Field(default=None, sa_type=sa.Text)
     answered_by: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("users.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("users.id", "SET NULL", nullable=True)
     )
     answered_at: datetime | None = Field(default=None, sa_type=timestamptz())
 

@@ -10,21 +10,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, timestamptz, utcnow
+from app.models.base import Created, Page, timestamptz, uuid_pk
 
 
-class Questionnaire(SQLModel, table=True):
+class Questionnaire(Created, table=True):
     __tablename__ = "questionnaires"
     __table_args__ = (
         sa.UniqueConstraint("code", "version", name="uq_questionnaires_code_version"),
         sa.CheckConstraint("version >= 1", name="version_positive"),
     )
 
-    id: uuid.UUID = Field(
-        default_factory=uuid.uuid4,
-        sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
-        primary_key=True,
-    )
+    id: uuid.UUID = uuid_pk()
     code: str = Field(sa_type=sa.Text, description="The instrument, e.g. sipas-2017.")
     version: int = Field(default=1)
     method: str = Field(sa_type=sa.Text, description="The decision that defines the method.")
@@ -33,11 +29,6 @@ class Questionnaire(SQLModel, table=True):
     definition: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     is_builtin: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     frozen_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 # ---- API schemas -------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, timestamptz, utcnow
-from app.models.campaign import _fk, _uuid_pk
+from app.models.base import Created, Page, fk, timestamptz, utcnow, uuid_pk
 from app.models.index import Cell, RankingRow
 
 
@@ -21,8 +20,8 @@ class Report(SQLModel, table=True):
         sa.UniqueConstraint("campaign_id", "version", name="uq_reports_campaign_version"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
     version: int
     method: str = Field(sa_type=sa.Text)
     questionnaire_code: str = Field(sa_type=sa.Text)
@@ -40,24 +39,19 @@ class Report(SQLModel, table=True):
     )
 
 
-class Tally(SQLModel, table=True):
+class Tally(Created, table=True):
     """An aggregate import: per-item answer counts of one agency's paper forms, no raw forms."""
 
     __tablename__ = "tallies"
     __table_args__ = (sa.CheckConstraint("forms_returned >= 0", name="forms_returned_positive"),)
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     forms_returned: int
     counts: dict[str, Any] = Field(
         sa_column=sa.Column(pg.JSONB, nullable=False),
         description="item id → answer code → count",
-    )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
     )
 
 

@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import timestamptz, utcnow
-from app.models.campaign import _fk
+from app.models.base import fk, timestamptz, utcnow
 
 ROLLUP_KINDS = ("respondents", "answer", "choice", "pair", "total")
 
@@ -26,7 +25,7 @@ class IndexRollupState(SQLModel, table=True):
 
     __tablename__ = "index_rollup_states"
 
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE", primary_key=True))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
     version: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
     built_at: datetime = Field(
         default_factory=utcnow,
@@ -44,7 +43,7 @@ class IndexRollupItem(SQLModel, table=True):
         sa.CheckConstraint("pos IS NULL OR (pos >= 0 AND pos < 63)", name="pos_in_range"),
     )
 
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE", primary_key=True))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
     item: str = Field(sa_type=sa.Text, primary_key=True)
     pos: int | None = Field(default=None, sa_type=sa.SmallInteger)
     positives: list[str] | None = Field(default=None, sa_column=sa.Column(pg.ARRAY(sa.Text)))
@@ -66,8 +65,8 @@ class IndexRollup(SQLModel, table=True):
         ),
     )
 
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "CASCADE", primary_key=True))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "CASCADE", primary_key=True))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
     kind: str = Field(sa_type=sa.Text, primary_key=True)
     item: str = Field(sa_type=sa.Text, primary_key=True)
     other: str = Field(sa_type=sa.Text, primary_key=True)

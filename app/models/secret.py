@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from app.models.base import timestamptz, utcnow
+from app.models.base import Created
 
 
-class InstanceSecret(SQLModel, table=True):
+class InstanceSecret(Created, table=True):
     """One named secret, written once by the first process that needs it and never changed."""
 
     __tablename__ = "instance_secrets"
@@ -18,8 +16,3 @@ class InstanceSecret(SQLModel, table=True):
 
     name: str = Field(sa_type=sa.Text, primary_key=True)
     value: str = Field(sa_type=sa.Text)
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )

@@ -13,8 +13,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import DocumentedAs, FieldProblem, Page, no_nul, timestamptz, utcnow
-from app.models.campaign import _fk, _uuid_pk
+from app.models.base import (
+    DocumentedAs,
+    FieldProblem,
+    Page,
+    Timestamped,
+    fk,
+    no_nul,
+    timestamptz,
+    utcnow,
+    uuid_pk,
+)
 from app.models.timestamps import SaneDatetime
 
 
@@ -33,7 +42,7 @@ class SubmissionState(StrEnum):
     rejected = "rejected"
 
 
-class Submission(SQLModel, table=True):
+class Submission(Timestamped, table=True):
     __tablename__ = "submissions"
     __table_args__ = (
         sa.UniqueConstraint(
@@ -59,30 +68,30 @@ class Submission(SQLModel, table=True):
         sa.Index("ix_submissions_campaign_updated", "campaign_id", "updated_at"),
     )
 
-    id: uuid.UUID = _uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=_fk("campaigns.id", "RESTRICT"))
+    id: uuid.UUID = uuid_pk()
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
     client_submission_id: uuid.UUID = Field(description="The client-made id: the retry key.")
     request_hash: str = Field(sa_type=sa.Text)
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     sector_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("sectors.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("sectors.id", "RESTRICT", nullable=True)
     )
     procedure_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("procedures.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("procedures.id", "RESTRICT", nullable=True)
     )
     stratum_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("strata.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("strata.id", "SET NULL", nullable=True)
     )
     frame_unit_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("frame_units.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("frame_units.id", "SET NULL", nullable=True)
     )
     respondent_type: str | None = Field(default=None, sa_type=sa.Text)
     channel: Channel = Field(sa_type=sa.Text)
     client_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("clients.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("clients.id", "RESTRICT", nullable=True)
     )
     surveyor_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("users.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("users.id", "RESTRICT", nullable=True)
     )
     device_id: str | None = Field(default=None, sa_type=sa.Text)
     invitation_id: uuid.UUID | None = Field(
@@ -124,16 +133,6 @@ class Submission(SQLModel, table=True):
         ),
         description="The writing transaction: lists page in this order, see services.submissions.",
     )
-    created_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow,
-        sa_type=timestamptz(),
-        sa_column_kwargs={"server_default": sa.func.now()},
-    )
 
 
 class SubmissionVersion(SQLModel, table=True):
@@ -147,19 +146,19 @@ class SubmissionVersion(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
     )
-    submission_id: uuid.UUID = Field(sa_column=_fk("submissions.id", "CASCADE"))
+    submission_id: uuid.UUID = Field(sa_column=fk("submissions.id", "CASCADE"))
     version: int
     answers: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
-    agency_id: uuid.UUID = Field(sa_column=_fk("agencies.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     sector_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("sectors.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("sectors.id", "RESTRICT", nullable=True)
     )
     procedure_id: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("procedures.id", "RESTRICT", nullable=True)
+        default=None, sa_column=fk("procedures.id", "RESTRICT", nullable=True)
     )
     respondent_type: str | None = Field(default=None, sa_type=sa.Text)
     replaced_by: uuid.UUID | None = Field(
-        default=None, sa_column=_fk("users.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("users.id", "SET NULL", nullable=True)
     )
     replaced_at: datetime = Field(
         default_factory=utcnow,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +18,6 @@ from app.errors import (
     ConflictError,
     FieldError,
     Invalid,
-    NotFound,
 )
 from app.models.agency import (
     Agency,
@@ -35,7 +34,8 @@ from app.models.agency import (
     SuccessionKind,
     SuccessorRef,
 )
-from app.services import access, audit
+from app.models.base import touch
+from app.services import access, audit, rows, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.text import fold
@@ -121,10 +121,7 @@ def cycle_error(pointer: str = "/body/parent_id") -> AppError:
 
 async def get_agency(session: AsyncSession, principal: Principal, agency_id: uuid.UUID) -> Agency:
     await access.require_agency(session, principal, agency_id)
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
-    return agency
+    return await rows.fetch(session, Agency, agency_id, "agency")
 
 
 async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCreate) -> Agency:
@@ -135,35 +132,22 @@ async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCre
     if data.parent_id is not None:
         await _check_parent(session, data.parent_id)
     agency = Agency(**data.model_dump(), search_name=search_name(data.name, data.short_name))
-    session.add(agency)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        agency,
         "agency.create",
         object_type="agency",
-        object_id=agency.id,
-        summary={"after": snapshot(agency)},
+        summary=lambda: {"after": snapshot(agency)},
     )
     return agency
-
-
-_NOT_NULL = ("name", "kind", "level", "is_measured", "valid_from")
 
 
 async def update_agency(
     session: AsyncSession, actor: Principal, agency_id: uuid.UUID, data: AgencyUpdate
 ) -> Agency:
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
-    changes = data.model_dump(exclude_unset=True)
-    nulls = [name for name in _NOT_NULL if name in changes and changes[name] is None]
-    if nulls:
-        raise Invalid(
-            "These fields cannot be empty.",
-            [FieldError(f"/body/{name}", "must not be null") for name in nulls],
-        )
+    agency = await rows.fetch(session, Agency, agency_id, "agency")
+    changes = updates.sent(data)
     if "level" in changes:
         await _check_level(session, changes["level"])
     valid_from = changes.get("valid_from", agency.valid_from)
@@ -186,11 +170,12 @@ async def update_agency(
             )
             if below is not None:
                 raise cycle_error()
-    before = snapshot(agency)
-    for name, value in changes.items():
-        setattr(agency, name, value)
-    agency.search_name = search_name(agency.name, agency.short_name)
-    agency.updated_at = datetime.now(UTC)
+
+    def derive(agency: Agency) -> None:
+        agency.search_name = search_name(agency.name, agency.short_name)
+
+    changed = updates.apply_changes(agency, changes, snapshot, derive=derive)
+    touch(agency)
     await session.flush()
     await audit.record(
         session,
@@ -198,7 +183,7 @@ async def update_agency(
         "agency.update",
         object_type="agency",
         object_id=agency.id,
-        summary=audit.diff(before, snapshot(agency)),
+        summary=changed.diff(),
     )
     return agency
 
@@ -391,9 +376,7 @@ async def _resolve_refs(
 async def add_successors(
     session: AsyncSession, actor: Principal, agency_id: uuid.UUID, refs: list[SuccessorRef]
 ) -> AgencyLinks:
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
+    agency = await rows.fetch(session, Agency, agency_id, "agency")
     resolved = await _resolve_refs(session, agency, refs, "/body/successors")
     await upsert_links(session, resolved)
     await audit.record(
@@ -415,9 +398,7 @@ async def retire_agency(
     session: AsyncSession, actor: Principal, agency_id: uuid.UUID, data: AgencyRetire
 ) -> Agency:
     """End an agency on `valid_to`, refused while a child outlives it."""
-    agency = await session.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("agency")
+    agency = await rows.fetch(session, Agency, agency_id, "agency")
     if data.valid_to < agency.valid_from:
         raise Invalid(
             "The agency would end before it starts.",
@@ -444,7 +425,7 @@ async def retire_agency(
     before = snapshot(agency)
     agency.valid_to = data.valid_to
     resolved = await _resolve_refs(session, agency, data.successors, "/body/successors")
-    agency.updated_at = datetime.now(UTC)
+    touch(agency)
     await session.flush()
     await upsert_links(session, resolved)
     summary = audit.diff(before, snapshot(agency))

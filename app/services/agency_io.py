@@ -109,6 +109,85 @@ def parse_file(filename: str | None, content_type: str | None, data: bytes) -> l
 # --- checking ----------------------------------------------------------------------------------
 
 
+def _row_texts(row: RawRow, errors: RowErrors) -> dict[str, str | None]:
+    """The row's cells as NFC text; a missing required cell or an unreadable one is an error."""
+    n = row.number
+    if row.cells.get("__extra__"):
+        errors.add(n, None, "more cells than columns", "extra_cells")
+    text: dict[str, str | None] = {}
+    unreadable: set[str] = set()
+    for name in COLUMNS:
+        value = cell_as_text(row.cells.get(name))
+        if value is not None and bad_characters(value):
+            errors.add(n, name, f"{name} has control characters or invalid UTF-8", "bad_characters")
+            unreadable.add(name)
+            value = None
+        text[name] = nfc(value) or None if value is not None else None
+    for name in REQUIRED:
+        if text[name] is None and name not in unreadable:
+            errors.add(n, name, f"{name} is required", "missing")
+    return text
+
+
+def _row_code(n: int, code: str | None, first_row: dict[str, int], errors: RowErrors) -> str | None:
+    if code is None:
+        return None
+    try:
+        code = check_code(code)
+    except ValueError as exc:
+        errors.add(n, "code", str(exc), "bad_code")
+        return None
+    if code in first_row:
+        errors.add(n, "code", f"duplicate code: already on row {first_row[code]}", "duplicate_code")
+    else:
+        first_row[code] = n
+    return code
+
+
+def _row_kind(n: int, value: str | None, errors: RowErrors) -> AgencyKind | None:
+    if value is None:
+        return None
+    try:
+        return AgencyKind(value)
+    except ValueError:
+        known = ", ".join(k.value for k in AgencyKind)
+        errors.add(n, "kind", f"unknown kind {value!r} (use {known})", "unknown_kind")
+        return None
+
+
+def _row_level(n: int, value: str | None, levels: set[str], errors: RowErrors) -> None:
+    if value is not None and value not in levels:
+        known = ", ".join(sorted(levels))
+        errors.add(n, "level", f"unknown level {value!r} (use {known})", "unknown_level")
+
+
+def _row_measured(n: int, value: str | None, errors: RowErrors) -> bool:
+    measured_text = (value or "").lower()
+    if measured_text in _FALSE:
+        return False
+    if measured_text and measured_text not in _TRUE:
+        errors.add(n, "is_measured", "use true or false", "bad_boolean")
+    return True
+
+
+def _row_dates(
+    row: RawRow, text: dict[str, str | None], errors: RowErrors
+) -> tuple[date | None, date | None]:
+    n = row.number
+    dates: dict[str, date | None] = {"valid_from": None, "valid_to": None}
+    for name in dates:
+        if text[name] is None:
+            continue
+        try:
+            dates[name] = parse_date(row.cells.get(name))
+        except ValueError:
+            errors.add(n, name, "not a date; use YYYY-MM-DD", "bad_date")
+    valid_from, valid_to = dates["valid_from"], dates["valid_to"]
+    if valid_from and valid_to and valid_to < valid_from:
+        errors.add(n, "valid_to", "valid_to is before valid_from", "bad_date_range")
+    return valid_from, valid_to
+
+
 def check_rows(raw: list[RawRow], levels: set[str]) -> tuple[list[AgencyRow], RowErrors]:
     """Each row on its own: characters, required fields, vocabularies, dates, duplicates."""
     errors = RowErrors()
@@ -116,68 +195,12 @@ def check_rows(raw: list[RawRow], levels: set[str]) -> tuple[list[AgencyRow], Ro
     first_row: dict[str, int] = {}
     for row in raw:
         n = row.number
-        if row.cells.get("__extra__"):
-            errors.add(n, None, "more cells than columns", "extra_cells")
-        text: dict[str, str | None] = {}
-        unreadable: set[str] = set()
-        for name in COLUMNS:
-            value = cell_as_text(row.cells.get(name))
-            if value is not None and bad_characters(value):
-                errors.add(
-                    n, name, f"{name} has control characters or invalid UTF-8", "bad_characters"
-                )
-                unreadable.add(name)
-                value = None
-            text[name] = nfc(value) or None if value is not None else None
-        for name in REQUIRED:
-            if text[name] is None and name not in unreadable:
-                errors.add(n, name, f"{name} is required", "missing")
-        code = text["code"]
-        if code is not None:
-            try:
-                code = check_code(code)
-            except ValueError as exc:
-                errors.add(n, "code", str(exc), "bad_code")
-                code = None
-        if code is not None:
-            if code in first_row:
-                errors.add(
-                    n, "code", f"duplicate code: already on row {first_row[code]}", "duplicate_code"
-                )
-            else:
-                first_row[code] = n
-        kind: AgencyKind | None = None
-        if text["kind"] is not None:
-            try:
-                kind = AgencyKind(text["kind"])
-            except ValueError:
-                known = ", ".join(k.value for k in AgencyKind)
-                errors.add(
-                    n, "kind", f"unknown kind {text['kind']!r} (use {known})", "unknown_kind"
-                )
-        if text["level"] is not None and text["level"] not in levels:
-            known = ", ".join(sorted(levels))
-            errors.add(
-                n, "level", f"unknown level {text['level']!r} (use {known})", "unknown_level"
-            )
-        is_measured = True
-        measured_text = (text["is_measured"] or "").lower()
-        if measured_text in _FALSE:
-            is_measured = False
-        elif measured_text and measured_text not in _TRUE:
-            errors.add(n, "is_measured", "use true or false", "bad_boolean")
-        dates: dict[str, date | None] = {"valid_from": None, "valid_to": None}
-        for name in dates:
-            raw_value = row.cells.get(name)
-            if text[name] is None:
-                continue
-            try:
-                dates[name] = parse_date(raw_value)
-            except ValueError:
-                errors.add(n, name, "not a date; use YYYY-MM-DD", "bad_date")
-        valid_from, valid_to = dates["valid_from"], dates["valid_to"]
-        if valid_from and valid_to and valid_to < valid_from:
-            errors.add(n, "valid_to", "valid_to is before valid_from", "bad_date_range")
+        text = _row_texts(row, errors)
+        code = _row_code(n, text["code"], first_row, errors)
+        kind = _row_kind(n, text["kind"], errors)
+        _row_level(n, text["level"], levels, errors)
+        is_measured = _row_measured(n, text["is_measured"], errors)
+        valid_from, valid_to = _row_dates(row, text, errors)
         if n in errors.rows or code is None or kind is None or valid_from is None:
             continue
         good.append(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,29 +17,16 @@ from app.models.audit import AuditEvent, AuditEventPage, AuditEventPublic
 from app.models.base import utcnow
 from app.services import access
 from app.services.paging import cursor_int, decode_cursor, keyset_page
+from app.services.plain import jsonable
 from app.services.principal import Principal
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    if hasattr(value, "value") and isinstance(value.value, str):  # enums
-        return value.value
-    return value
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """The fields that changed, as {"before": {...}, "after": {...}}."""
     keys = [k for k in after if before.get(k) != after.get(k)]
     return {
-        "before": _jsonable({k: before.get(k) for k in keys}),
-        "after": _jsonable({k: after.get(k) for k in keys}),
+        "before": jsonable({k: before.get(k) for k in keys}),
+        "after": jsonable({k: after.get(k) for k in keys}),
     }
 
 
@@ -72,7 +59,7 @@ def event_values(
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id) if object_id is not None else None,
-        "summary": _jsonable(summary or {}),
+        "summary": jsonable(summary or {}),
         "request_id": ctx.request_id if ctx else None,
         "reason": ctx.reason if ctx else None,
         "ip": ctx.client_ip if ctx else None,
@@ -99,6 +86,34 @@ async def record(
         actor_name=actor_name,
     )
     await session.execute(sa.insert(AuditEvent).values(**values))
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> Any: ...
+
+
+async def record_added(
+    session: AsyncSession,
+    actor: Principal | None,
+    row: _Identified,
+    action: str,
+    *,
+    object_type: str,
+    summary: dict[str, Any] | Callable[[], dict[str, Any]],
+) -> None:
+    """Add a new row, flush it (for its id and server defaults) and record `action` on it;
+    `summary` may be a function, called after the flush, when it describes the stored row."""
+    session.add(row)
+    await session.flush()
+    await record(
+        session,
+        actor,
+        action,
+        object_type=object_type,
+        object_id=row.id,
+        summary=summary() if callable(summary) else summary,
+    )
 
 
 # (column, SQL type) of an event appended by a statement of the caller's; see insert_per_row.

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -275,62 +276,75 @@ def client_scopes(client: Client) -> frozenset[Scope]:
     return _client_scopes(client.scopes)
 
 
+class _UserFields(Protocol):
+    """What a principal takes from a user: the model or the row `authenticate` reads."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def agency_id(self) -> uuid.UUID | None: ...
+
+
+class _ClientFields(Protocol):
+    """What a principal takes from a client: the model or the row `authenticate` reads."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def scopes(self) -> Sequence[str]: ...
+    @property
+    def agency_id(self) -> uuid.UUID | None: ...
+    @property
+    def campaign_id(self) -> uuid.UUID | None: ...
+    @property
+    def client_id(self) -> str: ...
+
+
+def _narrowed(held: frozenset[Scope], scopes: frozenset[Scope] | None) -> frozenset[Scope]:
+    """The scopes a token grants: all those held, or the requested ones among them."""
+    return held if scopes is None else held & scopes
+
+
 def _user_principal(
     user_id: uuid.UUID,
-    username: str,
-    role_name: str,
-    agency_id: uuid.UUID | None,
+    user: _UserFields,
     scopes: frozenset[Scope] | None,
     session_id: uuid.UUID | None = None,
 ) -> Principal:
-    role = Role(role_name)  # a plain str when loaded from the database
-    held = ROLE_SCOPES[role]
+    role = Role(user.role)  # a plain str when loaded from the database
     return Principal(
         kind="user",
         id=user_id,
-        name=username,
-        scopes=held if scopes is None else held & scopes,
+        name=user.username,
+        scopes=_narrowed(ROLE_SCOPES[role], scopes),
         role=role,
-        agency_id=agency_id,
+        agency_id=user.agency_id,
         session_id=session_id,
     )
 
 
 def user_principal(user: User, scopes: frozenset[Scope] | None = None) -> Principal:
-    return _user_principal(user.id, user.username, user.role, user.agency_id, scopes)
+    return _user_principal(user.id, user, scopes)
 
 
 def _client_principal(
-    client_id: uuid.UUID,
-    name: str,
-    scope_values: Sequence[str],
-    agency_id: uuid.UUID | None,
-    campaign_id: uuid.UUID | None,
-    public_id: str,
-    scopes: frozenset[Scope] | None,
+    client_id: uuid.UUID, client: _ClientFields, scopes: frozenset[Scope] | None
 ) -> Principal:
-    held = _client_scopes(scope_values)
     return Principal(
         kind="client",
         id=client_id,
-        name=name,
-        scopes=held if scopes is None else held & scopes,
-        agency_id=agency_id,
-        campaign_id=campaign_id,
-        client_public_id=public_id,
+        name=client.name,
+        scopes=_narrowed(_client_scopes(client.scopes), scopes),
+        agency_id=client.agency_id,
+        campaign_id=client.campaign_id,
+        client_public_id=client.client_id,
     )
 
 
 def client_principal(client: Client, scopes: frozenset[Scope] | None = None) -> Principal:
-    return _client_principal(
-        client.id,
-        client.name,
-        client.scopes,
-        client.agency_id,
-        client.campaign_id,
-        client.client_id,
-        scopes,
-    )
+    return _client_principal(client.id, client, scopes)
 
 
 # Every request reads its caller's row: only the columns that decide and describe it, by key,
@@ -405,9 +419,7 @@ async def authenticate(session: AsyncSession, settings: Settings, token: str) ->
             or (claims.session_id is not None and not user.session_live)
         ):
             raise _revoked()
-        return _user_principal(
-            key, user.username, user.role, user.agency_id, scopes, claims.session_id
-        )
+        return _user_principal(key, user, scopes, claims.session_id)
     client = (await session.execute(_CLIENT_ROW, {"key": key})).first()
     now = datetime.now(UTC)
     if (
@@ -418,12 +430,4 @@ async def authenticate(session: AsyncSession, settings: Settings, token: str) ->
         raise _revoked()
     if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
         await session.execute(_CLIENT_USED, {"key": key, "now": now})
-    return _client_principal(
-        key,
-        client.name,
-        client.scopes,
-        client.agency_id,
-        client.campaign_id,
-        client.client_id,
-        scopes,
-    )
+    return _client_principal(key, client, scopes)

@@ -25,7 +25,7 @@ from app.models.catalogue import (
     SectorPublic,
     SectorUpdate,
 )
-from app.services import audit
+from app.services import audit, rows, updates
 from app.services.agencies import get_agency, level_codes, like_contains
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -45,6 +45,14 @@ def _procedure_snapshot(procedure: Procedure) -> dict[str, object]:
     }
 
 
+def _derive_sector(sector: Sector) -> None:
+    sector.search_name = _sector_search(sector.name_vi, sector.name_en)
+
+
+def _derive_procedure(procedure: Procedure) -> None:
+    procedure.search_name = fold(procedure.name)
+
+
 def sector_public(sector: Sector) -> SectorPublic:
     return SectorPublic.model_validate(sector, from_attributes=True)
 
@@ -57,10 +65,7 @@ def procedure_public(procedure: Procedure) -> ProcedurePublic:
 
 
 async def get_sector(session: AsyncSession, sector_id: uuid.UUID) -> Sector:
-    sector = await session.get(Sector, sector_id)
-    if sector is None:
-        raise NotFound("sector")
-    return sector
+    return await rows.fetch(session, Sector, sector_id, "sector")
 
 
 async def list_sectors(
@@ -87,15 +92,13 @@ async def create_sector(session: AsyncSession, actor: Principal, data: SectorCre
     if taken is not None:
         raise Conflict("sector_code_taken", f"Another sector already has the code {data.code!r}.")
     sector = Sector(**data.model_dump(), search_name=_sector_search(data.name_vi, data.name_en))
-    session.add(sector)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        sector,
         "sector.create",
         object_type="sector",
-        object_id=sector.id,
-        summary={"after": _sector_snapshot(sector)},
+        summary=lambda: {"after": _sector_snapshot(sector)},
     )
     return sector
 
@@ -104,13 +107,7 @@ async def update_sector(
     session: AsyncSession, actor: Principal, sector_id: uuid.UUID, data: SectorUpdate
 ) -> Sector:
     sector = await get_sector(session, sector_id)
-    changes = data.model_dump(exclude_unset=True)
-    if "name_vi" in changes and changes["name_vi"] is None:
-        raise Invalid("name_vi cannot be empty.", [FieldError("/body/name_vi", "must not be null")])
-    before = _sector_snapshot(sector)
-    for name, value in changes.items():
-        setattr(sector, name, value)
-    sector.search_name = _sector_search(sector.name_vi, sector.name_en)
+    changed = updates.apply_changes(sector, data, _sector_snapshot, derive=_derive_sector)
     await session.flush()
     await audit.record(
         session,
@@ -118,7 +115,7 @@ async def update_sector(
         "sector.update",
         object_type="sector",
         object_id=sector.id,
-        summary=audit.diff(before, _sector_snapshot(sector)),
+        summary=changed.diff(),
     )
     return sector
 
@@ -153,10 +150,7 @@ async def upsert_sectors(session: AsyncSession, rows: Sequence[SectorCreate]) ->
 
 
 async def get_procedure(session: AsyncSession, procedure_id: uuid.UUID) -> Procedure:
-    procedure = await session.get(Procedure, procedure_id)
-    if procedure is None:
-        raise NotFound("procedure")
-    return procedure
+    return await rows.fetch(session, Procedure, procedure_id, "procedure")
 
 
 async def list_procedures(
@@ -214,15 +208,13 @@ async def create_procedure(
         )
     await _check_procedure_refs(session, data.sector_id, data.level)
     procedure = Procedure(**data.model_dump(), search_name=fold(data.name))
-    session.add(procedure)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        procedure,
         "procedure.create",
         object_type="procedure",
-        object_id=procedure.id,
-        summary={"after": _procedure_snapshot(procedure)},
+        summary=lambda: {"after": _procedure_snapshot(procedure)},
     )
     return procedure
 
@@ -231,18 +223,11 @@ async def update_procedure(
     session: AsyncSession, actor: Principal, procedure_id: uuid.UUID, data: ProcedureUpdate
 ) -> Procedure:
     procedure = await get_procedure(session, procedure_id)
-    changes = data.model_dump(exclude_unset=True)
-    nulls = [n for n in ("name", "sector_id", "level") if n in changes and changes[n] is None]
-    if nulls:
-        raise Invalid(
-            "These fields cannot be empty.",
-            [FieldError(f"/body/{n}", "must not be null") for n in nulls],
-        )
+    changes = updates.sent(data)
     await _check_procedure_refs(session, changes.get("sector_id"), changes.get("level"))
-    before = _procedure_snapshot(procedure)
-    for name, value in changes.items():
-        setattr(procedure, name, value)
-    procedure.search_name = fold(procedure.name)
+    changed = updates.apply_changes(
+        procedure, changes, _procedure_snapshot, derive=_derive_procedure
+    )
     await session.flush()
     await audit.record(
         session,
@@ -250,7 +235,7 @@ async def update_procedure(
         "procedure.update",
         object_type="procedure",
         object_id=procedure.id,
-        summary=audit.diff(before, _procedure_snapshot(procedure)),
+        summary=changed.diff(),
     )
     return procedure
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import ConflictError, FieldError, Invalid, NotFound
+from app.errors import ConflictError, FieldError, Invalid
 from app.models.identity import (
     Client,
     ClientCreate,
@@ -19,9 +19,13 @@ from app.models.identity import (
     ClientWithSecret,
 )
 from app.security import hash_secret, new_client_id, new_client_secret
-from app.services import audit
+from app.services import audit, rows, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
+
+
+def public(client: Client) -> ClientPublic:
+    return ClientPublic.model_validate(client, from_attributes=True)
 
 
 def _snapshot(client: Client) -> dict[str, object]:
@@ -36,8 +40,7 @@ def _snapshot(client: Client) -> dict[str, object]:
 
 
 def _with_secret(client: Client, secret: str) -> ClientWithSecret:
-    public = ClientPublic.model_validate(client, from_attributes=True)
-    return ClientWithSecret(**public.model_dump(), client_secret=secret)
+    return ClientWithSecret(**public(client).model_dump(), client_secret=secret)
 
 
 async def create_client(
@@ -61,42 +64,29 @@ async def create_client(
         client_id=new_client_id(),
         secret_hash=hash_secret(secret),
     )
-    session.add(client)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        client,
         "client.create",
         object_type="client",
-        object_id=client.id,
-        summary={"after": audit.diff({}, _snapshot(client))["after"]},
+        summary=lambda: {"after": audit.diff({}, _snapshot(client))["after"]},
     )
     return _with_secret(client, secret)
 
 
 async def get_client(session: AsyncSession, client_id: uuid.UUID) -> Client:
-    client = await session.get(Client, client_id)
-    if client is None:
-        raise NotFound("client")
-    return client
+    return await rows.fetch(session, Client, client_id, "client")
 
 
 async def update_client(
     session: AsyncSession, actor: Principal, client_id: uuid.UUID, data: ClientUpdate
 ) -> Client:
     client = await get_client(session, client_id)
-    before = _snapshot(client)
-    changes = data.model_dump(exclude_unset=True)
-    if "name" in changes and changes["name"] is None:
-        raise Invalid("The name cannot be empty.", [FieldError("/body/name", "must not be null")])
+    changes = updates.sent(data)
     if "scopes" in changes:
-        if changes["scopes"] is None:
-            raise Invalid(
-                "The scopes cannot be empty.", [FieldError("/body/scopes", "must not be null")]
-            )
         changes["scopes"] = [s.value if hasattr(s, "value") else s for s in changes["scopes"]]
-    for name, value in changes.items():
-        setattr(client, name, value)
+    changed = updates.apply_changes(client, changes, _snapshot)
     if "scopes" in changes:
         client.token_version += 1
     await session.flush()
@@ -106,7 +96,7 @@ async def update_client(
         "client.update",
         object_type="client",
         object_id=client.id,
-        summary=audit.diff(before, _snapshot(client)),
+        summary=changed.diff(),
     )
     return client
 
@@ -163,6 +153,6 @@ async def list_clients(
         session, query, limit=limit, key=lambda c: {"client_id": c.client_id}
     )
     return ClientPage(
-        items=[ClientPublic.model_validate(r, from_attributes=True) for r in rows],
+        items=[public(r) for r in rows],
         next_cursor=next_cursor,
     )

@@ -64,14 +64,12 @@ async def ensure_demo_accounts(session: AsyncSession) -> list[DemoAccount]:
             agency_id=agency_id,
             password_hash=hash_password(account.password),
         )
-        session.add(user)
-        await session.flush()
-        await audit.record(
+        await audit.record_added(
             session,
             None,
+            user,
             "user.create",
             object_type="user",
-            object_id=user.id,
             summary={"after": {"username": user.username, "role": user.role, "demo": True}},
         )
         present.append(account)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
@@ -78,7 +79,7 @@ def said_once(form: dict[str, Any]) -> dict[str, Any]:
     return form
 
 
-def _form(
+def synthetic_form(
     rng: random.Random, q: instrument.Questionnaire, agency: Agency, quality: dict[str, float]
 ) -> dict[str, Any]:
     """One synthetic form: criteria skewed by the agency's quality per element (a dossier's
@@ -110,6 +111,26 @@ def _form(
             chosen = rng.sample(item.options, rng.randint(1, min(limit, 2)))
             answers[item.id] = [o.code for o in chosen]
     return answers
+
+
+async def add_strata(
+    session: AsyncSession, rng: random.Random, campaign: Campaign, agencies: Sequence[Any]
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, Stratum]]:
+    """A demo campaign's scope (the agencies), a random frame size for each, the sample of a 5%
+    margin allocated over them and a stratum each; the targets and the strata by agency."""
+    session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
+    frame = {a.id: rng.randint(150, 2500) for a in agencies}
+    total = sample_size(sum(frame.values()), Fraction(1, 20))
+    targets = allocate(frame, total, campaign.min_per_stratum)
+    strata = {
+        a.id: Stratum(
+            campaign_id=campaign.id, agency_id=a.id, frame_size=frame[a.id], target=targets[a.id]
+        )
+        for a in agencies
+    }
+    session.add_all(strata.values())
+    await session.flush()
+    return targets, strata
 
 
 async def ensure_demo_campaigns(session: AsyncSession) -> dict[str, int]:
@@ -257,18 +278,7 @@ async def _create(
     if row.frozen_at is None:
         row.frozen_at = now
     await session.flush()
-    session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
-    frame = {a.id: rng.randint(150, 2500) for a in agencies}
-    total = sample_size(sum(frame.values()), Fraction(1, 20))
-    targets = allocate(frame, total, campaign.min_per_stratum)
-    strata = {
-        a.id: Stratum(
-            campaign_id=campaign.id, agency_id=a.id, frame_size=frame[a.id], target=targets[a.id]
-        )
-        for a in agencies
-    }
-    session.add_all(strata.values())
-    await session.flush()
+    targets, strata = await add_strata(session, rng, campaign, agencies)
 
     rows: list[dict[str, Any]] = []
     start = datetime.combine(campaign.fieldwork_start, time(8), tzinfo=UTC)
@@ -291,7 +301,7 @@ async def _create(
                     if state is SubmissionState.rejected
                     else None,
                     "is_synthetic": True,
-                    "answers": _form(rng, q, agency, quality),
+                    "answers": synthetic_form(rng, q, agency, quality),
                     "received_at": start + timedelta(minutes=rng.randint(0, 60 * 24 * 40)),
                 }
             )

@@ -58,7 +58,7 @@ def form_url(settings: Settings, token: str) -> str | None:
     return f"{settings.public_form_url}{separator}invitation={token}"
 
 
-def _public(invitation: Invitation, settings: Settings) -> InvitationPublic:
+def invitation_public(invitation: Invitation, settings: Settings) -> InvitationPublic:
     token = sign_invitation(invitation.id, settings.secret_key.get_secret_value())
     url = form_url(settings, token)
     return InvitationPublic(
@@ -189,7 +189,7 @@ async def record_event(
             code=event.code,
             status="duplicate",
             dossier_id=existing.id,
-            invitations=[_public(i, settings) for i in invitations],
+            invitations=[invitation_public(i, settings) for i in invitations],
         )
 
     now = datetime.now(UTC)
@@ -222,7 +222,7 @@ async def record_event(
         code=event.code,
         status="created",
         dossier_id=inserted,
-        invitations=[_public(i, settings) for i in created],
+        invitations=[invitation_public(i, settings) for i in created],
     )
 
 
@@ -352,5 +352,5 @@ async def get_dossier(
         code=dossier.code,
         status="duplicate",
         dossier_id=dossier.id,
-        invitations=[_public(i, settings) for i in invitations],
+        invitations=[invitation_public(i, settings) for i in invitations],
     )

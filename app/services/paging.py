@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 
 from app.errors import FieldError, Invalid
 
@@ -58,6 +60,13 @@ def cursor_str(key: dict[str, Any], name: str) -> str:
     return value
 
 
+def cursor_uuid(key: dict[str, Any], name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(cursor_str(key, name))
+    except ValueError as exc:
+        raise bad_cursor() from exc
+
+
 async def keyset_page(
     session: AsyncSession,
     query: Select[T],
@@ -71,3 +80,27 @@ async def keyset_page(
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor(key(rows[-1]))
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+Row = TypeVar("Row", bound=_Identified)
+
+
+async def id_page(
+    session: AsyncSession,
+    query: Select[Row],
+    id_column: ColumnElement[uuid.UUID] | Mapped[uuid.UUID],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Row], str | None]:
+    """One page of rows in the order of their UUID id; the cursor holds the last id."""
+    query = query.order_by(id_column)
+    after = decode_cursor(cursor)
+    if after is not None:
+        query = query.where(id_column > cursor_uuid(after, "id"))
+    return await keyset_page(session, query, limit=limit, key=lambda r: {"id": str(r.id)})

@@ -1,5 +1,5 @@
-"""Improvement plans: targets proposed from a published report, actions, review; and
-dissemination records.
+"""Improvement plans: targets proposed from a published report, actions, review. The
+dissemination records are `app.services.dissemination` (re-exported here).
 
 When a campaign is published (each snapshot), every measured agency below the province with a
 publishable index gets a plan (or its plan's targets are proposed again from the new version).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,20 +20,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, FieldError, Invalid, NotFound
+from app.errors import FieldError, Invalid, NotFound
 from app.models.agency import Agency
-from app.models.campaign import Campaign, CampaignState
+from app.models.base import touch
+from app.models.campaign import Campaign
 from app.models.plans import (
     ActionIn,
     ActionPatch,
     ActionPublic,
     ActionStatus,
     CommentPublic,
-    DisseminationIn,
-    DisseminationPage,
-    DisseminationPatch,
-    DisseminationPublic,
-    DisseminationRecord,
     ImprovementPlan,
     PlanAction,
     PlanComment,
@@ -46,11 +41,38 @@ from app.models.plans import (
     TargetOutcome,
 )
 from app.models.report import Report
-from app.services import access, audit, report_files
+from app.services import access, audit, report_files, updates
+from app.services.dissemination import (
+    add_dissemination,
+    all_dissemination,
+    list_dissemination,
+    read_dissemination,
+    update_dissemination,
+)
 from app.services.index import formulas as fx
 from app.services.index.rankings import successor_links
-from app.services.paging import bad_cursor, cursor_str, decode_cursor, keyset_page
+from app.services.paging import id_page
 from app.services.principal import Principal
+
+__all__ = [
+    "add_action",
+    "add_dissemination",
+    "all_dissemination",
+    "apart",
+    "criteria_of",
+    "list_dissemination",
+    "list_plans",
+    "outcomes",
+    "propose",
+    "propose_targets",
+    "public",
+    "read_dissemination",
+    "read_plan",
+    "review",
+    "summaries",
+    "update_action",
+    "update_dissemination",
+]
 
 LOWEST = 3
 FELL = 3
@@ -228,7 +250,7 @@ async def propose(
             )
         else:
             plan.targets, plan.report_id = targets, report.id
-            plan.updated_at = datetime.now(UTC)
+            touch(plan)
         made += 1
     await session.flush()
     if made:
@@ -321,10 +343,10 @@ async def outcomes(session: AsyncSession, plan: ImprovementPlan) -> list[TargetO
 
 async def read_plan(session: AsyncSession, principal: Principal, plan_id: uuid.UUID) -> PlanPublic:
     plan = await _plan(session, principal, plan_id)
-    return await _public(session, plan)
+    return await public(session, plan)
 
 
-async def _public(session: AsyncSession, plan: ImprovementPlan) -> PlanPublic:
+async def public(session: AsyncSession, plan: ImprovementPlan) -> PlanPublic:
     agency = await session.get(Agency, plan.agency_id)
     actions = await _actions(session, plan.id)
     comments = (
@@ -409,28 +431,18 @@ async def list_plans(
     limit: int,
     cursor: str | None,
 ) -> PlanPage:
-    query = access.readable_plans(principal).order_by(col(ImprovementPlan.id))
+    query = access.readable_plans(principal)
     if campaign_id is not None:
         query = query.where(col(ImprovementPlan.campaign_id) == campaign_id)
     if agency_id is not None:
         query = query.where(col(ImprovementPlan.agency_id) == agency_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(col(ImprovementPlan.id) > _cursor_id(after))
-    plans, next_cursor = await keyset_page(
-        session, query, limit=limit, key=lambda p: {"id": str(p.id)}
+    plans, next_cursor = await id_page(
+        session, query, col(ImprovementPlan.id), limit=limit, cursor=cursor
     )
     items = await _summaries(session, plans)
     order = {p.id: i for i, p in enumerate(plans)}
     items.sort(key=lambda s: order[s.id])
     return PlanPage(items=items, next_cursor=next_cursor)
-
-
-def _cursor_id(key: dict[str, Any]) -> uuid.UUID:
-    try:
-        return uuid.UUID(cursor_str(key, "id"))
-    except ValueError as exc:
-        raise bad_cursor() from exc
 
 
 async def add_action(
@@ -445,7 +457,7 @@ async def add_action(
         )
     action = PlanAction(plan_id=plan.id, created_by=actor.id, **body.model_dump())
     session.add(action)
-    plan.updated_at = datetime.now(UTC)
+    touch(plan)
     await session.flush()
     await session.refresh(action)
     await audit.record(
@@ -474,17 +486,9 @@ async def update_action(
     )
     if action is None:
         raise NotFound("action")
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("what", "owner", "due_on", "status"):
-        if name in changes and changes[name] is None:
-            raise Invalid(
-                "This field cannot be null.", [FieldError(f"/body/{name}", "may not be null")]
-            )
-    before = {k: getattr(action, k) for k in changes}
-    for name, value in changes.items():
-        setattr(action, name, value)
-    action.updated_at = datetime.now(UTC)
-    plan.updated_at = action.updated_at
+    changes = updates.sent(body)
+    changed = updates.apply_changes(action, changes, lambda a: {k: getattr(a, k) for k in changes})
+    touch(action, plan)
     await session.flush()
     await audit.record(
         session,
@@ -494,7 +498,7 @@ async def update_action(
         object_id=action.id,
         summary={
             "plan_id": str(plan.id),
-            "before": {k: str(v) if v is not None else None for k, v in before.items()},
+            "before": {k: str(v) if v is not None else None for k, v in changed.before.items()},
             "after": body.model_dump(mode="json", exclude_unset=True),
         },
     )
@@ -507,7 +511,7 @@ async def review(
     """The Department's review: a status and a comment (kept, in order)."""
     plan = await _plan(session, actor, plan_id, lock=True)
     plan.review_status = body.status
-    plan.updated_at = datetime.now(UTC)
+    touch(plan)
     session.add(
         PlanComment(
             plan_id=plan.id,
@@ -526,119 +530,4 @@ async def review(
         object_id=plan.id,
         summary={"status": body.status.value, "comment": body.comment},
     )
-    return await _public(session, plan)
-
-
-# ---- dissemination -----------------------------------------------------------------------------
-
-_REPORTED = (CampaignState.published, CampaignState.archived)
-
-
-async def add_dissemination(
-    session: AsyncSession, actor: Principal, body: DisseminationIn
-) -> DisseminationPublic:
-    campaign = await access.readable_campaign(session, actor, body.campaign_id)
-    await access.require_agency(session, actor, body.agency_id)
-    if CampaignState(campaign.state) not in _REPORTED:
-        raise AppError(
-            "campaign_not_published",
-            "Only the results of a published campaign are made known.",
-            409,
-        )
-    record = DisseminationRecord(created_by=actor.id, **body.model_dump())
-    session.add(record)
-    await session.flush()
-    await session.refresh(record)
-    await audit.record(
-        session,
-        actor,
-        "dissemination.create",
-        object_type="dissemination_record",
-        object_id=record.id,
-        summary=body.model_dump(mode="json"),
-    )
-    return DisseminationPublic.model_validate(record, from_attributes=True)
-
-
-async def _record(
-    session: AsyncSession, principal: Principal, record_id: uuid.UUID, *, lock: bool = False
-) -> DisseminationRecord:
-    query = access.readable_dissemination(principal).where(col(DisseminationRecord.id) == record_id)
-    if lock:
-        query = query.with_for_update()
-    record = await session.scalar(query)
-    if record is None:
-        raise NotFound("dissemination record")
-    return record
-
-
-async def read_dissemination(
-    session: AsyncSession, principal: Principal, record_id: uuid.UUID
-) -> DisseminationPublic:
-    record = await _record(session, principal, record_id)
-    return DisseminationPublic.model_validate(record, from_attributes=True)
-
-
-async def update_dissemination(
-    session: AsyncSession, actor: Principal, record_id: uuid.UUID, body: DisseminationPatch
-) -> DisseminationPublic:
-    record = await _record(session, actor, record_id, lock=True)
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("method", "held_on", "audience"):
-        if name in changes and changes[name] is None:
-            raise Invalid(
-                "This field cannot be null.", [FieldError(f"/body/{name}", "may not be null")]
-            )
-    for name, value in changes.items():
-        setattr(record, name, value)
-    record.updated_at = datetime.now(UTC)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "dissemination.update",
-        object_type="dissemination_record",
-        object_id=record.id,
-        summary=body.model_dump(mode="json", exclude_unset=True),
-    )
-    return DisseminationPublic.model_validate(record, from_attributes=True)
-
-
-async def list_dissemination(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    campaign_id: uuid.UUID | None,
-    agency_id: uuid.UUID | None,
-    limit: int,
-    cursor: str | None,
-) -> DisseminationPage:
-    query = access.readable_dissemination(principal).order_by(col(DisseminationRecord.id))
-    if campaign_id is not None:
-        query = query.where(col(DisseminationRecord.campaign_id) == campaign_id)
-    if agency_id is not None:
-        query = query.where(col(DisseminationRecord.agency_id) == agency_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        query = query.where(col(DisseminationRecord.id) > _cursor_id(after))
-    rows, next_cursor = await keyset_page(
-        session, query, limit=limit, key=lambda r: {"id": str(r.id)}
-    )
-    return DisseminationPage(
-        items=[DisseminationPublic.model_validate(r, from_attributes=True) for r in rows],
-        next_cursor=next_cursor,
-    )
-
-
-async def all_dissemination(
-    session: AsyncSession, principal: Principal, campaign_ids: list[uuid.UUID]
-) -> list[DisseminationRecord]:
-    return list(
-        (
-            await session.scalars(
-                access.readable_dissemination(principal)
-                .where(col(DisseminationRecord.campaign_id).in_(campaign_ids))
-                .order_by(col(DisseminationRecord.held_on), col(DisseminationRecord.id))
-            )
-        ).all()
-    )
+    return await public(session, plan)

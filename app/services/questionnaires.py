@@ -16,7 +16,7 @@ from app.models.questionnaire import (
     QuestionnairePublic,
     QuestionnaireSummary,
 )
-from app.services import audit, instrument
+from app.services import audit, instrument, rows
 from app.services.paging import cursor_int, cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
@@ -55,14 +55,12 @@ async def ensure_builtins(session: AsyncSession) -> list[str]:
         )
         if exists is None:
             row = _row(q, builtin=True)
-            session.add(row)
-            await session.flush()
-            await audit.record(
+            await audit.record_added(
                 session,
                 None,
+                row,
                 "questionnaire.install",
                 object_type="questionnaire",
-                object_id=row.id,
                 summary={"code": q.code, "version": q.version},
             )
             added.append(code)
@@ -96,24 +94,19 @@ async def create(
         )
     q = _parse({**definition, "version": latest + 1})
     row = _row(q, builtin=False)
-    session.add(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        row,
         "questionnaire.create",
         object_type="questionnaire",
-        object_id=row.id,
         summary={"code": q.code, "version": q.version},
     )
     return row
 
 
 async def get(session: AsyncSession, questionnaire_id: uuid.UUID) -> Questionnaire:
-    row = await session.get(Questionnaire, questionnaire_id)
-    if row is None:
-        raise NotFound("questionnaire")
-    return row
+    return await rows.fetch(session, Questionnaire, questionnaire_id, "questionnaire")
 
 
 async def replace(

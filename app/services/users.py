@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import Conflict, ConflictError, FieldError, Invalid, NotFound
+from app.errors import Conflict, ConflictError, FieldError, Invalid
+from app.models.base import touch
 from app.models.identity import (
     PasswordChange,
     Role,
@@ -20,12 +20,16 @@ from app.models.identity import (
     UserUpdate,
 )
 from app.security import hash_password, verify_password
-from app.services import audit
+from app.services import audit, rows, updates
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 
 # Changing any of these revokes the user's tokens at once.
 _REVOKING_FIELDS = {"role", "agency_id", "is_active", "password"}
+
+
+def public(user: User) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
 
 
 def _snapshot(user: User) -> dict[str, object]:
@@ -66,38 +70,26 @@ async def create_user(session: AsyncSession, actor: Principal | None, data: User
         agency_id=data.agency_id,
         password_hash=hash_password(data.password),
     )
-    session.add(user)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        user,
         "user.create",
         object_type="user",
-        object_id=user.id,
-        summary={"after": _snapshot(user)},
+        summary=lambda: {"after": _snapshot(user)},
     )
     return user
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("user")
-    return user
+    return await rows.fetch(session, User, user_id, "user")
 
 
 async def update_user(
     session: AsyncSession, actor: Principal, user_id: uuid.UUID, data: UserUpdate
 ) -> User:
     user = await get_user(session, user_id)
-    before = _snapshot(user)
-    changes = data.model_dump(exclude_unset=True)
-    if "role" in changes and changes["role"] is None:
-        raise Invalid("The role cannot be empty.", [FieldError("/body/role", "must not be null")])
-    if "is_active" in changes and changes["is_active"] is None:
-        raise Invalid(
-            "is_active cannot be empty.", [FieldError("/body/is_active", "must not be null")]
-        )
+    changes = updates.sent(data)
     if user.id == actor.id and (
         changes.get("is_active") is False or changes.get("role", Role.admin) != Role.admin
     ):
@@ -108,16 +100,15 @@ async def update_user(
     agency_id = changes.get("agency_id", user.agency_id)
     await _check_agency(session, role, agency_id)
     password = changes.pop("password", None)
-    for name, value in changes.items():
-        setattr(user, name, value)
+    changed = updates.apply_changes(user, changes, _snapshot)
     if password is not None:
         user.password_hash = hash_password(password)
     revoking = set(changes) | ({"password"} if password else set())
     if revoking & _REVOKING_FIELDS:
         user.token_version += 1
-    user.updated_at = datetime.now(UTC)
+    touch(user)
     await session.flush()
-    summary = audit.diff(before, _snapshot(user))
+    summary = changed.diff()
     if password is not None:
         summary["password_changed"] = True
     await audit.record(
@@ -137,7 +128,7 @@ async def change_own_password(
         )
     user.password_hash = hash_password(data.new_password)
     user.token_version += 1
-    user.updated_at = datetime.now(UTC)
+    touch(user)
     await audit.record(
         session,
         actor,
@@ -171,6 +162,6 @@ async def list_users(
         session, query, limit=limit, key=lambda u: {"username": u.username}
     )
     return UserPage(
-        items=[UserPublic.model_validate(r, from_attributes=True) for r in rows],
+        items=[public(r) for r in rows],
         next_cursor=next_cursor,
     )

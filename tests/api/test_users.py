@@ -180,6 +180,26 @@ async def test_display_name_change_keeps_tokens(
     assert (await client.get("/api/v1/me", headers=user_headers)).status_code == 200
 
 
+async def test_null_role_or_active_flag_is_422_naming_each_field_and_changes_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    admin = await make_user(session, Role.admin)
+    user = await make_user(session, Role.analyst)
+    response = await client.patch(
+        f"/api/v1/users/{user.id}",
+        json={"role": None, "is_active": None, "display_name": "Không đổi"},
+        headers=bearer(settings, admin),
+    )
+    body = assert_problem(response, 422, "invalid")
+    assert [(e["pointer"], e["code"]) for e in body["errors"]] == [  # type: ignore[attr-defined]
+        ("/body/role", "invalid"),
+        ("/body/is_active", "invalid"),
+    ]
+    await session.refresh(user)
+    assert user.role == Role.analyst
+    assert user.display_name != "Không đổi"
+
+
 async def test_admin_cannot_lock_themselves_out(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:

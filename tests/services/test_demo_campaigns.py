@@ -17,7 +17,7 @@ from app.models.identity import Role, Scope
 from app.models.report import Report
 from app.models.submission import Submission
 from app.services import instrument
-from app.services.demo_campaigns import RATING_CODE, _form, ensure_demo_campaigns
+from app.services.demo_campaigns import RATING_CODE, ensure_demo_campaigns, synthetic_form
 from app.services.seed import load_demo_catalogue
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
 
@@ -138,7 +138,7 @@ def test_synthetic_forms_pass_their_questionnaire_and_are_skewed() -> None:
         scored_ids = {i.id for _, i in instrument.iter_items(q) if i.role in scored_roles}
         for level in (0.9, 0.4):
             quality = {e.id: level for e in q.elements} or {"*": level}
-            forms = [_form(rng, q, agency, quality) for _ in range(400)]
+            forms = [synthetic_form(rng, q, agency, quality) for _ in range(400)]
             assert all(instrument.validate_answers(q, f) == [] for f in forms), code
             scored = [v for f in forms for k, v in f.items() if k in scored_ids and v is not None]
             top = max(scored)

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.config import Settings
+from app.models.base import touch
 from app.models.event import Event, WebhookSubscription
 from app.models.identity import Client
 from app.services import access, audit
@@ -421,7 +422,7 @@ async def pause(
     sub.state = "paused"
     sub.paused_reason = reason
     sub.paused_at = now
-    sub.updated_at = now
+    touch(sub, at=now)
     await session.flush()
     await audit.record(
         session,

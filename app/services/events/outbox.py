@@ -14,15 +14,13 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.event import EventType
+from app.services.plain import jsonable
 
 # The current payload version of each type; bumped when a payload's shape changes.
 VERSIONS: dict[EventType, int] = dict.fromkeys(EventType, 1)
@@ -40,20 +38,6 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.report_published: "A report version was published.",
     EventType.plan_updated: "An agency's improvement plan changed (reserved: no plans yet).",
 }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +73,7 @@ async def emit_many(session: AsyncSession, events: Sequence[NewEvent]) -> None:
             "agencies": [e.agency_id for e in events],
             "campaigns": [e.campaign_id for e in events],
             "payloads": [
-                json.dumps(_jsonable(e.payload), ensure_ascii=False, sort_keys=True) for e in events
+                json.dumps(jsonable(e.payload), ensure_ascii=False, sort_keys=True) for e in events
             ],
             "keys": [e.dedupe_key for e in events],
         },

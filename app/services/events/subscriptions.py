@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.errors import FieldError, Invalid, NotFound
+from app.models.base import touch
 from app.models.event import (
     SecretRotation,
     SubscriptionState,
@@ -30,11 +31,11 @@ from app.models.event import (
     WebhookSubscriptionWithSecret,
 )
 from app.models.identity import Client, Scope
-from app.services import access, audit
+from app.services import access, audit, updates
 from app.services.agencies import agency_exists
 from app.services.events import signing
 from app.services.events.targets import TargetRefused, check_url
-from app.services.paging import cursor_str, decode_cursor, keyset_page
+from app.services.paging import id_page
 from app.services.principal import Principal, missing_scope
 
 
@@ -130,15 +131,13 @@ async def create(
         description=data.description,
         secret=secret,
     )
-    session.add(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        row,
         "webhook.create",
         object_type="webhook_subscription",
-        object_id=row.id,
-        summary={"client_id": str(client.id), **audit.diff({}, _snapshot(row))},
+        summary=lambda: {"client_id": str(client.id), **audit.diff({}, _snapshot(row))},
     )
     return WebhookSubscriptionWithSecret(**public(row).model_dump(), secret=secret)
 
@@ -167,24 +166,13 @@ async def list_subscriptions(
     client_id: uuid.UUID | None = None,
 ) -> WebhookSubscriptionPage:
     owner = owner_scope(principal)
-    query = sa.select(WebhookSubscription).order_by(col(WebhookSubscription.id))
+    query = sa.select(WebhookSubscription)
     if owner is not None:
         query = query.where(col(WebhookSubscription.client_id) == owner)
     if client_id is not None:
         query = query.where(col(WebhookSubscription.client_id) == client_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        try:
-            last = uuid.UUID(cursor_str(after, "id"))
-        except ValueError as exc:
-            raise Invalid(
-                "The cursor is not one this API issued.",
-                [FieldError("/query/cursor", "bad cursor", "bad_cursor")],
-                code="bad_cursor",
-            ) from exc
-        query = query.where(col(WebhookSubscription.id) > last)
-    rows, next_cursor = await keyset_page(
-        session, query, limit=limit, key=lambda r: {"id": str(r.id)}
+    rows, next_cursor = await id_page(
+        session, query, col(WebhookSubscription.id), limit=limit, cursor=cursor
     )
     return WebhookSubscriptionPage(items=[public(r) for r in rows], next_cursor=next_cursor)
 
@@ -205,31 +193,28 @@ async def update(
     data: WebhookSubscriptionUpdate,
 ) -> WebhookSubscription:
     row = await get(session, actor, subscription_id, lock=True)
-    before = _snapshot(row)
-    changes = data.model_dump(exclude_unset=True)
-    for name in ("url", "event_types", "state"):
-        if name in changes and changes[name] is None:
-            raise Invalid("A value is required.", [FieldError(f"/body/{name}", "must not be null")])
+    changes = updates.sent(data)
     if "url" in changes:
         _check_url(changes["url"], settings)
-        row.url = changes["url"]
     if "event_types" in changes:
-        row.event_types = sorted({str(t) for t in changes["event_types"]})
+        changes["event_types"] = sorted({str(t) for t in changes["event_types"]})
     if "agency_id" in changes:
         client = await session.get(Client, row.client_id)
         if client is None:  # pragma: no cover - a foreign key guarantees it
             raise NotFound("client")
-        row.agency_id = await _bounded_agency(session, client, changes["agency_id"])
-    if "description" in changes:
-        row.description = changes["description"]
-    if "state" in changes and changes["state"] != row.state:
-        if changes["state"] == SubscriptionState.active:
-            resume(row)
-        else:
-            row.state = SubscriptionState.paused.value
-            row.paused_reason = f"paused by {actor.name}"
-            row.paused_at = datetime.now(UTC)
-    row.updated_at = datetime.now(UTC)
+        changes["agency_id"] = await _bounded_agency(session, client, changes["agency_id"])
+
+    def derive(row: WebhookSubscription) -> None:
+        if "state" in changes and changes["state"] != row.state:
+            if changes["state"] == SubscriptionState.active:
+                resume(row)
+            else:
+                row.state = SubscriptionState.paused.value
+                row.paused_reason = f"paused by {actor.name}"
+                row.paused_at = datetime.now(UTC)
+
+    changed = updates.apply_changes(row, changes, _snapshot, skip=("state",), derive=derive)
+    touch(row)
     await session.flush()
     await audit.record(
         session,
@@ -237,7 +222,7 @@ async def update(
         "webhook.update",
         object_type="webhook_subscription",
         object_id=row.id,
-        summary=audit.diff(before, _snapshot(row)),
+        summary=changed.diff(),
     )
     return row
 
@@ -279,7 +264,7 @@ async def rotate_secret(
         row.previous_secret = None
         row.previous_secret_until = None
     row.secret = secret
-    row.updated_at = now
+    touch(row, at=now)
     await session.flush()
     await audit.record(
         session,

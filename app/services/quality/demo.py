@@ -12,21 +12,19 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from fractions import Fraction
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models.campaign import Campaign, CampaignAgency, CampaignState, Stratum
+from app.models.campaign import Campaign, CampaignState
 from app.models.identity import User
 from app.models.quality import QualityConfig, Recheck
 from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission, SubmissionState
 from app.services import audit, instrument
 from app.services.quality import screening
-from app.services.sampling import allocate, sample_size
 
 FIELDWORK_CODE = "TQ-SIPAS-2021"
 AUTO_CODES = ("TQ-SIPAS-2020", "TQ-DANHGIA-HOSO", FIELDWORK_CODE)
@@ -61,7 +59,7 @@ def _bad(rng: random.Random, answers: dict[str, Any], kind: int) -> dict[str, An
 
 
 async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int:
-    from app.services.demo_campaigns import _form  # the demo's own form generator
+    from app.services.demo_campaigns import add_strata, synthetic_form  # the demo's own
 
     row = await session.scalar(
         sa.select(Questionnaire).where(
@@ -93,26 +91,14 @@ async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int
     )
     session.add(campaign)
     await session.flush()
-    session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
-    frame = {a.id: rng.randint(150, 2500) for a in agencies}
-    targets = allocate(
-        frame, sample_size(sum(frame.values()), Fraction(1, 20)), campaign.min_per_stratum
-    )
-    strata = {
-        a.id: Stratum(
-            campaign_id=campaign.id, agency_id=a.id, frame_size=frame[a.id], target=targets[a.id]
-        )
-        for a in agencies
-    }
-    session.add_all(strata.values())
-    await session.flush()
+    targets, strata = await add_strata(session, rng, campaign, agencies)
     surveyor = await session.scalar(sa.select(col(User.id)).where(col(User.username) == "buudien"))
     config = QualityConfig(review_policy="auto")
     rows: list[dict[str, Any]] = []
     for agency in agencies:
         quality = {e.id: rng.uniform(0.6, 0.9) for e in q.elements}
         for n in range(int(targets[agency.id] * DONE_SHARE)):
-            answers = _form(rng, q, agency, quality)
+            answers = synthetic_form(rng, q, agency, quality)
             answers["N.ON_TIME"] = (
                 "on_time" if answers.get("E2.C5") == 5 else answers.get("N.ON_TIME")
             )

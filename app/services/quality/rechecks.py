@@ -119,7 +119,7 @@ async def draw(
     )
 
 
-def _public(row: Recheck, surveyor_id: uuid.UUID | None) -> RecheckPublic:
+def public(row: Recheck, surveyor_id: uuid.UUID | None) -> RecheckPublic:
     return RecheckPublic(
         id=row.id,
         campaign_id=row.campaign_id,
@@ -156,7 +156,7 @@ async def list_rechecks(
         outcome = col(Recheck.outcome)
         query = query.where(outcome.is_(None) if pending else outcome.isnot(None))
     rows = (await session.execute(query)).all()
-    return [_public(r[0], r[1]) for r in rows]
+    return [public(r[0], r[1]) for r in rows]
 
 
 async def record(
@@ -191,7 +191,7 @@ async def record(
         object_id=row.id,
         summary=audit.diff(before, {"outcome": row.outcome, "note": row.note}),
     )
-    return _public(row, surveyor_id)
+    return public(row, surveyor_id)
 
 
 async def summary(

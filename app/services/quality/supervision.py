@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from app.errors import ConflictError, NotFound
 from app.models.agency import Agency
+from app.models.base import touch
 from app.models.campaign import Stratum
 from app.models.identity import User
 from app.models.quality import (
@@ -48,7 +49,7 @@ async def put_config(
     before = dict(campaign.quality or {})
     after = data.model_dump(mode="json", exclude_defaults=True)
     campaign.quality = after
-    campaign.updated_at = datetime.now(UTC)
+    touch(campaign)
     await session.flush()
     await audit.record(
         session,
@@ -306,14 +307,12 @@ async def file_observation(
         body=data.body,
         filed_by=actor.id,
     )
-    session.add(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_added(
         session,
         actor,
+        row,
         "observation.file",
         object_type="observation",
-        object_id=row.id,
         summary={"campaign_id": str(campaign_id), "body": data.body},
     )
     return _observation(row)

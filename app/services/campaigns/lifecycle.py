@@ -1,11 +1,9 @@
-"""Campaigns: creation, the state machine and its edit rules, strata and targets, progress."""
+"""Campaigns: creation, reading, the state machine and its edit rules, publishing."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from fractions import Fraction
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,9 +12,8 @@ from sqlmodel import col
 
 from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
+from app.models.base import touch
 from app.models.campaign import (
-    AllocateRequest,
-    AllocationPublic,
     Campaign,
     CampaignAgency,
     CampaignCreate,
@@ -27,24 +24,16 @@ from app.models.campaign import (
     CampaignUpdate,
     FrameContact,
     FrameUnit,
-    ProgressCounts,
-    ProgressPublic,
-    ProgressRow,
-    StrataReplace,
-    Stratum,
-    StratumPublic,
 )
 from app.models.catalogue import Sector
 from app.models.identity import Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report
-from app.models.submission import Submission
-from app.services import access, audit, events, reports
+from app.services import access, audit, events, reports, updates
 from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
 from app.services.quality import rechecks
-from app.services.sampling import allocate, sample_size
 
 S = CampaignState
 # Which states a campaign may move to from each state.
@@ -85,7 +74,7 @@ async def campaign_scope(
     return list(agencies), list(sectors)
 
 
-async def to_public(session: AsyncSession, campaign: Campaign) -> CampaignPublic:
+async def public(session: AsyncSession, campaign: Campaign) -> CampaignPublic:
     agencies, sectors = await campaign_scope(session, campaign.id)
     data = {
         name: getattr(campaign, name)
@@ -157,24 +146,25 @@ async def _set_scope(
     agency_ids: list[uuid.UUID] | None,
     sector_ids: list[uuid.UUID] | None,
 ) -> None:
-    if agency_ids is not None:
+    """Replace the campaign's agencies and sectors; None leaves that part as it is."""
+    await _replace_links(session, CampaignAgency, "agency_id", campaign_id, agency_ids)
+    await _replace_links(session, CampaignSector, "sector_id", campaign_id, sector_ids)
+
+
+async def _replace_links(
+    session: AsyncSession,
+    link: type[CampaignAgency] | type[CampaignSector],
+    column: str,
+    campaign_id: uuid.UUID,
+    ids: list[uuid.UUID] | None,
+) -> None:
+    if ids is None:
+        return
+    await session.execute(sa.delete(link).where(col(link.campaign_id) == campaign_id))
+    if ids:
         await session.execute(
-            sa.delete(CampaignAgency).where(col(CampaignAgency.campaign_id) == campaign_id)
+            sa.insert(link), [{"campaign_id": campaign_id, column: i} for i in dict.fromkeys(ids)]
         )
-        if agency_ids:
-            await session.execute(
-                sa.insert(CampaignAgency),
-                [{"campaign_id": campaign_id, "agency_id": a} for a in dict.fromkeys(agency_ids)],
-            )
-    if sector_ids is not None:
-        await session.execute(
-            sa.delete(CampaignSector).where(col(CampaignSector.campaign_id) == campaign_id)
-        )
-        if sector_ids:
-            await session.execute(
-                sa.insert(CampaignSector),
-                [{"campaign_id": campaign_id, "sector_id": s} for s in dict.fromkeys(sector_ids)],
-            )
 
 
 async def create_campaign(
@@ -237,14 +227,14 @@ async def list_campaigns(
     rows, next_cursor = await keyset_page(
         session, query, limit=limit, key=lambda c: {"code": c.code}
     )
-    return CampaignPage(items=[await to_public(session, c) for c in rows], next_cursor=next_cursor)
+    return CampaignPage(items=[await public(session, c) for c in rows], next_cursor=next_cursor)
 
 
 async def update_campaign(
     session: AsyncSession, actor: Principal, campaign_id: uuid.UUID, data: CampaignUpdate
 ) -> Campaign:
     campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    changes = data.model_dump(exclude_unset=True)
+    changes = updates.sent(data)
     state = CampaignState(campaign.state)
     refused = sorted(set(changes) - EDITABLE[state])
     if refused:
@@ -256,29 +246,25 @@ async def update_campaign(
                 for f in refused
             ],
         )
-    nulls = [f for f, v in changes.items() if v is None and f not in ("map_date",)]
-    if nulls:
-        raise Invalid(
-            "These fields cannot be null.",
-            [FieldError(f"/body/{f}", "must not be null") for f in nulls],
-        )
     await _check_refs(
         session,
         questionnaire_id=changes.get("questionnaire_id"),
         agency_ids=changes.get("agency_ids"),
         sector_ids=changes.get("sector_ids"),
     )
-    before = _snapshot(campaign)
-    for name, value in changes.items():
-        if name not in ("agency_ids", "sector_ids"):
-            setattr(campaign, name, value)
-    if "map_date" in changes and changes["map_date"] is None:
-        campaign.map_date = campaign.period_end
-    _check_dates(campaign)
-    campaign.updated_at = datetime.now(UTC)
+
+    def derive(campaign: Campaign) -> None:
+        if "map_date" in changes and changes["map_date"] is None:
+            campaign.map_date = campaign.period_end
+        _check_dates(campaign)
+
+    changed = updates.apply_changes(
+        campaign, changes, _snapshot, skip=("agency_ids", "sector_ids"), derive=derive
+    )
+    touch(campaign)
     await session.flush()
     await _set_scope(session, campaign.id, changes.get("agency_ids"), changes.get("sector_ids"))
-    summary = audit.diff(before, _snapshot(campaign))
+    summary = changed.diff()
     for key in ("agency_ids", "sector_ids"):
         if key in changes:
             summary[key] = [str(x) for x in changes[key]]
@@ -394,7 +380,7 @@ async def _transition(
         )
         campaign.archived_at = now
     campaign.state = to
-    campaign.updated_at = now
+    touch(campaign, at=now)
     await session.flush()
     await audit.record(
         session,
@@ -412,21 +398,6 @@ async def _transition(
     return campaign, report
 
 
-# ---- strata and targets ------------------------------------------------------------------------
-
-
-def _stratum_public(s: Stratum) -> StratumPublic:
-    return StratumPublic.model_validate(s, from_attributes=True)
-
-
-async def list_strata(
-    session: AsyncSession, principal: Principal | None, campaign_id: uuid.UUID
-) -> list[Stratum]:
-    """The campaign's strata the caller may see; `None` (the campaign's own writes) all of them."""
-    await get_campaign(session, principal, campaign_id)
-    return list((await session.scalars(access.readable_strata(principal, campaign_id))).all())
-
-
 def require_state(campaign: Campaign, *states: CampaignState, what: str) -> None:
     if CampaignState(campaign.state) not in states:
         allowed = " or ".join(s.value for s in states)
@@ -434,198 +405,3 @@ def require_state(campaign: Campaign, *states: CampaignState, what: str) -> None
             "campaign_locked",
             f"{what} only while the campaign is {allowed}; it is {campaign.state}.",
         )
-
-
-async def replace_strata(
-    session: AsyncSession, actor: Principal, campaign_id: uuid.UUID, data: StrataReplace
-) -> list[Stratum]:
-    campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    require_state(campaign, S.draft, S.open, what="Strata can change")
-    agencies, sectors = await campaign_scope(session, campaign.id)
-    errors = []
-    seen: set[tuple[uuid.UUID, uuid.UUID | None]] = set()
-    for i, s in enumerate(data.strata):
-        if s.agency_id not in agencies:
-            errors.append(
-                FieldError(
-                    f"/body/strata/{i}/agency_id", "not in the campaign's scope", "out_of_scope"
-                )
-            )
-        if s.sector_id is not None and s.sector_id not in sectors:
-            errors.append(
-                FieldError(
-                    f"/body/strata/{i}/sector_id", "not in the campaign's scope", "out_of_scope"
-                )
-            )
-        if (s.agency_id, s.sector_id) in seen:
-            errors.append(FieldError(f"/body/strata/{i}", "the same cell twice", "duplicate"))
-        seen.add((s.agency_id, s.sector_id))
-    if errors:
-        raise Invalid("Some strata are not valid.", errors)
-    existing = {
-        (s.agency_id, s.sector_id): s for s in await list_strata(session, None, campaign.id)
-    }
-    keep: set[uuid.UUID] = set()
-    for s in data.strata:
-        row = existing.get((s.agency_id, s.sector_id))
-        if row is None:
-            row = Stratum(campaign_id=campaign.id, agency_id=s.agency_id, sector_id=s.sector_id)
-            session.add(row)
-        row.frame_size = s.frame_size if s.frame_size is not None else row.frame_size
-        row.target = s.target
-        row.target_is_manual = s.target is not None
-        await session.flush()
-        keep.add(row.id)
-    gone = [row.id for row in existing.values() if row.id not in keep]
-    if gone:
-        await session.execute(sa.delete(Stratum).where(col(Stratum.id).in_(gone)))
-    await audit.record(
-        session,
-        actor,
-        "campaign.strata_replace",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"strata": len(data.strata), "removed": len(gone)},
-    )
-    return await list_strata(session, None, campaign.id)
-
-
-async def allocate_targets(
-    session: AsyncSession, actor: Principal, campaign_id: uuid.UUID, data: AllocateRequest
-) -> AllocationPublic:
-    """Targets from the frame sizes: n from the sample-size formula (or given), then allocated
-    in proportion to N_h with the per-stratum minimum. Hand-set targets are kept."""
-    campaign = await get_campaign(session, actor, campaign_id, lock=True)
-    require_state(campaign, S.draft, S.open, what="Targets can change")
-    strata = await list_strata(session, None, campaign.id)
-    missing = [s for s in strata if s.frame_size is None]
-    if not strata or missing:
-        raise ConflictError(
-            "frame_sizes_missing",
-            "Every stratum needs a frame size (import the frame or set N_h) before allocation.",
-        )
-    population = sum(s.frame_size or 0 for s in strata)
-    margin = Fraction(str(campaign.margin))
-    total = data.total if data.total is not None else sample_size(population, margin)
-    manual = [s for s in strata if s.target_is_manual]
-    free = [s for s in strata if not s.target_is_manual]
-    remaining = max(0, total - sum(s.target or 0 for s in manual))
-    parts = allocate({s.id: s.frame_size or 0 for s in free}, remaining, campaign.min_per_stratum)
-    for s in free:
-        s.target = parts[s.id]
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "campaign.allocate",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"population": population, "total": total, "margin": str(campaign.margin)},
-    )
-    return AllocationPublic(
-        population=population,
-        margin=campaign.margin,
-        total=total,
-        strata=[_stratum_public(s) for s in strata],
-    )
-
-
-# ---- progress ----------------------------------------------------------------------------------
-
-
-def _pct(numerator: int, denominator: int | None) -> float | None:
-    """A percentage rounded half up to 2 decimals, for display; null when undefined."""
-    if not denominator:
-        return None
-    value = Decimal(100 * numerator) / Decimal(denominator)
-    return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-async def progress(
-    session: AsyncSession, principal: Principal, campaign_id: uuid.UUID
-) -> ProgressPublic:
-    """Counts per stratum in one aggregate statement; an agency-scoped caller sees its subtree."""
-    campaign = await get_campaign(session, principal, campaign_id)
-    sub = Submission.metadata.tables["submissions"]
-    frame = FrameUnit.metadata.tables["frame_units"]
-    strata = Stratum.metadata.tables["strata"]
-    agencies = Agency.metadata.tables["agencies"]
-    counts = (
-        sa.select(
-            sub.c.stratum_id,
-            sa.func.count().label("received"),
-            sa.func.count().filter(sub.c.state == "valid").label("valid"),
-            sa.func.count().filter(sub.c.state == "flagged").label("flagged"),
-            sa.func.count().filter(sub.c.state == "rejected").label("rejected"),
-        )
-        .where(sub.c.campaign_id == campaign.id)
-        .group_by(sub.c.stratum_id)
-        .subquery()
-    )
-    sampled = (
-        sa.select(frame.c.stratum_id, sa.func.count().label("sampled"))
-        .where(frame.c.campaign_id == campaign.id, frame.c.in_sample)
-        .group_by(frame.c.stratum_id)
-        .subquery()
-    )
-    query = (
-        sa.select(
-            strata.c.id,
-            strata.c.agency_id,
-            agencies.c.code,
-            agencies.c.name,
-            strata.c.sector_id,
-            strata.c.frame_size,
-            strata.c.target,
-            sa.func.coalesce(sampled.c.sampled, 0),
-            sa.func.coalesce(counts.c.received, 0),
-            sa.func.coalesce(counts.c.valid, 0),
-            sa.func.coalesce(counts.c.flagged, 0),
-            sa.func.coalesce(counts.c.rejected, 0),
-        )
-        .join(agencies, agencies.c.id == strata.c.agency_id)
-        .outerjoin(counts, counts.c.stratum_id == strata.c.id)
-        .outerjoin(sampled, sampled.c.stratum_id == strata.c.id)
-        .where(strata.c.campaign_id == campaign.id)
-        .order_by(agencies.c.code, strata.c.sector_id.nulls_first())
-    )
-    query = query.where(access.strata_clause(principal, strata))
-    rows = []
-    for r in (await session.execute(query)).all():
-        rows.append(
-            ProgressRow(
-                stratum_id=r[0],
-                agency_id=r[1],
-                agency_code=r[2],
-                agency_name=r[3],
-                sector_id=r[4],
-                frame_size=r[5],
-                target=r[6],
-                sampled=r[7],
-                received=r[8],
-                valid=r[9],
-                flagged=r[10],
-                rejected=r[11],
-                completion_pct=_pct(r[9], r[6]),
-                response_rate_pct=_pct(r[8], r[7]),
-            )
-        )
-
-    def total(name: str) -> int:
-        return sum(getattr(r, name) or 0 for r in rows)
-
-    target = total("target") if any(r.target is not None for r in rows) else None
-    totals = ProgressCounts(
-        frame_size=total("frame_size") if any(r.frame_size is not None for r in rows) else None,
-        target=target,
-        sampled=total("sampled"),
-        received=total("received"),
-        valid=total("valid"),
-        flagged=total("flagged"),
-        rejected=total("rejected"),
-        completion_pct=_pct(total("valid"), target),
-        response_rate_pct=_pct(total("received"), total("sampled")),
-    )
-    return ProgressPublic(
-        campaign_id=campaign.id, state=CampaignState(campaign.state), totals=totals, strata=rows
-    )
