@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import cast
 
 import sqlalchemy as sa
@@ -23,6 +22,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.errors import ConflictError, FieldError, Invalid, PermissionDenied, field_errors
 from app.models.agency import Agency
+from app.models.base import touch
 from app.models.campaign import Campaign, CampaignState
 from app.models.quality import WINDOW_RULES
 from app.models.submission import (
@@ -61,7 +61,7 @@ async def review(
         raise ConflictError("campaign_locked", "The campaign is published: its forms are final.")
     row.state = data.state
     row.review_reason = data.reason
-    row.updated_at = datetime.now(UTC)
+    touch(row)
     await session.flush()
     await events.submission_reviewed(session, row, current.value)
     await audit.record(
@@ -135,7 +135,7 @@ async def correct(
     for name in ("agency_id", "sector_id", "procedure_id", "stratum_id", "respondent_type"):
         setattr(row, name, prepared.values[name])
     row.version += 1
-    row.updated_at = datetime.now(UTC)
+    touch(row)
     await session.flush()
     await audit.record(
         session,
