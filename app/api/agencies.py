@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
+from app.api.files import MEDIA_TYPES, XLSX, attachment
 from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND
 from app.deps import (
     DEFAULT_PAGE,
@@ -84,7 +85,7 @@ async def list_agencies(
     response_class=Response,
     responses={
         200: {
-            "content": {"text/csv": {}, tabular.XLSX_MEDIA_TYPE: {}},
+            "content": {"text/csv": {}, XLSX: {}},
             "description": "The file.",
         },
         **NOT_MODIFIED,
@@ -97,12 +98,8 @@ async def export_agencies(
     format: Literal["csv", "xlsx"] = "csv",
 ) -> Response:
     rows = await agency_io.export_rows(session, principal)
-    if format == "xlsx":
-        body, media_type = agency_io.to_xlsx(rows), tabular.XLSX_MEDIA_TYPE
-    else:
-        body, media_type = agency_io.to_csv(rows), "text/csv; charset=utf-8"
-    disposition = {"Content-Disposition": f'attachment; filename="agencies.{format}"'}
-    return conditional(request, body, media_type, disposition)
+    body = agency_io.to_xlsx(rows) if format == "xlsx" else agency_io.to_csv(rows)
+    return conditional(request, body, MEDIA_TYPES[format], attachment(f"agencies.{format}"))
 
 
 @router.post(

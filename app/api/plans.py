@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
@@ -47,8 +48,19 @@ TAGS = [
         "portal posts, media), for the administrative-reform report.",
     },
 ]
-CampaignFilter = Annotated[uuid.UUID | None, Query(description="Only this campaign's.")]
-AgencyFilter = Annotated[uuid.UUID | None, Query(description="Only this agency's.")]
+
+
+@dataclass
+class ListQuery:
+    """The query of both lists: a campaign and an agency to keep, and the page."""
+
+    campaign_id: Annotated[uuid.UUID | None, Query(description="Only this campaign's.")] = None
+    agency_id: Annotated[uuid.UUID | None, Query(description="Only this agency's.")] = None
+    limit: Limit = DEFAULT_PAGE
+    cursor: Cursor = None
+
+
+ListQueryDep = Annotated[ListQuery, Depends()]
 
 
 @router.get(
@@ -59,17 +71,8 @@ AgencyFilter = Annotated[uuid.UUID | None, Query(description="Only this agency's
     description="The plans of the caller's agencies, with their status and review.",
     response_model=PlanPage,
 )
-async def list_plans(
-    session: SessionDep,
-    principal: PlansReader,
-    campaign_id: CampaignFilter = None,
-    agency_id: AgencyFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-) -> PlanPage:
-    return await plans.list_plans(
-        session, principal, campaign_id=campaign_id, agency_id=agency_id, limit=limit, cursor=cursor
-    )
+async def list_plans(session: SessionDep, principal: PlansReader, query: ListQueryDep) -> PlanPage:
+    return await plans.list_plans(session, principal, **asdict(query))
 
 
 @router.get(
@@ -164,16 +167,9 @@ async def add_record(
     response_model=DisseminationPage,
 )
 async def list_records(
-    session: SessionDep,
-    principal: PlansReader,
-    campaign_id: CampaignFilter = None,
-    agency_id: AgencyFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
+    session: SessionDep, principal: PlansReader, query: ListQueryDep
 ) -> DisseminationPage:
-    return await plans.list_dissemination(
-        session, principal, campaign_id=campaign_id, agency_id=agency_id, limit=limit, cursor=cursor
-    )
+    return await plans.list_dissemination(session, principal, **asdict(query))
 
 
 @router.get(

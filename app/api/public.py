@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from app.api.etag import NOT_MODIFIED, conditional, conditional_from
+from app.api.files import MEDIA_TYPES, XLSX, attachment
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
 from app.deps import DatabaseDep, RateLimiterDep, SessionDep, SettingsDep
 from app.errors import NotFound
@@ -29,7 +30,6 @@ TAG = {
 # A report version never changes (a new version gets a new id); the list changes on publishing.
 IMMUTABLE = "public, max-age=31536000, immutable"
 LISTING = "public, max-age=300"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def limit_source(
@@ -94,12 +94,11 @@ async def _export(
     request: Request, session: SessionDep, report_id: uuid.UUID, fmt: str
 ) -> Response:
     ref = await public.reference(session, report_id)
-    media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
     return await conditional_from(
         request,
         lambda: public.rendering(session, ref, fmt),
-        media,
-        {"Content-Disposition": f'attachment; filename="sipas-{ref.id}.{fmt}"'},
+        MEDIA_TYPES[fmt],
+        attachment(f"sipas-{ref.id}.{fmt}"),
         etag=public.etag(ref, fmt),
         cache_control=IMMUTABLE,
     )

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
+from app.api.files import MEDIA_TYPES, XLSX, attachment
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
     DEFAULT_PAGE,
@@ -36,7 +37,6 @@ router = APIRouter(tags=["reports"], responses=AUTHED)
 
 # Reports never change once stored; a new version gets a new id.
 IMMUTABLE = "private, max-age=86400, immutable"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def _rendered(
@@ -49,13 +49,9 @@ async def _rendered(
 ) -> Response:
     """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
     this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
-    media = {"json": "application/json", "csv": "text/csv; charset=utf-8", "xlsx": XLSX}[fmt]
+    media = {"json": "application/json", **MEDIA_TYPES}[fmt]
     etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{report_files.RENDERING_VERSION}"'
-    headers = (
-        {}
-        if fmt == "json"
-        else {"Content-Disposition": f'attachment; filename="sipas-report-{ref.id}.{fmt}"'}
-    )
+    headers = {} if fmt == "json" else attachment(f"sipas-report-{ref.id}.{fmt}")
     return await conditional_from(
         request,
         lambda: reports.rendering(session, ref, fmt),

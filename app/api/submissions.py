@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from app.api.files import CSV, attachment
 from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
 from app.deps import (
     DEFAULT_PAGE,
@@ -127,13 +128,14 @@ async def submit_batch(
 
 
 def _filters(
-    campaign_id: uuid.UUID | None,
-    agency_id: uuid.UUID | None,
-    channel: Channel | None,
-    state: SubmissionState | None,
-    since: SaneDatetime | None,
-    until: SaneDatetime | None,
+    campaign_id: uuid.UUID | None = None,
+    agency_id: uuid.UUID | None = None,
+    channel: Channel | None = None,
+    state: SubmissionState | None = None,
+    since: SaneDatetime | None = None,
+    until: SaneDatetime | None = None,
 ) -> submissions.Filters:
+    """The query filters that the list and the export share."""
     return submissions.Filters(
         campaign_id=campaign_id,
         agency_id=agency_id,
@@ -142,6 +144,9 @@ def _filters(
         since=since,
         until=until,
     )
+
+
+FiltersDep = Annotated[submissions.Filters, Depends(_filters)]
 
 
 @router.get(
@@ -156,17 +161,13 @@ def _filters(
 async def list_submissions(
     session: SessionDep,
     principal: SubmissionsReader,
+    filters: FiltersDep,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
-    campaign_id: uuid.UUID | None = None,
-    agency_id: uuid.UUID | None = None,
-    channel: Channel | None = None,
-    state: SubmissionState | None = None,
-    since: SaneDatetime | None = None,
-    until: SaneDatetime | None = None,
 ) -> SubmissionPage:
-    f = _filters(campaign_id, agency_id, channel, state, since, until)
-    return await submissions.list_submissions(session, principal, f, limit=limit, cursor=cursor)
+    return await submissions.list_submissions(
+        session, principal, filters, limit=limit, cursor=cursor
+    )
 
 
 @router.get(
@@ -184,19 +185,13 @@ async def list_submissions(
 async def export_submissions(
     session: SessionDep,
     principal: SubmissionsReader,
-    campaign_id: uuid.UUID | None = None,
-    agency_id: uuid.UUID | None = None,
-    channel: Channel | None = None,
-    state: SubmissionState | None = None,
-    since: SaneDatetime | None = None,
-    until: SaneDatetime | None = None,
+    filters: FiltersDep,
 ) -> StreamingResponse:
-    f = _filters(campaign_id, agency_id, channel, state, since, until)
-    rows = await submissions.export_rows(session, principal, f)
+    rows = await submissions.export_rows(session, principal, filters)
     return StreamingResponse(
         await submission_export.csv_chunks(session, rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="submissions.csv"'},
+        media_type=CSV,
+        headers=attachment("submissions.csv"),
     )
 
 
