@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
 from app.api.files import MEDIA_TYPES, XLSX, attachment
@@ -60,6 +60,16 @@ async def _rendered(
         etag=etag,
         cache_control=cache_control,
     )
+
+
+async def _by_id(
+    session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+) -> reports.ReportRef:
+    return await reports.reference(session, principal, report_id)
+
+
+# The version `report_id` names, if the caller may read it (404 otherwise).
+ReportById = Annotated[reports.ReportRef, Depends(_by_id)]
 
 
 @router.post(
@@ -179,12 +189,8 @@ async def latest(
     response_model=ReportDocument,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
-async def get_report(
-    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
-) -> Response:
-    return await _rendered(
-        request, session, await reports.reference(session, principal, report_id), "json"
-    )
+async def get_report(request: Request, session: SessionDep, ref: ReportById) -> Response:
+    return await _rendered(request, session, ref, "json")
 
 
 @router.get(
@@ -194,12 +200,8 @@ async def get_report(
     "caller holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {"text/csv": {}}}},
 )
-async def export_csv(
-    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
-) -> Response:
-    return await _rendered(
-        request, session, await reports.reference(session, principal, report_id), "csv"
-    )
+async def export_csv(request: Request, session: SessionDep, ref: ReportById) -> Response:
+    return await _rendered(request, session, ref, "csv")
 
 
 @router.get(
@@ -209,12 +211,8 @@ async def export_csv(
     "holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {XLSX: {}}}},
 )
-async def export_xlsx(
-    request: Request, session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
-) -> Response:
-    return await _rendered(
-        request, session, await reports.reference(session, principal, report_id), "xlsx"
-    )
+async def export_xlsx(request: Request, session: SessionDep, ref: ReportById) -> Response:
+    return await _rendered(request, session, ref, "xlsx")
 
 
 @router.get(
