@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
-from app.api.files import MEDIA_TYPES, XLSX, attachment
+from app.api.files import MEDIA_TYPES, XLSX, attachment, download
 from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND
 from app.deps import (
     DEFAULT_PAGE,
@@ -83,13 +83,7 @@ async def list_agencies(
     description="The columns of the import: code, name, short_name, kind, level, parent_code, "
     "is_measured, valid_from, valid_to, admin_unit_code. CSV is UTF-8 with a BOM.",
     response_class=Response,
-    responses={
-        200: {
-            "content": {"text/csv": {}, XLSX: {}},
-            "description": "The file.",
-        },
-        **NOT_MODIFIED,
-    },
+    responses={**download("text/csv", XLSX, description="The file."), **NOT_MODIFIED},
 )
 async def export_agencies(
     request: Request,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from app.api.etag import NOT_MODIFIED, conditional, conditional_from
-from app.api.files import MEDIA_TYPES, XLSX, attachment
+from app.api.files import MEDIA_TYPES, XLSX, attachment, download
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
 from app.deps import DatabaseDep, RateLimiterDep, SessionDep, SettingsDep
 from app.errors import NotFound
@@ -111,11 +111,7 @@ async def _export(
     description="UTF-8 with a BOM (Excel reads the Vietnamese text), one row per figure and "
     "cell; suppressed figures are empty.",
     response_model=None,
-    responses={
-        200: {"description": "The CSV file.", "content": {"text/csv": {}}},
-        **NOT_FOUND,
-        **NOT_MODIFIED,
-    },
+    responses={**download("text/csv", description="The CSV file."), **NOT_FOUND, **NOT_MODIFIED},
 )
 async def export_csv(request: Request, session: SessionDep, report_id: ReportId) -> Response:
     return await _export(request, session, report_id, "csv")
@@ -127,11 +123,7 @@ async def export_csv(request: Request, session: SessionDep, report_id: ReportId)
     summary="One public report as XLSX",
     description="One sheet per breakdown and per ranking, Vietnamese headings.",
     response_model=None,
-    responses={
-        200: {"description": "The workbook.", "content": {XLSX: {}}},
-        **NOT_FOUND,
-        **NOT_MODIFIED,
-    },
+    responses={**download(XLSX, description="The workbook."), **NOT_FOUND, **NOT_MODIFIED},
 )
 async def export_xlsx(request: Request, session: SessionDep, report_id: ReportId) -> Response:
     return await _export(request, session, report_id, "xlsx")

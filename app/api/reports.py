@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
-from app.api.files import MEDIA_TYPES, XLSX, attachment
+from app.api.files import MEDIA_TYPES, XLSX, attachment, download
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
     DEFAULT_PAGE,
@@ -198,7 +198,7 @@ async def get_report(request: Request, session: SessionDep, ref: ReportById) -> 
     summary="A published report as CSV (UTF-8 with BOM)",
     description="One row per figure and cell, from the stored snapshot. Answers with an ETag; a "
     "caller holding it gets 304.",
-    responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {"text/csv": {}}}},
+    responses={**NOT_FOUND, **NOT_MODIFIED, **download("text/csv")},
 )
 async def export_csv(request: Request, session: SessionDep, ref: ReportById) -> Response:
     return await _rendered(request, session, ref, "csv")
@@ -209,7 +209,7 @@ async def export_csv(request: Request, session: SessionDep, ref: ReportById) -> 
     summary="A published report as XLSX (one sheet per breakdown, Vietnamese headings)",
     description="The same figures as the CSV in a workbook. Answers with an ETag; a caller "
     "holding it gets 304.",
-    responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {XLSX: {}}}},
+    responses={**NOT_FOUND, **NOT_MODIFIED, **download(XLSX)},
 )
 async def export_xlsx(request: Request, session: SessionDep, ref: ReportById) -> Response:
     return await _rendered(request, session, ref, "xlsx")

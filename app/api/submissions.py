@@ -8,7 +8,7 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.api.files import CSV, attachment
+from app.api.files import CSV, attachment, download
 from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
 from app.deps import (
     DEFAULT_PAGE,
@@ -180,7 +180,7 @@ async def list_submissions(
     "Text that a spreadsheet would take for a formula is prefixed with `'`. The same filters "
     "as the list; contact data is never exported.",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses=download("text/csv"),
 )
 async def export_submissions(
     session: SessionDep,
