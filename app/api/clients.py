@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, UsersAdmin
+from app.deps import SessionDep, UsersAdmin
 from app.models.identity import (
     ClientCreate,
     ClientPage,
@@ -24,6 +27,11 @@ def _public(client: object) -> ClientPublic:
     return ClientPublic.model_validate(client, from_attributes=True)
 
 
+@dataclass
+class ClientFilters:
+    include_revoked: bool = False
+
+
 @router.get(
     "",
     description="Pages with `limit` and `cursor`. Needs `users:admin`.",
@@ -33,13 +41,10 @@ def _public(client: object) -> ClientPublic:
 async def list_clients(
     session: SessionDep,
     _: UsersAdmin,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    include_revoked: bool = False,
+    page: PageDep,
+    filters: Annotated[ClientFilters, Depends()],
 ) -> ClientPage:
-    return await clients.list_clients(
-        session, limit=limit, cursor=cursor, include_revoked=include_revoked
-    )
+    return await clients.list_clients(session, **asdict(page), **asdict(filters))
 
 
 @router.post(

@@ -8,11 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
-    DEFAULT_PAGE,
-    Cursor,
-    Limit,
     PlansReader,
     PlansReviewer,
     PlansWriter,
@@ -51,16 +49,14 @@ TAGS = [
 
 
 @dataclass
-class ListQuery:
-    """The query of both lists: a campaign and an agency to keep, and the page."""
+class PlanFilters:
+    """What both lists keep: one campaign's, one agency's."""
 
     campaign_id: Annotated[uuid.UUID | None, Query(description="Only this campaign's.")] = None
     agency_id: Annotated[uuid.UUID | None, Query(description="Only this agency's.")] = None
-    limit: Limit = DEFAULT_PAGE
-    cursor: Cursor = None
 
 
-ListQueryDep = Annotated[ListQuery, Depends()]
+PlanFiltersDep = Annotated[PlanFilters, Depends()]
 
 
 @plan_routes.get(
@@ -70,8 +66,10 @@ ListQueryDep = Annotated[ListQuery, Depends()]
     description="The plans of the caller's agencies, with their status and review.",
     response_model=PlanPage,
 )
-async def list_plans(session: SessionDep, principal: PlansReader, query: ListQueryDep) -> PlanPage:
-    return await plans.list_plans(session, principal, **asdict(query))
+async def list_plans(
+    session: SessionDep, principal: PlansReader, filters: PlanFiltersDep, page: PageDep
+) -> PlanPage:
+    return await plans.list_plans(session, principal, **asdict(filters), **asdict(page))
 
 
 @plan_routes.get(
@@ -160,9 +158,9 @@ async def add_record(
     response_model=DisseminationPage,
 )
 async def list_records(
-    session: SessionDep, principal: PlansReader, query: ListQueryDep
+    session: SessionDep, principal: PlansReader, filters: PlanFiltersDep, page: PageDep
 ) -> DisseminationPage:
-    return await plans.list_dissemination(session, principal, **asdict(query))
+    return await plans.list_dissemination(session, principal, **asdict(filters), **asdict(page))
 
 
 @record_routes.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -10,12 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
 from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
-    DEFAULT_PAGE,
     CampaignsWriter,
-    Cursor,
-    Limit,
     ReportsReader,
     ReportsWriter,
     SessionDep,
@@ -118,10 +117,22 @@ async def list_reports(
     session: SessionDep,
     principal: ReportsReader,
     campaign_id: uuid.UUID,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
+    page: PageDep,
 ) -> ReportPage:
-    return await reports.list_reports(session, principal, campaign_id, limit=limit, cursor=cursor)
+    return await reports.list_reports(session, principal, campaign_id, **asdict(page))
+
+
+@dataclass
+class ReportFilters:
+    since: Annotated[
+        datetime | None, Query(description="Published after this moment (UTC if no offset).")
+    ] = None
+    agency: Annotated[str | None, Query(max_length=64, description="An agency's code or id.")] = (
+        None
+    )
+    campaign: Annotated[
+        str | None, Query(max_length=64, description="A campaign's code or id.")
+    ] = None
 
 
 @router.get(
@@ -141,28 +152,11 @@ async def list_all_reports(
     request: Request,
     session: SessionDep,
     principal: ReportsReader,
-    since: Annotated[
-        datetime | None, Query(description="Published after this moment (UTC if no offset).")
-    ] = None,
-    agency: Annotated[
-        str | None, Query(max_length=64, description="An agency's code or id.")
-    ] = None,
-    campaign: Annotated[
-        str | None, Query(max_length=64, description="A campaign's code or id.")
-    ] = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
+    filters: Annotated[ReportFilters, Depends()],
+    page: PageDep,
 ) -> Response:
-    page = await reports.list_all(
-        session,
-        principal,
-        since=since,
-        agency=agency,
-        campaign=campaign,
-        limit=limit,
-        cursor=cursor,
-    )
-    return json_with_etag(request, page)
+    found = await reports.list_all(session, principal, **asdict(filters), **asdict(page))
+    return json_with_etag(request, found)
 
 
 @router.get(

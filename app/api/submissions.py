@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.files import CSV, attachment, download
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
 from app.deps import (
-    DEFAULT_PAGE,
-    Cursor,
     DatabaseDep,
-    Limit,
     RateLimiterDep,
     SessionDep,
     SettingsDep,
@@ -161,13 +160,10 @@ FiltersDep = Annotated[submissions.Filters, Depends(_filters)]
 async def list_submissions(
     session: SessionDep,
     principal: SubmissionsReader,
+    page: PageDep,
     filters: FiltersDep,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
 ) -> SubmissionPage:
-    return await submissions.list_submissions(
-        session, principal, filters, limit=limit, cursor=cursor
-    )
+    return await submissions.list_submissions(session, principal, filters, **asdict(page))
 
 
 @router.get(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, UsersAdmin
+from app.deps import SessionDep, UsersAdmin
 from app.models.identity import Role, UserCreate, UserPage, UserPublic, UserUpdate
 from app.services import users
 
@@ -16,6 +19,13 @@ router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED)
 
 def _public(user: object) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
+
+
+@dataclass
+class UserFilters:
+    role: Role | None = None
+    is_active: bool | None = None
+    agency_id: uuid.UUID | None = None
 
 
 @router.get(
@@ -27,15 +37,10 @@ def _public(user: object) -> UserPublic:
 async def list_users(
     session: SessionDep,
     _: UsersAdmin,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    role: Role | None = None,
-    is_active: bool | None = None,
-    agency_id: uuid.UUID | None = None,
+    page: PageDep,
+    filters: Annotated[UserFilters, Depends()],
 ) -> UserPage:
-    return await users.list_users(
-        session, limit=limit, cursor=cursor, role=role, is_active=is_active, agency_id=agency_id
-    )
+    return await users.list_users(session, **asdict(page), **asdict(filters))
 
 
 @router.post(
