@@ -20,16 +20,17 @@ from app.models.identity import (
 )
 from app.services import clients
 
+
+@dataclass
+class ClientFilters:
+    include_revoked: bool = False
+
+
 router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTHED)
 
 
 def _public(client: object) -> ClientPublic:
     return ClientPublic.model_validate(client, from_attributes=True)
-
-
-@dataclass
-class ClientFilters:
-    include_revoked: bool = False
 
 
 @router.get(

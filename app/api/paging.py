@@ -20,6 +20,7 @@ class Page:
     cursor: Cursor = None
 
 
-# A route that takes filters besides the page declares them as a dependency too, after `page`,
-# so the document lists `limit` and `cursor` first, as it always has.
+# A route that takes filters besides the page declares them as a dependency too (a dataclass),
+# beside `page` in the order its document lists them: FastAPI lists a route's own query
+# parameters before those of its dependencies, so a filter left in the signature would move.
 PageDep = Annotated[Page, Depends()]

@@ -14,18 +14,19 @@ from app.deps import SessionDep, UsersAdmin
 from app.models.identity import Role, UserCreate, UserPage, UserPublic, UserUpdate
 from app.services import users
 
-router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED)
-
-
-def _public(user: object) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
-
 
 @dataclass
 class UserFilters:
     role: Role | None = None
     is_active: bool | None = None
     agency_id: uuid.UUID | None = None
+
+
+router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED)
+
+
+def _public(user: object) -> UserPublic:
+    return UserPublic.model_validate(user, from_attributes=True)
 
 
 @router.get(
