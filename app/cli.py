@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -212,6 +212,17 @@ _ONE_ROLE = (
 )
 
 
+# How uvicorn serves the app whatever the command line says: the app factory, the app's own
+# logging (no access log), and the client address behind proxies decided by TRUSTED_PROXIES alone.
+_SERVING: dict[str, Any] = {
+    "factory": True,
+    "access_log": False,
+    "proxy_headers": False,
+    "log_config": None,
+    "timeout_graceful_shutdown": 20,
+}
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -244,16 +255,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     worker = None if args.no_worker else _spawn_worker()
     try:
         uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            access_log=False,
-            # The client address behind proxies is decided by TRUSTED_PROXIES alone.
-            proxy_headers=False,
-            log_config=None,
-            timeout_graceful_shutdown=20,
+            "app.main:create_app", host=args.host, port=args.port, workers=args.workers, **_SERVING
         )
     finally:
         if worker is not None:

@@ -15,6 +15,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_SECRET = "dev-only-secret-change-me"  # noqa: S105 - a marker, not a key
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Bounds that several settings share, stated once.
+Days = Annotated[int, Field(ge=1, le=365)]
+DaysBack = Annotated[int, Field(ge=1, le=36500)]
+PerMinute = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(gt=0, le=1)]
 
 
 class Settings(BaseSettings):
@@ -79,11 +84,8 @@ class Settings(BaseSettings):
         "window before that source is refused altogether.",
     )
     login_window_seconds: int = Field(default=900, ge=1)
-    refresh_token_days: int = Field(
-        default=14,
-        ge=1,
-        le=365,
-        description="Lifetime of a staff refresh token; each use returns a new one.",
+    refresh_token_days: Days = Field(
+        14, description="Lifetime of a staff refresh token; each use returns a new one."
     )
     token_clock_skew_seconds: int = Field(
         default=60,
@@ -96,10 +98,10 @@ class Settings(BaseSettings):
         description="Addresses or CIDR networks of the reverse proxies whose X-Forwarded-For "
         "is believed (comma-separated); empty: the socket peer is the client.",
     )
-    invitation_days: int = Field(default=30, ge=1, le=365)
-    client_requests_per_minute: int = Field(default=1200, ge=1)
+    invitation_days: Days = 30
+    client_requests_per_minute: PerMinute = 1200
     # Requests per minute one source address may make to the public site and /public/v1.
-    public_requests_per_minute: int = Field(default=600, ge=1)
+    public_requests_per_minute: PerMinute = 600
     max_batch_items: int = Field(default=1000, ge=1, le=1000)
     import_max_rows: int = Field(default=100_000, ge=1, description="Rows per imported file.")
     import_max_columns: int = Field(default=256, ge=1, description="Columns per imported file.")
@@ -123,32 +125,23 @@ class Settings(BaseSettings):
         description="Deepest nesting of arrays and objects a JSON body may have (checked before "
         "it is parsed).",
     )
-    received_at_max_age_days: int = Field(
-        default=400,
-        ge=1,
-        le=36500,
-        description="How far in the past a form's received_at may lie (queued offline forms).",
+    received_at_max_age_days: DaysBack = Field(
+        400, description="How far in the past a form's received_at may lie (queued offline forms)."
     )
-    returned_at_max_age_days: int = Field(
-        default=3650,
-        ge=1,
-        le=36500,
-        description="How far in the past a dossier event's returned_at may lie.",
+    returned_at_max_age_days: DaysBack = Field(
+        3650, description="How far in the past a dossier event's returned_at may lie."
     )
     client_clock_skew_seconds: int = Field(
         default=300,
         ge=0,
-        le=86400,
+        le=24 * 3600,
         description="How far in the future a client-given timestamp may lie (clock skew).",
     )
-    invitation_requests_per_minute: int = Field(
-        default=10,
-        ge=1,
-        description="Requests a minute on one invitation used as the only credential.",
+    invitation_requests_per_minute: PerMinute = Field(
+        10, description="Requests a minute on one invitation used as the only credential."
     )
-    invitation_source_requests_per_minute: int = Field(
-        default=60,
-        ge=1,
+    invitation_source_requests_per_minute: PerMinute = Field(
+        60,
         description="Requests a minute from one source address without a bearer token "
         "(invitation look-ups and submissions with an invitation only).",
     )
@@ -203,16 +196,12 @@ class Settings(BaseSettings):
     )
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_concurrency: int = Field(default=8, ge=1, le=256)
-    behind_target_elapsed: float = Field(
-        default=0.5,
-        gt=0,
-        le=1,
+    behind_target_elapsed: Share = Field(
+        0.5,
         description="Share of the fieldwork period after which a campaign's progress is checked.",
     )
-    behind_target_share: float = Field(
-        default=0.4,
-        gt=0,
-        le=1,
+    behind_target_share: Share = Field(
+        0.4,
         description="A campaign with fewer valid forms than this share of its target by the "
         "check date is behind target (event campaign.behind_target).",
     )

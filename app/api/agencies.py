@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile, status
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
+from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND
 from app.deps import (
-    DEFAULT_PAGE,
     AgenciesReader,
     AgenciesWriter,
-    Cursor,
-    Limit,
     SessionDep,
     SettingsDep,
 )
@@ -40,6 +40,16 @@ ValidOn = Annotated[
 ]
 
 
+@dataclass
+class AgencyFilters:
+    level: str | None = None
+    kind: AgencyKind | None = None
+    parent_id: uuid.UUID | None = None
+    is_measured: bool | None = None
+    valid_on: ValidOn = None
+    q: Annotated[str | None, Query(max_length=200, examples=["son duong"])] = None
+
+
 @router.get(
     "",
     summary="List and search agencies",
@@ -52,28 +62,11 @@ async def list_agencies(
     request: Request,
     session: SessionDep,
     principal: AgenciesReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    level: str | None = None,
-    kind: AgencyKind | None = None,
-    parent_id: uuid.UUID | None = None,
-    is_measured: bool | None = None,
-    valid_on: ValidOn = None,
-    q: Annotated[str | None, Query(max_length=200, examples=["son duong"])] = None,
+    page: PageDep,
+    filters: Annotated[AgencyFilters, Depends()],
 ) -> Response:
-    page = await agencies.list_agencies(
-        session,
-        principal,
-        limit=limit,
-        cursor=cursor,
-        level=level,
-        kind=kind,
-        parent_id=parent_id,
-        is_measured=is_measured,
-        valid_on=valid_on,
-        q=q,
-    )
-    return json_with_etag(request, page)
+    found = await agencies.list_agencies(session, principal, **asdict(page), **asdict(filters))
+    return json_with_etag(request, found)
 
 
 @router.get(
@@ -82,13 +75,7 @@ async def list_agencies(
     description="The columns of the import: code, name, short_name, kind, level, parent_code, "
     "is_measured, valid_from, valid_to, admin_unit_code. CSV is UTF-8 with a BOM.",
     response_class=Response,
-    responses={
-        200: {
-            "content": {"text/csv": {}, tabular.XLSX_MEDIA_TYPE: {}},
-            "description": "The file.",
-        },
-        **NOT_MODIFIED,
-    },
+    responses={**download("text/csv", XLSX, description="The file."), **NOT_MODIFIED},
 )
 async def export_agencies(
     request: Request,
@@ -97,12 +84,8 @@ async def export_agencies(
     format: Literal["csv", "xlsx"] = "csv",
 ) -> Response:
     rows = await agency_io.export_rows(session, principal)
-    if format == "xlsx":
-        body, media_type = agency_io.to_xlsx(rows), tabular.XLSX_MEDIA_TYPE
-    else:
-        body, media_type = agency_io.to_csv(rows), "text/csv; charset=utf-8"
-    disposition = {"Content-Disposition": f'attachment; filename="agencies.{format}"'}
-    return conditional(request, body, media_type, disposition)
+    body = agency_io.to_xlsx(rows) if format == "xlsx" else agency_io.to_csv(rows)
+    return conditional(request, body, MEDIA_TYPES[format], attachment(f"agencies.{format}"))
 
 
 @router.post(

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED
-from app.deps import DEFAULT_PAGE, AuditReader, Cursor, Limit, SessionDep
+from app.deps import AuditReader, SessionDep
 from app.models.audit import AuditEventPage
 from app.models.timestamps import SaneDatetime
 from app.services import audit
 
 router = APIRouter(prefix="/audit-events", tags=["audit"], responses=AUTHED)
+
+
+@dataclass
+class AuditFilters:
+    action: str | None = None
+    actor_id: uuid.UUID | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    request_id: str | None = None
+    since: SaneDatetime | None = None
+    until: SaneDatetime | None = None
 
 
 @router.get(
@@ -25,26 +39,7 @@ router = APIRouter(prefix="/audit-events", tags=["audit"], responses=AUTHED)
 async def list_audit_events(
     session: SessionDep,
     principal: AuditReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    action: str | None = None,
-    actor_id: uuid.UUID | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    request_id: str | None = None,
-    since: SaneDatetime | None = None,
-    until: SaneDatetime | None = None,
+    page: PageDep,
+    filters: Annotated[AuditFilters, Depends()],
 ) -> AuditEventPage:
-    return await audit.list_events(
-        session,
-        principal,
-        limit=limit,
-        cursor=cursor,
-        action=action,
-        actor_id=actor_id,
-        object_type=object_type,
-        object_id=object_id,
-        request_id=request_id,
-        since=since,
-        until=until,
-    )
+    return await audit.list_events(session, principal, **asdict(page), **asdict(filters))

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.context import current_request
 from app.deps import (
-    DEFAULT_PAGE,
     CampaignsReader,
     CampaignsWriter,
-    Cursor,
-    Limit,
     ProgressReader,
     SessionDep,
 )
@@ -35,6 +34,13 @@ from app.services import campaigns
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=AUTHED)
 
+
+@dataclass
+class CampaignFilters:
+    state: CampaignState | None = None
+    year: Annotated[int | None, Query(ge=1900, le=2200)] = None
+
+
 LIFECYCLE = """
 States: `draft` → `open` → `closed` → `published` → `archived`, and `closed` → `open` (reopen)
 before publishing. Opening freezes the questionnaire version. In `draft` everything may change;
@@ -52,14 +58,10 @@ Archiving purges the frame's contact data.
 async def list_campaigns(
     session: SessionDep,
     principal: CampaignsReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    state: CampaignState | None = None,
-    year: Annotated[int | None, Query(ge=1900, le=2200)] = None,
+    page: PageDep,
+    filters: Annotated[CampaignFilters, Depends()],
 ) -> CampaignPage:
-    return await campaigns.list_campaigns(
-        session, principal, limit=limit, cursor=cursor, state=state, year=year
-    )
+    return await campaigns.list_campaigns(session, principal, **asdict(page), **asdict(filters))
 
 
 @router.post(

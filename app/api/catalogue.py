@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
-    DEFAULT_PAGE,
     AgenciesReader,
     CatalogueReader,
     CatalogueWriter,
-    Cursor,
-    Limit,
     SessionDep,
 )
 from app.models.catalogue import (
@@ -36,6 +35,18 @@ router = APIRouter(tags=["catalogue"], responses=AUTHED)
 Search = Annotated[str | None, Query(max_length=200, description="Ignores case and diacritics.")]
 
 
+@dataclass
+class SectorFilters:
+    q: Search = None
+
+
+@dataclass
+class ProcedureFilters:
+    sector_id: Annotated[uuid.UUID | None, Query(alias="sector")] = None
+    level: str | None = None
+    q: Search = None
+
+
 @router.get(
     "/sectors",
     summary="List sectors",
@@ -48,12 +59,11 @@ async def list_sectors(
     request: Request,
     session: SessionDep,
     _: CatalogueReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    q: Search = None,
+    page: PageDep,
+    filters: Annotated[SectorFilters, Depends()],
 ) -> Response:
-    page = await catalogue.list_sectors(session, limit=limit, cursor=cursor, q=q)
-    return json_with_etag(request, page)
+    found = await catalogue.list_sectors(session, **asdict(page), **asdict(filters))
+    return json_with_etag(request, found)
 
 
 @router.post(
@@ -109,16 +119,11 @@ async def list_procedures(
     request: Request,
     session: SessionDep,
     _: CatalogueReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    sector_id: Annotated[uuid.UUID | None, Query(alias="sector")] = None,
-    level: str | None = None,
-    q: Search = None,
+    page: PageDep,
+    filters: Annotated[ProcedureFilters, Depends()],
 ) -> Response:
-    page = await catalogue.list_procedures(
-        session, limit=limit, cursor=cursor, sector_id=sector_id, level=level, q=q
-    )
-    return json_with_etag(request, page)
+    found = await catalogue.list_procedures(session, **asdict(page), **asdict(filters))
+    return json_with_etag(request, found)
 
 
 @router.post(

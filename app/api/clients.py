@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, UsersAdmin
+from app.deps import SessionDep, UsersAdmin
 from app.models.identity import (
     ClientCreate,
     ClientPage,
@@ -16,6 +19,12 @@ from app.models.identity import (
     ClientWithSecret,
 )
 from app.services import clients
+
+
+@dataclass
+class ClientFilters:
+    include_revoked: bool = False
+
 
 router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTHED)
 
@@ -29,13 +38,10 @@ router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTHED)
 async def list_clients(
     session: SessionDep,
     _: UsersAdmin,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    include_revoked: bool = False,
+    page: PageDep,
+    filters: Annotated[ClientFilters, Depends()],
 ) -> ClientPage:
-    return await clients.list_clients(
-        session, limit=limit, cursor=cursor, include_revoked=include_revoked
-    )
+    return await clients.list_clients(session, **asdict(page), **asdict(filters))
 
 
 @router.post(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED
-from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, scoped
+from app.deps import SessionDep, scoped
 from app.models.event import EventPage
 from app.models.identity import Scope
 from app.services.events import feed
@@ -16,6 +18,14 @@ from app.services.principal import Principal
 router = APIRouter(prefix="/events", tags=["events"], responses=AUTHED)
 
 EventsReader = Annotated[Principal, scoped(Scope.events_read)]
+
+
+@dataclass
+class EventFilters:
+    types: Annotated[
+        str | None,
+        Query(description="Comma-separated event types, e.g. `invitation.used,report.published`."),
+    ] = None
 
 
 @router.get(
@@ -30,13 +40,8 @@ EventsReader = Annotated[Principal, scoped(Scope.events_read)]
 async def list_events(
     session: SessionDep,
     principal: EventsReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    types: Annotated[
-        str | None,
-        Query(description="Comma-separated event types, e.g. `invitation.used,report.published`."),
-    ] = None,
+    page: PageDep,
+    filters: Annotated[EventFilters, Depends()],
 ) -> EventPage:
-    return await feed.list_events(
-        session, principal, limit=limit, cursor=cursor, types=feed.parse_types(types)
-    )
+    types = feed.parse_types(filters.types)
+    return await feed.list_events(session, principal, **asdict(page), types=types)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from starlette.datastructures import UploadFile
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
+from app.api.files import CSV, attachment
 from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND, Responses
 from app.config import Settings
 from app.deps import (
@@ -248,8 +249,6 @@ async def worklist(
 ) -> Response:
     items = await fieldwork.worklist(session, principal, campaign_id, agency_id)
     if format == "csv":
-        disposition = {"Content-Disposition": 'attachment; filename="worklist.csv"'}
-        return conditional(
-            request, fieldwork.worklist_csv(items), "text/csv; charset=utf-8", disposition
-        )
+        body = fieldwork.worklist_csv(items)
+        return conditional(request, body, CSV, attachment("worklist.csv"))
     return json_with_etag(request, items)

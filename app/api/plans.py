@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from enum import Enum
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
-    DEFAULT_PAGE,
-    Cursor,
-    Limit,
     PlansReader,
     PlansReviewer,
     PlansWriter,
@@ -32,9 +30,10 @@ from app.models.plans import (
 )
 from app.services import plans
 
+# Two tags, one router each; both are included in `router` at the end of the module.
 router = APIRouter(responses=AUTHED)
-PLANS: list[str | Enum] = ["plans"]
-DISSEMINATION: list[str | Enum] = ["dissemination"]
+plan_routes = APIRouter(tags=["plans"])
+record_routes = APIRouter(tags=["dissemination"])
 TAGS = [
     {
         "name": "plans",
@@ -47,34 +46,34 @@ TAGS = [
         "portal posts, media), for the administrative-reform report.",
     },
 ]
-CampaignFilter = Annotated[uuid.UUID | None, Query(description="Only this campaign's.")]
-AgencyFilter = Annotated[uuid.UUID | None, Query(description="Only this agency's.")]
 
 
-@router.get(
+@dataclass
+class PlanFilters:
+    """What both lists keep: one campaign's, one agency's."""
+
+    campaign_id: Annotated[uuid.UUID | None, Query(description="Only this campaign's.")] = None
+    agency_id: Annotated[uuid.UUID | None, Query(description="Only this agency's.")] = None
+
+
+PlanFiltersDep = Annotated[PlanFilters, Depends()]
+
+
+@plan_routes.get(
     "/plans",
-    tags=PLANS,
     operation_id="plans_list",
     summary="Improvement plans",
     description="The plans of the caller's agencies, with their status and review.",
     response_model=PlanPage,
 )
 async def list_plans(
-    session: SessionDep,
-    principal: PlansReader,
-    campaign_id: CampaignFilter = None,
-    agency_id: AgencyFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
+    session: SessionDep, principal: PlansReader, filters: PlanFiltersDep, page: PageDep
 ) -> PlanPage:
-    return await plans.list_plans(
-        session, principal, campaign_id=campaign_id, agency_id=agency_id, limit=limit, cursor=cursor
-    )
+    return await plans.list_plans(session, principal, **asdict(filters), **asdict(page))
 
 
-@router.get(
+@plan_routes.get(
     "/plans/{plan_id}",
-    tags=PLANS,
     operation_id="plans_get",
     summary="One improvement plan",
     description="Its proposed targets (and why each was proposed), actions, the Department's "
@@ -87,9 +86,8 @@ async def get_plan(session: SessionDep, principal: PlansReader, plan_id: uuid.UU
     return await plans.read_plan(session, principal, plan_id)
 
 
-@router.post(
+@plan_routes.post(
     "/plans/{plan_id}/actions",
-    tags=PLANS,
     operation_id="plans_actions_create",
     summary="Add an action to a plan",
     description="What will be done, by whom, by when, its status and evidence (text or link). "
@@ -104,9 +102,8 @@ async def add_action(
     return await plans.add_action(session, actor, plan_id, body)
 
 
-@router.patch(
+@plan_routes.patch(
     "/plans/{plan_id}/actions/{action_id}",
-    tags=PLANS,
     operation_id="plans_actions_update",
     summary="Change an action",
     description="Only the fields sent change (status, evidence, due date, ...).",
@@ -123,9 +120,8 @@ async def update_action(
     return await plans.update_action(session, actor, plan_id, action_id, body)
 
 
-@router.post(
+@plan_routes.post(
     "/plans/{plan_id}/review",
-    tags=PLANS,
     operation_id="plans_review",
     summary="Review a plan",
     description="The Department approves the plan or asks for changes, with a comment.",
@@ -138,9 +134,8 @@ async def review(
     return await plans.review(session, actor, plan_id, body)
 
 
-@router.post(
+@record_routes.post(
     "/dissemination-records",
-    tags=DISSEMINATION,
     operation_id="dissemination_create",
     summary="Record how an agency made the index known",
     description="Only for a published campaign, and an agency manager only for its subtree.",
@@ -154,9 +149,8 @@ async def add_record(
     return await plans.add_dissemination(session, actor, body)
 
 
-@router.get(
+@record_routes.get(
     "/dissemination-records",
-    tags=DISSEMINATION,
     operation_id="dissemination_list",
     summary="Dissemination records",
     description="The records of the caller's agencies, in a stable order; page on with "
@@ -164,21 +158,13 @@ async def add_record(
     response_model=DisseminationPage,
 )
 async def list_records(
-    session: SessionDep,
-    principal: PlansReader,
-    campaign_id: CampaignFilter = None,
-    agency_id: AgencyFilter = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
+    session: SessionDep, principal: PlansReader, filters: PlanFiltersDep, page: PageDep
 ) -> DisseminationPage:
-    return await plans.list_dissemination(
-        session, principal, campaign_id=campaign_id, agency_id=agency_id, limit=limit, cursor=cursor
-    )
+    return await plans.list_dissemination(session, principal, **asdict(filters), **asdict(page))
 
 
-@router.get(
+@record_routes.get(
     "/dissemination-records/{record_id}",
-    tags=DISSEMINATION,
     operation_id="dissemination_get",
     summary="One dissemination record",
     description="As listed.",
@@ -191,9 +177,8 @@ async def get_record(
     return await plans.read_dissemination(session, principal, record_id)
 
 
-@router.patch(
+@record_routes.patch(
     "/dissemination-records/{record_id}",
-    tags=DISSEMINATION,
     operation_id="dissemination_update",
     summary="Change a dissemination record",
     description="Only the fields sent change.",
@@ -204,3 +189,7 @@ async def update_record(
     session: SessionDep, actor: PlansWriter, record_id: uuid.UUID, body: DisseminationPatch
 ) -> DisseminationPublic:
     return await plans.update_dissemination(session, actor, record_id, body)
+
+
+router.include_router(plan_routes)
+router.include_router(record_routes)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from app.api.etag import NOT_MODIFIED, conditional, conditional_from
+from app.api.files import MEDIA_TYPES, XLSX, attachment, download
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
 from app.deps import DatabaseDep, RateLimiterDep, ReaderDep, SettingsDep
 from app.errors import NotFound
@@ -29,7 +30,6 @@ TAG = {
 # A report version never changes (a new version gets a new id); the list changes on publishing.
 IMMUTABLE = "public, max-age=31536000, immutable"
 LISTING = "public, max-age=300"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def limit_source(
@@ -92,12 +92,11 @@ async def get_report(request: Request, session: ReaderDep, report_id: ReportId) 
 
 async def _export(request: Request, session: ReaderDep, report_id: uuid.UUID, fmt: str) -> Response:
     ref = await public.reference(session, report_id)
-    media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
     return await conditional_from(
         request,
         lambda: public.rendering(session, ref, fmt),
-        media,
-        {"Content-Disposition": f'attachment; filename="sipas-{ref.id}.{fmt}"'},
+        MEDIA_TYPES[fmt],
+        attachment(f"sipas-{ref.id}.{fmt}"),
         etag=public.etag(ref, fmt),
         cache_control=IMMUTABLE,
     )
@@ -110,11 +109,7 @@ async def _export(request: Request, session: ReaderDep, report_id: uuid.UUID, fm
     description="UTF-8 with a BOM (Excel reads the Vietnamese text), one row per figure and "
     "cell; suppressed figures are empty.",
     response_model=None,
-    responses={
-        200: {"description": "The CSV file.", "content": {"text/csv": {}}},
-        **NOT_FOUND,
-        **NOT_MODIFIED,
-    },
+    responses={**download("text/csv", description="The CSV file."), **NOT_FOUND, **NOT_MODIFIED},
 )
 async def export_csv(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     return await _export(request, session, report_id, "csv")
@@ -126,11 +121,7 @@ async def export_csv(request: Request, session: ReaderDep, report_id: ReportId) 
     summary="One public report as XLSX",
     description="One sheet per breakdown and per ranking, Vietnamese headings.",
     response_model=None,
-    responses={
-        200: {"description": "The workbook.", "content": {XLSX: {}}},
-        **NOT_FOUND,
-        **NOT_MODIFIED,
-    },
+    responses={**download(XLSX, description="The workbook."), **NOT_FOUND, **NOT_MODIFIED},
 )
 async def export_xlsx(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     return await _export(request, session, report_id, "xlsx")

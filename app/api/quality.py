@@ -37,7 +37,8 @@ from app.models.quality import (
 )
 from app.services.quality import rechecks, review, supervision
 
-router = APIRouter(tags=["quality"], responses=AUTHED)
+# Every route names a campaign, re-check or observation the caller may not see (404).
+router = APIRouter(tags=["quality"], responses={**AUTHED, **NOT_FOUND})
 
 
 @router.get(
@@ -47,7 +48,6 @@ router = APIRouter(tags=["quality"], responses=AUTHED)
     "campaign; `auto` makes a form that passes screening valid at once), the contradiction "
     "rules, the re-check share and the publication gate.",
     response_model=QualityConfig,
-    responses=NOT_FOUND,
 )
 async def get_config(
     session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
@@ -61,7 +61,6 @@ async def get_config(
     description="Fields left out take their defaults. Applies to forms stored from now on. "
     "Audited.",
     response_model=QualityConfig,
-    responses=NOT_FOUND,
 )
 async def put_config(
     session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: QualityConfig
@@ -74,7 +73,6 @@ async def put_config(
     summary="How many forms each screening rule flagged, by state",
     description="`{rule: {state: forms}}` over the forms the caller may see; no answers.",
     response_model=dict[str, dict[str, int]],
-    responses=NOT_FOUND,
 )
 async def flag_counts(
     session: SessionDep, principal: QualityReader, campaign_id: uuid.UUID
@@ -90,7 +88,7 @@ async def flag_counts(
     "selects by agency (with its subtree), surveyor, flag, clean/flagged, state (default "
     "`received`) and received_at range.",
     response_model=BulkReviewResult,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def review_many(
     session: SessionDep, actor: SubmissionsReviewer, campaign_id: uuid.UUID, body: BulkReviewIn
@@ -104,7 +102,6 @@ async def review_many(
     description="Received and flagged forms, ordered by their number of screening flags "
     "(highest first), then oldest first.",
     response_model=ReviewQueue,
-    responses=NOT_FOUND,
 )
 async def review_queue(
     session: SessionDep,
@@ -124,7 +121,6 @@ async def review_queue(
     "Audited.",
     response_model=RecheckDrawResult,
     status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND,
 )
 async def draw_rechecks(
     session: SessionDep, actor: SubmissionsReviewer, campaign_id: uuid.UUID, body: RecheckDrawIn
@@ -137,7 +133,6 @@ async def draw_rechecks(
     summary="The campaign's re-checks and their outcomes",
     description="Oldest first; `pending=true` lists those without an outcome.",
     response_model=list[RecheckPublic],
-    responses=NOT_FOUND,
 )
 async def list_rechecks(
     session: SessionDep,
@@ -153,7 +148,6 @@ async def list_rechecks(
     summary="Re-check outcomes and each surveyor's confirmation rate",
     description="Per surveyor: re-checks, done, confirmed, and 100 · confirmed / done.",
     response_model=RecheckSummary,
-    responses=NOT_FOUND,
 )
 async def recheck_summary(
     session: SessionDep, principal: QualityReader, campaign_id: uuid.UUID
@@ -167,7 +161,7 @@ async def recheck_summary(
     description="confirmed, not_confirmed or unreachable, with a note. A re-check assigned to "
     "another worker is refused (409). Audited.",
     response_model=RecheckPublic,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def record_recheck(
     session: SessionDep, actor: RechecksWriter, recheck_id: uuid.UUID, body: RecheckOutcomeIn
@@ -182,7 +176,6 @@ async def record_recheck(
     "quality config): forms so far, and the day the target is met at the pace so far. "
     "`as_of` defaults to today.",
     response_model=ScheduleProgress,
-    responses=NOT_FOUND,
 )
 async def schedule(
     session: SessionDep,
@@ -199,7 +192,6 @@ async def schedule(
     description="The Department must answer it. Audited.",
     response_model=ObservationPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND,
 )
 async def file_observation(
     session: SessionDep, actor: ObservationsWriter, campaign_id: uuid.UUID, body: ObservationIn
@@ -212,7 +204,6 @@ async def file_observation(
     summary="The campaign's observations and their answers",
     description="Oldest first; `open=true` lists those not answered yet.",
     response_model=list[ObservationPublic],
-    responses=NOT_FOUND,
 )
 async def list_observations(
     session: SessionDep,
@@ -228,7 +219,7 @@ async def list_observations(
     summary="The Department answers an observation",
     description="Once; a second answer is refused (409). Audited.",
     response_model=ObservationPublic,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=CONFLICT,
 )
 async def answer_observation(
     session: SessionDep,

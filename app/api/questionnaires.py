@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
-    DEFAULT_PAGE,
-    Cursor,
-    Limit,
     QuestionnairesReader,
     QuestionnairesWriter,
     SessionDep,
@@ -52,6 +51,11 @@ def version_public(row: Questionnaire) -> QuestionnaireVersion:
     return QuestionnaireVersion.model_validate(questionnaires.public(row).model_dump())
 
 
+@dataclass
+class QuestionnaireFilters:
+    code: str | None = None
+
+
 @router.get(
     "",
     description="Summaries without definitions, paged; `code` keeps one instrument's versions.",
@@ -61,11 +65,10 @@ def version_public(row: Questionnaire) -> QuestionnaireVersion:
 async def list_questionnaires(
     session: SessionDep,
     _: QuestionnairesReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    code: str | None = None,
+    page: PageDep,
+    filters: Annotated[QuestionnaireFilters, Depends()],
 ) -> QuestionnairePage:
-    return await questionnaires.list_questionnaires(session, limit=limit, cursor=cursor, code=code)
+    return await questionnaires.list_questionnaires(session, **asdict(page), **asdict(filters))
 
 
 @router.get(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from app.api.files import attachment
 from app.api.problems import AUTHED
 from app.deps import SessionDep, scoped
 from app.models.identity import Scope
@@ -56,5 +57,5 @@ async def sipas_section(
     return Response(
         body,
         media_type=DOCX,
-        headers={"Content-Disposition": f'attachment; filename="bao-cao-cchc-sipas-{period}.docx"'},
+        headers=attachment(f"bao-cao-cchc-sipas-{period}.docx"),
     )

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
+from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
-    DEFAULT_PAGE,
     CampaignsWriter,
-    Cursor,
-    Limit,
     ReaderDep,
     ReportsReader,
     ReportsWriter,
@@ -37,7 +37,6 @@ router = APIRouter(tags=["reports"], responses=AUTHED)
 
 # Reports never change once stored; a new version gets a new id.
 IMMUTABLE = "private, max-age=86400, immutable"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def _rendered(
@@ -50,13 +49,9 @@ async def _rendered(
 ) -> Response:
     """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
     this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
-    media = {"json": "application/json", "csv": "text/csv; charset=utf-8", "xlsx": XLSX}[fmt]
+    media = {"json": "application/json", **MEDIA_TYPES}[fmt]
     etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{report_files.RENDERING_VERSION}"'
-    headers = (
-        {}
-        if fmt == "json"
-        else {"Content-Disposition": f'attachment; filename="sipas-report-{ref.id}.{fmt}"'}
-    )
+    headers = {} if fmt == "json" else attachment(f"sipas-report-{ref.id}.{fmt}")
     return await conditional_from(
         request,
         lambda: reports.rendering(session, ref, fmt),
@@ -65,6 +60,16 @@ async def _rendered(
         etag=etag,
         cache_control=cache_control,
     )
+
+
+async def _by_id(
+    session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
+) -> reports.ReportRef:
+    return await reports.reference(session, principal, report_id)
+
+
+# The version `report_id` names, if the caller may read it (404 otherwise).
+ReportById = Annotated[reports.ReportRef, Depends(_by_id)]
 
 
 @router.post(
@@ -113,10 +118,22 @@ async def list_reports(
     session: ReaderDep,
     principal: ReportsReader,
     campaign_id: uuid.UUID,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
+    page: PageDep,
 ) -> ReportPage:
-    return await reports.list_reports(session, principal, campaign_id, limit=limit, cursor=cursor)
+    return await reports.list_reports(session, principal, campaign_id, **asdict(page))
+
+
+@dataclass
+class ReportFilters:
+    since: Annotated[
+        datetime | None, Query(description="Published after this moment (UTC if no offset).")
+    ] = None
+    agency: Annotated[str | None, Query(max_length=64, description="An agency's code or id.")] = (
+        None
+    )
+    campaign: Annotated[
+        str | None, Query(max_length=64, description="A campaign's code or id.")
+    ] = None
 
 
 @router.get(
@@ -136,28 +153,11 @@ async def list_all_reports(
     request: Request,
     session: ReaderDep,
     principal: ReportsReader,
-    since: Annotated[
-        datetime | None, Query(description="Published after this moment (UTC if no offset).")
-    ] = None,
-    agency: Annotated[
-        str | None, Query(max_length=64, description="An agency's code or id.")
-    ] = None,
-    campaign: Annotated[
-        str | None, Query(max_length=64, description="A campaign's code or id.")
-    ] = None,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
+    filters: Annotated[ReportFilters, Depends()],
+    page: PageDep,
 ) -> Response:
-    page = await reports.list_all(
-        session,
-        principal,
-        since=since,
-        agency=agency,
-        campaign=campaign,
-        limit=limit,
-        cursor=cursor,
-    )
-    return json_with_etag(request, page)
+    found = await reports.list_all(session, principal, **asdict(filters), **asdict(page))
+    return json_with_etag(request, found)
 
 
 @router.get(
@@ -184,12 +184,8 @@ async def latest(
     response_model=ReportDocument,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
-async def get_report(
-    request: Request, session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
-) -> Response:
-    return await _rendered(
-        request, session, await reports.reference(session, principal, report_id), "json"
-    )
+async def get_report(request: Request, session: ReaderDep, ref: ReportById) -> Response:
+    return await _rendered(request, session, ref, "json")
 
 
 @router.get(
@@ -197,14 +193,10 @@ async def get_report(
     summary="A published report as CSV (UTF-8 with BOM)",
     description="One row per figure and cell, from the stored snapshot. Answers with an ETag; a "
     "caller holding it gets 304.",
-    responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {"text/csv": {}}}},
+    responses={**NOT_FOUND, **NOT_MODIFIED, **download("text/csv")},
 )
-async def export_csv(
-    request: Request, session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
-) -> Response:
-    return await _rendered(
-        request, session, await reports.reference(session, principal, report_id), "csv"
-    )
+async def export_csv(request: Request, session: ReaderDep, ref: ReportById) -> Response:
+    return await _rendered(request, session, ref, "csv")
 
 
 @router.get(
@@ -212,14 +204,10 @@ async def export_csv(
     summary="A published report as XLSX (one sheet per breakdown, Vietnamese headings)",
     description="The same figures as the CSV in a workbook. Answers with an ETag; a caller "
     "holding it gets 304.",
-    responses={**NOT_FOUND, **NOT_MODIFIED, 200: {"content": {XLSX: {}}}},
+    responses={**NOT_FOUND, **NOT_MODIFIED, **download(XLSX)},
 )
-async def export_xlsx(
-    request: Request, session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
-) -> Response:
-    return await _rendered(
-        request, session, await reports.reference(session, principal, report_id), "xlsx"
-    )
+async def export_xlsx(request: Request, session: ReaderDep, ref: ReportById) -> Response:
+    return await _rendered(request, session, ref, "xlsx")
 
 
 @router.get(

@@ -82,6 +82,11 @@ def _svg(request: Request, body: str) -> Response:
     return response
 
 
+def _bars_svg(request: Request, title: str, bars: list[charts.Bar]) -> Response:
+    """A standalone interval-bar chart."""
+    return _svg(request, charts.interval_bars(title, bars))
+
+
 def _names(report: PublicReport) -> Any:
     by_code = {r.agency_code: r.agency_name for rows in report.rankings.values() for r in rows}
 
@@ -199,7 +204,7 @@ async def badge(request: Request, session: ReaderDep, code: Code) -> Response:
 async def elements_chart(request: Request, session: ReaderDep, report_id: uuid.UUID) -> Response:
     report = await site.load(session, report_id)
     title = f"Chỉ số các yếu tố — {report.campaign.name}"
-    return _svg(request, charts.interval_bars(title, site.element_bars(report)))
+    return _bars_svg(request, title, site.element_bars(report))
 
 
 @router.get("/charts/reports/{report_id}/ranking-{level}.svg")
@@ -211,7 +216,7 @@ async def ranking_chart(
     if rows is None:
         raise NotFound("ranking")
     title = f"Xếp hạng {site.LEVELS_VI.get(level, level).lower()} — {report.campaign.name}"
-    return _svg(request, charts.interval_bars(title, site.ranking_bars(rows)))
+    return _bars_svg(request, title, site.ranking_bars(rows))
 
 
 @router.get("/charts/reports/{report_id}/agencies/{code}/criteria.svg")
@@ -219,16 +224,12 @@ async def criteria_chart(
     request: Request, session: ReaderDep, report_id: uuid.UUID, code: Code
 ) -> Response:
     agency = await site.agency(session, report_id, code)
-    return _svg(
-        request, charts.interval_bars(f"Các tiêu chí — {agency.name}", site.criterion_bars(agency))
-    )
+    return _bars_svg(request, f"Các tiêu chí — {agency.name}", site.criterion_bars(agency))
 
 
 @router.get("/charts/agencies/{code}/trend.svg")
 async def trend_chart(request: Request, session: ReaderDep, code: Code) -> Response:
     _, agency = await site.latest_with_agency(session, code)
     points = await site.trend(session, agency.agency_id)
-    return _svg(
-        request,
-        charts.interval_bars(f"Chỉ số chung qua các kỳ — {agency.name}", site.trend_bars(points)),
-    )
+    title = f"Chỉ số chung qua các kỳ — {agency.name}"
+    return _bars_svg(request, title, site.trend_bars(points))

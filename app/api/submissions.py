@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from app.api.files import CSV, attachment, download
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
 from app.deps import (
-    DEFAULT_PAGE,
-    Cursor,
     DatabaseDep,
-    Limit,
     RateLimiterDep,
     SessionDep,
     SettingsDep,
@@ -127,13 +127,14 @@ async def submit_batch(
 
 
 def _filters(
-    campaign_id: uuid.UUID | None,
-    agency_id: uuid.UUID | None,
-    channel: Channel | None,
-    state: SubmissionState | None,
-    since: SaneDatetime | None,
-    until: SaneDatetime | None,
+    campaign_id: uuid.UUID | None = None,
+    agency_id: uuid.UUID | None = None,
+    channel: Channel | None = None,
+    state: SubmissionState | None = None,
+    since: SaneDatetime | None = None,
+    until: SaneDatetime | None = None,
 ) -> submissions.Filters:
+    """The query filters that the list and the export share."""
     return submissions.Filters(
         campaign_id=campaign_id,
         agency_id=agency_id,
@@ -142,6 +143,9 @@ def _filters(
         since=since,
         until=until,
     )
+
+
+FiltersDep = Annotated[submissions.Filters, Depends(_filters)]
 
 
 @router.get(
@@ -156,17 +160,10 @@ def _filters(
 async def list_submissions(
     session: SessionDep,
     principal: SubmissionsReader,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    campaign_id: uuid.UUID | None = None,
-    agency_id: uuid.UUID | None = None,
-    channel: Channel | None = None,
-    state: SubmissionState | None = None,
-    since: SaneDatetime | None = None,
-    until: SaneDatetime | None = None,
+    page: PageDep,
+    filters: FiltersDep,
 ) -> SubmissionPage:
-    f = _filters(campaign_id, agency_id, channel, state, since, until)
-    return await submissions.list_submissions(session, principal, f, limit=limit, cursor=cursor)
+    return await submissions.list_submissions(session, principal, filters, **asdict(page))
 
 
 @router.get(
@@ -179,24 +176,18 @@ async def list_submissions(
     "Text that a spreadsheet would take for a formula is prefixed with `'`. The same filters "
     "as the list; contact data is never exported.",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses=download("text/csv"),
 )
 async def export_submissions(
     session: SessionDep,
     principal: SubmissionsReader,
-    campaign_id: uuid.UUID | None = None,
-    agency_id: uuid.UUID | None = None,
-    channel: Channel | None = None,
-    state: SubmissionState | None = None,
-    since: SaneDatetime | None = None,
-    until: SaneDatetime | None = None,
+    filters: FiltersDep,
 ) -> StreamingResponse:
-    f = _filters(campaign_id, agency_id, channel, state, since, until)
-    rows = await submissions.export_rows(session, principal, f)
+    rows = await submissions.export_rows(session, principal, filters)
     return StreamingResponse(
         await submission_export.csv_chunks(session, rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="submissions.csv"'},
+        media_type=CSV,
+        headers=attachment("submissions.csv"),
     )
 
 

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, UsersAdmin
+from app.deps import SessionDep, UsersAdmin
 from app.models.identity import Role, UserCreate, UserPage, UserPublic, UserUpdate
 from app.services import users
+
+
+@dataclass
+class UserFilters:
+    role: Role | None = None
+    is_active: bool | None = None
+    agency_id: uuid.UUID | None = None
+
 
 router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED)
 
@@ -23,15 +34,10 @@ router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED)
 async def list_users(
     session: SessionDep,
     _: UsersAdmin,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    role: Role | None = None,
-    is_active: bool | None = None,
-    agency_id: uuid.UUID | None = None,
+    page: PageDep,
+    filters: Annotated[UserFilters, Depends()],
 ) -> UserPage:
-    return await users.list_users(
-        session, limit=limit, cursor=cursor, role=role, is_active=is_active, agency_id=agency_id
-    )
+    return await users.list_users(session, **asdict(page), **asdict(filters))
 
 
 @router.post(

@@ -5,13 +5,15 @@ specification; see the README's "Events and webhooks"."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Response, status
 from pydantic import BaseModel
 
+from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
-from app.deps import DEFAULT_PAGE, Cursor, Limit, SessionDep, SettingsDep, scoped
+from app.deps import SessionDep, SettingsDep, scoped
 from app.models.event import (
     DeliveryState,
     EventType,
@@ -41,6 +43,17 @@ _WHO = (
     "Admins (`webhooks:admin`) see every subscription; a machine client with `webhooks:write` "
     "sees its own."
 )
+
+
+@dataclass
+class SubscriptionFilters:
+    client_id: uuid.UUID | None = None
+
+
+@dataclass
+class DeliveryFilters:
+    subscription_id: uuid.UUID | None = None
+    state: DeliveryState | None = None
 
 
 class EventTypeInfo(BaseModel):
@@ -89,12 +102,11 @@ async def create_subscription(
 async def list_subscriptions(
     session: SessionDep,
     principal: WebhooksWriter,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    client_id: uuid.UUID | None = None,
+    page: PageDep,
+    filters: Annotated[SubscriptionFilters, Depends()],
 ) -> WebhookSubscriptionPage:
     return await subscriptions.list_subscriptions(
-        session, principal, limit=limit, cursor=cursor, client_id=client_id
+        session, principal, **asdict(page), **asdict(filters)
     )
 
 
@@ -172,19 +184,10 @@ async def rotate_secret(
 async def list_deliveries(
     session: SessionDep,
     principal: WebhooksWriter,
-    limit: Limit = DEFAULT_PAGE,
-    cursor: Cursor = None,
-    subscription_id: uuid.UUID | None = None,
-    state: DeliveryState | None = None,
+    page: PageDep,
+    filters: Annotated[DeliveryFilters, Depends()],
 ) -> WebhookDeliveryPage:
-    return await deliveries.list_deliveries(
-        session,
-        principal,
-        limit=limit,
-        cursor=cursor,
-        subscription_id=subscription_id,
-        state=state,
-    )
+    return await deliveries.list_deliveries(session, principal, **asdict(page), **asdict(filters))
 
 
 @router.post(

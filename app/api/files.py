@@ -1,0 +1,25 @@
+"""Files the routers hand out (CSV, XLSX): their media types and the attachment header."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api.problems import Responses
+from app.services.tabular import XLSX_MEDIA_TYPE
+
+CSV = "text/csv; charset=utf-8"
+XLSX = XLSX_MEDIA_TYPE
+MEDIA_TYPES = {"csv": CSV, "xlsx": XLSX}
+
+
+def attachment(filename: str) -> dict[str, str]:
+    """The header that makes a browser save the body as `filename`."""
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+def download(*media_types: str, description: str | None = None) -> Responses:
+    """The documented 200 of a route that answers a file in one of `media_types`."""
+    response: dict[str, Any] = {"content": {media_type: {} for media_type in media_types}}
+    if description is not None:
+        response["description"] = description
+    return {200: response}
