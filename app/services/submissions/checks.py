@@ -15,7 +15,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,13 @@ from app.models.timestamps import window_problem
 from app.services import access, dossiers, instrument
 from app.services.principal import Principal
 from app.services.quality import screening
-from app.services.submissions.common import _INSTRUMENTS, _canonical, instrument_of
+from app.services.submissions.common import (
+    _INSTRUMENTS,
+    _canonical,
+    instrument_of,
+    plain_json,
+    sorted_json,
+)
 
 
 @dataclass(slots=True)
@@ -390,7 +395,7 @@ async def prepare(
     also have been received within the configured window around now."""
     sent = data
     problems = _Problems(base)
-    origin = await _invited(ctx, data, base)
+    origin = await _invited(ctx, data, base) if data.invitation else _Origin()
     data, contradictions = _one_source(ctx, data, base, origin.invited_agency)
     problems.errors += contradictions
     problems.errors += instrument.validate_answers(
@@ -405,7 +410,9 @@ async def prepare(
     if not data.invitation:
         await _named_by_codes(ctx, data, origin, agency_field, problems)
     _check_scope(ctx, origin, agency_field, problems)
-    frame_unit_id, dossier_agency_id = await _frame_unit(ctx, data, problems)
+    frame_unit_id, dossier_agency_id = (
+        await _frame_unit(ctx, data, problems) if data.dossier_code is not None else (None, None)
+    )
     now = datetime.now(UTC)
     if fresh and data.received_at is not None:
         _check_window(ctx, data.received_at, now, problems)
@@ -417,7 +424,7 @@ async def prepare(
     # form's, with what was taken from its fields filled in.
     body_hash, answers_json = _canonical(sent)
     if data.answers is not sent.answers:
-        answers_json = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
+        answers_json = sorted_json(data.answers)
     received_at = data.received_at or now
     flags = screening.screen(
         ctx.instrument,
@@ -448,7 +455,7 @@ async def prepare(
         "invitation_id": origin.invitation_id,
         "answers": answers_json,
         "received_at": received_at,
-        "flags": json.dumps(flags, ensure_ascii=False) if flags else "{}",
+        "flags": plain_json(flags) if flags else "{}",
         "state": SubmissionState.valid.value if auto_valid else SubmissionState.received.value,
     }
     if origin.invitation_id is not None:
