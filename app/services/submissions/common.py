@@ -67,7 +67,8 @@ def _canonical(data: SubmissionIn) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest(), answers
 
 
-_SKIPPED = frozenset({"submission_id", "answers", "agency_code"})
+# Never changed (pydantic only reads them); sets, as model_dump's type asks.
+_SKIPPED = {"submission_id", "answers", "agency_code"}
 _SKIPPED_UNSTARTED = _SKIPPED | {"started_at"}
 
 
