@@ -68,6 +68,11 @@ BUDGETS: dict[str, Budget] = {
         max_entries=64,
         what="a public report: the figures a published report shows without a token",
     ),
+    "submissions.statements": Budget(
+        1 * MiB,
+        max_entries=128,
+        what="a batch INSERT for one set of columns a batch shares (bound once, not per form)",
+    ),
     "submissions.scopes": Budget(
         16 * MiB,
         max_entries=1024,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,6 +102,16 @@ async def _with_signing_key(db: Database, settings: Settings) -> Settings:
     return settings.model_copy(update={"secret_key": SecretStr(key)})
 
 
+def _freeze_startup_objects() -> None:
+    """What exists once the app has started (modules, models, schemas, routes: some hundreds of
+    thousands of objects) lives as long as the process, so it is moved out of the collector's
+    generations. A full collection then walks only what requests made: a batch of forms makes
+    tens of thousands of objects, enough to set one off every few batches, and each walked the
+    whole heap (about 8 % of a worker's CPU under the ingest benchmark)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -114,6 +125,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if owned:
                 await _check_connected_role(app.state.db, settings)
             app.state.settings = await _with_signing_key(app.state.db, settings)
+            _freeze_startup_objects()
             yield
         finally:
             if owned:

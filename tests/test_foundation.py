@@ -265,3 +265,30 @@ def test_metrics_sum_every_worker_process(tmp_path: Path, monkeypatch: pytest.Mo
         text=True,
     ).stdout
     assert _requests(scrape, route="/healthz", status="200", method="GET") == 2
+
+
+async def test_objects_made_at_start_up_are_frozen_out_of_the_collector(
+    settings: Settings, db: Database
+) -> None:
+    """Once started, what the app made lives as long as the process: full collections, which a
+    batch of forms sets off, no longer walk it; what requests make later is collected as usual."""
+    import gc
+    import weakref
+
+    class Node:
+        other: object = None
+
+    gc.unfreeze()  # an earlier start-up in this process froze what it found
+    try:
+        assert gc.get_freeze_count() == 0
+        app = create_app(settings, database=db)
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 0
+            a, b = Node(), Node()
+            a.other, b.other = b, a  # a cycle only the collector frees
+            gone = weakref.ref(a)
+            del a, b
+            gc.collect()
+            assert gone() is None
+    finally:
+        gc.unfreeze()

@@ -15,14 +15,14 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -48,7 +48,7 @@ from app.models.timestamps import window_problem
 from app.services import access, dossiers, instrument
 from app.services.principal import Principal
 from app.services.quality import screening
-from app.services.submissions.common import _canonical
+from app.services.submissions.common import _canonical, plain_json, sorted_json
 
 
 @dataclass(slots=True)
@@ -87,6 +87,20 @@ _AGENCY_AND_STRATA = (
         )
     )
     .where(_AGENCIES.c.code == sa.bindparam("code"))
+)
+# The same for every code a batch names, in one statement.
+_AGENCIES_AND_STRATA = (
+    sa.select(_AGENCIES.c.code, _AGENCIES.c.id, _STRATA.c.id, _STRATA.c.sector_id)
+    .select_from(
+        _AGENCIES.outerjoin(
+            _STRATA,
+            sa.and_(
+                _STRATA.c.agency_id == _AGENCIES.c.id,
+                _STRATA.c.campaign_id == sa.bindparam("campaign_id"),
+            ),
+        )
+    )
+    .where(_AGENCIES.c.code == sa.func.any(sa.bindparam("codes", type_=ARRAY(sa.Text))))
 )
 _QUESTIONNAIRES = Questionnaire.metadata.tables["questionnaires"]
 # The questionnaire's frozen_at comes along so that its cached parse is found without its row.
@@ -141,6 +155,29 @@ class WriteContext:
             if agency_id is not None:
                 self._know_strata(agency_id, [(i, s) for _, i, s in rows if i is not None])
         return self.agencies[code]
+
+    async def prefetch_agencies(self, codes: Iterable[str]) -> None:
+        """The agencies of all these codes (and their strata in the campaign) in one query, as
+        `agency` would find them one code at a time: a batch names a few agencies many times."""
+        # A code PostgreSQL cannot hold (NUL) is left to `agency`, so it fails only its form.
+        wanted = sorted({c for c in codes if c not in self.agencies and "\x00" not in c})
+        if not wanted:
+            return
+        found: dict[str, list[tuple[uuid.UUID, uuid.UUID | None]]] = {}
+        ids: dict[str, uuid.UUID] = {}
+        rows = await self.session.execute(
+            _AGENCIES_AND_STRATA, {"codes": wanted, "campaign_id": self.campaign.id}
+        )
+        for code, agency_id, stratum_id, sector_id in rows.all():
+            ids[code] = agency_id
+            strata = found.setdefault(code, [])
+            if stratum_id is not None:
+                strata.append((stratum_id, sector_id))
+        for code in wanted:
+            agency_id = ids.get(code)
+            self.agencies[code] = agency_id
+            if agency_id is not None:
+                self._know_strata(agency_id, found[code])
 
     def _know_strata(
         self, agency_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, uuid.UUID | None]]
@@ -369,7 +406,7 @@ async def prepare(
     also have been received within the configured window around now."""
     sent = data
     problems = _Problems(base)
-    origin = await _invited(ctx, data, base)
+    origin = await _invited(ctx, data, base) if data.invitation else _Origin()
     data, contradictions = _one_source(ctx, data, base, origin.invited_agency)
     problems.errors += contradictions
     problems.errors += instrument.validate_answers(
@@ -384,7 +421,9 @@ async def prepare(
     if not data.invitation:
         await _named_by_codes(ctx, data, origin, agency_field, problems)
     _check_scope(ctx, origin, agency_field, problems)
-    frame_unit_id, dossier_agency_id = await _frame_unit(ctx, data, problems)
+    frame_unit_id, dossier_agency_id = (
+        await _frame_unit(ctx, data, problems) if data.dossier_code is not None else (None, None)
+    )
     now = datetime.now(UTC)
     if fresh and data.received_at is not None:
         _check_window(ctx, data.received_at, now, problems)
@@ -396,7 +435,7 @@ async def prepare(
     # form's, with what was taken from its fields filled in.
     body_hash, answers_json = _canonical(sent)
     if data.answers is not sent.answers:
-        answers_json = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
+        answers_json = sorted_json(data.answers)
     received_at = data.received_at or now
     flags = screening.screen(
         ctx.instrument,
@@ -427,7 +466,7 @@ async def prepare(
         "invitation_id": origin.invitation_id,
         "answers": answers_json,
         "received_at": received_at,
-        "flags": json.dumps(flags, ensure_ascii=False) if flags else "{}",
+        "flags": plain_json(flags) if flags else "{}",
         "state": SubmissionState.valid.value if auto_valid else SubmissionState.received.value,
     }
     if origin.invitation_id is not None:

@@ -8,6 +8,21 @@ import json
 
 from app.models.submission import Submission, SubmissionIn, SubmissionPublic, SubmissionState
 
+# Made once: json.dumps with options builds a new encoder on every call, and a batch encodes
+# thousands of values. `encode` keeps no state, so the encoders are shared.
+_SORTED = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_UNSORTED = json.JSONEncoder(ensure_ascii=False)
+
+
+def sorted_json(value: object) -> str:
+    """`json.dumps(value, sort_keys=True, ensure_ascii=False)`: the stored answers' text."""
+    return _SORTED.encode(value)
+
+
+def plain_json(value: object) -> str:
+    """`json.dumps(value, ensure_ascii=False)`."""
+    return _UNSORTED.encode(value)
+
 
 def _canonical(data: SubmissionIn) -> tuple[str, str]:
     """The body's hash and its answers as JSON text (what the INSERT stores).
@@ -17,21 +32,24 @@ def _canonical(data: SubmissionIn) -> tuple[str, str]:
     them. That text is spelled here from two parts so that the answers, the bulk of a form, are
     written out once and serve both: "agency_code" sorts before "answers", and every other
     field after it."""
-    answers = json.dumps(data.answers, sort_keys=True, ensure_ascii=False)
+    answers = _SORTED.encode(data.answers)
     # started_at came later: left out of the hash when not sent, so stored hashes still match.
-    skipped = {"submission_id", "answers", "agency_code"}
-    if data.started_at is None:
-        skipped.add("started_at")
+    skipped = _SKIPPED if data.started_at is not None else _SKIPPED_UNSTARTED
     rest = data.model_dump(mode="json", exclude=skipped)
     text = (
         '{"agency_code": '
-        + json.dumps(data.agency_code, ensure_ascii=False)
+        + _SORTED.encode(data.agency_code)
         + ', "answers": '
         + answers
         + ", "
-        + json.dumps(rest, sort_keys=True, ensure_ascii=False)[1:]
+        + _SORTED.encode(rest)[1:]
     )
     return hashlib.sha256(text.encode()).hexdigest(), answers
+
+
+# Never changed (pydantic only reads them); sets, as model_dump's type asks.
+_SKIPPED = {"submission_id", "answers", "agency_code"}
+_SKIPPED_UNSTARTED = _SKIPPED | {"started_at"}
 
 
 def request_hash(data: SubmissionIn) -> str:

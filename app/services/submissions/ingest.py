@@ -16,7 +16,7 @@ Rules:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -39,6 +39,7 @@ from app.models.submission import (
 from app.services import audit, dossiers
 from app.services.principal import Principal
 from app.services.submissions.checks import (
+    AGENCY_ITEM,
     Prepared,
     WriteContext,
     form_errors,
@@ -219,6 +220,7 @@ async def submit_batch(
     # No look-up first: a retry of a stored form is found by the INSERT doing nothing for its
     # key (or, when the form would not pass today, among the keys that failed), so a batch of
     # new forms pays no extra statement.
+    await ctx.prefetch_agencies(_agency_codes(parsed.values()))
     batch = await _prepare_batch(ctx, parsed)
     created = await _insert(session, list(batch.prepared.values()), campaign.quality)
     # Keys this batch did not create: stored before (a retry, or a concurrent request with the
@@ -266,6 +268,16 @@ def _parse_items(
             continue
         parsed[i] = data
     return results, parsed
+
+
+def _agency_codes(forms: Iterable[SubmissionIn]) -> Iterator[str]:
+    """The agency codes the forms name, in their field or in the answer standing for it."""
+    for data in forms:
+        if data.agency_code is not None:
+            yield data.agency_code
+        said = data.answers.get(AGENCY_ITEM)
+        if isinstance(said, str):
+            yield said
 
 
 @dataclass(slots=True)

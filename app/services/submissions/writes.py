@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app import cache as caches
+from app.cache import Cache
 from app.models.dossier import Invitation
 from app.models.quality import QualityConfig
 from app.models.submission import Submission, SubmissionPublic
@@ -104,6 +106,59 @@ def _arrays(prepared: Sequence[Prepared]) -> dict[str, list[Any]]:
     return {name: [p.values[name] for p in prepared] for name, _ in _COLUMNS}
 
 
+# One statement per set of shared columns (a handful in practice), within a budget.
+_BATCH_STATEMENTS: Cache[frozenset[str], sa.TextClause] = caches.named(
+    "submissions.statements", lambda clause: len(clause.text)
+)
+
+
+def _insert_batch(shared: frozenset[str]) -> sa.TextClause:
+    """`_INSERT` with the columns in `shared` bound once, as one value for every row (a batch's
+    campaign, its caller, a channel or a column all null), and the others as arrays. Each
+    array element costs the driver a type check and an encoding, so a batch of 500 forms sends
+    about half as many values; the rows and events written are the same."""
+    known = _BATCH_STATEMENTS.get(shared)
+    if known is not None:
+        return known
+    arrays = [(name, kind) for name, kind in _COLUMNS if name not in shared]
+    values = []
+    for name, kind in _COLUMNS:
+        value = f"CAST(:{name} AS {kind[:-2]})" if name in shared else f"u.{name}"
+        values.append(f"{value}::jsonb" if name in _JSON else value)
+    statement = sa.text(
+        "WITH ins AS (INSERT INTO submissions ("  # noqa: S608
+        + ", ".join(name for name, _ in _COLUMNS)
+        + ") SELECT "
+        + ", ".join(values)
+        + " FROM unnest("
+        + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in arrays)
+        + ") AS u("
+        + ", ".join(name for name, _ in arrays)
+        + ") ON CONFLICT DO NOTHING RETURNING "
+        + ", ".join(events.SUBMISSION_COLUMNS)
+        + "), evt AS ("
+        + events.submissions_accepted_sql("ins")
+        + ") SELECT client_submission_id, id FROM ins"
+    )
+    _BATCH_STATEMENTS.put(shared, statement)
+    return statement
+
+
+def _batch_params(prepared: Sequence[Prepared]) -> tuple[sa.TextClause, dict[str, Any]]:
+    """The batch statement for these forms and its parameters: a column whose value is the
+    same in every row goes as that one value (the key, unique per row, always as an array)."""
+    params: dict[str, Any] = {}
+    shared = set()
+    for name, column in _arrays(prepared).items():
+        first = column[0]
+        if name != "client_submission_id" and column.count(first) == len(column):
+            shared.add(name)
+            params[name] = first
+        else:
+            params[name] = column
+    return _insert_batch(frozenset(shared)), params
+
+
 async def _use_invitations(
     session: AsyncSession, prepared: Sequence[Prepared], created: dict[uuid.UUID, uuid.UUID]
 ) -> None:
@@ -130,7 +185,8 @@ async def _insert(
     returns the id of each form that was new, by its key."""
     if not prepared:
         return {}
-    result = await session.execute(_INSERT, _arrays(prepared))
+    statement, params = _batch_params(prepared)
+    result = await session.execute(statement, params)
     created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
     await _use_invitations(session, prepared, created)
     await _screen_window(session, config, [p for p in prepared if p.key in created], created)
