@@ -739,7 +739,9 @@ async def _insert_one(
     await _use_invitations(session, [prepared], created)
     if await _screen_window(session, config, [prepared], created):
         # Flagged by a window rule after the insert: answer the stored row as it is now.
-        stored = await session.get(Submission, values["id"], populate_existing=True)
+        stored = await session.get(
+            Submission, (values["id"], values["campaign_id"]), populate_existing=True
+        )
         if stored is not None:
             return public(stored)
     return _public_of(values)
@@ -1179,6 +1181,7 @@ async def correct(
     prepared = await prepare(ctx, replacement, row.client_submission_id, "/body", fresh=False)
     session.add(
         SubmissionVersion(
+            campaign_id=row.campaign_id,
             submission_id=row.id,
             version=row.version,
             answers=row.answers,
