@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.config import Settings
@@ -165,3 +167,40 @@ async def test_the_index_of_one_campaign_scans_one_partition(
         plan = raw.scalar()
         touched = _form_partitions(_relations(json.loads(plan) if isinstance(plan, str) else plan))
         assert touched == {own}, statement
+
+
+async def test_archiving_a_campaign_is_a_partition_operation(session: AsyncSession) -> None:
+    """Detached, a campaign's forms leave every read through `submissions` and stay whole in
+    their own table; a new form for it has nowhere to go; dropping needs the detach first."""
+    agency, campaigns = await _three(session)
+    old, kept = campaigns[2], campaigns[0]
+    name = partitions.partition_name("submissions", old.id)
+
+    assert await partitions.detach(session, old.id) == [
+        name,
+        partitions.partition_name("index_rollups", old.id),
+    ]
+    count = "SELECT count(*) FROM submissions WHERE campaign_id = :c"
+    assert await session.scalar(sa.text(count), {"c": old.id}) == 0
+    assert await session.scalar(sa.text(count), {"c": kept.id}) == 3
+    detached = sa.text(f'SELECT count(*) FROM "{name}"')  # noqa: S608 - a name made above
+    assert await session.scalar(detached) == 5
+    listed = {p.name: p.attached for p in await partitions.listing(session)}
+    assert listed[name] is False
+    assert listed[partitions.partition_name("submissions", kept.id)] is True
+
+    with pytest.raises(DBAPIError, match="no partition of relation"):
+        async with session.begin_nested():
+            await _forms(session, old, agency, 1)
+
+    assert await partitions.drop(session, old.id) == [
+        name,
+        partitions.partition_name("index_rollups", old.id),
+    ]
+    assert await session.scalar(sa.text("SELECT to_regclass(:n)"), {"n": name}) is None
+
+
+async def test_an_attached_partition_is_never_dropped(session: AsyncSession) -> None:
+    _, campaigns = await _three(session)
+    with pytest.raises(ValueError, match="detach it first"):
+        await partitions.drop(session, campaigns[0].id)

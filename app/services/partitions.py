@@ -155,9 +155,7 @@ async def detach(session: AsyncSession | AsyncConnection, campaign_id: uuid.UUID
 
 async def drop(session: AsyncSession | AsyncConnection, campaign_id: uuid.UUID) -> list[str]:
     """Drop the campaign's partitions once detached (refused while attached: detach first, so
-    that dropping is always a deliberate second step). Rows referencing the forms (versions,
-    re-checks, observations, used invitations) are the caller's to remove or keep first: their
-    foreign keys refuse a drop that would orphan them."""
+    that dropping is always a deliberate second step)."""
     done = []
     for parent in PARTITIONED:
         name = partition_name(parent, campaign_id)
