@@ -12,7 +12,7 @@ median cold times, many ÷ alone; partitioning by campaign should hold it near 1
     .venv/bin/python -m bench.partitions                                  # 10 × 50,000
     .venv/bin/python -m bench.partitions --campaigns 10 --forms 500000    # the issue's size (long)
 
-Writes its own section of bench/RESULTS.md (between its markers), leaving the others as they are.
+Writes its own section of bench/RESULTS.md per size (between its markers), leaving the others.
 """
 
 from __future__ import annotations
@@ -39,8 +39,14 @@ from bench.common import OUT_DIR, Fixture, Server, dsn, machine, make_fixture, p
 from bench.common import server_env as _server_env
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-BEGIN = "<!-- bench.partitions: begin -->"
-END = "<!-- bench.partitions: end -->"
+
+
+def _markers(campaigns: int, forms: int) -> tuple[str, str]:
+    """One section per size, so that a longer run sits beside the default one."""
+    tag = f"bench.partitions {campaigns}x{forms}"
+    return f"<!-- {tag}: begin -->", f"<!-- {tag}: end -->"
+
+
 AGENCIES = 40
 VIEWS = ("respondent_type", "agency")
 
@@ -150,9 +156,11 @@ def render(result: dict[str, Any], command: str) -> list[str]:
     box = machine()
     n, m = result["campaigns"], result["forms"]
     met = {True: "**met**", False: "**not met**"}
+    begin, end = _markers(n, m)
     lines = [
-        BEGIN,
-        "## Partitions: one campaign's cold index among many (`bench.partitions`)",
+        begin,
+        f"## Partitions: one campaign's cold index among {n} campaigns of {m:,} forms "
+        "(`bench.partitions`)",
         "",
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {box['nproc']} cores, {box['memory']}, {box['cpu']}; Python {box['python']}",
@@ -181,7 +189,7 @@ def render(result: dict[str, Any], command: str) -> list[str]:
         "",
         "Longer variant (the issue's size): `.venv/bin/python -m bench.partitions --campaigns 10 "
         "--forms 500000`.",
-        END,
+        end,
     ]
     return lines
 
@@ -190,9 +198,10 @@ def splice(lines: list[str]) -> None:
     """Replace this benchmark's section of RESULTS.md (or append it), keeping the rest."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     block = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    begin, end = lines[0], lines[-1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + block + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
