@@ -4,10 +4,10 @@ partition and archiving or dropping an old campaign is a partition operation (do
 
 Rules:
 - The database makes the partitions: an AFTER INSERT trigger on `campaigns` calls
-  `campaign_partitions_create(id)` (migration 0011p), which gives the new campaign a partition of
-  every table partitioned by `campaign_id`, in the transaction that creates the campaign, whatever
-  path creates it (the API, the demo, a factory, a bulk load). A table added later with
-  `PARTITION BY LIST (campaign_id)` is covered without changing the function.
+  `campaign_partitions_create(id)` (its text is in migration 0011p), which gives the new
+  campaign a partition of every table partitioned by `campaign_id`, in the transaction that
+  creates the campaign, whatever path creates it (the API, the demo, a factory, a bulk load).
+  A table added later with `PARTITION BY LIST (campaign_id)` is covered without changing it.
 - A partition is created empty and then attached (`CREATE TABLE ... (LIKE parent)` + `ATTACH
   PARTITION`), which takes only SHARE UPDATE EXCLUSIVE on the parent: forms of other campaigns
   keep being read and written meanwhile (`CREATE TABLE ... PARTITION OF` would take ACCESS
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-# The parents partitioned by campaign (the migration makes them so). Their partitions are named
-# `<parent>_of_<campaign id without dashes>`.
-PARTITIONED = ("submissions", "index_rollups")
-_NAME = re.compile(r"^(?:submissions|index_rollups)_of_[0-9a-f]{32}$")
+# A campaign's partition of a parent: `<parent>_of_<campaign id without dashes>` (today of
+# `submissions` and `index_rollups`, made so by migration 0011p; any table partitioned by
+# campaign_id later gets the same).
+_NAME = re.compile(r"^[a-z0-9_]+_of_[0-9a-f]{32}$")
 
 
 def partition_name(parent: str, campaign_id: uuid.UUID) -> str:
@@ -43,49 +43,6 @@ def partition_name(parent: str, campaign_id: uuid.UUID) -> str:
 def is_partition_name(name: str) -> bool:
     """A campaign's partition (kept out of Alembic's comparison: the models name the parents)."""
     return _NAME.match(name) is not None
-
-
-# The SQL function the trigger on campaigns calls; created by migration 0011p. Kept here beside
-# the rules above so that the migration and the docs point at one text.
-CREATE_FUNCTION = r"""
-CREATE FUNCTION campaign_partitions_create(campaign uuid) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    parent text;
-    part text;
-BEGIN
-    FOR parent IN
-        SELECT c.relname
-        FROM pg_partitioned_table pt
-        JOIN pg_class c ON c.oid = pt.partrelid
-        JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
-        WHERE pt.partstrat = 'l' AND pt.partnatts = 1 AND a.attname = 'campaign_id'
-          AND c.relnamespace = current_schema()::regnamespace
-        ORDER BY c.relname
-    LOOP
-        part := parent || '_of_' || replace(campaign::text, '-', '');
-        IF to_regclass(quote_ident(part)) IS NULL THEN
-            EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                           part, parent);
-            EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES IN (%L)',
-                           parent, part, campaign);
-        END IF;
-    END LOOP;
-END
-$$
-"""
-
-CREATE_TRIGGER = r"""
-CREATE FUNCTION campaign_partitions_on_insert() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM campaign_partitions_create(NEW.id);
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER campaign_partitions_on_insert AFTER INSERT ON campaigns
-FOR EACH ROW EXECUTE FUNCTION campaign_partitions_on_insert()
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +70,7 @@ async def listing(session: AsyncSession | AsyncConnection) -> list[Partition]:
             " LEFT JOIN pg_inherits i ON i.inhrelid = c.oid"
             " LEFT JOIN pg_class p ON p.oid = i.inhparent"
             " WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace"
-            " AND c.relname ~ '^(submissions|index_rollups)_of_[0-9a-f]{32}$'"
+            " AND c.relname ~ '^[a-z0-9_]+_of_[0-9a-f]{32}$'"
             " ORDER BY c.relname"
         )
     )
@@ -132,41 +89,33 @@ async def listing(session: AsyncSession | AsyncConnection) -> list[Partition]:
     return out
 
 
+async def _of(session: AsyncSession | AsyncConnection, campaign_id: uuid.UUID) -> list[Partition]:
+    return [p for p in await listing(session) if p.campaign_id == campaign_id]
+
+
 async def detach(session: AsyncSession | AsyncConnection, campaign_id: uuid.UUID) -> list[str]:
     """Detach the campaign's partitions: its forms and roll-ups leave the service's reads and
     writes and stay as plain tables. Takes ACCESS EXCLUSIVE on each parent for the moment of
     the detach (PostgreSQL's `DETACH ... CONCURRENTLY` avoids it but cannot run in a
-    transaction: use it from psql for a busy service, see docs/scaling.md)."""
+    transaction: use it from psql for a busy service, see docs/scaling.md). Refused by the
+    database while rows of other tables reference the campaign's forms."""
     done = []
-    for parent in PARTITIONED:
-        name = partition_name(parent, campaign_id)
-        attached = await session.scalar(
-            sa.text(
-                "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:n)"
-                " AND inhparent = to_regclass(:p)"
-            ),
-            {"n": name, "p": parent},
-        )
-        if attached:
-            await session.execute(sa.text(f'ALTER TABLE "{parent}" DETACH PARTITION "{name}"'))
-            done.append(name)
+    for part in await _of(session, campaign_id):
+        if part.attached:
+            await session.execute(
+                sa.text(f'ALTER TABLE "{part.parent}" DETACH PARTITION "{part.name}"')
+            )
+            done.append(part.name)
     return done
 
 
 async def drop(session: AsyncSession | AsyncConnection, campaign_id: uuid.UUID) -> list[str]:
-    """Drop the campaign's partitions once detached (refused while attached: detach first, so
-    that dropping is always a deliberate second step)."""
-    done = []
-    for parent in PARTITIONED:
-        name = partition_name(parent, campaign_id)
-        found = await session.scalar(
-            sa.text("SELECT c.relispartition FROM pg_class c WHERE c.oid = to_regclass(:n)"),
-            {"n": name},
-        )
-        if found is None:
-            continue
-        if found:
-            raise ValueError(f"{name} is attached; detach it first")
-        await session.execute(sa.text(f'DROP TABLE "{name}"'))
-        done.append(name)
-    return done
+    """Drop the campaign's partitions once detached (refused while one is attached: detach
+    first, so that dropping is always a deliberate second step)."""
+    parts = await _of(session, campaign_id)
+    for part in parts:
+        if part.attached:
+            raise ValueError(f"{part.name} is attached; detach it first")
+    for part in parts:
+        await session.execute(sa.text(f'DROP TABLE "{part.name}"'))
+    return [part.name for part in parts]
