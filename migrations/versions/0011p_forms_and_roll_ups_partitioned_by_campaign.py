@@ -12,7 +12,8 @@ table distributed by campaign (Citus) needs.
 
 `campaign_partitions_create(campaign)` gives a campaign a partition of every table partitioned
 by campaign_id; a trigger on `campaigns` calls it for each new campaign, in its transaction.
-There is no DEFAULT partition. The roll-up triggers stay statement triggers on the parent.
+There is no DEFAULT partition. The triggers of both tables (the roll-up statement triggers) are
+read from the catalogue and made again on the new tables after the rows are copied.
 
 Revision ID: 0011p
 Revises: 0010q
@@ -72,22 +73,6 @@ CREATE_TRIGGER = (
     " FOR EACH ROW EXECUTE FUNCTION campaign_partitions_on_insert()",
 )
 
-# The roll-up triggers of 0008 (their functions stay; the triggers go with the old table).
-ROLLUP_TRIGGERS = (
-    "CREATE TRIGGER index_rollups_on_insert AFTER INSERT ON submissions"
-    " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
-    " EXECUTE FUNCTION index_rollups_on_insert()",
-    "CREATE TRIGGER index_rollups_on_update AFTER UPDATE ON submissions"
-    " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
-    " EXECUTE FUNCTION index_rollups_on_update()",
-    "CREATE TRIGGER index_rollups_on_delete AFTER DELETE ON submissions"
-    " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"
-    " EXECUTE FUNCTION index_rollups_on_delete()",
-    "CREATE TRIGGER index_rollups_on_truncate AFTER TRUNCATE ON submissions"
-    " FOR EACH STATEMENT EXECUTE FUNCTION index_rollups_on_truncate()",
-)
-ROLLUP_TRIGGER_NAMES = ("on_insert", "on_update", "on_delete", "on_truncate")
-
 SUBMISSION_INDEXES = (
     ("ix_submissions_campaign_state", "campaign_id, state"),
     ("ix_submissions_campaign_agency", "campaign_id, agency_id"),
@@ -133,6 +118,25 @@ def _columns(table: str) -> str:
         .all()
     )
     return ", ".join(f'"{name}"' for (name,) in rows)
+
+
+def _triggers(*tables: str) -> list[str]:
+    """The user triggers of `tables` as CREATE statements, to make again on the new tables:
+    today the roll-up triggers of 0008 on `submissions` (statement triggers with transition
+    tables, allowed on a partitioned parent), and whatever a later roll-up revision put there."""
+    rows = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t"
+                " WHERE t.tgrelid = ANY(CAST(:tables AS regclass[])) AND NOT t.tgisinternal"
+                " ORDER BY t.tgrelid, t.tgname"
+            ),
+            {"tables": list(tables)},
+        )
+        .all()
+    )
+    return [definition for (definition,) in rows]
 
 
 def _set_primary_key(table: str, columns: str) -> None:
@@ -192,8 +196,9 @@ def upgrade() -> None:
     for table, _ in KEYED:
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT fk_{table}_submission_id_submissions")
     op.execute("ALTER TABLE submissions DROP CONSTRAINT fk_submissions_invitation_id_invitations")
-    for name in ROLLUP_TRIGGER_NAMES:
-        op.execute(f"DROP TRIGGER index_rollups_{name} ON submissions")
+    # Made again once the rows are copied (the counts already hold them); the old ones go with
+    # the old tables.
+    triggers = _triggers("submissions", "index_rollups")
 
     # The rows keyed to a form: the campaign in their keys.
     op.execute("ALTER TABLE submission_versions ADD COLUMN campaign_id uuid")
@@ -268,7 +273,7 @@ def upgrade() -> None:
         " FOREIGN KEY (invitation_id, campaign_id) REFERENCES invitations (id, campaign_id)"
         " ON DELETE SET NULL (invitation_id)"
     )
-    for statement in ROLLUP_TRIGGERS:
+    for statement in triggers:
         op.execute(statement)
 
 
@@ -284,8 +289,7 @@ def downgrade() -> None:
     op.execute(
         "ALTER TABLE submissions DROP CONSTRAINT fk_submissions_invitation_id_campaign_id_invitations"
     )
-    for name in ROLLUP_TRIGGER_NAMES:
-        op.execute(f"DROP TRIGGER index_rollups_{name} ON submissions")
+    triggers = _triggers("submissions", "index_rollups")
 
     # Back to plain tables: the partitions' rows are copied, then the partitions go with their
     # parents.
@@ -338,5 +342,5 @@ def downgrade() -> None:
         "ALTER TABLE submissions ADD CONSTRAINT fk_submissions_invitation_id_invitations"
         " FOREIGN KEY (invitation_id) REFERENCES invitations (id) ON DELETE SET NULL"
     )
-    for statement in ROLLUP_TRIGGERS:
+    for statement in triggers:
         op.execute(statement)
