@@ -159,10 +159,9 @@ async def test_the_index_of_one_campaign_scans_one_partition(
         sa.event.remove(connection.sync_connection, "before_cursor_execute", seen)
     assert response.status_code == 200, response.text
 
-    scans = [(s, p) for s, p in sent if "FROM submissions s" in s]
-    assert scans, "the index read no form: the breakdown must scan the forms"
+    assert any("FROM submissions s" in s for s, _ in sent), "the breakdown must scan forms"
     own = partitions.partition_name("submissions", target.id)
-    for statement, parameters in scans:
+    for statement, parameters in sent:
         raw = await connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters)
         plan = raw.scalar()
         touched = _form_partitions(_relations(json.loads(plan) if isinstance(plan, str) else plan))
