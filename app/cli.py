@@ -310,6 +310,40 @@ def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_partitions(args: argparse.Namespace, settings: Settings) -> int:
+    """List, detach or drop campaigns' partitions, as the owner role (a partition operation is
+    DDL, which the app role may not do). See docs/scaling.md."""
+    import uuid
+
+    from app.services import partitions
+
+    url = _owner_url(settings)
+
+    async def run() -> list[str]:
+        db = create_database(url, settings)
+        try:
+            async with session_scope(db) as session:
+                if args.action == "list":
+                    return [
+                        f"{p.name}\t{p.parent}\t{'attached' if p.attached else 'detached'}"
+                        f"\t~{p.rows_estimate} rows"
+                        for p in await partitions.listing(session)
+                    ]
+                campaign = uuid.UUID(args.campaign)
+                if args.action == "detach":
+                    return [f"detached {n}" for n in await partitions.detach(session, campaign)]
+                return [f"dropped {n}" for n in await partitions.drop(session, campaign)]
+        finally:
+            await db.dispose()
+
+    if args.action != "list" and not args.campaign:
+        print(f"sipas partitions {args.action}: name the campaign id", file=sys.stderr)
+        return 2
+    for line in asyncio.run(run()):
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sipas", description="SIPAS operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -358,6 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agency", help="agency code that limits the client to its subtree")
     p.add_argument("--expires-days", type=int)
     p.set_defaults(handler=cmd_create_client)
+
+    p = sub.add_parser(
+        "partitions",
+        help="list campaigns' partitions, detach one campaign's (its forms leave the service), "
+        "or drop a detached campaign's",
+    )
+    p.add_argument("action", choices=("list", "detach", "drop"))
+    p.add_argument("campaign", nargs="?", help="the campaign id (detach, drop)")
+    p.set_defaults(handler=cmd_partitions)
     return parser
 
 

@@ -13,6 +13,7 @@ import app.models  # noqa: F401 - registers every table on the metadata
 from app.config import async_url, get_settings
 from app.db_roles import owner_database_url
 from app.models import metadata
+from app.services.partitions import is_partition_name
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -26,6 +27,12 @@ def _url() -> str:
     return owner_database_url(get_settings())
 
 
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Campaign partitions are the database's (services.partitions): the models name only
+    their parents."""
+    return not (type_ == "table" and name is not None and is_partition_name(name))
+
+
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     context.configure(
         connection=connection,
@@ -33,6 +40,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         target_metadata=metadata,
         compare_type=True,
         compare_server_default=True,
+        include_name=_include_name,
         transaction_per_migration=True,
         literal_binds=connection is None,
     )

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -17,6 +18,7 @@ from app.models.catalogue import Procedure, Sector
 from app.models.dossier import Dossier, Invitation
 from app.models.identity import Client, Role, Scope, User
 from app.models.questionnaire import Questionnaire
+from app.models.submission import Submission
 from app.security import (
     hash_password,
     hash_secret,
@@ -326,3 +328,14 @@ async def make_invitation(
 
 def invitation_token(settings: Settings, invitation: Invitation) -> str:
     return sign_invitation(invitation.id, settings.secret_key.get_secret_value())
+
+
+async def stored_form(session: AsyncSession, form_id: str | uuid.UUID) -> Submission | None:
+    """A form as stored now, by its id alone (its key is (id, campaign_id): the partitions)."""
+    wanted = form_id if isinstance(form_id, uuid.UUID) else uuid.UUID(form_id)
+    found: Submission | None = await session.scalar(
+        sa.select(Submission)
+        .where(Submission.id == wanted)  # type: ignore[arg-type]
+        .execution_options(populate_existing=True)
+    )
+    return found

@@ -38,18 +38,25 @@ class Invitation(Created, table=True):
     __table_args__ = (
         sa.UniqueConstraint("dossier_id", "campaign_id", name="uq_invitations_dossier_campaign"),
         sa.Index("ix_invitations_campaign_id", "campaign_id"),
+        # The form made with it, in the invitation's own campaign (a form of another campaign
+        # cannot use it: services.dossiers).
+        sa.ForeignKeyConstraint(
+            ["submission_id", "campaign_id"],
+            ["submissions.id", "submissions.campaign_id"],
+            ondelete="SET NULL (submission_id)",
+        ),
     )
 
+    # The primary key holds the campaign, as every key of a table distributed by campaign does
+    # (docs/scaling.md); the id alone still finds an invitation through its index.
     id: uuid.UUID = uuid_pk()
     dossier_id: uuid.UUID = Field(sa_column=fk("dossiers.id", "CASCADE"))
-    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
     agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     procedure_id: uuid.UUID = Field(sa_column=fk("procedures.id", "RESTRICT"))
     expires_at: datetime = Field(sa_type=timestamptz())
     used_at: datetime | None = Field(default=None, sa_type=timestamptz())
-    submission_id: uuid.UUID | None = Field(
-        default=None, sa_column=fk("submissions.id", "SET NULL", nullable=True)
-    )
+    submission_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
 
 
 # ---- API schemas -------------------------------------------------------------------------------

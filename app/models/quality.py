@@ -182,13 +182,18 @@ class Recheck(Created, table=True):
             "outcome IS NULL OR outcome IN ('confirmed', 'not_confirmed', 'unreachable')",
             name="outcome_known",
         ),
-        sa.UniqueConstraint("submission_id", name="uq_rechecks_submission_id"),
+        sa.UniqueConstraint("campaign_id", "submission_id", name="uq_rechecks_submission_id"),
         sa.Index("ix_rechecks_campaign_id", "campaign_id"),
+        sa.ForeignKeyConstraint(
+            ["submission_id", "campaign_id"],
+            ["submissions.id", "submissions.campaign_id"],
+            ondelete="CASCADE",
+        ),
     )
 
     id: uuid.UUID = uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
-    submission_id: uuid.UUID = Field(sa_column=fk("submissions.id", "CASCADE"))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    submission_id: uuid.UUID = Field(sa_type=sa.Uuid)
     reason: str = Field(sa_type=sa.Text)
     seed: str = Field(sa_type=sa.Text)
     assigned_to: uuid.UUID | None = Field(
@@ -346,16 +351,21 @@ class Observation(SQLModel, table=True):
     """A supervisor's observation on the fieldwork; the Department must answer it."""
 
     __tablename__ = "observations"
-    __table_args__ = (sa.Index("ix_observations_campaign_id", "campaign_id"),)
+    __table_args__ = (
+        sa.Index("ix_observations_campaign_id", "campaign_id"),
+        sa.ForeignKeyConstraint(
+            ["submission_id", "campaign_id"],
+            ["submissions.id", "submissions.campaign_id"],
+            ondelete="SET NULL (submission_id)",
+        ),
+    )
 
     id: uuid.UUID = uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE"))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
     agency_id: uuid.UUID | None = Field(
         default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
-    submission_id: uuid.UUID | None = Field(
-        default=None, sa_column=fk("submissions.id", "SET NULL", nullable=True)
-    )
+    submission_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
     body: str = Field(sa_type=sa.Text)
     filed_by: uuid.UUID | None = Field(
         default=None, sa_column=fk("users.id", "SET NULL", nullable=True)

@@ -63,6 +63,8 @@ class IndexRollup(SQLModel, table=True):
         sa.CheckConstraint(
             "kind IN ('respondents', 'answer', 'choice', 'pair', 'total')", name="kind_known"
         ),
+        # One partition per campaign, like the forms (services.partitions).
+        {"postgresql_partition_by": "LIST (campaign_id)"},
     )
 
     campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))

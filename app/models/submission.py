@@ -43,13 +43,26 @@ class SubmissionState(StrEnum):
 
 
 class Submission(Timestamped, table=True):
+    """A form. The table is partitioned by campaign (one partition each, services.partitions):
+    the primary key and every unique key hold `campaign_id`, the partition key, and so does
+    every foreign key between forms and the rows keyed to them (docs/scaling.md)."""
+
     __tablename__ = "submissions"
     __table_args__ = (
         sa.UniqueConstraint(
             "campaign_id", "client_submission_id", name="uq_submissions_client_submission"
         ),
         # One invitation yields at most one form, whatever the path: see services.submissions.
-        sa.UniqueConstraint("invitation_id", name="uq_submissions_invitation_id"),
+        # An invitation belongs to one campaign and a form takes only its own campaign's
+        # (invitation_invalid otherwise), so the key within the campaign is the key overall.
+        sa.UniqueConstraint("campaign_id", "invitation_id", name="uq_submissions_invitation_id"),
+        # invitations.submission_id points back here: created after both tables.
+        sa.ForeignKeyConstraint(
+            ["invitation_id", "campaign_id"],
+            ["invitations.id", "invitations.campaign_id"],
+            ondelete="SET NULL (invitation_id)",
+            use_alter=True,
+        ),
         sa.CheckConstraint(
             "channel IN ('web', 'kiosk', 'post_office', 'one_stop', 'phone')",
             name="channel_known",
@@ -66,10 +79,13 @@ class Submission(Timestamped, table=True):
         sa.Index("ix_submissions_stratum_id", "stratum_id"),
         sa.Index("ix_submissions_tx_order", "tx_id", "id"),
         sa.Index("ix_submissions_campaign_updated", "campaign_id", "updated_at"),
+        {"postgresql_partition_by": "LIST (campaign_id)"},
     )
 
+    # The primary key is (id, campaign_id): an id alone still finds a form through each
+    # partition's key index; with the campaign, through one.
     id: uuid.UUID = uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT", primary_key=True))
     client_submission_id: uuid.UUID = Field(description="The client-made id: the retry key.")
     request_hash: str = Field(sa_type=sa.Text)
     agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
@@ -94,15 +110,7 @@ class Submission(Timestamped, table=True):
         default=None, sa_column=fk("users.id", "RESTRICT", nullable=True)
     )
     device_id: str | None = Field(default=None, sa_type=sa.Text)
-    invitation_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid,
-            # invitations.submission_id points back here: created after both tables.
-            sa.ForeignKey("invitations.id", ondelete="SET NULL", use_alter=True),
-            nullable=True,
-        ),
-    )
+    invitation_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid)
     state: SubmissionState = Field(
         default=SubmissionState.received,
         sa_type=sa.Text,
@@ -140,13 +148,21 @@ class SubmissionVersion(SQLModel, table=True):
 
     __tablename__ = "submission_versions"
     __table_args__ = (
-        sa.UniqueConstraint("submission_id", "version", name="uq_submission_versions_version"),
+        sa.UniqueConstraint(
+            "campaign_id", "submission_id", "version", name="uq_submission_versions_version"
+        ),
+        sa.ForeignKeyConstraint(
+            ["submission_id", "campaign_id"],
+            ["submissions.id", "submissions.campaign_id"],
+            ondelete="CASCADE",
+        ),
     )
 
     id: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
     )
-    submission_id: uuid.UUID = Field(sa_column=fk("submissions.id", "CASCADE"))
+    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    submission_id: uuid.UUID = Field(sa_type=sa.Uuid)
     version: int
     answers: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))

@@ -54,7 +54,11 @@ async def _find(session: AsyncSession, settings: Settings, token: str) -> Invita
     invitation_id = read_invitation(token, settings.secret_key.get_secret_value())
     if invitation_id is None:
         return None
-    return await session.get(Invitation, invitation_id)
+    # By id alone (the token names no campaign): the key (id, campaign_id) leads with it.
+    found: Invitation | None = await session.scalar(
+        sa.select(Invitation).where(col(Invitation.id) == invitation_id)
+    )
+    return found
 
 
 async def authenticate(

@@ -28,6 +28,7 @@ from tests.factories import (
     make_invitation,
     make_procedure,
     make_sector,
+    stored_form,
     unique,
 )
 from tests.helpers.problems import assert_problem, error_codes
@@ -79,7 +80,7 @@ def form(w: World, answers: dict[str, Any], **fields: Any) -> dict[str, Any]:
 
 async def stored(session: AsyncSession, response: httpx.Response) -> Submission:
     assert response.status_code == 201, response.text
-    row = await session.get(Submission, uuid.UUID(response.json()["id"]))
+    row = await stored_form(session, response.json()["id"])
     assert row is not None
     return row
 

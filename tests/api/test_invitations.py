@@ -35,6 +35,7 @@ from tests.factories import (
     make_invitation,
     make_procedure,
     make_sector,
+    stored_form,
 )
 from tests.helpers.problems import assert_problem, error_codes
 
@@ -188,7 +189,7 @@ async def test_a_form_with_a_valid_invitation_needs_no_other_credential(
     response = await citizen.post(world.url(), json=form(world, token))
     assert response.status_code == 201, response.text
     created = response.json()
-    row = await session.get(Submission, uuid.UUID(created["id"]))
+    row = await stored_form(session, created["id"])
     assert row is not None
     assert row.agency_id == world.district.id  # from the invited dossier
     assert (row.client_id, row.surveyor_id) == (None, None)

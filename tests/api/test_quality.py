@@ -24,7 +24,7 @@ from app.models.event import Event
 from app.models.identity import Role, Scope
 from app.models.submission import Channel, Submission
 from app.services.index import rollups
-from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
+from tests.factories import bearer, make_agency, make_campaign, make_client, make_user, stored_form
 from tests.helpers.problems import assert_problem
 
 CLEAN = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "P.TRIPS": "1", "R.GENDER": "nu"}
@@ -100,7 +100,7 @@ async def batch(client: httpx.AsyncClient, w: World, bodies: list[dict[str, Any]
 
 
 async def stored(session: AsyncSession, form_id: str) -> Submission:
-    row = await session.get(Submission, uuid.UUID(form_id), populate_existing=True)
+    row = await stored_form(session, form_id)
     assert row is not None
     return row
 

@@ -32,6 +32,7 @@ from tests.factories import (
     make_procedure,
     make_sector,
     make_user,
+    stored_form,
 )
 from tests.helpers.problems import assert_problem, error_codes
 
@@ -98,7 +99,7 @@ async def test_a_valid_form_is_stored_raw_with_provenance(
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["submission_id"] == body["submission_id"]
-    row = await session.get(Submission, uuid.UUID(created["id"]))
+    row = await stored_form(session, created["id"])
     assert row is not None
     assert row.answers == body["answers"]  # raw values, "no answer" kept as null
     assert "E2.C1" in row.answers
@@ -349,7 +350,7 @@ async def test_invitation_decides_agency_and_is_used_once(
     spoof = form(world, invitation=token, agency_code=world.outside.code, procedure_code=None)
     response = await client.post(world.url(), json=spoof, headers=world.kiosk)
     assert response.status_code == 201, response.text
-    row = await session.get(Submission, uuid.UUID(response.json()["id"]))
+    row = await stored_form(session, response.json()["id"])
     assert row is not None
     assert row.agency_id == world.district.id  # the dossier's agency, not the one sent
     assert row.procedure_id == world.procedure.id
@@ -620,7 +621,7 @@ async def test_a_surrogate_pair_is_text_and_round_trips(
     response = await client.post(world.url(), **_raw(body, world.kiosk))
     assert response.status_code == 201, response.text
     assert response.json()["answers"]["C.NOTE"] == note
-    row = await session.get(Submission, uuid.UUID(response.json()["id"]))
+    row = await stored_form(session, response.json()["id"])
     assert row is not None
     assert row.answers["C.NOTE"] == note
 

@@ -119,6 +119,7 @@ def _base(
             SELECT st.id AS stratum_id, st.frame_size::float8 / count(*) AS weight
             FROM strata st JOIN submissions sw ON sw.stratum_id = st.id AND sw.state = 'valid'
             WHERE st.campaign_id = :campaign AND st.frame_size IS NOT NULL
+              AND sw.campaign_id = :campaign
             GROUP BY st.id, st.frame_size
         ),
         base AS (

@@ -95,7 +95,7 @@ async def draw(
                     picked,
                     include_defaults=False,
                 )
-                .on_conflict_do_nothing(index_elements=["submission_id"])
+                .on_conflict_do_nothing(index_elements=["campaign_id", "submission_id"])
                 .returning(table.c.id)
             )
         )

@@ -214,7 +214,7 @@ WITH new AS (
     SELECT id, campaign_id, device_id, surveyor_id, frame_unit_id, invitation_id, received_at
     FROM submissions WHERE id = ANY(CAST(:ids AS uuid[]))
 ), seen AS (
-    SELECT n.id,
+    SELECT n.id, n.campaign_id,
         CASE WHEN n.device_id IS NOT NULL AND :device_on THEN (
             SELECT count(*) FROM submissions s
             WHERE s.campaign_id = n.campaign_id AND s.device_id = n.device_id
@@ -229,7 +229,8 @@ WITH new AS (
         ) END AS surveyor_forms,
         CASE WHEN :dossier_on THEN COALESCE(
             (SELECT s.id FROM submissions s
-             WHERE n.frame_unit_id IS NOT NULL AND s.frame_unit_id = n.frame_unit_id
+             WHERE n.frame_unit_id IS NOT NULL AND s.campaign_id = n.campaign_id
+               AND s.frame_unit_id = n.frame_unit_id
                AND (s.received_at, s.id) < (n.received_at, n.id)
              ORDER BY s.received_at, s.id LIMIT 1),
             (SELECT s.id FROM invitations mine
@@ -241,7 +242,7 @@ WITH new AS (
         ) END AS earlier_form
     FROM new n
 ), found AS (
-    SELECT seen.id, jsonb_strip_nulls(jsonb_build_object(
+    SELECT seen.id, seen.campaign_id, jsonb_strip_nulls(jsonb_build_object(
         'many_from_device', CASE WHEN device_forms > :max_forms THEN jsonb_build_object(
             'forms', device_forms, 'window_minutes', :minutes, 'threshold', :max_forms) END,
         'many_from_surveyor', CASE WHEN surveyor_forms > :max_forms THEN jsonb_build_object(
@@ -256,7 +257,7 @@ WITH new AS (
         state = CASE WHEN s.state = 'valid' THEN 'received' ELSE s.state END,
         updated_at = now()
     FROM found
-    WHERE s.id = found.id AND found.flags <> '{}'::jsonb
+    WHERE s.id = found.id AND s.campaign_id = found.campaign_id AND found.flags <> '{}'::jsonb
     RETURNING s.id
 ), told AS (
     -- The form's submission.accepted event, written by this transaction's INSERT, says the

@@ -117,6 +117,7 @@ async def correct(
     prepared = await prepare(ctx, replacement, row.client_submission_id, "/body", fresh=False)
     session.add(
         SubmissionVersion(
+            campaign_id=row.campaign_id,
             submission_id=row.id,
             version=row.version,
             answers=row.answers,

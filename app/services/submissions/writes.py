@@ -219,7 +219,9 @@ async def _insert_one(
     await _use_invitations(session, [prepared], created)
     if await _screen_window(session, config, [prepared], created):
         # Flagged by a window rule after the insert: answer the stored row as it is now.
-        stored = await session.get(Submission, values["id"], populate_existing=True)
+        stored = await session.get(
+            Submission, (values["id"], values["campaign_id"]), populate_existing=True
+        )
         if stored is not None:
             return public(stored)
     return _public_of(values)
