@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from app.services import instrument
+from app.services.instrument.answers import _check_answer
 
 Definition = dict[str, Any]
 Found = list[tuple[str, str, str]]
@@ -404,3 +405,34 @@ ANSWERS: list[tuple[str, str, object, Found]] = [
 def test_an_answer_check_of_each_type(item_id: str, value: object, found: Found) -> None:
     errors = instrument.validate_answers(_answers_form(), {item_id: value})
     assert [(e.pointer, e.detail, e.code) for e in errors] == found
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["channels"],
+        ["channels", "time", "feedback"],
+        ["channels", "time", "feedback", "attitude"],  # one more than M.IMPROVE takes
+        ["channels", "channels"],
+        ["channels", "nowhere"],
+        [],
+        [True],
+        [1],
+        [["channels"]],
+        ["channels", None],
+        [1.5],
+        "channels",
+    ],
+)
+def test_a_list_passed_quickly_is_one_the_full_check_passes(value: object) -> None:
+    """validate_answers takes well-formed multiple choices without the full check: it must
+    find exactly what the full check finds, for good lists and for each kind of bad one."""
+    q = instrument.load_builtin("sipas-2017")
+    item = instrument.item_index(q)["M.IMPROVE"]
+    codes = frozenset(o.code for o in instrument.options_of(item))
+    full = _check_answer(item, value, "/M.IMPROVE", codes)
+    quick = instrument.validate_answers(q, {"M.IMPROVE": value})
+    assert [(e.pointer, e.detail, e.code) for e in quick if e.code != "missing"] == [
+        (e.pointer, e.detail, e.code) for e in full
+    ]
+    assert bool(full) == (value not in (["channels"], ["channels", "time", "feedback"]))

@@ -159,6 +159,8 @@ class _Lookup(NamedTuple):
     # given). A value of a plain type found here needs no further check.
     accepted: dict[str, frozenset[Code | None]]
     required: tuple[str, ...]
+    # For multiple-choice items: at most how many options a list may hold.
+    choice_limits: dict[str, int]
 
 
 def _weigh(entry: _Lookup) -> int:
@@ -178,6 +180,7 @@ _ONE_CODE: Final = frozenset(
 )
 # bool is a subclass of int but never a code, so the test is on the exact type.
 _PLAIN: Final = (int, str, type(None))
+_CODE_TYPES: Final = (int, str)
 
 
 def _lookup(q: Questionnaire) -> _Lookup:
@@ -191,9 +194,24 @@ def _lookup(q: Questionnaire) -> _Lookup:
             if i.type in _ONE_CODE
         }
         required = tuple(k for k, i in items.items() if i.required)
-        entry = _Lookup(q, items, codes, accepted, required)
+        limits = {
+            k: i.max_choices or len(codes[k])
+            for k, i in items.items()
+            if i.type == ItemType.multiple_choice
+        }
+        entry = _Lookup(q, items, codes, accepted, required, limits)
         _LOOKUPS.put(id(q), entry)
     return entry
+
+
+def _fine_choices(value: list[object], limit: int | None, known: frozenset[Code] | None) -> bool:
+    """Whether a list passes `_check_choices` as it is (a quick yes; no means "check it")."""
+    if limit is None or known is None or not 0 < len(value) <= limit:
+        return False
+    for code in value:
+        if type(code) not in _CODE_TYPES or code not in known:
+            return False
+    return len(set(value)) == len(value)
 
 
 def validate_answers(
@@ -206,12 +224,14 @@ def validate_answers(
     "no answer" (see the module docstring); a missing key is "not answered", an error only when
     required.
     """
-    _, items, codes, accepted, required = _lookup(q)
+    _, items, codes, accepted, required, limits = _lookup(q)
     errors: list[FieldError] = []
     for key, value in answers.items():
         ok = accepted.get(key)
         if ok is not None and type(value) in _PLAIN and value in ok:
             continue  # the common case: a valid code of a scale or a single choice
+        if type(value) is list and _fine_choices(value, limits.get(key), codes.get(key)):
+            continue  # the common case of a multiple choice: distinct known options
         item = items.get(key)
         if item is None:
             p = f"{pointer_prefix}/{pointer_token(key)}"
