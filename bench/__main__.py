@@ -1,8 +1,11 @@
-"""`make bench`: ingest (with its baselines), overload, the data generator and the live index at
-growing sizes (`bench.index`); writes RESULTS.md.
+"""`make bench`: ingest (with its baselines), overload, the data generator, the live index at
+growing sizes (`bench.index`), partitions (`bench.partitions`) and the read replica
+(`bench.replica`); each replaces its own sections of RESULTS.md and keeps every other one (the
+events and review sections, written by their own commands, stay as they are).
 
     .venv/bin/python -m bench [--duration 15] [--concurrency 32] [--skip-overload] ...
     .venv/bin/python -m bench --sizes 100000,1000000,5000000   # the index at 5M too (long)
+    .venv/bin/python -m bench --partition-forms 500000         # the issue's 10 x 500k (long)
 
 The longer crash-safety round is `.venv/bin/python .ci/crash_safety.py --kills 6`.
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shlex
 import sys
 import time
@@ -18,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import generate, index, ingest, overload
+from bench import generate, index, ingest, overload, partitions, replica
 from bench.common import OUT_DIR, machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -154,6 +159,49 @@ def render(
     return "\n".join(lines)
 
 
+def _sections(text: str) -> list[tuple[str, str]]:
+    """(heading, block) for each `## ` section of a RESULTS.md text, in order; the block runs
+    to the next heading, or to an HTML comment line that opens another command's block."""
+    out: list[tuple[str, str]] = []
+    heading, block = "", list[str]()
+    for line in text.splitlines():
+        if line.startswith("## ") or line.startswith("<!-- "):
+            if heading or block:
+                out.append((heading, "\n".join(block)))
+            heading, block = (line if line.startswith("## ") else ""), [line]
+        else:
+            block.append(line)
+    if heading or block:
+        out.append((heading, "\n".join(block)))
+    return out
+
+
+def _key(heading: str) -> str:
+    """What names a section whatever its figures: its first words, numbers left out."""
+    return re.sub(r"\d+", "#", " ".join(heading.split()[:3]))
+
+
+def splice_sections(old: str, new: str) -> str:
+    """`old` with each section of `new` in place of the section of the same heading (or added
+    after them), and `new`'s preamble (title, date, machine) in place of `old`'s."""
+    fresh = _sections(new)
+    by_heading = {_key(h): b for h, b in fresh if h}
+    kept: list[str] = [fresh[0][1] if fresh and not fresh[0][0] else "# Benchmark results"]
+    used: set[str] = set()
+    for heading, block in _sections(old):
+        key = _key(heading)
+        if not heading and not block.startswith("<!-- "):
+            continue  # the old preamble
+        if heading and key in by_heading:
+            if key not in used:
+                kept.append(by_heading[key])
+                used.add(key)
+            continue
+        kept.append(block)
+    kept += [b for h, b in fresh if h and _key(h) not in used]
+    return "\n\n".join(part.strip("\n") for part in kept if part.strip()) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ingest.add_arguments(parser)
@@ -161,6 +209,13 @@ def main() -> int:
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--generate-forms", type=int, default=20_000)
     parser.add_argument("--skip-index", action="store_true")
+    parser.add_argument("--skip-partitions", action="store_true")
+    parser.add_argument("--partition-campaigns", type=int, default=10)
+    parser.add_argument("--partition-forms", type=int, default=50_000)
+    parser.add_argument("--partition-rounds", type=int, default=3)
+    parser.add_argument("--skip-replica", action="store_true")
+    parser.add_argument("--replica-forms", type=int, default=5_000)
+    parser.add_argument("--replica-rounds", type=int, default=5)
     index.add_arguments(parser)
     args = parser.parse_args()
     started = time.monotonic()
@@ -198,12 +253,35 @@ def main() -> int:
         )
     )
     text = render(args, ing, over, gen, idx, time.monotonic() - started)
-    if idx is None and RESULTS.exists():
-        # --skip-index keeps the index section of an earlier run (bench.index writes its own)
-        _, found, tail = RESULTS.read_text().partition(index.SECTION)
-        if found:
-            text = text.rstrip("\n") + "\n\n" + found + tail.split("\n## ", 1)[0].rstrip("\n")
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+    RESULTS.write_text(splice_sections(RESULTS.read_text() if RESULTS.exists() else "", text))
+    if not args.skip_partitions:
+        print("partitions:", flush=True)
+        parted = argparse.Namespace(
+            campaigns=args.partition_campaigns,
+            forms=args.partition_forms,
+            rounds=args.partition_rounds,
+            seed=2017,
+            no_write=False,
+        )
+        command = (
+            f"python -m bench.partitions --campaigns {parted.campaigns} --forms {parted.forms}"
+            f" --rounds {parted.rounds} (from make bench)"
+        )
+        partitions.splice(partitions.render(partitions.run(parted), command))
+    if not args.skip_replica:
+        print("replica:", flush=True)
+        replica_started = time.perf_counter()
+        copied = argparse.Namespace(
+            forms=args.replica_forms, rounds=args.replica_rounds, load=os.getloadavg()[0]
+        )
+        measured = replica.run(copied)
+        command = (
+            f"python -m bench.replica --forms {copied.forms} --rounds {copied.rounds}"
+            " (from make bench)"
+        )
+        replica.write_section(
+            replica.render(measured, command, time.perf_counter() - replica_started)
+        )
     print(f"wrote {RESULTS}")
     return 0
 
