@@ -1,0 +1,414 @@
+# ruff: noqa: S608 - the SQL below is built from constants of this file, never from input
+"""index cells: every breakdown from roll-ups, in a compact layout
+
+The per-agency roll-ups of 0008 (one row per agency, kind, item and code) become one row per
+combination of agency, sector, channel and respondent type (`facet` ''), plus one per such
+combination and procedure (`facet` '@procedure') and per such combination and answer of each
+respondent-fact item (`facet` the item id), each with the counts as arrays in a fixed order
+that `index_cell_layouts` names per campaign: `counts` (answers per code, choices per option,
+dossier totals) and `pairs` (per criterion pair: both answered, first satisfied, second
+satisfied, both satisfied; four blocks of one entry per pair). The statement triggers turn each
+valid form into its two arrays once (by the campaign's positions, no `jsonb_each`), add them up
+per row the statement touches, and add that to the stored rows. `index_rollups` stays, as a
+view of the per-agency sums.
+
+Upgrade recounts every installed campaign; downgrade restores the tables of 0008 and leaves the
+campaigns uninstalled (`sipas migrate` installs them again).
+
+Revision ID: 0011c
+Revises: 0010q
+Create Date: 2026-11-30 17:05:00.000000+00:00
+"""
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0011c"
+down_revision: str | None = "0010q"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# Element-wise sum of two arrays of equal length, and its aggregate.
+ADD = """
+CREATE FUNCTION index_cells_add(bigint[], bigint[]) RETURNS bigint[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS 'SELECT ARRAY(SELECT x + y FROM unnest($1, $2) AS u(x, y))'
+"""
+SUM = """
+CREATE AGGREGATE index_cells_sum(bigint[]) (SFUNC = index_cells_add, STYPE = bigint[])
+"""
+
+# The contribution of the valid forms of {rel} (aliased s), times {sign}, added to the cells.
+CONTRIBUTION = """
+WITH f AS MATERIALIZED (
+    SELECT s.campaign_id, s.agency_id, coalesce(s.sector_id::text, '') AS sector, s.channel,
+           coalesce(s.respondent_type, '') AS rt, coalesce(s.procedure_id::text, '') AS procedure,
+           s.answers, l.slot_kinds, l.slot_items, l.slot_codes, l.slot_json, l.criteria,
+           l.positives, l.pair_i, l.pair_j, l.points, l.facets
+    FROM {rel} s JOIN index_cell_layouts l ON l.campaign_id = s.campaign_id
+    WHERE s.state = 'valid'
+      AND s.campaign_id IN (SELECT campaign_id FROM index_rollup_states)
+),
+t AS (
+    SELECT f.*,
+        (SELECT coalesce(bit_or(1::bigint << (u.o - 1)::int), 0)
+           FROM unnest(f.criteria) WITH ORDINALITY AS u(i, o)
+          WHERE jsonb_typeof(f.answers -> u.i) IN ('number', 'string')) AS am,
+        (SELECT coalesce(bit_or(1::bigint << (u.o - 1)::int), 0)
+           FROM unnest(f.criteria) WITH ORDINALITY AS u(i, o)
+          WHERE jsonb_typeof(f.answers -> u.i) IN ('number', 'string')
+            AND (f.positives -> u.i) ? (f.answers ->> u.i)) AS ym,
+        CASE WHEN f.points IS NOT NULL THEN
+            (SELECT coalesce(sum((p.value ->> (f.answers ->> p.key))::bigint), 0)
+               FROM jsonb_each(f.points) AS p)::text
+        END AS total
+    FROM f
+),
+v AS (
+    SELECT t.campaign_id, t.agency_id, t.sector, t.channel, t.rt, t.procedure, t.answers,
+        t.facets,
+        ARRAY(
+            SELECT CASE
+                WHEN u.k = 'a' THEN (t.answers ->> u.i = u.c AND jsonb_typeof(t.answers -> u.i)
+                                     IN ('number', 'string'))
+                WHEN u.k = 'm' THEN jsonb_typeof(t.answers -> u.i) = 'array'
+                WHEN u.k = 'c' THEN coalesce(jsonb_typeof(t.answers -> u.i) = 'array'
+                                             AND (t.answers -> u.i) @> u.j, false)
+                ELSE t.total = u.c
+            END::int::bigint * {sign}
+            FROM unnest(t.slot_kinds, t.slot_items, t.slot_codes, t.slot_json)
+                 WITH ORDINALITY AS u(k, i, c, j, o)
+            ORDER BY u.o
+        ) AS counts,
+        ARRAY(SELECT ((t.am >> p.i) & (t.am >> p.j) & 1) * {sign}
+              FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        || ARRAY(SELECT ((t.ym >> p.i) & (t.am >> p.j) & 1) * {sign}
+                 FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        || ARRAY(SELECT ((t.am >> p.i) & (t.ym >> p.j) & 1) * {sign}
+                 FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        || ARRAY(SELECT ((t.ym >> p.i) & (t.ym >> p.j) & 1) * {sign}
+                 FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        AS pairs
+    FROM t
+),
+k AS (
+    SELECT v.campaign_id, v.agency_id, v.sector, v.channel, v.rt, x.facet, x.value,
+           v.counts, v.pairs
+    FROM v CROSS JOIN LATERAL (
+        SELECT ''::text AS facet, ''::text AS value
+        UNION ALL SELECT '@procedure', v.procedure
+        UNION ALL SELECT fc, coalesce(v.answers ->> fc, '') FROM unnest(v.facets) AS fc
+    ) AS x
+)
+INSERT INTO index_cells AS r (campaign_id, facet, agency_id, sector, channel, respondent_type,
+                              value, n, counts, pairs)
+SELECT campaign_id, facet, agency_id, sector, channel, rt, value, {sign} * count(*),
+       index_cells_sum(counts), index_cells_sum(pairs)
+FROM k
+GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
+ORDER BY campaign_id, facet, agency_id, sector, channel, rt, value
+ON CONFLICT (campaign_id, facet, agency_id, sector, channel, respondent_type, value) DO UPDATE
+SET n = r.n + EXCLUDED.n,
+    counts = index_cells_add(r.counts, EXCLUDED.counts),
+    pairs = index_cells_add(r.pairs, EXCLUDED.pairs);
+"""
+
+# Lock the campaigns' state rows in a fixed order before touching their counts.
+LOCK = """
+PERFORM 1 FROM index_rollup_states
+WHERE campaign_id IN ({campaigns}) ORDER BY campaign_id FOR UPDATE;
+UPDATE index_rollup_states SET version = version + 1 WHERE campaign_id IN ({campaigns});
+"""
+
+PLANNING = "SET work_mem = '64MB'"
+
+
+def _function(name: str, body: str, planning: str = PLANNING) -> str:
+    return (
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql {planning}"
+        f" AS $$\nBEGIN\n{body}\nRETURN NULL;\nEND\n$$"
+    )
+
+
+def _valid(rel: str) -> str:
+    return f"SELECT campaign_id FROM {rel} WHERE state = 'valid'"
+
+
+def _counted(rel: str) -> str:
+    """Whether any row of `rel` counts: valid, in an installed campaign (state and layout)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {rel} r JOIN index_rollup_states st"
+        " ON st.campaign_id = r.campaign_id JOIN index_cell_layouts l"
+        " ON l.campaign_id = r.campaign_id WHERE r.state = 'valid')"
+    )
+
+
+ON_INSERT = _function(
+    "index_cells_on_insert",
+    f"IF {_counted('new_rows')} THEN\n"
+    + LOCK.format(campaigns=_valid("new_rows"))
+    + CONTRIBUTION.format(rel="new_rows", sign="1")
+    + "END IF;",
+)
+ON_DELETE = _function(
+    "index_cells_on_delete",
+    f"IF {_counted('old_rows')} THEN\n"
+    + LOCK.format(campaigns=_valid("old_rows"))
+    + CONTRIBUTION.format(rel="old_rows", sign="-1")
+    + "END IF;",
+)
+ON_UPDATE = _function(
+    "index_cells_on_update",
+    f"IF {_counted('old_rows')} OR {_counted('new_rows')} THEN\n"
+    + LOCK.format(campaigns=f"{_valid('old_rows')} UNION {_valid('new_rows')}")
+    + CONTRIBUTION.format(rel="old_rows", sign="-1")
+    + CONTRIBUTION.format(rel="new_rows", sign="1")
+    + "END IF;",
+)
+ON_TRUNCATE = _function(
+    "index_cells_on_truncate",
+    "DELETE FROM index_cells;\nUPDATE index_rollup_states SET version = version + 1;",
+    planning="",
+)
+REBUILD = (
+    "CREATE FUNCTION index_cells_rebuild(target uuid) RETURNS void LANGUAGE plpgsql "
+    + PLANNING
+    + " AS $$\n"
+    "BEGIN\n"
+    + LOCK.format(campaigns="target")
+    + "DELETE FROM index_cells WHERE campaign_id = target;\n"
+    + CONTRIBUTION.format(rel="(SELECT * FROM submissions WHERE campaign_id = target)", sign="1")
+    + "UPDATE index_rollup_states SET built_at = now() WHERE campaign_id = target;\n"
+    "END\n$$"
+)
+TRIGGERS = (
+    "CREATE TRIGGER index_cells_on_insert AFTER INSERT ON submissions"
+    " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
+    " EXECUTE FUNCTION index_cells_on_insert()",
+    "CREATE TRIGGER index_cells_on_update AFTER UPDATE ON submissions"
+    " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
+    " EXECUTE FUNCTION index_cells_on_update()",
+    "CREATE TRIGGER index_cells_on_delete AFTER DELETE ON submissions"
+    " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"
+    " EXECUTE FUNCTION index_cells_on_delete()",
+    "CREATE TRIGGER index_cells_on_truncate AFTER TRUNCATE ON submissions"
+    " FOR EACH STATEMENT EXECUTE FUNCTION index_cells_on_truncate()",
+)
+FUNCTIONS = ("on_insert", "on_update", "on_delete", "on_truncate")
+
+# The per-agency roll-ups of 0008, as a view: what a reader of that table saw.
+VIEW = """
+CREATE VIEW index_rollups AS
+WITH c AS (
+    SELECT campaign_id, agency_id, sum(n) AS n, index_cells_sum(counts) AS counts,
+           index_cells_sum(pairs) AS pairs
+    FROM index_cells WHERE facet = '' GROUP BY campaign_id, agency_id
+)
+SELECT c.campaign_id, c.agency_id, 'respondents'::text AS kind, ''::text AS item,
+       ''::text AS other, c.n, 0::bigint AS s1, 0::bigint AS s2, 0::bigint AS s12
+FROM c
+UNION ALL
+SELECT c.campaign_id, c.agency_id,
+       CASE u.k WHEN 'c' THEN 'choice' WHEN 't' THEN 'total' ELSE 'answer' END,
+       CASE WHEN u.k = 't' THEN '' ELSE u.i END,
+       CASE WHEN u.k = 'm' THEN '__answered__' ELSE u.c END,
+       u.n, 0, 0, 0
+FROM c JOIN index_cell_layouts l ON l.campaign_id = c.campaign_id
+CROSS JOIN LATERAL unnest(l.slot_kinds, l.slot_items, l.slot_codes, c.counts) AS u(k, i, c, n)
+UNION ALL
+SELECT c.campaign_id, c.agency_id, 'pair', l.criteria[p.i + 1], l.criteria[p.j + 1],
+       c.pairs[p.o], c.pairs[m.np + p.o], c.pairs[2 * m.np + p.o], c.pairs[3 * m.np + p.o]
+FROM c JOIN index_cell_layouts l ON l.campaign_id = c.campaign_id
+CROSS JOIN LATERAL (SELECT coalesce(cardinality(l.pair_i), 0) AS np) AS m
+CROSS JOIN LATERAL unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o)
+"""
+
+
+def _old() -> Any:
+    """Migration 0008's module (its trigger functions, for the downgrade)."""
+    path = Path(__file__).with_name("0008_index_roll_ups_kept_by_the_database.py")
+    spec = importlib.util.spec_from_file_location("sipas_migration_0008", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - the file ships beside this one
+        raise RuntimeError(f"cannot load {path.name}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def upgrade() -> None:
+    op.create_table(
+        "index_cell_layouts",
+        sa.Column("campaign_id", sa.Uuid(), nullable=False),
+        sa.Column("slot_kinds", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("slot_items", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("slot_codes", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("slot_json", postgresql.ARRAY(postgresql.JSONB()), nullable=False),
+        sa.Column("criteria", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("positives", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("pair_i", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
+        sa.Column("pair_j", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
+        sa.Column("points", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("facets", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.CheckConstraint(
+            "cardinality(criteria) < 64", name=op.f("ck_index_cell_layouts_criteria_fit_a_mask")
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_index_cell_layouts_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", name=op.f("pk_index_cell_layouts")),
+    )
+    op.create_table(
+        "index_cells",
+        sa.Column("campaign_id", sa.Uuid(), nullable=False),
+        sa.Column("facet", sa.Text(), nullable=False),
+        sa.Column("agency_id", sa.Uuid(), nullable=False),
+        sa.Column("sector", sa.Text(), nullable=False),
+        sa.Column("channel", sa.Text(), nullable=False),
+        sa.Column("respondent_type", sa.Text(), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.Column("counts", postgresql.ARRAY(sa.BigInteger()), nullable=False),
+        sa.Column("pairs", postgresql.ARRAY(sa.BigInteger()), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agency_id"],
+            ["agencies.id"],
+            name=op.f("fk_index_cells_agency_id_agencies"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_index_cells_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "campaign_id",
+            "facet",
+            "agency_id",
+            "sector",
+            "channel",
+            "respondent_type",
+            "value",
+            name=op.f("pk_index_cells"),
+        ),
+    )
+    for name in FUNCTIONS:
+        op.execute(f"DROP TRIGGER index_rollups_{name} ON submissions")
+        op.execute(f"DROP FUNCTION index_rollups_{name}()")
+    op.execute("DROP FUNCTION index_rollups_rebuild(uuid)")
+    op.drop_table("index_rollups")
+    op.drop_table("index_rollup_items")
+    for statement in (ADD, SUM, ON_INSERT, ON_UPDATE, ON_DELETE, ON_TRUNCATE, REBUILD, VIEW):
+        op.execute(statement)
+    for statement in TRIGGERS:
+        op.execute(statement)
+    _recount_installed()
+
+
+def _recount_installed() -> None:
+    """Write the layout of every installed campaign and count its forms again."""
+    from app.services import instrument
+    from app.services.index import rollups
+
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text(
+            """SELECT st.campaign_id, q.definition FROM index_rollup_states st
+               JOIN campaigns c ON c.id = st.campaign_id
+               JOIN questionnaires q ON q.id = c.questionnaire_id"""
+        )
+    ).all()
+    for campaign_id, definition in rows:
+        layout = rollups.Layout.of(instrument.Questionnaire.model_validate(definition))
+        if layout is None:
+            bind.execute(
+                sa.text("DELETE FROM index_rollup_states WHERE campaign_id = :c"),
+                {"c": campaign_id},
+            )
+            continue
+        bind.execute(rollups.LAYOUT_INSERT, layout.params(campaign_id))
+        bind.execute(sa.text("SELECT index_cells_rebuild(:c)"), {"c": campaign_id})
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW index_rollups")
+    for name in FUNCTIONS:
+        op.execute(f"DROP TRIGGER index_cells_{name} ON submissions")
+        op.execute(f"DROP FUNCTION index_cells_{name}()")
+    op.execute("DROP FUNCTION index_cells_rebuild(uuid)")
+    op.drop_table("index_cells")
+    op.drop_table("index_cell_layouts")
+    op.execute("DROP AGGREGATE index_cells_sum(bigint[])")
+    op.execute("DROP FUNCTION index_cells_add(bigint[], bigint[])")
+    # 0008's tables, functions and triggers again; campaigns are installed anew by `sipas
+    # migrate` (their roll-ups need the questionnaire's positions, which 0008 kept per item).
+    old = _old()
+    op.execute("DELETE FROM index_rollup_states")
+    op.create_table(
+        "index_rollup_items",
+        sa.Column("campaign_id", sa.Uuid(), nullable=False),
+        sa.Column("item", sa.Text(), nullable=False),
+        sa.Column("pos", sa.SmallInteger(), nullable=True),
+        sa.Column("positives", postgresql.ARRAY(sa.Text()), nullable=True),
+        sa.Column("points", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.CheckConstraint(
+            "pos IS NULL OR (pos >= 0 AND pos < 63)",
+            name=op.f("ck_index_rollup_items_pos_in_range"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_index_rollup_items_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", "item", name=op.f("pk_index_rollup_items")),
+    )
+    op.create_table(
+        "index_rollups",
+        sa.Column("campaign_id", sa.Uuid(), nullable=False),
+        sa.Column("agency_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("item", sa.Text(), nullable=False),
+        sa.Column("other", sa.Text(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.Column("s1", sa.BigInteger(), nullable=False),
+        sa.Column("s2", sa.BigInteger(), nullable=False),
+        sa.Column("s12", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            "kind IN ('respondents', 'answer', 'choice', 'pair', 'total')",
+            name=op.f("ck_index_rollups_kind_known"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["agency_id"],
+            ["agencies.id"],
+            name=op.f("fk_index_rollups_agency_id_agencies"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_index_rollups_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "campaign_id", "agency_id", "kind", "item", "other", name=op.f("pk_index_rollups")
+        ),
+    )
+    for statement in (
+        old.ON_INSERT,
+        old.ON_UPDATE,
+        old.ON_DELETE,
+        old.ON_TRUNCATE,
+        old.REBUILD,
+        *old.TRIGGERS,
+    ):
+        op.execute(statement)
