@@ -44,75 +44,146 @@ SUM = """
 CREATE AGGREGATE index_cells_sum(bigint[]) (SFUNC = index_cells_add, STYPE = bigint[])
 """
 
+# Sparse counts into a dense array of `len` entries (slots are 1-based).
+DENSE = """
+CREATE FUNCTION index_cells_dense(slots int[], vals bigint[], len int) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+DECLARE
+    r bigint[] := array_fill(0::bigint, ARRAY[len]);
+BEGIN
+    FOR i IN 1..coalesce(cardinality(slots), 0) LOOP
+        r[slots[i]] := r[slots[i]] + vals[i];
+    END LOOP;
+    RETURN r;
+END
+$$
+"""
+
 # The contribution of the valid forms of {rel} (aliased s), times {sign}, added to the cells.
+# Each form counts in its cell keys (k): the base combination, and one per facet. Counts are
+# summed sparsely (the slot each answer hits, per key). Pairs are counted by bit slices: the
+# forms of a key are numbered, each block of 63 forms becomes one word per criterion (which of
+# them answered it, which were satisfied), and a pair's counts are popcounts of two words ANDed,
+# so the work grows with the keys a statement touches, not with forms × pairs.
 CONTRIBUTION = """
 WITH f AS MATERIALIZED (
-    SELECT s.campaign_id, s.agency_id, coalesce(s.sector_id::text, '') AS sector, s.channel,
+    SELECT row_number() OVER () AS id, s.campaign_id, s.agency_id,
+           coalesce(s.sector_id::text, '') AS sector, s.channel,
            coalesce(s.respondent_type, '') AS rt, coalesce(s.procedure_id::text, '') AS procedure,
-           s.answers, l.slot_kinds, l.slot_items, l.slot_codes, l.slot_json, l.criteria,
-           l.positives, l.pair_i, l.pair_j, l.points, l.facets
+           s.answers, l.slot_map, l.criteria, l.positives, l.points, l.facets
     FROM {rel} s JOIN index_cell_layouts l ON l.campaign_id = s.campaign_id
     WHERE s.state = 'valid'
       AND s.campaign_id IN (SELECT campaign_id FROM index_rollup_states)
 ),
-t AS (
-    SELECT f.*,
+m AS MATERIALIZED (
+    SELECT f.id,
         (SELECT coalesce(bit_or(1::bigint << (u.o - 1)::int), 0)
            FROM unnest(f.criteria) WITH ORDINALITY AS u(i, o)
           WHERE jsonb_typeof(f.answers -> u.i) IN ('number', 'string')) AS am,
         (SELECT coalesce(bit_or(1::bigint << (u.o - 1)::int), 0)
            FROM unnest(f.criteria) WITH ORDINALITY AS u(i, o)
           WHERE jsonb_typeof(f.answers -> u.i) IN ('number', 'string')
-            AND (f.positives -> u.i) ? (f.answers ->> u.i)) AS ym,
-        CASE WHEN f.points IS NOT NULL THEN
-            (SELECT coalesce(sum((p.value ->> (f.answers ->> p.key))::bigint), 0)
-               FROM jsonb_each(f.points) AS p)::text
-        END AS total
+            AND (f.positives -> u.i) ? (f.answers ->> u.i)) AS ym
     FROM f
 ),
-v AS (
-    SELECT t.campaign_id, t.agency_id, t.sector, t.channel, t.rt, t.procedure, t.answers,
-        t.facets,
-        ARRAY(
-            SELECT CASE
-                WHEN u.k = 'a' THEN (t.answers ->> u.i = u.c AND jsonb_typeof(t.answers -> u.i)
-                                     IN ('number', 'string'))
-                WHEN u.k = 'm' THEN jsonb_typeof(t.answers -> u.i) = 'array'
-                WHEN u.k = 'c' THEN coalesce(jsonb_typeof(t.answers -> u.i) = 'array'
-                                             AND (t.answers -> u.i) @> u.j, false)
-                ELSE t.total = u.c
-            END::int::bigint * {sign}
-            FROM unnest(t.slot_kinds, t.slot_items, t.slot_codes, t.slot_json)
-                 WITH ORDINALITY AS u(k, i, c, j, o)
-            ORDER BY u.o
-        ) AS counts,
-        ARRAY(SELECT ((t.am >> p.i) & (t.am >> p.j) & 1) * {sign}
-              FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        || ARRAY(SELECT ((t.ym >> p.i) & (t.am >> p.j) & 1) * {sign}
-                 FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        || ARRAY(SELECT ((t.am >> p.i) & (t.ym >> p.j) & 1) * {sign}
-                 FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        || ARRAY(SELECT ((t.ym >> p.i) & (t.ym >> p.j) & 1) * {sign}
-                 FROM unnest(t.pair_i, t.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        AS pairs
-    FROM t
-),
-k AS (
-    SELECT v.campaign_id, v.agency_id, v.sector, v.channel, v.rt, x.facet, x.value,
-           v.counts, v.pairs
-    FROM v CROSS JOIN LATERAL (
+k AS MATERIALIZED (
+    SELECT f.id, f.campaign_id, x.facet, f.agency_id, f.sector, f.channel, f.rt, x.value
+    FROM f CROSS JOIN LATERAL (
         SELECT ''::text AS facet, ''::text AS value
-        UNION ALL SELECT '@procedure', v.procedure
-        UNION ALL SELECT fc, coalesce(v.answers ->> fc, '') FROM unnest(v.facets) AS fc
+        UNION ALL SELECT '@procedure', f.procedure
+        UNION ALL SELECT fc, coalesce(f.answers ->> fc, '') FROM unnest(f.facets) AS fc
     ) AS x
+),
+hits AS (
+    SELECT f.id, (f.slot_map -> 'a' -> i ->> (f.answers ->> i))::int AS slot
+    FROM f CROSS JOIN LATERAL jsonb_object_keys(f.slot_map -> 'a') AS i
+    WHERE jsonb_typeof(f.answers -> i) IN ('number', 'string')
+    UNION ALL
+    SELECT f.id, (f.slot_map -> 'm' ->> i)::int
+    FROM f CROSS JOIN LATERAL jsonb_object_keys(f.slot_map -> 'm') AS i
+    WHERE jsonb_typeof(f.answers -> i) = 'array'
+    UNION ALL
+    SELECT f.id, (f.slot_map -> 'c' -> i ->> e)::int
+    FROM f CROSS JOIN LATERAL jsonb_object_keys(f.slot_map -> 'c') AS i
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(f.answers -> i) = 'array' THEN f.answers -> i ELSE '[]' END
+    ) AS e
+    UNION ALL
+    SELECT t.id, (t.slot_map ->> 't0')::int + t.total::int
+    FROM (
+        SELECT f.id, f.slot_map,
+               (SELECT coalesce(sum((f.points -> p ->> (f.answers ->> p))::bigint), 0)
+                  FROM jsonb_object_keys(f.points) AS p) AS total
+        FROM f WHERE f.points IS NOT NULL
+    ) AS t
+    WHERE t.total BETWEEN 0 AND (t.slot_map ->> 'tmax')::int
+),
+n AS (
+    SELECT campaign_id, facet, agency_id, sector, channel, rt, value, count(*) AS n
+    FROM k GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
+),
+c AS (
+    SELECT campaign_id, facet, agency_id, sector, channel, rt, value,
+           array_agg(slot) AS slots, array_agg(c) AS vals
+    FROM (
+        SELECT k.campaign_id, k.facet, k.agency_id, k.sector, k.channel, k.rt, k.value, h.slot,
+               count(*) * {sign} AS c
+        FROM k JOIN hits h ON h.id = k.id
+        WHERE h.slot IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    ) AS x
+    GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
+),
+kb AS (
+    SELECT k.campaign_id, k.facet, k.agency_id, k.sector, k.channel, k.rt, k.value, m.am, m.ym,
+           row_number() OVER (PARTITION BY k.campaign_id, k.facet, k.agency_id, k.sector,
+                              k.channel, k.rt, k.value ORDER BY k.id) - 1 AS rn
+    FROM k JOIN m ON m.id = k.id
+),
+w AS (
+    SELECT kb.campaign_id, kb.facet, kb.agency_id, kb.sector, kb.channel, kb.rt, kb.value,
+           kb.rn / 63 AS blk, q.pos,
+           bit_or(((kb.am >> q.pos) & 1) << (kb.rn % 63)::int) AS wa,
+           bit_or(((kb.ym >> q.pos) & 1) << (kb.rn % 63)::int) AS wy
+    FROM kb JOIN index_cell_layouts l ON l.campaign_id = kb.campaign_id
+    CROSS JOIN LATERAL generate_series(0, cardinality(l.criteria) - 1) AS q(pos)
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+),
+wb AS (
+    SELECT campaign_id, facet, agency_id, sector, channel, rt, value, blk,
+           array_agg(wa ORDER BY pos) AS wa, array_agg(wy ORDER BY pos) AS wy
+    FROM w GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value, blk
+),
+pb AS (
+    SELECT wb.campaign_id, wb.facet, wb.agency_id, wb.sector, wb.channel, wb.rt, wb.value,
+        ARRAY(SELECT bit_count((wb.wa[p.i + 1] & wb.wa[p.j + 1])::bit(64)) * {sign}
+              FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        || ARRAY(SELECT bit_count((wb.wy[p.i + 1] & wb.wa[p.j + 1])::bit(64)) * {sign}
+                 FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        || ARRAY(SELECT bit_count((wb.wa[p.i + 1] & wb.wy[p.j + 1])::bit(64)) * {sign}
+                 FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        || ARRAY(SELECT bit_count((wb.wy[p.i + 1] & wb.wy[p.j + 1])::bit(64)) * {sign}
+                 FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
+        AS pairs
+    FROM wb JOIN index_cell_layouts l ON l.campaign_id = wb.campaign_id
+),
+pv AS (
+    SELECT campaign_id, facet, agency_id, sector, channel, rt, value,
+           index_cells_sum(pairs) AS pairs
+    FROM pb GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
 )
 INSERT INTO index_cells AS r (campaign_id, facet, agency_id, sector, channel, respondent_type,
                               value, n, counts, pairs)
-SELECT campaign_id, facet, agency_id, sector, channel, rt, value, {sign} * count(*),
-       index_cells_sum(counts), index_cells_sum(pairs)
-FROM k
-GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
-ORDER BY campaign_id, facet, agency_id, sector, channel, rt, value
+SELECT n.campaign_id, n.facet, n.agency_id, n.sector, n.channel, n.rt, n.value, n.n * {sign},
+       index_cells_dense(coalesce(c.slots, '{{}}'), coalesce(c.vals, '{{}}'),
+                         cardinality(l.slot_kinds)),
+       coalesce(pv.pairs, array_fill(0::bigint, ARRAY[4 * cardinality(l.pair_i)]))
+FROM n
+LEFT JOIN c USING (campaign_id, facet, agency_id, sector, channel, rt, value)
+LEFT JOIN pv USING (campaign_id, facet, agency_id, sector, channel, rt, value)
+JOIN index_cell_layouts l ON l.campaign_id = n.campaign_id
+ORDER BY n.campaign_id, n.facet, n.agency_id, n.sector, n.channel, n.rt, n.value
 ON CONFLICT (campaign_id, facet, agency_id, sector, channel, respondent_type, value) DO UPDATE
 SET n = r.n + EXCLUDED.n,
     counts = index_cells_add(r.counts, EXCLUDED.counts),
@@ -248,7 +319,7 @@ def upgrade() -> None:
         sa.Column("slot_kinds", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("slot_items", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("slot_codes", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.Column("slot_json", postgresql.ARRAY(postgresql.JSONB()), nullable=False),
+        sa.Column("slot_map", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("criteria", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("positives", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("pair_i", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
@@ -307,7 +378,7 @@ def upgrade() -> None:
     op.execute("DROP FUNCTION index_rollups_rebuild(uuid)")
     op.drop_table("index_rollups")
     op.drop_table("index_rollup_items")
-    for statement in (ADD, SUM, ON_INSERT, ON_UPDATE, ON_DELETE, ON_TRUNCATE, REBUILD, VIEW):
+    for statement in (ADD, SUM, DENSE, ON_INSERT, ON_UPDATE, ON_DELETE, ON_TRUNCATE, REBUILD, VIEW):
         op.execute(statement)
     for statement in TRIGGERS:
         op.execute(statement)
@@ -349,6 +420,7 @@ def downgrade() -> None:
     op.drop_table("index_cell_layouts")
     op.execute("DROP AGGREGATE index_cells_sum(bigint[])")
     op.execute("DROP FUNCTION index_cells_add(bigint[], bigint[])")
+    op.execute("DROP FUNCTION index_cells_dense(int[], bigint[], int)")
     # 0008's tables, functions and triggers again; campaigns are installed anew by `sipas
     # migrate` (their roll-ups need the questionnaire's positions, which 0008 kept per item).
     old = _old()

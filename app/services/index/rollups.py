@@ -100,7 +100,6 @@ class Layout:
     pairs: tuple[tuple[int, int], ...]
     points: Mapping[str, Mapping[str, int]] | None
     facets: tuple[str, ...]
-    choices: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, q: instrument.Questionnaire) -> Layout | None:
@@ -118,7 +117,6 @@ class Layout:
 
         counted = [*spec.criteria]
         multiple: list[str] = []
-        choices: list[str] = []  # each choice slot's option as a JSON array, in slot order
         for _, item in instrument.iter_items(q):
             if item.role in (instrument.Role.perception, instrument.Role.expectation):
                 if item.type is instrument.ItemType.multiple_choice:
@@ -137,7 +135,6 @@ class Layout:
                 return None
             slots.append(("m", item_id, ""))
             slots += [("c", item_id, str(c)) for c in found]
-            choices += [json.dumps([c]) for c in found]
         if spec.points:
             slots += [("t", "", str(t)) for t in range(instrument.dossier_max_total(q) + 1)]
         n = len(spec.criteria)
@@ -155,19 +152,34 @@ class Layout:
             tuple((i, j) for i in range(n) for j in range(i + 1, n)),
             spec.points or None,
             facets,
-            tuple(choices),
         )
+
+    def slot_map(self) -> dict[str, Any]:
+        """Where the triggers add a form's answers (1-based slots): 'a' item → code → slot, 'm'
+        item → slot, 'c' item → option → slot, 't0' the slot of total 0, 'tmax' the top total."""
+        out: dict[str, Any] = {"a": {}, "m": {}, "c": {}}
+        totals = []
+        for slot, (kind, item, code) in enumerate(self.slots, start=1):
+            if kind == "a":
+                out["a"].setdefault(item, {})[code] = slot
+            elif kind == "m":
+                out["m"][item] = slot
+            elif kind == "c":
+                out["c"].setdefault(item, {})[code] = slot
+            else:
+                totals.append(slot)
+        if totals:
+            out["t0"], out["tmax"] = totals[0], len(totals) - 1
+        return out
 
     def params(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """The bound values of `LAYOUT_INSERT`."""
-        choices = iter(self.choices)
         return {
             "c": campaign_id,
             "kinds": [k for k, _, _ in self.slots],
             "items": [i for _, i, _ in self.slots],
             "codes": [c for _, _, c in self.slots],
-            # a choice matches when the answer array contains the option with its JSON type
-            "json": [next(choices) if k == "c" else "null" for k, _, _ in self.slots],
+            "slot_map": json.dumps(self.slot_map()),
             "criteria": list(self.criteria),
             "positives": json.dumps({k: list(v) for k, v in self.positives.items()}),
             "pair_i": [i for i, _ in self.pairs],
@@ -190,10 +202,10 @@ class Layout:
 
 
 LAYOUT_INSERT = sa.text(
-    """INSERT INTO index_cell_layouts (campaign_id, slot_kinds, slot_items, slot_codes, slot_json,
+    """INSERT INTO index_cell_layouts (campaign_id, slot_kinds, slot_items, slot_codes, slot_map,
            criteria, positives, pair_i, pair_j, points, facets)
        VALUES (:c, CAST(:kinds AS text[]), CAST(:items AS text[]), CAST(:codes AS text[]),
-           CAST(CAST(:json AS text[]) AS jsonb[]), CAST(:criteria AS text[]),
+           CAST(:slot_map AS jsonb), CAST(:criteria AS text[]),
            CAST(:positives AS jsonb), CAST(:pair_i AS smallint[]), CAST(:pair_j AS smallint[]),
            CAST(:points AS jsonb), CAST(:facets AS text[]))"""
 )
