@@ -71,7 +71,8 @@ WITH f AS MATERIALIZED (
     SELECT row_number() OVER () AS id, s.campaign_id, s.agency_id,
            coalesce(s.sector_id::text, '') AS sector, s.channel,
            coalesce(s.respondent_type, '') AS rt, coalesce(s.procedure_id::text, '') AS procedure,
-           s.answers, l.slot_map, l.criteria, l.positives, l.points, l.facets
+           s.answers, l.criteria, l.positives, l.points, l.facets, l.single_items,
+           l.multiple_items
     FROM {rel} s JOIN index_cell_layouts l ON l.campaign_id = s.campaign_id
     WHERE s.state = 'valid'
       AND s.campaign_id IN (SELECT campaign_id FROM index_rollup_states)
@@ -91,33 +92,44 @@ k AS MATERIALIZED (
     SELECT f.id, f.campaign_id, x.facet, f.agency_id, f.sector, f.channel, f.rt, x.value
     FROM f CROSS JOIN LATERAL (
         SELECT ''::text AS facet, ''::text AS value
-        UNION ALL SELECT '@procedure', f.procedure
-        UNION ALL SELECT fc, coalesce(f.answers ->> fc, '') FROM unnest(f.facets) AS fc
+        UNION ALL
+        SELECT fc, CASE WHEN fc = '@procedure' THEN f.procedure
+                        ELSE coalesce(f.answers ->> fc, '') END
+        FROM unnest(f.facets) AS fc
     ) AS x
 ),
-hits AS (
-    SELECT f.id, (f.slot_map -> 'a' -> i ->> (f.answers ->> i))::int AS slot
-    FROM f CROSS JOIN LATERAL jsonb_object_keys(f.slot_map -> 'a') AS i
+sl AS (
+    -- the campaigns' slots: (kind, item, code) → slot
+    SELECT l.campaign_id, u.k, u.i, u.c, u.o::int AS slot
+    FROM index_cell_layouts l
+    CROSS JOIN LATERAL unnest(l.slot_kinds, l.slot_items, l.slot_codes) WITH ORDINALITY
+         AS u(k, i, c, o)
+    WHERE l.campaign_id IN (SELECT campaign_id FROM f)
+),
+given AS (
+    SELECT f.id, f.campaign_id, 'a' AS k, i AS item, f.answers ->> i AS code
+    FROM f CROSS JOIN LATERAL unnest(f.single_items) AS i
     WHERE jsonb_typeof(f.answers -> i) IN ('number', 'string')
     UNION ALL
-    SELECT f.id, (f.slot_map -> 'm' ->> i)::int
-    FROM f CROSS JOIN LATERAL jsonb_object_keys(f.slot_map -> 'm') AS i
+    SELECT f.id, f.campaign_id, 'm', i, ''
+    FROM f CROSS JOIN LATERAL unnest(f.multiple_items) AS i
     WHERE jsonb_typeof(f.answers -> i) = 'array'
     UNION ALL
-    SELECT f.id, (f.slot_map -> 'c' -> i ->> e)::int
-    FROM f CROSS JOIN LATERAL jsonb_object_keys(f.slot_map -> 'c') AS i
+    SELECT f.id, f.campaign_id, 'c', i, e
+    FROM f CROSS JOIN LATERAL unnest(f.multiple_items) AS i
     CROSS JOIN LATERAL jsonb_array_elements_text(
         CASE WHEN jsonb_typeof(f.answers -> i) = 'array' THEN f.answers -> i ELSE '[]' END
     ) AS e
     UNION ALL
-    SELECT t.id, (t.slot_map ->> 't0')::int + t.total::int
-    FROM (
-        SELECT f.id, f.slot_map,
-               (SELECT coalesce(sum((f.points -> p ->> (f.answers ->> p))::bigint), 0)
-                  FROM jsonb_object_keys(f.points) AS p) AS total
-        FROM f WHERE f.points IS NOT NULL
-    ) AS t
-    WHERE t.total BETWEEN 0 AND (t.slot_map ->> 'tmax')::int
+    SELECT f.id, f.campaign_id, 't', '',
+           (SELECT coalesce(sum((f.points -> p ->> (f.answers ->> p))::bigint), 0)
+              FROM jsonb_object_keys(f.points) AS p)::text
+    FROM f WHERE f.points IS NOT NULL
+),
+hits AS (
+    SELECT g.id, sl.slot
+    FROM given g JOIN sl ON sl.campaign_id = g.campaign_id AND sl.k = g.k AND sl.i = g.item
+                        AND sl.c = g.code
 ),
 n AS (
     SELECT campaign_id, facet, agency_id, sector, channel, rt, value, count(*) AS n
@@ -130,7 +142,6 @@ c AS (
         SELECT k.campaign_id, k.facet, k.agency_id, k.sector, k.channel, k.rt, k.value, h.slot,
                count(*) * {sign} AS c
         FROM k JOIN hits h ON h.id = k.id
-        WHERE h.slot IS NOT NULL
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
     ) AS x
     GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
@@ -157,16 +168,19 @@ wb AS (
 ),
 pb AS (
     SELECT wb.campaign_id, wb.facet, wb.agency_id, wb.sector, wb.channel, wb.rt, wb.value,
-        ARRAY(SELECT bit_count((wb.wa[p.i + 1] & wb.wa[p.j + 1])::bit(64)) * {sign}
-              FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        || ARRAY(SELECT bit_count((wb.wy[p.i + 1] & wb.wa[p.j + 1])::bit(64)) * {sign}
-                 FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        || ARRAY(SELECT bit_count((wb.wa[p.i + 1] & wb.wy[p.j + 1])::bit(64)) * {sign}
-                 FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        || ARRAY(SELECT bit_count((wb.wy[p.i + 1] & wb.wy[p.j + 1])::bit(64)) * {sign}
-                 FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o) ORDER BY p.o)
-        AS pairs
+           x.pairs
     FROM wb JOIN index_cell_layouts l ON l.campaign_id = wb.campaign_id
+    CROSS JOIN LATERAL (
+        SELECT array_agg(bit_count((wb.wa[p.i + 1] & wb.wa[p.j + 1])::bit(64)) * {sign}
+                         ORDER BY p.o)
+            || array_agg(bit_count((wb.wy[p.i + 1] & wb.wa[p.j + 1])::bit(64)) * {sign}
+                         ORDER BY p.o)
+            || array_agg(bit_count((wb.wa[p.i + 1] & wb.wy[p.j + 1])::bit(64)) * {sign}
+                         ORDER BY p.o)
+            || array_agg(bit_count((wb.wy[p.i + 1] & wb.wy[p.j + 1])::bit(64)) * {sign}
+                         ORDER BY p.o) AS pairs
+        FROM unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o)
+    ) AS x
 ),
 pv AS (
     SELECT campaign_id, facet, agency_id, sector, channel, rt, value,
@@ -319,7 +333,8 @@ def upgrade() -> None:
         sa.Column("slot_kinds", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("slot_items", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("slot_codes", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.Column("slot_map", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("single_items", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("multiple_items", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("criteria", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("positives", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("pair_i", postgresql.ARRAY(sa.SmallInteger()), nullable=False),

@@ -50,9 +50,7 @@ from app.services.index import formulas as fx
 from app.services.index.counts import ITEM_PREFIX, CellCounts, Filters
 
 MAX_CRITERIA = 63  # bit positions of a bigint mask
-GROUPINGS = frozenset(
-    {"none", "agency", "unit", "level", "sector", "channel", "respondent_type", "procedure"}
-)
+GROUPINGS = frozenset({"none", "agency", "unit", "level", "sector", "channel", "respondent_type"})
 PROCEDURE_FACET = "@procedure"  # not an item id: ids start with a letter or a digit
 
 
@@ -102,9 +100,12 @@ class Layout:
     facets: tuple[str, ...]
 
     @classmethod
-    def of(cls, q: instrument.Questionnaire) -> Layout | None:
+    def of(
+        cls, q: instrument.Questionnaire, facets: Sequence[str] | None = None
+    ) -> Layout | None:
         """None when the questionnaire counts an item whose codes are not a fixed set, or has
-        more criteria than a mask holds."""
+        more criteria than a mask holds. `facets`: the breakdowns beside the base combination
+        (`PROCEDURE_FACET` and respondent-fact items with options); by default all of them."""
         spec = Spec.of(q)
         if len(spec.criteria) > MAX_CRITERIA:
             return None
@@ -138,39 +139,25 @@ class Layout:
         if spec.points:
             slots += [("t", "", str(t)) for t in range(instrument.dossier_max_total(q) + 1)]
         n = len(spec.criteria)
-        facets = tuple(
-            item.id
-            for _, item in instrument.iter_items(q)
-            if item.role is instrument.Role.respondent
-            and item.type is not instrument.ItemType.multiple_choice
-            and instrument.codes_of(item)
+        possible = (
+            PROCEDURE_FACET,
+            *(
+                item.id
+                for _, item in instrument.iter_items(q)
+                if item.role is instrument.Role.respondent
+                and item.type is not instrument.ItemType.multiple_choice
+                and instrument.codes_of(item)
+            ),
         )
+        chosen = possible if facets is None else tuple(f for f in possible if f in facets)
         return cls(
             tuple(slots),
             spec.criteria,
             spec.positives,
             tuple((i, j) for i in range(n) for j in range(i + 1, n)),
             spec.points or None,
-            facets,
+            chosen,
         )
-
-    def slot_map(self) -> dict[str, Any]:
-        """Where the triggers add a form's answers (1-based slots): 'a' item → code → slot, 'm'
-        item → slot, 'c' item → option → slot, 't0' the slot of total 0, 'tmax' the top total."""
-        out: dict[str, Any] = {"a": {}, "m": {}, "c": {}}
-        totals = []
-        for slot, (kind, item, code) in enumerate(self.slots, start=1):
-            if kind == "a":
-                out["a"].setdefault(item, {})[code] = slot
-            elif kind == "m":
-                out["m"][item] = slot
-            elif kind == "c":
-                out["c"].setdefault(item, {})[code] = slot
-            else:
-                totals.append(slot)
-        if totals:
-            out["t0"], out["tmax"] = totals[0], len(totals) - 1
-        return out
 
     def params(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """The bound values of `LAYOUT_INSERT`."""
@@ -179,7 +166,8 @@ class Layout:
             "kinds": [k for k, _, _ in self.slots],
             "items": [i for _, i, _ in self.slots],
             "codes": [c for _, _, c in self.slots],
-            "slot_map": json.dumps(self.slot_map()),
+            "single": sorted({i for k, i, _ in self.slots if k == "a"}),
+            "multiple": sorted({i for k, i, _ in self.slots if k == "m"}),
             "criteria": list(self.criteria),
             "positives": json.dumps({k: list(v) for k, v in self.positives.items()}),
             "pair_i": [i for i, _ in self.pairs],
@@ -202,18 +190,21 @@ class Layout:
 
 
 LAYOUT_INSERT = sa.text(
-    """INSERT INTO index_cell_layouts (campaign_id, slot_kinds, slot_items, slot_codes, slot_map,
-           criteria, positives, pair_i, pair_j, points, facets)
+    """INSERT INTO index_cell_layouts (campaign_id, slot_kinds, slot_items, slot_codes,
+           single_items,
+           multiple_items, criteria, positives, pair_i, pair_j, points, facets)
        VALUES (:c, CAST(:kinds AS text[]), CAST(:items AS text[]), CAST(:codes AS text[]),
-           CAST(:slot_map AS jsonb), CAST(:criteria AS text[]),
+           CAST(:single AS text[]), CAST(:multiple AS text[]), CAST(:criteria AS text[]),
            CAST(:positives AS jsonb), CAST(:pair_i AS smallint[]), CAST(:pair_j AS smallint[]),
            CAST(:points AS jsonb), CAST(:facets AS text[]))"""
 )
 
 
-async def install(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
+async def install(
+    session: AsyncSession, campaign_id: uuid.UUID, facets: Sequence[str] | None = None
+) -> bool:
     """List the campaign for roll-ups and count its forms; False when it cannot have them (see
-    `Layout.of`). Idempotent: an installed campaign is left as it is."""
+    `Layout.of`, and `facets` there). Idempotent: an installed campaign is left as it is."""
     installed = await session.scalar(
         sa.text("SELECT 1 FROM index_rollup_states WHERE campaign_id = :c"), {"c": campaign_id}
     )
@@ -226,7 +217,7 @@ async def install(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
     )
     if definition is None:
         return False
-    layout = Layout.of(instrument.Questionnaire.model_validate(definition))
+    layout = Layout.of(instrument.Questionnaire.model_validate(definition), facets)
     if layout is None:
         return False
     # A concurrent install of the same campaign waits here, then finds the row and stops.
@@ -430,7 +421,7 @@ class Source:
 def facet_of(group_by: str, layout: Layout) -> str | None:
     """The facet whose rows answer a breakdown, or None when no roll-up holds it."""
     if group_by == "procedure":
-        return PROCEDURE_FACET
+        return PROCEDURE_FACET if PROCEDURE_FACET in layout.facets else None
     if group_by in GROUPINGS:
         return ""
     if group_by.startswith(ITEM_PREFIX) and group_by[len(ITEM_PREFIX) :] in layout.facets:
