@@ -98,7 +98,7 @@ k AS MATERIALIZED (
         FROM unnest(f.facets) AS fc
     ) AS x
 ),
-sl AS (
+sl AS MATERIALIZED (
     -- the campaigns' slots: (kind, item, code) → slot
     SELECT l.campaign_id, u.k, u.i, u.c, u.o::int AS slot
     FROM index_cell_layouts l
@@ -126,50 +126,49 @@ given AS (
               FROM jsonb_object_keys(f.points) AS p)::text
     FROM f WHERE f.points IS NOT NULL
 ),
-hits AS (
+hits AS MATERIALIZED (
     SELECT g.id, sl.slot
     FROM given g JOIN sl ON sl.campaign_id = g.campaign_id AND sl.k = g.k AND sl.i = g.item
                         AND sl.c = g.code
 ),
-n AS (
-    SELECT campaign_id, facet, agency_id, sector, channel, rt, value, count(*) AS n
+keys AS MATERIALIZED (
+    -- every cell key the statement touches, numbered, and its forms
+    SELECT row_number() OVER () AS kid, campaign_id, facet, agency_id, sector, channel, rt, value,
+           count(*) AS n
     FROM k GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
 ),
+fk AS MATERIALIZED (
+    SELECT k.id, keys.kid
+    FROM k JOIN keys USING (campaign_id, facet, agency_id, sector, channel, rt, value)
+),
 c AS (
-    SELECT campaign_id, facet, agency_id, sector, channel, rt, value,
-           array_agg(slot) AS slots, array_agg(c) AS vals
+    SELECT kid, array_agg(slot) AS slots, array_agg(c) AS vals
     FROM (
-        SELECT k.campaign_id, k.facet, k.agency_id, k.sector, k.channel, k.rt, k.value, h.slot,
-               count(*) * {sign} AS c
-        FROM k JOIN hits h ON h.id = k.id
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+        SELECT fk.kid, h.slot, count(*) * {sign} AS c
+        FROM fk JOIN hits h ON h.id = fk.id
+        GROUP BY fk.kid, h.slot
     ) AS x
-    GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
+    GROUP BY kid
 ),
 kb AS (
-    SELECT k.campaign_id, k.facet, k.agency_id, k.sector, k.channel, k.rt, k.value, m.am, m.ym,
-           row_number() OVER (PARTITION BY k.campaign_id, k.facet, k.agency_id, k.sector,
-                              k.channel, k.rt, k.value ORDER BY k.id) - 1 AS rn
-    FROM k JOIN m ON m.id = k.id
+    SELECT fk.kid, m.am, m.ym, row_number() OVER (PARTITION BY fk.kid ORDER BY fk.id) - 1 AS rn
+    FROM fk JOIN m ON m.id = fk.id
 ),
 w AS (
-    SELECT kb.campaign_id, kb.facet, kb.agency_id, kb.sector, kb.channel, kb.rt, kb.value,
-           kb.rn / 63 AS blk, q.pos,
+    SELECT kb.kid, kb.rn / 63 AS blk, q.pos,
            bit_or(((kb.am >> q.pos) & 1) << (kb.rn % 63)::int) AS wa,
            bit_or(((kb.ym >> q.pos) & 1) << (kb.rn % 63)::int) AS wy
-    FROM kb JOIN index_cell_layouts l ON l.campaign_id = kb.campaign_id
-    CROSS JOIN LATERAL generate_series(0, cardinality(l.criteria) - 1) AS q(pos)
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+    FROM kb CROSS JOIN generate_series(0, (SELECT max(cardinality(criteria)) FROM f) - 1) AS q(pos)
+    GROUP BY kb.kid, blk, q.pos
 ),
 wb AS (
-    SELECT campaign_id, facet, agency_id, sector, channel, rt, value, blk,
-           array_agg(wa ORDER BY pos) AS wa, array_agg(wy ORDER BY pos) AS wy
-    FROM w GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value, blk
+    SELECT kid, blk, array_agg(wa ORDER BY pos) AS wa, array_agg(wy ORDER BY pos) AS wy
+    FROM w GROUP BY kid, blk
 ),
 pb AS (
-    SELECT wb.campaign_id, wb.facet, wb.agency_id, wb.sector, wb.channel, wb.rt, wb.value,
-           x.pairs
-    FROM wb JOIN index_cell_layouts l ON l.campaign_id = wb.campaign_id
+    SELECT wb.kid, x.pairs
+    FROM wb JOIN keys ON keys.kid = wb.kid
+    JOIN index_cell_layouts l ON l.campaign_id = keys.campaign_id
     CROSS JOIN LATERAL (
         SELECT array_agg(bit_count((wb.wa[p.i + 1] & wb.wa[p.j + 1])::bit(64)) * {sign}
                          ORDER BY p.o)
@@ -183,9 +182,7 @@ pb AS (
     ) AS x
 ),
 pv AS (
-    SELECT campaign_id, facet, agency_id, sector, channel, rt, value,
-           index_cells_sum(pairs) AS pairs
-    FROM pb GROUP BY campaign_id, facet, agency_id, sector, channel, rt, value
+    SELECT kid, index_cells_sum(pairs) AS pairs FROM pb GROUP BY kid
 )
 INSERT INTO index_cells AS r (campaign_id, facet, agency_id, sector, channel, respondent_type,
                               value, n, counts, pairs)
@@ -193,9 +190,9 @@ SELECT n.campaign_id, n.facet, n.agency_id, n.sector, n.channel, n.rt, n.value, 
        index_cells_dense(coalesce(c.slots, '{{}}'), coalesce(c.vals, '{{}}'),
                          cardinality(l.slot_kinds)),
        coalesce(pv.pairs, array_fill(0::bigint, ARRAY[4 * cardinality(l.pair_i)]))
-FROM n
-LEFT JOIN c USING (campaign_id, facet, agency_id, sector, channel, rt, value)
-LEFT JOIN pv USING (campaign_id, facet, agency_id, sector, channel, rt, value)
+FROM keys n
+LEFT JOIN c ON c.kid = n.kid
+LEFT JOIN pv ON pv.kid = n.kid
 JOIN index_cell_layouts l ON l.campaign_id = n.campaign_id
 ORDER BY n.campaign_id, n.facet, n.agency_id, n.sector, n.channel, n.rt, n.value
 ON CONFLICT (campaign_id, facet, agency_id, sector, channel, respondent_type, value) DO UPDATE
@@ -211,7 +208,10 @@ WHERE campaign_id IN ({campaigns}) ORDER BY campaign_id FOR UPDATE;
 UPDATE index_rollup_states SET version = version + 1 WHERE campaign_id IN ({campaigns});
 """
 
-PLANNING = "SET work_mem = '64MB'"
+# The transition tables carry no statistics: the planner guesses a few rows and, left free,
+# nests loops over thousands (a statement of 5000 forms took minutes); every join here is an
+# equality that hashes.
+PLANNING = "SET work_mem = '64MB' SET enable_nestloop = off"
 
 
 def _function(name: str, body: str, planning: str = PLANNING) -> str:

@@ -100,9 +100,7 @@ class Layout:
     facets: tuple[str, ...]
 
     @classmethod
-    def of(
-        cls, q: instrument.Questionnaire, facets: Sequence[str] | None = None
-    ) -> Layout | None:
+    def of(cls, q: instrument.Questionnaire, facets: Sequence[str] | None = None) -> Layout | None:
         """None when the questionnaire counts an item whose codes are not a fixed set, or has
         more criteria than a mask holds. `facets`: the breakdowns beside the base combination
         (`PROCEDURE_FACET` and respondent-fact items with options); by default all of them."""
