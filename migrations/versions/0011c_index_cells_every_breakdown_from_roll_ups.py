@@ -7,9 +7,10 @@ combination and procedure (`facet` '@procedure') and per such combination and an
 respondent-fact item (`facet` the item id), each with the counts as arrays in a fixed order
 that `index_cell_layouts` names per campaign: `counts` (answers per code, choices per option,
 dossier totals) and `pairs` (per criterion pair: both answered, first satisfied, second
-satisfied, both satisfied; four blocks of one entry per pair). The statement triggers turn each
-valid form into its two arrays once (by the campaign's positions, no `jsonb_each`), add them up
-per row the statement touches, and add that to the stored rows. `index_rollups` stays, as a
+satisfied, both satisfied; four blocks of one entry per pair). The statement triggers aggregate
+the whole statement before touching the rows: each answer adds to its slot per cell key (found
+by the campaign's item lists, without `jsonb_each`), pair counts are popcounts of bit slices (63
+forms of one key per word), and each touched row is updated once. `index_rollups` stays, as a
 view of the per-agency sums.
 
 Upgrade recounts every installed campaign; downgrade restores the tables of 0008 and leaves the
