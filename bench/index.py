@@ -337,6 +337,28 @@ def write_cost(args: argparse.Namespace) -> dict[str, Any]:
             seconds[name] += elapsed
             slices[name].append(args.write_forms / elapsed)
             print(f"  writes round {round_ + 1} {name}: {slices[name][-1]:.0f} forms/s", flush=True)
+    # single forms: one COPY statement of one form each (what a single submission costs the
+    # triggers), in turn
+    single: dict[str, float] = {name: 0.0 for name, _ in WRITE_SUBJECTS}
+
+    async def one_by_one(rows: list[tuple[Any, ...]]) -> float:
+        conn = await asyncpg.connect(dsn(url))
+        try:
+            t0 = time.perf_counter()
+            for row in rows:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "submissions", records=[row], columns=generate.COLUMNS
+                    )
+            return time.perf_counter() - t0
+        finally:
+            await conn.close()
+
+    for _ in range(args.write_rounds):
+        for name, _ in WRITE_SUBJECTS:
+            rows = generate.records(fixtures[name], rng, args.write_singles)
+            single[name] += asyncio.run(one_by_one(rows))
+    singles = args.write_rounds * args.write_singles
     forms = args.write_rounds * args.write_forms
     rate = {name: forms / seconds[name] for name, _ in WRITE_SUBJECTS}
     return {
@@ -345,6 +367,8 @@ def write_cost(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.write_rounds,
         "forms_per_s": rate,
         "slices_forms_per_s": slices,
+        "single_ms": {name: 1000 * single[name] / singles for name, _ in WRITE_SUBJECTS},
+        "singles": singles,
         "ratio_all": rate["all"] / rate["bare"],
         "ratio_base": rate["base"] / rate["bare"],
     }
@@ -629,6 +653,15 @@ def _writes(w: dict[str, Any]) -> list[str]:
         per = ", ".join(f"{x:,.0f}" for x in w["slices_forms_per_s"][name])
         share = rate / w["forms_per_s"]["bare"]
         lines.append(f"| {label} | {rate:,.0f} | {per} | {share:.0%} |")
+    if "single_ms" in w:
+        ms = w["single_ms"]
+        lines += [
+            "",
+            f"One form per statement ({w['singles']} statements per subject, in turn): "
+            + ", ".join(f"{name} {ms[name]:.2f} ms" for name, _ in WRITE_SUBJECTS)
+            + f" per form; bare / all = {ms['bare'] / ms['all']:.0%}, "
+            f"bare / base = {ms['bare'] / ms['base']:.0%}.",
+        ]
     return lines
 
 
@@ -660,6 +693,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--write-forms", type=int, default=10_000, help="forms per slice of the write-cost step"
     )
     parser.add_argument("--write-rounds", type=int, default=3)
+    parser.add_argument(
+        "--write-singles", type=int, default=200, help="one-form statements per slice"
+    )
     parser.add_argument("--seed", type=int, default=2017)
 
 
