@@ -35,11 +35,19 @@ down_revision: str | None = "0010q"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Element-wise sum of two arrays of equal length, and its aggregate.
+# Element-wise sum of two arrays of equal length, and its aggregate. (A loop over an expanded
+# array measured a quarter faster than `ARRAY(SELECT x + y FROM unnest($1, $2))`.)
 ADD = """
-CREATE FUNCTION index_cells_add(bigint[], bigint[]) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS 'SELECT ARRAY(SELECT x + y FROM unnest($1, $2) AS u(x, y))'
+CREATE FUNCTION index_cells_add(a bigint[], b bigint[]) RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+BEGIN
+    FOR i IN 1..coalesce(cardinality(a), 0) LOOP
+        a[i] := a[i] + b[i];
+    END LOOP;
+    RETURN a;
+END
+$$
 """
 SUM = """
 CREATE AGGREGATE index_cells_sum(bigint[]) (SFUNC = index_cells_add, STYPE = bigint[])
