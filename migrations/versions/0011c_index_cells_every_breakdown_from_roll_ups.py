@@ -361,6 +361,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("campaign_id", name=op.f("pk_index_cell_layouts")),
     )
+    # After the revision that partitions the forms by campaign (0011p), the cells follow them:
+    # one partition per campaign, made by its `campaign_partitions_create`.
+    partitioned = bool(
+        op.get_bind().scalar(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table pt"
+                " JOIN pg_class c ON c.oid = pt.partrelid WHERE c.relname = 'submissions')"
+            )
+        )
+    )
     op.create_table(
         "index_cells",
         sa.Column("campaign_id", sa.Uuid(), nullable=False),
@@ -395,7 +405,10 @@ def upgrade() -> None:
             "value",
             name=op.f("pk_index_cells"),
         ),
+        **({"postgresql_partition_by": "LIST (campaign_id)"} if partitioned else {}),
     )
+    if partitioned:
+        op.execute("SELECT campaign_partitions_create(id) FROM campaigns")
     for name in FUNCTIONS:
         op.execute(f"DROP TRIGGER index_rollups_{name} ON submissions")
         op.execute(f"DROP FUNCTION index_rollups_{name}()")
