@@ -582,7 +582,7 @@ def render(result: dict[str, Any]) -> list[str]:
         "",
         "Targets: the index at 1M forms no slower than the SQL aggregate cold: "
         f"{met[result['target_cold_1m_met']]}; under 100 ms p95 for repeated reads of a "
-        "breakdown (by agency from the roll-ups, by respondent type from the forms), growing "
+        "breakdown by agency and by respondent type (both from the roll-ups), growing "
         f"far below linearly: {met[result['target_warm_met']]}. "
         f"The index step took {result['seconds']:.0f} s.",
         "",
