@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import random
 import shlex
 import sys
 import time
@@ -72,6 +73,56 @@ GROUP BY 1, 2, 3
 """
 
 
+@dataclass(frozen=True)
+class View:
+    """One breakdown (and filters) of the index, and its hand-written SQL over the raw answers:
+    the count per (cell, item, answer code) of the valid forms, with `jsonb_each`."""
+
+    name: str
+    params: dict[str, str]
+    cell: str  # SQL for the cell key
+    where: str = ""  # extra conditions on s (and ag for the level)
+
+    def sql(self) -> str:
+        join = "JOIN agencies ag ON ag.id = s.agency_id" if "ag." in self.cell + self.where else ""
+        return f"""
+SELECT {self.cell} AS cell, a.key, a.value #>> '{{}}' AS code, count(*)
+FROM submissions s {join} CROSS JOIN LATERAL jsonb_each(s.answers) a
+WHERE s.campaign_id = $1 AND s.state = 'valid' {self.where}
+GROUP BY 1, 2, 3
+"""
+
+
+VIEWS = (
+    View("agency", {"group_by": "agency"}, "s.agency_id"),
+    View("level", {"group_by": "level"}, "ag.level"),
+    View("sector", {"group_by": "sector"}, "s.sector_id"),
+    View("procedure", {"group_by": "procedure"}, "s.procedure_id"),
+    View("channel", {"group_by": "channel"}, "s.channel"),
+    View("respondent_type", {"group_by": "respondent_type"}, "s.respondent_type"),
+    View("item:R.GENDER", {"group_by": "item:R.GENDER"}, "s.answers ->> 'R.GENDER'"),
+    View("item:R.AGE", {"group_by": "item:R.AGE"}, "s.answers ->> 'R.AGE'"),
+    View(
+        "agency, channel=web, respondent_type=individual",
+        {"group_by": "agency", "channel": "web", "respondent_type": "individual"},
+        "s.agency_id",
+        "AND s.channel = 'web' AND s.respondent_type = 'individual'",
+    ),
+    View(
+        "item:R.AGE, channel=kiosk",
+        {"group_by": "item:R.AGE", "channel": "kiosk"},
+        "s.answers ->> 'R.AGE'",
+        "AND s.channel = 'kiosk'",
+    ),
+    View(
+        "respondent_type, level=department",
+        {"group_by": "respondent_type", "level": "department"},
+        "s.respondent_type",
+        "AND ag.level = 'department'",
+    ),
+)
+
+
 @dataclass
 class Timing:
     cold_s: float
@@ -97,13 +148,15 @@ def _repeat(once: Any, repeats: int, budget: float, minimum: int) -> list[float]
     return out
 
 
-async def _baseline(url: str, campaign_id: uuid.UUID, args: argparse.Namespace) -> Timing:
+async def _baseline(
+    url: str, campaign_id: uuid.UUID, args: argparse.Namespace, sql: str = BASELINE_SQL
+) -> Timing:
     conn = await asyncpg.connect(dsn(url))  # a fresh connection: no plan or catalogue cache
     try:
 
         async def once() -> float:
             t0 = time.perf_counter()
-            rows = await conn.fetch(BASELINE_SQL, campaign_id)
+            rows = await conn.fetch(sql, campaign_id)
             if not rows:
                 raise RuntimeError("the baseline counted nothing")
             return time.perf_counter() - t0
@@ -169,6 +222,20 @@ def _app(
                 args.budget,
                 args.min_repeats,
             )
+            views: dict[str, dict[str, Any]] = {}
+            for view in VIEWS:
+                if view.name == "agency":
+                    views[view.name] = Timing(index_cold, index_warm).summary()
+                    continue
+                cold = _get(client, index_path, **view.params)
+                warm = _repeat(
+                    lambda v=view: _get(client, index_path, **v.params),
+                    args.repeats,
+                    args.budget,
+                    args.min_repeats,
+                )
+                views[view.name] = Timing(cold, warm).summary()
+                print(f"  {size}: app {view.name} cold {cold * 1000:.0f} ms", flush=True)
             report_warm = _repeat(lambda: _get(client, report_path), args.repeats, 60, 1)
     finally:
         server.stop()
@@ -177,15 +244,16 @@ def _app(
         "fresh": Timing(index_fresh[0], index_fresh).summary(),
         "other": Timing(other_cold, other_warm).summary(),
         "report": Timing(report_cold, report_warm).summary(),
+        "views": views,
     }
 
 
-async def _install(url: str, campaign_id: uuid.UUID) -> None:
+async def _install(url: str, campaign_id: uuid.UUID, facets: tuple[str, ...] | None = None) -> None:
     settings = Settings(_env_file=None, database_url=url, environment="test")
     db = create_database(url, settings)
     try:
         async with session_scope(db) as session:
-            await rollups.install(session, campaign_id)
+            await rollups.install(session, campaign_id, facets)
     finally:
         await db.dispose()
 
@@ -223,6 +291,89 @@ async def _publish(url: str, campaign_id: uuid.UUID) -> uuid.UUID:
         await db.dispose()
 
 
+WRITE_DATABASE = "sipas_bench_index_writes"
+WRITE_SUBJECTS = (
+    ("bare", "COPY into a campaign without roll-ups (baseline)"),
+    ("all", "COPY with roll-ups of every breakdown (the default)"),
+    ("base", "COPY with roll-ups of agency × sector × channel × respondent type only"),
+)
+
+
+def write_cost(args: argparse.Namespace) -> dict[str, Any]:
+    """COPY of the same kind of forms, with and without roll-ups, in interleaved slices.
+
+    Three campaigns of the same 40-agency shape in one database: one without roll-ups (the
+    statement trigger fires and finds nothing to count, as for any campaign not installed), one
+    with the default roll-ups, one with the base combination only (no procedure or
+    respondent-fact facets). The records are drawn before the clock starts; each slice is
+    `--write-forms` forms in COPY statements of 5000, one transaction each."""
+    url = prepare_database(WRITE_DATABASE, fresh=True)
+    fixtures = {
+        name: asyncio.run(make_fixture(url, agencies=AGENCIES)) for name, _ in WRITE_SUBJECTS
+    }
+    asyncio.run(_install(url, fixtures["all"].campaign_id))
+    asyncio.run(_install(url, fixtures["base"].campaign_id, ()))
+    rng = random.Random(args.seed)
+    seconds = {name: 0.0 for name, _ in WRITE_SUBJECTS}
+    slices: dict[str, list[float]] = {name: [] for name, _ in WRITE_SUBJECTS}
+
+    async def copy(rows: list[tuple[Any, ...]]) -> float:
+        conn = await asyncpg.connect(dsn(url))
+        try:
+            t0 = time.perf_counter()
+            for start in range(0, len(rows), 5000):
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "submissions", records=rows[start : start + 5000], columns=generate.COLUMNS
+                    )
+            return time.perf_counter() - t0
+        finally:
+            await conn.close()
+
+    for round_ in range(args.write_rounds):
+        for name, _ in WRITE_SUBJECTS:
+            rows = generate.records(fixtures[name], rng, args.write_forms)
+            elapsed = asyncio.run(copy(rows))
+            seconds[name] += elapsed
+            slices[name].append(args.write_forms / elapsed)
+            print(f"  writes round {round_ + 1} {name}: {slices[name][-1]:.0f} forms/s", flush=True)
+    # single forms: one COPY statement of one form each (what a single submission costs the
+    # triggers), in turn
+    single: dict[str, float] = {name: 0.0 for name, _ in WRITE_SUBJECTS}
+
+    async def one_by_one(rows: list[tuple[Any, ...]]) -> float:
+        conn = await asyncpg.connect(dsn(url))
+        try:
+            t0 = time.perf_counter()
+            for row in rows:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "submissions", records=[row], columns=generate.COLUMNS
+                    )
+            return time.perf_counter() - t0
+        finally:
+            await conn.close()
+
+    for _ in range(args.write_rounds):
+        for name, _ in WRITE_SUBJECTS:
+            rows = generate.records(fixtures[name], rng, args.write_singles)
+            single[name] += asyncio.run(one_by_one(rows))
+    singles = args.write_rounds * args.write_singles
+    forms = args.write_rounds * args.write_forms
+    rate = {name: forms / seconds[name] for name, _ in WRITE_SUBJECTS}
+    return {
+        "forms_per_subject": forms,
+        "slice_forms": args.write_forms,
+        "rounds": args.write_rounds,
+        "forms_per_s": rate,
+        "slices_forms_per_s": slices,
+        "single_ms": {name: 1000 * single[name] / singles for name, _ in WRITE_SUBJECTS},
+        "singles": singles,
+        "ratio_all": rate["all"] / rate["bare"],
+        "ratio_base": rate["base"] / rate["bare"],
+    }
+
+
 def _load(url: str, fixture: Fixture, count: int, seed: int) -> float:
     t0 = time.monotonic()
     asyncio.run(generate.load(url, fixture, count, 5000, seed))
@@ -235,6 +386,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"--sizes must all be at least --report-forms ({args.report_forms})")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    writes = write_cost(args)
+    print(
+        f"writes: roll-ups {writes['ratio_all']:.0%} of bare COPY "
+        f"(base only {writes['ratio_base']:.0%})",
+        flush=True,
+    )
     url = prepare_database(DATABASE, fresh=True)
     fixture = asyncio.run(make_fixture(url, agencies=AGENCIES, clients=1))
     asyncio.run(_install(url, fixture.campaign_id))
@@ -267,6 +424,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         base = asyncio.run(_baseline(url, fixture.campaign_id, args)).summary()
         print(f"  {size}: baseline cold {base['cold_ms'] / 1000:.2f} s", flush=True)
+        view_base: dict[str, dict[str, Any]] = {}
+        for view in VIEWS:
+            view_base[view.name] = (
+                base
+                if view.name == "agency"
+                else asyncio.run(_baseline(url, fixture.campaign_id, args, view.sql())).summary()
+            )
+            print(
+                f"  {size}: baseline {view.name} cold {view_base[view.name]['cold_ms']:.0f} ms",
+                flush=True,
+            )
         app = _app(url, fixture, report_id, args, size)
         step = {
             "forms": size,
@@ -279,6 +447,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fresh": app["fresh"],
             "other": app["other"],
             "report": app["report"],
+            "views": {
+                v.name: {
+                    "app": app["views"][v.name],
+                    "baseline": view_base[v.name],
+                    "cold_ratio": app["views"][v.name]["cold_ms"] / view_base[v.name]["cold_ms"],
+                }
+                for v in VIEWS
+            },
             "cold_ratio": app["index"]["cold_ms"] / base["cold_ms"],
             "warm_p50_ratio": app["index"]["warm_p50_ms"] / base["warm_p50_ms"],
             "seconds": time.monotonic() - step_started,
@@ -319,6 +495,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "repeats": args.repeats,
         "budget_s": args.budget,
         "publish": publish,
+        "writes": writes,
         "steps": steps,
         "growth": growth,
         "target_cold_1m_met": None if at_1m is None else at_1m["cold_ratio"] <= 1.0,
@@ -340,7 +517,7 @@ def render(result: dict[str, Any]) -> list[str]:
     met = {True: "**met**", False: "**not met**", None: "**not measured** (no 1M step)"}
     steps, growth = result["steps"], result["growth"]
     lines = [
-        f"{SECTION}: campaign index by agency vs one SQL aggregate",
+        f"{SECTION}: every view from the roll-ups vs its hand-written SQL aggregate",
         "",
         f"`GET /api/v1/campaigns/{{id}}/index?group_by=agency` over HTTP to uvicorn (1 worker, a "
         f"fresh process per size), {result['agencies']} agencies, valid sipas-2017 forms loaded "
@@ -387,15 +564,104 @@ def render(result: dict[str, Any]) -> list[str]:
                 f"{g['app_warm_p50']:.2f} | {g['app_fresh_p50']:.2f} | {g['baseline_cold']:.2f} | "
                 f"{g['baseline_warm_p50']:.2f} | {g['report_warm_p50']:.2f} |"
             )
+    lines += _matrix(result) + _writes(result["writes"])
+    last = steps[-1]
+    slower = [v.name for v in VIEWS if last["views"][v.name]["cold_ratio"] > 1.0]
+    warm = [v.name for v in VIEWS if last["views"][v.name]["app"]["warm_p95_ms"] >= 100]
+    lines += [
+        "",
+        f"Views at {last['forms']:,} forms: cold no slower than their SQL aggregate: "
+        + ("**met** for every view" if not slower else f"**not met** for {', '.join(slower)}")
+        + "; repeated reads under 100 ms p95: "
+        + ("**met** for every view" if not warm else f"**not met** for {', '.join(warm)}")
+        + f". Write cost: COPY with the default roll-ups at {result['writes']['ratio_all']:.0%} "
+        f"of bare COPY (target 50 %), with the base combination only at "
+        f"{result['writes']['ratio_base']:.0%}.",
+    ]
     lines += [
         "",
         "Targets: the index at 1M forms no slower than the SQL aggregate cold: "
         f"{met[result['target_cold_1m_met']]}; under 100 ms p95 for repeated reads of a "
-        "breakdown (by agency from the roll-ups, by respondent type from the forms), growing "
+        "breakdown by agency and by respondent type (both from the roll-ups), growing "
         f"far below linearly: {met[result['target_warm_met']]}. "
         f"The index step took {result['seconds']:.0f} s.",
         "",
     ]
+    return lines
+
+
+def _matrix(result: dict[str, Any]) -> list[str]:
+    """Every view at every size: the app cold and warm, against its own SQL aggregate."""
+    steps = result["steps"]
+    head = "| view | " + " | ".join(
+        f"{s['forms']:,}: app cold ms | app warm p95 ms | SQL aggregate cold ms | app / SQL"
+        for s in steps
+    )
+    lines = [
+        "",
+        "Every view (`GET .../index?group_by=...&filters`) against the hand-written SQL aggregate "
+        "of the same view: the count per (cell, item, answer code) of the valid forms with "
+        "`jsonb_each`, grouped by the view's cell and restricted by its filters, one asyncpg "
+        "statement on a fresh connection. App cold = the first request of that view on the "
+        "fresh server process (nothing cached for it); warm = p95 of the repeats (the result "
+        "cache). The bench's forms carry no sector or procedure (one cell each).",
+        "",
+        head + " |",
+        "|---|" + "---:|---:|---:|---:|" * len(steps),
+    ]
+    for view in VIEWS:
+        cells = []
+        for s in steps:
+            v = s["views"][view.name]
+            cells.append(
+                f"{_ms(v['app']['cold_ms'])} | {_ms(v['app']['warm_p95_ms'])} | "
+                f"{_ms(v['baseline']['cold_ms'])} | **{v['cold_ratio']:.2f}×**"
+            )
+        lines.append(f"| {view.name} | " + " | ".join(cells) + " |")
+    if len(steps) > 1:
+        a, b = steps[0], steps[-1]
+        lines += [
+            "",
+            f"Growth from {a['forms']:,} to {b['forms']:,} forms (×{b['forms'] / a['forms']:.0f}),"
+            " app cold × / SQL aggregate cold ×: "
+            + "; ".join(
+                f"{v.name} {_growth(a, b, v.name, 'app')} / {_growth(a, b, v.name, 'baseline')}"
+                for v in VIEWS
+            )
+            + ".",
+        ]
+    return lines
+
+
+def _growth(a: dict[str, Any], b: dict[str, Any], view: str, side: str) -> str:
+    return f"{b['views'][view][side]['cold_ms'] / a['views'][view][side]['cold_ms']:.2f}"
+
+
+def _writes(w: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"Write cost of the roll-ups: COPY of pre-drawn valid forms in statements of 5000, "
+        f"{w['rounds']} rounds of {w['slice_forms']:,} forms per subject, the subjects in turn "
+        "(bare, all, base) so that the shared machine's drift falls on each alike; a database "
+        "of its own.",
+        "",
+        "| subject | forms/s | per slice | of bare COPY |",
+        "|---|---:|---|---:|",
+    ]
+    for name, label in WRITE_SUBJECTS:
+        rate = w["forms_per_s"][name]
+        per = ", ".join(f"{x:,.0f}" for x in w["slices_forms_per_s"][name])
+        share = rate / w["forms_per_s"]["bare"]
+        lines.append(f"| {label} | {rate:,.0f} | {per} | {share:.0%} |")
+    if "single_ms" in w:
+        ms = w["single_ms"]
+        lines += [
+            "",
+            f"One form per statement ({w['singles']} statements per subject, in turn): "
+            + ", ".join(f"{name} {ms[name]:.2f} ms" for name, _ in WRITE_SUBJECTS)
+            + f" per form; bare / all = {ms['bare'] / ms['all']:.0%}, "
+            f"bare / base = {ms['bare'] / ms['base']:.0%}.",
+        ]
     return lines
 
 
@@ -423,6 +689,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget", type=float, default=60, help="seconds after which warm repeats stop"
     )
     parser.add_argument("--report-forms", type=int, default=20_000)
+    parser.add_argument(
+        "--write-forms", type=int, default=10_000, help="forms per slice of the write-cost step"
+    )
+    parser.add_argument("--write-rounds", type=int, default=3)
+    parser.add_argument(
+        "--write-singles", type=int, default=200, help="one-form statements per slice"
+    )
     parser.add_argument("--seed", type=int, default=2017)
 
 

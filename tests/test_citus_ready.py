@@ -31,9 +31,9 @@ DISTRIBUTED = frozenset(
         "invitations",
         "rechecks",
         "observations",
-        "index_rollups",
+        "index_cells",
+        "index_cell_layouts",
         "index_rollup_states",
-        "index_rollup_items",
     }
 )
 # Replicated to every node: what the distributed rows point at.

@@ -84,17 +84,17 @@ async def test_creating_a_campaign_creates_its_partitions(session: AsyncSession)
         ),
         {
             "forms": partitions.partition_name("submissions", campaign.id),
-            "rollups": partitions.partition_name("index_rollups", campaign.id),
+            "rollups": partitions.partition_name("index_cells", campaign.id),
         },
     )
     bound = f"FOR VALUES IN ('{campaign.id}')"
-    assert sorted(found.all()) == [("index_rollups", bound), ("submissions", bound)]
+    assert sorted(found.all()) == [("index_cells", bound), ("submissions", bound)]
     # made again: nothing changes
     await partitions.ensure(session, campaign.id)
     listed = [p for p in await partitions.listing(session) if p.campaign_id == campaign.id]
     assert {(p.parent, p.attached) for p in listed} == {
         ("submissions", True),
-        ("index_rollups", True),
+        ("index_cells", True),
     }
 
 
@@ -175,7 +175,7 @@ async def test_archiving_a_campaign_is_a_partition_operation(session: AsyncSessi
     old, kept = campaigns[2], campaigns[0]
     name = partitions.partition_name("submissions", old.id)
 
-    both = {name, partitions.partition_name("index_rollups", old.id)}
+    both = {name, partitions.partition_name("index_cells", old.id)}
     assert set(await partitions.detach(session, old.id)) == both
     count = "SELECT count(*) FROM submissions WHERE campaign_id = :c"
     assert await session.scalar(sa.text(count), {"c": old.id}) == 0

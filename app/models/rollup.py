@@ -1,5 +1,6 @@
-"""Index roll-ups: per campaign and agency, the counts the index is computed from, kept up to
-date by the database itself (statement triggers on `submissions`, migration 0008).
+"""Index roll-ups: per campaign and combination of breakdowns, the counts the index is computed
+from, kept up to date by the database itself (statement triggers on `submissions`, migrations
+0008 and 0011c; `index_rollups` is now a view of the per-agency sums).
 
 A campaign has roll-ups once it has a row in `index_rollup_states`; until then its index is
 computed from the raw forms. See `app.services.index.rollups` for the rules.
@@ -17,8 +18,6 @@ from sqlmodel import Field, SQLModel
 
 from app.models.base import fk, timestamptz, utcnow
 
-ROLLUP_KINDS = ("respondents", "answer", "choice", "pair", "total")
-
 
 class IndexRollupState(SQLModel, table=True):
     """The campaign's roll-ups exist and are maintained; `version` moves on every change."""
@@ -34,45 +33,47 @@ class IndexRollupState(SQLModel, table=True):
     )
 
 
-class IndexRollupItem(SQLModel, table=True):
-    """What the triggers need of the questionnaire: each criterion's bit position and satisfied
-    codes (for the pair counts of 2.10), each dossier indicator's points per code."""
+class IndexCellLayout(SQLModel, table=True):
+    """Where the triggers put a campaign's counts: the slots of `IndexCell.counts` (kind, item,
+    code: 'a' answers, 'm' answered multiple choice, 'c' choices, 't' dossier totals), the items
+    they read, each criterion's bit position (its index in `criteria`) and satisfied codes, the
+    criterion pairs of `IndexCell.pairs`, each dossier indicator's points, and the facets kept
+    beside the base combination ('@procedure' and respondent-fact item ids)."""
 
-    __tablename__ = "index_rollup_items"
-    __table_args__ = (
-        sa.CheckConstraint("pos IS NULL OR (pos >= 0 AND pos < 63)", name="pos_in_range"),
-    )
+    __tablename__ = "index_cell_layouts"
+    __table_args__ = (sa.CheckConstraint("cardinality(criteria) < 64", name="criteria_fit_a_mask"),)
 
     campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
-    item: str = Field(sa_type=sa.Text, primary_key=True)
-    pos: int | None = Field(default=None, sa_type=sa.SmallInteger)
-    positives: list[str] | None = Field(default=None, sa_column=sa.Column(pg.ARRAY(sa.Text)))
+    slot_kinds: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
+    slot_items: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
+    slot_codes: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
+    single_items: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
+    multiple_items: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
+    criteria: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
+    positives: dict[str, Any] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
+    pair_i: list[int] = Field(sa_column=sa.Column(pg.ARRAY(sa.SmallInteger), nullable=False))
+    pair_j: list[int] = Field(sa_column=sa.Column(pg.ARRAY(sa.SmallInteger), nullable=False))
     points: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB))
+    facets: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
 
 
-class IndexRollup(SQLModel, table=True):
-    """One count of one agency's valid forms in one campaign.
+class IndexCell(SQLModel, table=True):
+    """The counts of a campaign's valid forms of one agency, sector ('' none), channel and
+    respondent type ('' none): with `facet` '' all of them; with a facet, those whose procedure
+    ('@procedure') or answer to that respondent-fact item is `value` ('' none). `n` forms;
+    `counts` and `pairs` in the order of the campaign's `IndexCellLayout`."""
 
-    kind `respondents`: n forms; `answer`: n answers `other` to `item` (`__answered__` for a
-    multiple choice); `choice`: n choices of option `other`; `pair`: criteria `item` < `other`
-    both answered by n forms, `item` satisfied in s1, `other` in s2, both in s12; `total`: n
-    forms whose dossier total is `other`."""
-
-    __tablename__ = "index_rollups"
-    __table_args__ = (
-        sa.CheckConstraint(
-            "kind IN ('respondents', 'answer', 'choice', 'pair', 'total')", name="kind_known"
-        ),
-        # One partition per campaign, like the forms (services.partitions).
-        {"postgresql_partition_by": "LIST (campaign_id)"},
-    )
+    __tablename__ = "index_cells"
+    # One partition per campaign, like the forms (services.partitions).
+    __table_args__ = ({"postgresql_partition_by": "LIST (campaign_id)"},)
 
     campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    facet: str = Field(sa_type=sa.Text, primary_key=True)
     agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
-    kind: str = Field(sa_type=sa.Text, primary_key=True)
-    item: str = Field(sa_type=sa.Text, primary_key=True)
-    other: str = Field(sa_type=sa.Text, primary_key=True)
-    n: int = Field(default=0, sa_type=sa.BigInteger)
-    s1: int = Field(default=0, sa_type=sa.BigInteger)
-    s2: int = Field(default=0, sa_type=sa.BigInteger)
-    s12: int = Field(default=0, sa_type=sa.BigInteger)
+    sector: str = Field(sa_type=sa.Text, primary_key=True)
+    channel: str = Field(sa_type=sa.Text, primary_key=True)
+    respondent_type: str = Field(sa_type=sa.Text, primary_key=True)
+    value: str = Field(sa_type=sa.Text, primary_key=True)
+    n: int = Field(sa_type=sa.BigInteger)
+    counts: list[int] = Field(sa_column=sa.Column(pg.ARRAY(sa.BigInteger), nullable=False))
+    pairs: list[int] = Field(sa_column=sa.Column(pg.ARRAY(sa.BigInteger), nullable=False))

@@ -1,4 +1,4 @@
-"""One partition per campaign: the forms (`submissions`) and the roll-ups (`index_rollups`) are
+"""One partition per campaign: the forms (`submissions`) and the roll-ups (`index_cells`) are
 tables PARTITIONED BY LIST (campaign_id), so that a campaign's reads and writes touch only its own
 partition and archiving or dropping an old campaign is a partition operation (docs/scaling.md).
 
@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 # A campaign's partition of a parent: `<parent>_of_<campaign id without dashes>` (today of
-# `submissions` and `index_rollups`, made so by migration 0011p; any table partitioned by
+# `submissions` (migration 0011p) and `index_cells` (0011c); any table partitioned by
 # campaign_id later gets the same).
 _NAME = re.compile(r"^[a-z0-9_]+_of_[0-9a-f]{32}$")
 

@@ -362,7 +362,7 @@ async def _works(
     source: rollups.Source | None = None,
 ) -> tuple[dict[str, CellWork], dict[tuple[str, str], float]]:
     """Every cell's counts and Σ z² per composite: from the roll-ups when `source` is given
-    (see `rollups.usable`), otherwise from the forms."""
+    (see `rollups.load`), otherwise from the forms."""
     from_rollups = source.cells(group_by, f) if source is not None else None
     if from_rollups is not None:
         cells = {key: c.counts for key, c in from_rollups.items()}
@@ -518,8 +518,8 @@ async def campaign_index(
             return hit
 
     source = (
-        await rollups.load(session, campaign.id)
-        if rollup_version is not None and rollups.usable(group_by, filters, weighted)
+        await rollups.load(session, campaign.id, group_by, weighted)
+        if rollup_version is not None
         else None
     )
     totals, total_z2 = await _works(session, plan, campaign, "none", filters, weighted, source)

@@ -17,6 +17,7 @@ from app.models.questionnaire import Questionnaire
 from app.services import access, instrument
 from app.services.index import counts as sql
 from app.services.index import formulas as fx
+from app.services.index import rollups
 from app.services.index.compute import OVERALL, Plan, _works, campaign_index
 from app.services.principal import Principal
 
@@ -144,7 +145,12 @@ async def change(
             "The baseline campaign has no index.", [FieldError("/query/baseline", "no index")]
         )
     f = sql.Filters(readable_root=access.readable_root(principal))
-    works, _ = await _works(session, plan, base_campaign, "agency", f, False)
+    source = (
+        await rollups.load(session, base_campaign.id, "agency", False)
+        if await rollups.version(session, base_campaign.id) is not None
+        else None
+    )
+    works, _ = await _works(session, plan, base_campaign, "agency", f, False, source)
     base_agencies = await _agencies(session, [uuid.UUID(k) for k in works])
     links = await successor_links(session, base_campaign.map_date, this_campaign.map_date)
     chosen = {

@@ -1,29 +1,42 @@
-"""Index roll-ups: the counts of a campaign's valid forms per agency, kept by the database.
+"""Index roll-ups: the counts of a campaign's valid forms per combination of the breakdowns,
+kept by the database.
 
 Why: an index read that scans every form grows with the forms (seconds at 100k, minutes at
-millions). The counts the formulas need are sums over forms, so they can be kept per agency and
-added up per reporting cell at read time; the read then grows with the agencies, not the forms.
+millions). The counts the formulas need are sums over forms, so they can be kept per
+combination of the low-cardinality dimensions and added up per reporting cell at read time; the
+read then grows with the combinations, not the forms.
 
 Rules:
-- Statement triggers on `submissions` (migration 0008) add the contribution of every valid row
-  written and subtract that of every valid row removed or changed, in the writing transaction:
-  whoever writes a form (the API, an import, the demo seed, plain SQL) keeps the counts right,
-  and a crash loses both or neither.
-- The triggers only count for campaigns listed in `index_rollup_states`. `install` lists a
-  campaign (with what the triggers need of its questionnaire) and recounts it from its forms,
-  under the same lock the triggers take; campaigns are installed when they open, by `sipas
-  migrate` for older ones, and by the demo seed. An uninstalled campaign is read from its forms.
-- Pair counts (criteria i < j answered together, each satisfied, both satisfied) are the
-  sufficient statistics of the linearised interval (method 2.10, `formulas.composite_se`).
-- Only unweighted reads by agency, unit, level or the whole campaign, filtered at most by an
-  agency subtree or a level, read roll-ups; other breakdowns and weighted results read forms.
+- Statement triggers on `submissions` (migration 0011c) add the contribution of every valid
+  row written and subtract that of every valid row removed or changed, in the writing
+  transaction: whoever writes a form (the API, an import, the demo seed, plain SQL) keeps the
+  counts right, and a crash loses both or neither.
+- One row (`index_cells`) per agency × sector × channel × respondent type (`facet` ''), and per
+  such combination × procedure (`facet` '@procedure') and × answer of each respondent-fact item
+  that has options (`facet` the item id, `value` its code or '' when unanswered). Each row holds
+  its counts as two arrays in the order the campaign's `index_cell_layouts` row names: `counts`
+  (answers per code, '__answered__' and choices per option of multiple-choice items, dossier
+  totals) and `pairs` (four blocks: both answered, first satisfied, second satisfied, both
+  satisfied, one entry per criterion pair; the sufficient statistics of the linearised interval,
+  method 2.10, `formulas.composite_se`).
+- The triggers only count for campaigns with a layout. `install` writes it (from the
+  questionnaire) and recounts the campaign from its forms, under the same lock the triggers
+  take; campaigns are installed when they open, by `sipas migrate` for older ones, and by the
+  demo seed. An uninstalled campaign, or one whose questionnaire counts an item without a fixed
+  set of codes, is read from its forms.
+- Unweighted reads by none, agency, unit, level, sector, channel, respondent type, procedure or
+  a respondent-fact item, filtered by any of agency subtree, level, sector, channel and
+  respondent type, read roll-ups; weighted results (and breakdowns by other items) read forms.
 """
 
 from __future__ import annotations
 
+import json
+import operator
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,10 +47,11 @@ from app.models.campaign import Campaign, CampaignState
 from app.models.questionnaire import Questionnaire
 from app.services import access, instrument
 from app.services.index import formulas as fx
-from app.services.index.counts import CellCounts, Filters
+from app.services.index.counts import ITEM_PREFIX, CellCounts, Filters
 
 MAX_CRITERIA = 63  # bit positions of a bigint mask
-GROUPINGS = frozenset({"none", "agency", "unit", "level"})
+GROUPINGS = frozenset({"none", "agency", "unit", "level", "sector", "channel", "respondent_type"})
+PROCEDURE_FACET = "@procedure"  # not an item id: ids start with a letter or a digit
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +84,125 @@ class Spec:
         return cls(criteria, positives, points)
 
 
-async def install(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
-    """List the campaign for roll-ups and count its forms; False when it cannot have them
-    (more criteria than a mask holds). Idempotent: an installed campaign is left as it is."""
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The positions of a campaign's counts in the arrays of `index_cells`.
+
+    Slots (`counts`): ('a', item, code) answers of a single-answer item per code; ('m', item, '')
+    forms that answered a multiple-choice item; ('c', item, code) choices of an option; ('t', '',
+    total) dossiers per total of points. Pairs (`pairs`): criteria positions i < j."""
+
+    slots: tuple[tuple[str, str, str], ...]
+    criteria: tuple[str, ...]
+    positives: Mapping[str, tuple[str, ...]]
+    pairs: tuple[tuple[int, int], ...]
+    points: Mapping[str, Mapping[str, int]] | None
+    facets: tuple[str, ...]
+
+    @classmethod
+    def of(cls, q: instrument.Questionnaire, facets: Sequence[str] | None = None) -> Layout | None:
+        """None when the questionnaire counts an item whose codes are not a fixed set, or has
+        more criteria than a mask holds. `facets`: the breakdowns beside the base combination
+        (`PROCEDURE_FACET` and respondent-fact items with options); by default all of them."""
+        spec = Spec.of(q)
+        if len(spec.criteria) > MAX_CRITERIA:
+            return None
+        index = instrument.item_index(q)
+        slots: list[tuple[str, str, str]] = []
+
+        def codes(item: instrument.Item) -> list[instrument.Code] | None:
+            found = sorted(instrument.codes_of(item), key=str)
+            return found or None
+
+        counted = [*spec.criteria]
+        multiple: list[str] = []
+        for _, item in instrument.iter_items(q):
+            if item.role in (instrument.Role.perception, instrument.Role.expectation):
+                if item.type is instrument.ItemType.multiple_choice:
+                    multiple.append(item.id)
+                elif item.type is not instrument.ItemType.free_text:
+                    counted.append(item.id)
+        counted += list(spec.points)
+        for item_id in counted:
+            found = codes(index[item_id])
+            if found is None:
+                return None
+            slots += [("a", item_id, str(c)) for c in found]
+        for item_id in multiple:
+            found = codes(index[item_id])
+            if found is None:
+                return None
+            slots.append(("m", item_id, ""))
+            slots += [("c", item_id, str(c)) for c in found]
+        if spec.points:
+            slots += [("t", "", str(t)) for t in range(instrument.dossier_max_total(q) + 1)]
+        n = len(spec.criteria)
+        possible = (
+            PROCEDURE_FACET,
+            *(
+                item.id
+                for _, item in instrument.iter_items(q)
+                if item.role is instrument.Role.respondent
+                and item.type is not instrument.ItemType.multiple_choice
+                and instrument.codes_of(item)
+            ),
+        )
+        chosen = possible if facets is None else tuple(f for f in possible if f in facets)
+        return cls(
+            tuple(slots),
+            spec.criteria,
+            spec.positives,
+            tuple((i, j) for i in range(n) for j in range(i + 1, n)),
+            spec.points or None,
+            chosen,
+        )
+
+    def params(self, campaign_id: uuid.UUID) -> dict[str, Any]:
+        """The bound values of `LAYOUT_INSERT`."""
+        return {
+            "c": campaign_id,
+            "kinds": [k for k, _, _ in self.slots],
+            "items": [i for _, i, _ in self.slots],
+            "codes": [c for _, _, c in self.slots],
+            "single": sorted({i for k, i, _ in self.slots if k == "a"}),
+            "multiple": sorted({i for k, i, _ in self.slots if k == "m"}),
+            "criteria": list(self.criteria),
+            "positives": json.dumps({k: list(v) for k, v in self.positives.items()}),
+            "pair_i": [i for i, _ in self.pairs],
+            "pair_j": [j for _, j in self.pairs],
+            "points": None if self.points is None else json.dumps(self.points),
+            "facets": list(self.facets),
+        }
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Layout:
+        kinds, items, codes, criteria, pair_i, pair_j, facets = row
+        return cls(
+            tuple(zip(kinds, items, codes, strict=True)),
+            tuple(criteria),
+            {},
+            tuple(zip(pair_i, pair_j, strict=True)),
+            None,
+            tuple(facets),
+        )
+
+
+LAYOUT_INSERT = sa.text(
+    """INSERT INTO index_cell_layouts (campaign_id, slot_kinds, slot_items, slot_codes,
+           single_items,
+           multiple_items, criteria, positives, pair_i, pair_j, points, facets)
+       VALUES (:c, CAST(:kinds AS text[]), CAST(:items AS text[]), CAST(:codes AS text[]),
+           CAST(:single AS text[]), CAST(:multiple AS text[]), CAST(:criteria AS text[]),
+           CAST(:positives AS jsonb), CAST(:pair_i AS smallint[]), CAST(:pair_j AS smallint[]),
+           CAST(:points AS jsonb), CAST(:facets AS text[]))"""
+)
+
+
+async def install(
+    session: AsyncSession, campaign_id: uuid.UUID, facets: Sequence[str] | None = None
+) -> bool:
+    """List the campaign for roll-ups and count its forms; False when it cannot have them (see
+    `Layout.of`, and `facets` there). Idempotent: an installed campaign is left as it is."""
     installed = await session.scalar(
         sa.text("SELECT 1 FROM index_rollup_states WHERE campaign_id = :c"), {"c": campaign_id}
     )
@@ -85,14 +215,9 @@ async def install(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
     )
     if row is None:
         return False
-    spec = Spec.of(instrument.parsed(row))
-    if len(spec.criteria) > MAX_CRITERIA:
+    layout = Layout.of(instrument.parsed(row), facets)
+    if layout is None:
         return False
-    items = [
-        {"c": campaign_id, "item": i, "pos": pos, "positives": list(spec.positives[i])}
-        for pos, i in enumerate(spec.criteria)
-    ]
-    indicators = [{"c": campaign_id, "item": i, "points": dict(p)} for i, p in spec.points.items()]
     # A concurrent install of the same campaign waits here, then finds the row and stops.
     created = await session.scalar(
         sa.text(
@@ -104,24 +229,9 @@ async def install(session: AsyncSession, campaign_id: uuid.UUID) -> bool:
     if not created:
         return True
     await session.execute(
-        sa.text("DELETE FROM index_rollup_items WHERE campaign_id = :c"), {"c": campaign_id}
+        sa.text("DELETE FROM index_cell_layouts WHERE campaign_id = :c"), {"c": campaign_id}
     )
-    if items:
-        await session.execute(
-            sa.text(
-                "INSERT INTO index_rollup_items (campaign_id, item, pos, positives)"
-                " VALUES (:c, :item, :pos, :positives)"
-            ),
-            items,
-        )
-    if indicators:
-        await session.execute(
-            sa.text(
-                "INSERT INTO index_rollup_items (campaign_id, item, points)"
-                " VALUES (:c, :item, CAST(:points AS jsonb))"
-            ).bindparams(sa.bindparam("points", type_=sa.JSON)),
-            indicators,
-        )
+    await session.execute(LAYOUT_INSERT, layout.params(campaign_id))
     await rebuild(session, campaign_id)
     return True
 
@@ -144,7 +254,7 @@ async def install_missing(session: AsyncSession) -> list[uuid.UUID]:
 
 async def rebuild(session: AsyncSession, campaign_id: uuid.UUID) -> None:
     """Recount an installed campaign from its forms."""
-    await session.execute(sa.text("SELECT index_rollups_rebuild(:c)"), {"c": campaign_id})
+    await session.execute(sa.text("SELECT index_cells_rebuild(:c)"), {"c": campaign_id})
 
 
 async def version(session: AsyncSession, campaign_id: uuid.UUID) -> int | None:
@@ -156,28 +266,26 @@ async def version(session: AsyncSession, campaign_id: uuid.UUID) -> int | None:
     return None if value is None else int(value)
 
 
-Row = tuple[str, str, str, str, int, int, int, int]  # agency, kind, item, other, n, s1, s2, s12
-
-
-async def _rows(session: AsyncSession, campaign_id: uuid.UUID) -> list[Row]:
+async def _stored(session: AsyncSession, campaign_id: uuid.UUID) -> dict[tuple[str, ...], Any]:
     result = await session.execute(
         sa.text(
-            "SELECT agency_id::text, kind, item, other, n, s1, s2, s12 FROM index_rollups"
-            " WHERE campaign_id = :c AND (n <> 0 OR s1 <> 0 OR s2 <> 0 OR s12 <> 0)"
+            """SELECT facet, agency_id::text, sector, channel, respondent_type, value, n, counts,
+                      pairs
+               FROM index_cells WHERE campaign_id = :c AND n <> 0"""
         ),
         {"c": campaign_id},
     )
-    return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in result.all()]
+    return {tuple(r[:6]): (r[6], list(r[7]), list(r[8])) for r in result.all()}
 
 
 async def discrepancies(session: AsyncSession, campaign_id: uuid.UUID) -> list[str]:
-    """Every count that differs from a recount of the raw forms (empty when all agree).
+    """Every row of counts that differs from a recount of the raw forms (empty when all agree).
 
     The recount runs in a savepoint that is rolled back, so the stored counts are untouched."""
-    stored = {r[:4]: r[4:] for r in await _rows(session, campaign_id)}
+    stored = await _stored(session, campaign_id)
     async with session.begin_nested() as savepoint:
         await rebuild(session, campaign_id)
-        recounted = {r[:4]: r[4:] for r in await _rows(session, campaign_id)}
+        recounted = await _stored(session, campaign_id)
         await savepoint.rollback()
     return [
         f"{key}: stored {stored.get(key)}, recounted {recounted.get(key)}"
@@ -187,31 +295,32 @@ async def discrepancies(session: AsyncSession, campaign_id: uuid.UUID) -> list[s
 
 
 @dataclass(slots=True)
-class _Unit:
-    """One agency's counts."""
-
-    respondents: int = 0
-    answers: dict[str, dict[str, int]] = field(default_factory=dict)
-    choices: dict[str, dict[str, int]] = field(default_factory=dict)
-    pairs: dict[tuple[str, str], tuple[int, int, int, int]] = field(default_factory=dict)
-    totals: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
 class Cell:
-    """A reporting cell's counts, summed over its agencies."""
+    """A reporting cell's counts, summed over its rows."""
 
     counts: CellCounts
     pairs: dict[tuple[str, str], fx.PairCounts]
     totals: dict[int, int]
-    sums: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # pairs being summed
+
+
+@dataclass(slots=True)
+class _Sums:
+    n: int
+    counts: list[int]
+    pairs: list[int]
+
+
+# agency, sector, channel, respondent type, facet value, n, counts, pairs
+_Row = tuple[str, str, str, str, str, int, list[int], list[int]]
 
 
 @dataclass(slots=True)
 class Source:
-    """A campaign's roll-ups as read in one statement, and the agency map to place them."""
+    """A campaign's roll-ups of one facet as read in one statement, and the agency map."""
 
-    units: dict[str, _Unit]
+    layout: Layout
+    facet: str
+    rows: list[_Row]
     parent: dict[str, str | None]
     level: dict[str, str]
     # One read asks for the same cells more than once (the tree, then the dossier totals).
@@ -225,121 +334,141 @@ class Source:
             node = self.parent.get(node)
             seen += 1
 
-    def _keys(self, agency: str, group_by: str) -> Iterable[str]:
+    def _keys(self, row: _Row, group_by: str) -> Iterable[str]:
+        agency, sector, channel, respondent_type, value = row[:5]
         if group_by == "none":
             return ("all",)
         if group_by == "unit":
             return (agency,)
         if group_by == "level":
             return (self.level.get(agency, ""),)
-        return self._ancestors(agency)  # agency: the subtree roll-up
+        if group_by == "agency":
+            return self._ancestors(agency)  # the subtree roll-up
+        if group_by == "sector":
+            return (sector,)
+        if group_by == "channel":
+            return (channel,)
+        if group_by == "respondent_type":
+            return (respondent_type,)
+        return (value,)  # procedure, item:<id>: the facet this source holds
 
     def cells(self, group_by: str, f: Filters) -> dict[str, Cell]:
         made = self._made.get((group_by, f))
         if made is not None:
             return made
-        out: dict[str, Cell] = self._made.setdefault((group_by, f), {})
-        for agency, unit in self.units.items():
-            if unit.respondents == 0:
+        sums: dict[str, _Sums] = {}
+        add = operator.add
+        lineages: dict[str, bool] = {}
+        for row in self.rows:
+            agency, sector, channel, respondent_type = row[:4]
+            if f.sector_id is not None and sector != str(f.sector_id):
                 continue
-            lineage = list(self._ancestors(agency))
-            if not (
-                access.covers(f.agency_id, lineage) and access.covers(f.readable_root, lineage)
-            ):
+            if f.channel is not None and channel != f.channel:
+                continue
+            if f.respondent_type is not None and respondent_type != f.respondent_type:
                 continue
             if f.level is not None and self.level.get(agency) != f.level:
                 continue
-            for key in self._keys(agency, group_by):
-                cell = out.get(key)
-                if cell is None:
-                    cell = out[key] = Cell(CellCounts(), {}, {})
-                _add(cell, unit)
-        for cell in out.values():
-            cell.pairs = {
-                key: fx.PairCounts(n, s12, s1, s2) for key, (n, s1, s2, s12) in cell.sums.items()
-            }
-            cell.sums = {}
+            allowed = lineages.get(agency)
+            if allowed is None:
+                lineage = list(self._ancestors(agency))
+                allowed = lineages[agency] = access.covers(f.agency_id, lineage) and access.covers(
+                    f.readable_root, lineage
+                )
+            if not allowed:
+                continue
+            for key in self._keys(row, group_by):
+                running = sums.get(key)
+                if running is None:
+                    sums[key] = _Sums(row[5], list(row[6]), list(row[7]))
+                else:
+                    running.n += row[5]
+                    running.counts = list(map(add, running.counts, row[6]))
+                    running.pairs = list(map(add, running.pairs, row[7]))
+        out = {key: self._cell(s) for key, s in sums.items() if s.n != 0}
+        self._made[(group_by, f)] = out
         return out
 
-
-def _add(cell: Cell, unit: _Unit) -> None:
-    counts = cell.counts
-    counts.respondents += unit.respondents
-    counts.weight_sum += unit.respondents
-    for item, codes in unit.answers.items():
-        per_item = counts.answers.setdefault(item, {})
-        for code, n in codes.items():
-            old = per_item.get(code, (0, 0.0, 0.0))[0]
-            per_item[code] = (old + n, float(old + n), float(old + n))
-    for item, options in unit.choices.items():
-        per_choice = counts.choices.setdefault(item, {})
-        for option, n in options.items():
-            old = per_choice.get(option, (0, 0.0))[0]
-            per_choice[option] = (old + n, float(old + n))
-    sums = cell.sums
-    for key, (n, s1, s2, s12) in unit.pairs.items():
-        running = sums.get(key)
-        if running is None:
-            sums[key] = [n, s1, s2, s12]
-        else:
-            running[0] += n
-            running[1] += s1
-            running[2] += s2
-            running[3] += s12
-    for total, n in unit.totals.items():
-        cell.totals[total] = cell.totals.get(total, 0) + n
+    def _cell(self, s: _Sums) -> Cell:
+        counts = CellCounts(respondents=s.n, weight_sum=float(s.n))
+        totals: dict[int, int] = {}
+        for (kind, item, code), v in zip(self.layout.slots, s.counts, strict=True):
+            if v == 0:
+                continue
+            if kind == "a":
+                counts.answers.setdefault(item, {})[code] = (v, float(v), float(v))
+            elif kind == "m":
+                counts.answers.setdefault(item, {})["__answered__"] = (v, float(v), float(v))
+            elif kind == "c":
+                counts.choices.setdefault(item, {})[code] = (v, float(v))
+            else:
+                totals[int(code)] = v
+        criteria, pairs = self.layout.criteria, self.layout.pairs
+        k = len(pairs)
+        out: dict[tuple[str, str], fx.PairCounts] = {}
+        p = s.pairs
+        for o, (i, j) in enumerate(pairs):
+            n = p[o]
+            if n:
+                out[(criteria[i], criteria[j])] = fx.PairCounts(
+                    n, p[3 * k + o], p[k + o], p[2 * k + o]
+                )
+        return Cell(counts, out, totals)
 
 
-def usable(group_by: str, f: Filters, weighted: bool) -> bool:
-    """Whether roll-ups can answer this read (see the module's rules)."""
-    return (
-        not weighted
-        and group_by in GROUPINGS
-        and f.sector_id is None
-        and f.channel is None
-        and f.respondent_type is None
-    )
+def facet_of(group_by: str, layout: Layout) -> str | None:
+    """The facet whose rows answer a breakdown, or None when no roll-up holds it."""
+    if group_by == "procedure":
+        return PROCEDURE_FACET if PROCEDURE_FACET in layout.facets else None
+    if group_by in GROUPINGS:
+        return ""
+    if group_by.startswith(ITEM_PREFIX) and group_by[len(ITEM_PREFIX) :] in layout.facets:
+        return group_by[len(ITEM_PREFIX) :]
+    return None
 
 
-async def load(session: AsyncSession, campaign_id: uuid.UUID) -> Source:
-    """The campaign's counts, one row per agency and kind with the counts as arrays (a few
-    hundred rows instead of tens of thousands: the driver decodes arrays far faster)."""
+async def layout_of(session: AsyncSession, campaign_id: uuid.UUID) -> Layout | None:
+    row = (
+        await session.execute(
+            sa.text(
+                """SELECT slot_kinds, slot_items, slot_codes, criteria, pair_i, pair_j, facets
+                   FROM index_cell_layouts WHERE campaign_id = :c"""
+            ),
+            {"c": campaign_id},
+        )
+    ).one_or_none()
+    return None if row is None else Layout.from_row(row)
+
+
+async def load(
+    session: AsyncSession, campaign_id: uuid.UUID, group_by: str, weighted: bool
+) -> Source | None:
+    """The campaign's counts for this breakdown (the rows of its facet), or None when the
+    roll-ups cannot answer it (see the module's rules)."""
+    if weighted:
+        return None
+    layout = await layout_of(session, campaign_id)
+    if layout is None:
+        return None
+    facet = facet_of(group_by, layout)
+    if facet is None:
+        return None
     result = await session.execute(
         sa.text(
-            """SELECT agency_id::text, kind, array_agg(item), array_agg(other), array_agg(n),
-                      array_agg(s1), array_agg(s2), array_agg(s12)
-               FROM index_rollups
-               WHERE campaign_id = :c AND (n <> 0 OR s1 <> 0 OR s2 <> 0 OR s12 <> 0)
-               GROUP BY 1, 2"""
+            """SELECT agency_id::text, sector, channel, respondent_type, value, n, counts, pairs
+               FROM index_cells WHERE campaign_id = :c AND facet = :facet AND n <> 0"""
         ),
-        {"c": campaign_id},
+        {"c": campaign_id, "facet": facet},
     )
-    units: dict[str, _Unit] = {}
-    for agency, kind, items, others, ns, s1s, s2s, s12s in result.all():
-        unit = units.get(agency)
-        if unit is None:
-            unit = units[agency] = _Unit()
-        if kind == "respondents":
-            unit.respondents += sum(ns)
-        elif kind == "answer":
-            for item, other, n in zip(items, others, ns, strict=True):
-                unit.answers.setdefault(item, {})[other] = n
-        elif kind == "choice":
-            for item, other, n in zip(items, others, ns, strict=True):
-                unit.choices.setdefault(item, {})[other] = n
-        elif kind == "pair":
-            unit.pairs = {
-                (i, j): (n, s1, s2, s12)
-                for i, j, n, s1, s2, s12 in zip(items, others, ns, s1s, s2s, s12s, strict=True)
-            }
-        elif kind == "total":
-            unit.totals = {int(t): n for t, n in zip(others, ns, strict=True)}
+    rows: list[_Row] = [
+        (r[0], r[1], r[2], r[3], r[4], int(r[5]), list(r[6]), list(r[7])) for r in result.all()
+    ]
     agencies = (
         await session.execute(sa.select(col(Agency.id), col(Agency.parent_id), col(Agency.level)))
     ).all()
     parent = {str(a): (str(p) if p else None) for a, p, _ in agencies}
     level = {str(a): str(lv) for a, _, lv in agencies}
-    return Source(units, parent, level)
+    return Source(layout, facet, rows, parent, level)
 
 
 def sum_z_squared(
