@@ -198,3 +198,70 @@ async def test_an_attached_partition_is_never_dropped(session: AsyncSession) -> 
     _, campaigns = await _three(session)
     with pytest.raises(ValueError, match="detach it first"):
         await partitions.drop(session, campaigns[0].id)
+
+
+def _index_names(plan: Any) -> set[str]:
+    """Every index an EXPLAIN (FORMAT JSON) plan reads."""
+    found: set[str] = set()
+    if isinstance(plan, dict):
+        if "Index Name" in plan:
+            found.add(plan["Index Name"])
+        for value in plan.values():
+            found |= _index_names(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found |= _index_names(value)
+    return found
+
+
+async def test_the_forms_kept_out_of_the_index_are_counted_through_their_own_index(
+    session: AsyncSession,
+    connection: AsyncConnection,
+    client: httpx.AsyncClient,
+    settings: Settings,
+) -> None:
+    """Every index read counts the forms each rule kept out (not valid, flagged). That count can
+    use the partial index of exactly those forms (migration 0012e), not a scan of them all: with
+    sequential scans priced out, its plan reads the campaign's partition of that index."""
+    _, campaigns = await _three(session)
+    target = campaigns[0]
+    await session.execute(
+        sa.update(Submission)
+        .where(Submission.campaign_id == target.id)  # type: ignore[arg-type]
+        .values(state="flagged", flags={"too_fast": {"seconds": 3}})
+    )
+    admin = await make_user(session)
+    await session.flush()
+
+    sent: list[tuple[str, Any]] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "flags" in statement and "submissions" in statement:
+            sent.append((statement, parameters))
+
+    sa.event.listen(connection.sync_connection, "before_cursor_execute", seen)
+    try:
+        response = await client.get(
+            f"/api/v1/campaigns/{target.id}/index", headers=bearer(settings, admin)
+        )
+    finally:
+        sa.event.remove(connection.sync_connection, "before_cursor_execute", seen)
+    assert response.status_code == 200, response.text
+    assert sent, "the index read must count the forms kept out"
+    await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    try:
+        used: set[str] = set()
+        for statement, parameters in sent:
+            raw = await connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            plan = raw.scalar()
+            used |= _index_names(json.loads(plan) if isinstance(plan, str) else plan)
+    finally:
+        await connection.exec_driver_sql("SET LOCAL enable_seqscan = on")
+    parents = await session.execute(
+        sa.text(
+            "SELECT p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " JOIN pg_class p ON p.oid = i.inhparent WHERE c.relname = ANY(:names)"
+        ),
+        {"names": sorted(used)},
+    )
+    assert "ix_submissions_campaign_kept_out" in set(parents.scalars().all()), used
