@@ -41,7 +41,7 @@ from app.models.plans import (
     TargetOutcome,
 )
 from app.models.report import Report
-from app.services import access, audit, report_files, updates
+from app.services import access, audit, report_files, rows, updates
 from app.services.dissemination import (
     add_dissemination,
     all_dissemination,
@@ -279,12 +279,7 @@ async def _plan(
     session: AsyncSession, principal: Principal, plan_id: uuid.UUID, *, lock: bool = False
 ) -> ImprovementPlan:
     query = access.readable_plans(principal).where(col(ImprovementPlan.id) == plan_id)
-    if lock:
-        query = query.with_for_update()
-    plan = await session.scalar(query)
-    if plan is None:
-        raise NotFound("plan")
-    return plan
+    return await rows.one(session, query, "plan", lock=lock)
 
 
 async def _actions(session: AsyncSession, plan_id: uuid.UUID) -> list[PlanAction]:
@@ -431,11 +426,11 @@ async def list_plans(
     limit: int,
     cursor: str | None,
 ) -> PlanPage:
-    query = access.readable_plans(principal)
-    if campaign_id is not None:
-        query = query.where(col(ImprovementPlan.campaign_id) == campaign_id)
-    if agency_id is not None:
-        query = query.where(col(ImprovementPlan.agency_id) == agency_id)
+    query = rows.where_given(
+        access.readable_plans(principal),
+        (col(ImprovementPlan.campaign_id), campaign_id),
+        (col(ImprovementPlan.agency_id), agency_id),
+    )
     plans, next_cursor = await id_page(
         session, query, col(ImprovementPlan.id), limit=limit, cursor=cursor
     )
