@@ -38,6 +38,28 @@ def clean_optional(value: str | None) -> str | None:
     return clean_text(value) or None
 
 
+def required_text(value: str) -> str:
+    """Like clean_text, refusing text that is blank."""
+    value = clean_text(value)
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def required_text_or_none(value: str | None) -> str | None:
+    """`required_text`, with None left as it is (a PATCH field not sent)."""
+    return required_text(value) if value is not None else None
+
+
+def check_code(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(CODE_PATTERN, value):
+        raise ValueError(
+            "use 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
 class AgencyKind(StrEnum):
     department = "department"
     people_committee = "people_committee"
@@ -144,18 +166,9 @@ class AgencyBase(SQLModel):
         schema_extra={"examples": ["02215"]},
     )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        value = clean_text(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    _name = field_validator("name")(required_text)
 
-    @field_validator("short_name", "admin_unit_code")
-    @classmethod
-    def _optional_text(cls, value: str | None) -> str | None:
-        return clean_optional(value)
+    _optional_text = field_validator("short_name", "admin_unit_code")(clean_optional)
 
     @model_validator(mode="after")
     def _range(self) -> Self:
@@ -175,19 +188,7 @@ class AgencyCreate(AgencyBase):
         schema_extra={"examples": ["TQ.BQLKKT"], "pattern": CODE_PATTERN},
     )
 
-    @field_validator("code")
-    @classmethod
-    def _code(cls, value: str) -> str:
-        return check_code(value)
-
-
-def check_code(value: str) -> str:
-    value = value.strip()
-    if not re.fullmatch(CODE_PATTERN, value):
-        raise ValueError(
-            "use 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit"
-        )
-    return value
+    _code = field_validator("code")(check_code)
 
 
 class AgencyUpdate(UpdateSchema):
@@ -206,20 +207,9 @@ class AgencyUpdate(UpdateSchema):
     valid_to: SaneDate | None = None
     admin_unit_code: str | None = Field(default=None, max_length=20)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = clean_text(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    _name = field_validator("name")(required_text_or_none)
 
-    @field_validator("short_name", "admin_unit_code")
-    @classmethod
-    def _optional_text(cls, value: str | None) -> str | None:
-        return clean_optional(value)
+    _optional_text = field_validator("short_name", "admin_unit_code")(clean_optional)
 
 
 class AgencyPublic(AgencyBase):

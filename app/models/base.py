@@ -137,6 +137,11 @@ def nfc(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip()
 
 
+def nfc_or_none(value: str | None) -> str | None:
+    """`nfc`, with None left as it is (an optional field, or a PATCH field not sent)."""
+    return nfc(value) if value is not None else None
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list: the items, and the cursor of the next page (null on the last)."""
 

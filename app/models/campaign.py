@@ -14,7 +14,16 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
+from app.models.base import (
+    Page,
+    Timestamped,
+    UpdateSchema,
+    fk,
+    nfc,
+    nfc_or_none,
+    timestamptz,
+    uuid_pk,
+)
 from app.models.timestamps import SaneDate
 
 
@@ -183,10 +192,7 @@ class CampaignBase(SQLModel):
     min_per_stratum: int = Field(default=30, ge=0, le=10_000)
     rates_dossiers: bool = False
 
-    @field_validator("name")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return nfc(value)
+    _nfc = field_validator("name")(nfc)
 
 
 class CampaignCreate(CampaignBase):
@@ -245,10 +251,7 @@ class CampaignUpdate(UpdateSchema):
     agency_ids: list[uuid.UUID] | None = Field(default=None, max_length=5000)
     sector_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
 
-    @field_validator("name")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return nfc(value) if value is not None else None
+    _nfc = field_validator("name")(nfc_or_none)
 
 
 class CampaignPublic(CampaignBase):

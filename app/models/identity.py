@@ -12,7 +12,17 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
+from app.models.base import (
+    Created,
+    Page,
+    Timestamped,
+    UpdateSchema,
+    fk,
+    nfc,
+    nfc_or_none,
+    timestamptz,
+    uuid_pk,
+)
 from app.models.timestamps import SaneDatetime
 
 
@@ -136,10 +146,7 @@ class UserBase(SQLModel):
         default=None, description="Required for agency_manager: the root of the visible subtree."
     )
 
-    @field_validator("display_name")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return nfc(value)
+    _nfc = field_validator("display_name")(nfc)
 
 
 class User(UserBase, Timestamped, table=True):
@@ -196,10 +203,7 @@ class UserUpdate(UpdateSchema):
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=256)
 
-    @field_validator("display_name")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return nfc(value) if value is not None else None
+    _nfc = field_validator("display_name")(nfc_or_none)
 
 
 class UserPublic(UserBase):
@@ -236,10 +240,7 @@ class ClientBase(SQLModel):
     )
     expires_at: datetime | None = Field(default=None, sa_type=timestamptz())
 
-    @field_validator("name")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return nfc(value)
+    _nfc = field_validator("name")(nfc)
 
 
 class Client(ClientBase, Created, table=True):
