@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
@@ -132,14 +132,16 @@ def no_nul(value: str | None) -> str | None:
     return value
 
 
-def nfc(value: str) -> str:
-    """Vietnamese text is stored composed (NFC) and without surrounding blanks."""
-    return unicodedata.normalize("NFC", value).strip()
-
-
-def nfc_or_none(value: str | None) -> str | None:
-    """`nfc`, with None left as it is (an optional field, or a PATCH field not sent)."""
-    return nfc(value) if value is not None else None
+@overload
+def nfc(value: str) -> str: ...
+@overload
+def nfc(value: None) -> None: ...
+@overload
+def nfc(value: str | None) -> str | None: ...
+def nfc(value: str | None) -> str | None:
+    """Vietnamese text is stored composed (NFC) and without surrounding blanks; None (an optional
+    field, or a PATCH field not sent) is left as it is."""
+    return unicodedata.normalize("NFC", value).strip() if value is not None else None
 
 
 class Page(BaseModel, Generic[T]):

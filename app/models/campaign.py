@@ -14,16 +14,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import (
-    Page,
-    Timestamped,
-    UpdateSchema,
-    fk,
-    nfc,
-    nfc_or_none,
-    timestamptz,
-    uuid_pk,
-)
+from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
 from app.models.timestamps import SaneDate
 
 
@@ -251,7 +242,7 @@ class CampaignUpdate(UpdateSchema):
     agency_ids: list[uuid.UUID] | None = Field(default=None, max_length=5000)
     sector_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
 
-    _nfc = field_validator("name")(nfc_or_none)
+    _nfc = field_validator("name")(nfc)
 
 
 class CampaignPublic(CampaignBase):

@@ -12,17 +12,7 @@ from pydantic import field_validator
 from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
-from app.models.base import (
-    Created,
-    Page,
-    Timestamped,
-    UpdateSchema,
-    fk,
-    nfc,
-    nfc_or_none,
-    timestamptz,
-    uuid_pk,
-)
+from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
 from app.models.timestamps import SaneDatetime
 
 
@@ -203,7 +193,7 @@ class UserUpdate(UpdateSchema):
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=256)
 
-    _nfc = field_validator("display_name")(nfc_or_none)
+    _nfc = field_validator("display_name")(nfc)
 
 
 class UserPublic(UserBase):
