@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,3 +39,8 @@ def where_given(query: Select[M], *filters: tuple[Any, object | None]) -> Select
         if value is not None:
             query = query.where(column == value)
     return query
+
+
+async def taken(session: AsyncSession, column: Any, value: object) -> bool:
+    """Whether a row already holds `value` in the unique `column` (a code, a username)."""
+    return await session.scalar(sa.select(sa.exists().where(column == value))) is True
