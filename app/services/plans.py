@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import FieldError, Invalid, NotFound
+from app.errors import FieldError, Invalid
 from app.models.agency import Agency
 from app.models.base import touch
 from app.models.campaign import Campaign
@@ -474,13 +474,10 @@ async def update_action(
     body: ActionPatch,
 ) -> ActionPublic:
     plan = await _plan(session, actor, plan_id, lock=True)
-    action = await session.scalar(
-        sa.select(PlanAction)
-        .where(col(PlanAction.id) == action_id, col(PlanAction.plan_id) == plan.id)
-        .with_for_update()
+    query = sa.select(PlanAction).where(
+        col(PlanAction.id) == action_id, col(PlanAction.plan_id) == plan.id
     )
-    if action is None:
-        raise NotFound("action")
+    action = await rows.one(session, query, "action", lock=True)
     changes = updates.sent(body)
     changed = updates.apply_changes(action, changes, lambda a: {k: getattr(a, k) for k in changes})
     touch(action, plan)
