@@ -45,6 +45,20 @@ def uuid_pk() -> Any:
     )
 
 
+def writing_tx(description: str | None = None) -> Any:
+    """The id of the transaction that wrote the row, set by PostgreSQL: lists that must not skip
+    a row a slower transaction commits later page in this order."""
+    return ModelField(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger,
+            nullable=False,
+            server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
+        ),
+        description=description,
+    )
+
+
 def fk(
     target: str, ondelete: str, nullable: bool = False, primary_key: bool = False
 ) -> sa.Column[Any]:
