@@ -9,9 +9,9 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.agency import (
-    CODE_PATTERN,
     check_code,
     clean_optional,
+    code_field,
     required_text,
     required_text_or_none,
 )
@@ -70,11 +70,7 @@ class SectorBase(SQLModel):
 
 
 class SectorCreate(SectorBase):
-    code: str = Field(
-        min_length=1,
-        max_length=64,
-        schema_extra={"examples": ["the-thao"], "pattern": CODE_PATTERN},
-    )
+    code: str = code_field("the-thao")
 
     _code = field_validator("code")(check_code)
 
@@ -115,12 +111,7 @@ class ProcedureBase(SQLModel):
 
 
 class ProcedureCreate(ProcedureBase):
-    code: str = Field(
-        min_length=1,
-        max_length=64,
-        description="National procedure code.",
-        schema_extra={"examples": ["1.012345"], "pattern": CODE_PATTERN},
-    )
+    code: str = code_field("1.012345", "National procedure code.")
 
     _code = field_validator("code")(check_code)
 
