@@ -101,33 +101,36 @@ def _asyncpg_dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-async def ensure_database(url: str) -> bool:
-    """Create the database that `url` names if it does not exist; True when it was created."""
+@asynccontextmanager
+async def _maintenance(url: str) -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    """A connection to the server's `postgres` database, and the name of the one `url` names."""
     name = make_url(url).database
     if not name:
         raise ValueError("the database URL names no database")
     conn = await asyncpg.connect(_asyncpg_dsn(url, "postgres"))
     try:
+        yield conn, name
+    finally:
+        await conn.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database that `url` names if it does not exist; True when it was created."""
+    async with _maintenance(url) as (conn, name):
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
             return False
-        quoted = '"' + name.replace('"', '""') + '"'
-        await conn.execute(f"CREATE DATABASE {quoted} ENCODING 'UTF8' TEMPLATE template0")
+        await conn.execute(f"CREATE DATABASE {_quoted(name)} ENCODING 'UTF8' TEMPLATE template0")
         return True
-    finally:
-        await conn.close()
 
 
 async def drop_database(url: str) -> None:
-    name = make_url(url).database
-    if not name:
-        raise ValueError("the database URL names no database")
-    conn = await asyncpg.connect(_asyncpg_dsn(url, "postgres"))
-    try:
-        quoted = '"' + name.replace('"', '""') + '"'
-        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-    finally:
-        await conn.close()
+    async with _maintenance(url) as (conn, name):
+        await conn.execute(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
 
 
 @asynccontextmanager

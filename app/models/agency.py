@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 import sqlalchemy as sa
 from pydantic import field_validator, model_validator
@@ -36,6 +36,39 @@ def clean_optional(value: str | None) -> str | None:
     if value is None:
         return None
     return clean_text(value) or None
+
+
+def required_text(value: str) -> str:
+    """Like clean_text, refusing text that is blank."""
+    value = clean_text(value)
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def required_text_or_none(value: str | None) -> str | None:
+    """`required_text`, with None left as it is (a PATCH field not sent)."""
+    return required_text(value) if value is not None else None
+
+
+def check_code(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(CODE_PATTERN, value):
+        raise ValueError(
+            "use 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+def code_field(example: str, description: str | None = None) -> Any:
+    """A create schema's stable code (an agency's, a sector's, a procedure's), held to
+    CODE_PATTERN by `check_code`."""
+    return Field(
+        min_length=1,
+        max_length=64,
+        description=description,
+        schema_extra={"examples": [example], "pattern": CODE_PATTERN},
+    )
 
 
 class AgencyKind(StrEnum):
@@ -144,18 +177,9 @@ class AgencyBase(SQLModel):
         schema_extra={"examples": ["02215"]},
     )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        value = clean_text(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    _name = field_validator("name")(required_text)
 
-    @field_validator("short_name", "admin_unit_code")
-    @classmethod
-    def _optional_text(cls, value: str | None) -> str | None:
-        return clean_optional(value)
+    _optional_text = field_validator("short_name", "admin_unit_code")(clean_optional)
 
     @model_validator(mode="after")
     def _range(self) -> Self:
@@ -168,26 +192,11 @@ class AgencyCreate(AgencyBase):
     # What a client sends is held to sane years; what is stored is read back as it is.
     valid_from: SaneDate = Field(schema_extra={"examples": ["2008-01-01"]})
     valid_to: SaneDate | None = Field(default=None, description="Last day the agency existed.")
-    code: str = Field(
-        min_length=1,
-        max_length=64,
-        description="Stable code: letters, digits, '.', '-' and '_'. It never changes.",
-        schema_extra={"examples": ["TQ.BQLKKT"], "pattern": CODE_PATTERN},
+    code: str = code_field(
+        "TQ.BQLKKT", "Stable code: letters, digits, '.', '-' and '_'. It never changes."
     )
 
-    @field_validator("code")
-    @classmethod
-    def _code(cls, value: str) -> str:
-        return check_code(value)
-
-
-def check_code(value: str) -> str:
-    value = value.strip()
-    if not re.fullmatch(CODE_PATTERN, value):
-        raise ValueError(
-            "use 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit"
-        )
-    return value
+    _code = field_validator("code")(check_code)
 
 
 class AgencyUpdate(UpdateSchema):
@@ -206,20 +215,9 @@ class AgencyUpdate(UpdateSchema):
     valid_to: SaneDate | None = None
     admin_unit_code: str | None = Field(default=None, max_length=20)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = clean_text(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+    _name = field_validator("name")(required_text_or_none)
 
-    @field_validator("short_name", "admin_unit_code")
-    @classmethod
-    def _optional_text(cls, value: str | None) -> str | None:
-        return clean_optional(value)
+    _optional_text = field_validator("short_name", "admin_unit_code")(clean_optional)
 
 
 class AgencyPublic(AgencyBase):

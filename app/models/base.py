@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
@@ -42,6 +42,20 @@ def uuid_pk() -> Any:
         default_factory=uuid.uuid4,
         sa_column_kwargs={"server_default": sa.text("gen_random_uuid()")},
         primary_key=True,
+    )
+
+
+def writing_tx(description: str | None = None) -> Any:
+    """The id of the transaction that wrote the row, set by PostgreSQL: lists that must not skip
+    a row a slower transaction commits later page in this order."""
+    return ModelField(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger,
+            nullable=False,
+            server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
+        ),
+        description=description,
     )
 
 
@@ -132,9 +146,16 @@ def no_nul(value: str | None) -> str | None:
     return value
 
 
-def nfc(value: str) -> str:
-    """Vietnamese text is stored composed (NFC) and without surrounding blanks."""
-    return unicodedata.normalize("NFC", value).strip()
+@overload
+def nfc(value: str) -> str: ...
+@overload
+def nfc(value: None) -> None: ...
+@overload
+def nfc(value: str | None) -> str | None: ...
+def nfc(value: str | None) -> str | None:
+    """Vietnamese text is stored composed (NFC) and without surrounding blanks; None (an optional
+    field, or a PATCH field not sent) is left as it is."""
+    return unicodedata.normalize("NFC", value).strip() if value is not None else None
 
 
 class Page(BaseModel, Generic[T]):

@@ -183,10 +183,7 @@ class CampaignBase(SQLModel):
     min_per_stratum: int = Field(default=30, ge=0, le=10_000)
     rates_dossiers: bool = False
 
-    @field_validator("name")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return nfc(value)
+    _nfc = field_validator("name")(nfc)
 
 
 class CampaignCreate(CampaignBase):
@@ -245,10 +242,7 @@ class CampaignUpdate(UpdateSchema):
     agency_ids: list[uuid.UUID] | None = Field(default=None, max_length=5000)
     sector_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
 
-    @field_validator("name")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return nfc(value) if value is not None else None
+    _nfc = field_validator("name")(nfc)
 
 
 class CampaignPublic(CampaignBase):

@@ -8,7 +8,13 @@ import sqlalchemy as sa
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from app.models.agency import CODE_PATTERN, check_code, clean_optional, clean_text
+from app.models.agency import (
+    check_code,
+    clean_optional,
+    code_field,
+    required_text,
+    required_text_or_none,
+)
 from app.models.base import Page, UpdateSchema, fk, uuid_pk
 
 
@@ -58,28 +64,15 @@ class SectorBase(SQLModel):
         default=None, max_length=300, schema_extra={"examples": ["Civil status"]}
     )
 
-    @field_validator("name_vi")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _required_text(value)
+    _name = field_validator("name_vi")(required_text)
 
-    @field_validator("name_en")
-    @classmethod
-    def _optional(cls, value: str | None) -> str | None:
-        return clean_optional(value)
+    _optional = field_validator("name_en")(clean_optional)
 
 
 class SectorCreate(SectorBase):
-    code: str = Field(
-        min_length=1,
-        max_length=64,
-        schema_extra={"examples": ["the-thao"], "pattern": CODE_PATTERN},
-    )
+    code: str = code_field("the-thao")
 
-    @field_validator("code")
-    @classmethod
-    def _code(cls, value: str) -> str:
-        return check_code(value)
+    _code = field_validator("code")(check_code)
 
 
 class SectorUpdate(UpdateSchema):
@@ -88,15 +81,9 @@ class SectorUpdate(UpdateSchema):
     name_vi: str | None = Field(default=None, min_length=1, max_length=300)
     name_en: str | None = Field(default=None, max_length=300)
 
-    @field_validator("name_vi")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return _required_text(value) if value is not None else None
+    _name = field_validator("name_vi")(required_text_or_none)
 
-    @field_validator("name_en")
-    @classmethod
-    def _optional(cls, value: str | None) -> str | None:
-        return clean_optional(value)
+    _optional = field_validator("name_en")(clean_optional)
 
 
 class SectorPublic(SectorBase):
@@ -120,24 +107,13 @@ class ProcedureBase(SQLModel):
         schema_extra={"examples": ["commune"]},
     )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _required_text(value)
+    _name = field_validator("name")(required_text)
 
 
 class ProcedureCreate(ProcedureBase):
-    code: str = Field(
-        min_length=1,
-        max_length=64,
-        description="National procedure code.",
-        schema_extra={"examples": ["1.012345"], "pattern": CODE_PATTERN},
-    )
+    code: str = code_field("1.012345", "National procedure code.")
 
-    @field_validator("code")
-    @classmethod
-    def _code(cls, value: str) -> str:
-        return check_code(value)
+    _code = field_validator("code")(check_code)
 
 
 class ProcedureUpdate(UpdateSchema):
@@ -147,10 +123,7 @@ class ProcedureUpdate(UpdateSchema):
     sector_id: uuid.UUID | None = None
     level: str | None = Field(default=None, min_length=1, max_length=50)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return _required_text(value) if value is not None else None
+    _name = field_validator("name")(required_text_or_none)
 
 
 class ProcedurePublic(ProcedureBase):
@@ -170,10 +143,3 @@ class AgencySectorsReplace(SQLModel):
 
 class AgencySectorList(SQLModel):
     items: list[SectorPublic]
-
-
-def _required_text(value: str) -> str:
-    value = clean_text(value)
-    if not value:
-        raise ValueError("must not be blank")
-    return value

@@ -23,6 +23,7 @@ from app.models.base import (
     timestamptz,
     utcnow,
     uuid_pk,
+    writing_tx,
 )
 
 
@@ -62,14 +63,7 @@ class Event(SQLModel, table=True):
     seq: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False)
     )
-    tx_id: int | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.BigInteger,
-            nullable=False,
-            server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
-        ),
-    )
+    tx_id: int | None = writing_tx()
     type: str = Field(sa_type=sa.Text)
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     occurred_at: datetime = Field(

@@ -136,10 +136,7 @@ class UserBase(SQLModel):
         default=None, description="Required for agency_manager: the root of the visible subtree."
     )
 
-    @field_validator("display_name")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return nfc(value)
+    _nfc = field_validator("display_name")(nfc)
 
 
 class User(UserBase, Timestamped, table=True):
@@ -196,10 +193,7 @@ class UserUpdate(UpdateSchema):
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=256)
 
-    @field_validator("display_name")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return nfc(value) if value is not None else None
+    _nfc = field_validator("display_name")(nfc)
 
 
 class UserPublic(UserBase):
@@ -236,10 +230,7 @@ class ClientBase(SQLModel):
     )
     expires_at: datetime | None = Field(default=None, sa_type=timestamptz())
 
-    @field_validator("name")
-    @classmethod
-    def _nfc(cls, value: str) -> str:
-        return nfc(value)
+    _nfc = field_validator("name")(nfc)
 
 
 class Client(ClientBase, Created, table=True):

@@ -168,10 +168,7 @@ class ActionIn(SQLModel):
     status: ActionStatus = ActionStatus.planned
     evidence: str | None = Field(default=None, max_length=2000, description="Text or a link.")
 
-    @field_validator("what", "owner", "evidence")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return _nfc_optional(value)
+    _nfc = field_validator("what", "owner", "evidence")(_nfc_optional)
 
 
 class ActionPatch(UpdateSchema):
@@ -183,10 +180,7 @@ class ActionPatch(UpdateSchema):
     status: ActionStatus | None = None
     evidence: str | None = Field(default=None, max_length=2000)
 
-    @field_validator("what", "owner", "evidence")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return _nfc_optional(value)
+    _nfc = field_validator("what", "owner", "evidence")(_nfc_optional)
 
 
 class ActionPublic(SQLModel):
@@ -214,10 +208,7 @@ class ReviewIn(SQLModel):
     status: ReviewStatus
     comment: str = Field(min_length=1, max_length=4000)
 
-    @field_validator("comment")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return _nfc_optional(value)
+    _nfc = field_validator("comment")(_nfc_optional)
 
 
 class PlanPublic(SQLModel):
@@ -269,10 +260,7 @@ class DisseminationIn(SQLModel):
     note: str | None = Field(default=None, max_length=2000)
     link: str | None = Field(default=None, max_length=2000)
 
-    @field_validator("audience", "note", "link")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return _nfc_optional(value)
+    _nfc = field_validator("audience", "note", "link")(_nfc_optional)
 
 
 class DisseminationPatch(UpdateSchema):
@@ -285,10 +273,7 @@ class DisseminationPatch(UpdateSchema):
     note: str | None = Field(default=None, max_length=2000)
     link: str | None = Field(default=None, max_length=2000)
 
-    @field_validator("audience", "note", "link")
-    @classmethod
-    def _nfc(cls, value: str | None) -> str | None:
-        return _nfc_optional(value)
+    _nfc = field_validator("audience", "note", "link")(_nfc_optional)
 
 
 class DisseminationPublic(SQLModel):

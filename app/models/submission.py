@@ -23,6 +23,7 @@ from app.models.base import (
     timestamptz,
     utcnow,
     uuid_pk,
+    writing_tx,
 )
 from app.models.timestamps import SaneDatetime
 
@@ -138,14 +139,8 @@ class Submission(Timestamped, table=True):
         sa_column_kwargs={"server_default": sa.func.now()},
         description="When the server took the form (its own clock), beside received_at.",
     )
-    tx_id: int | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.BigInteger,
-            nullable=False,
-            server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
-        ),
-        description="The writing transaction: lists page in this order, see services.submissions.",
+    tx_id: int | None = writing_tx(
+        "The writing transaction: lists page in this order, see services.submissions."
     )
 
 

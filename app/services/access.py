@@ -71,6 +71,7 @@ from app.models.public import ReportPublicity
 from app.models.quality import Observation, Recheck
 from app.models.report import Report
 from app.models.submission import Submission
+from app.services import rows
 from app.services.principal import Principal
 
 _AGENCIES = Agency.metadata.tables["agencies"]
@@ -208,12 +209,7 @@ async def readable_campaign(
 ) -> Campaign:
     """The campaign, or 404 when it does not exist or the caller may not see it."""
     query = readable_campaigns(principal).where(col(Campaign.id) == campaign_id)
-    if lock:
-        query = query.with_for_update()
-    campaign = await session.scalar(query)
-    if campaign is None:
-        raise NotFound("campaign")
-    return campaign
+    return await rows.one(session, query, "campaign", lock=lock)
 
 
 async def require_campaign(

@@ -125,8 +125,7 @@ async def get_agency(session: AsyncSession, principal: Principal, agency_id: uui
 
 
 async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCreate) -> Agency:
-    taken = await session.scalar(sa.select(col(Agency.id)).where(col(Agency.code) == data.code))
-    if taken is not None:
+    if await rows.taken(session, col(Agency.code), data.code):
         raise Conflict("agency_code_taken", f"Another agency already has the code {data.code!r}.")
     await _check_level(session, data.level)
     if data.parent_id is not None:

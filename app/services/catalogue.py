@@ -88,8 +88,7 @@ def _sector_search(name_vi: str, name_en: str | None) -> str:
 
 
 async def create_sector(session: AsyncSession, actor: Principal, data: SectorCreate) -> Sector:
-    taken = await session.scalar(sa.select(col(Sector.id)).where(col(Sector.code) == data.code))
-    if taken is not None:
+    if await rows.taken(session, col(Sector.code), data.code):
         raise Conflict("sector_code_taken", f"Another sector already has the code {data.code!r}.")
     sector = Sector(**data.model_dump(), search_name=_sector_search(data.name_vi, data.name_en))
     await audit.record_added(
@@ -199,10 +198,7 @@ async def _check_procedure_refs(
 async def create_procedure(
     session: AsyncSession, actor: Principal, data: ProcedureCreate
 ) -> Procedure:
-    taken = await session.scalar(
-        sa.select(col(Procedure.id)).where(col(Procedure.code) == data.code)
-    )
-    if taken is not None:
+    if await rows.taken(session, col(Procedure.code), data.code):
         raise Conflict(
             "procedure_code_taken", f"Another procedure already has the code {data.code!r}."
         )

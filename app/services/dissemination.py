@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError, NotFound
+from app.errors import AppError
 from app.models.base import touch
 from app.models.campaign import CampaignState
 from app.models.plans import (
@@ -19,7 +19,7 @@ from app.models.plans import (
     DisseminationPublic,
     DisseminationRecord,
 )
-from app.services import access, audit, updates
+from app.services import access, audit, rows, updates
 from app.services.paging import id_page
 from app.services.principal import Principal
 
@@ -60,12 +60,7 @@ async def _record(
     session: AsyncSession, principal: Principal, record_id: uuid.UUID, *, lock: bool = False
 ) -> DisseminationRecord:
     query = access.readable_dissemination(principal).where(col(DisseminationRecord.id) == record_id)
-    if lock:
-        query = query.with_for_update()
-    record = await session.scalar(query)
-    if record is None:
-        raise NotFound("dissemination record")
-    return record
+    return await rows.one(session, query, "dissemination record", lock=lock)
 
 
 async def read_dissemination(
@@ -102,16 +97,16 @@ async def list_dissemination(
     limit: int,
     cursor: str | None,
 ) -> DisseminationPage:
-    query = access.readable_dissemination(principal)
-    if campaign_id is not None:
-        query = query.where(col(DisseminationRecord.campaign_id) == campaign_id)
-    if agency_id is not None:
-        query = query.where(col(DisseminationRecord.agency_id) == agency_id)
-    rows, next_cursor = await id_page(
+    query = rows.where_given(
+        access.readable_dissemination(principal),
+        (col(DisseminationRecord.campaign_id), campaign_id),
+        (col(DisseminationRecord.agency_id), agency_id),
+    )
+    found, next_cursor = await id_page(
         session, query, col(DisseminationRecord.id), limit=limit, cursor=cursor
     )
     return DisseminationPage(
-        items=[public(r) for r in rows],
+        items=[public(r) for r in found],
         next_cursor=next_cursor,
     )
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import FieldError, Invalid, NotFound
+from app.errors import FieldError, Invalid
 from app.models.agency import Agency
 from app.models.base import touch
 from app.models.campaign import Campaign
@@ -41,7 +41,7 @@ from app.models.plans import (
     TargetOutcome,
 )
 from app.models.report import Report
-from app.services import access, audit, report_files, updates
+from app.services import access, audit, report_files, rows, updates
 from app.services.dissemination import (
     add_dissemination,
     all_dissemination,
@@ -279,12 +279,7 @@ async def _plan(
     session: AsyncSession, principal: Principal, plan_id: uuid.UUID, *, lock: bool = False
 ) -> ImprovementPlan:
     query = access.readable_plans(principal).where(col(ImprovementPlan.id) == plan_id)
-    if lock:
-        query = query.with_for_update()
-    plan = await session.scalar(query)
-    if plan is None:
-        raise NotFound("plan")
-    return plan
+    return await rows.one(session, query, "plan", lock=lock)
 
 
 async def _actions(session: AsyncSession, plan_id: uuid.UUID) -> list[PlanAction]:
@@ -431,11 +426,11 @@ async def list_plans(
     limit: int,
     cursor: str | None,
 ) -> PlanPage:
-    query = access.readable_plans(principal)
-    if campaign_id is not None:
-        query = query.where(col(ImprovementPlan.campaign_id) == campaign_id)
-    if agency_id is not None:
-        query = query.where(col(ImprovementPlan.agency_id) == agency_id)
+    query = rows.where_given(
+        access.readable_plans(principal),
+        (col(ImprovementPlan.campaign_id), campaign_id),
+        (col(ImprovementPlan.agency_id), agency_id),
+    )
     plans, next_cursor = await id_page(
         session, query, col(ImprovementPlan.id), limit=limit, cursor=cursor
     )
@@ -479,13 +474,10 @@ async def update_action(
     body: ActionPatch,
 ) -> ActionPublic:
     plan = await _plan(session, actor, plan_id, lock=True)
-    action = await session.scalar(
-        sa.select(PlanAction)
-        .where(col(PlanAction.id) == action_id, col(PlanAction.plan_id) == plan.id)
-        .with_for_update()
+    query = sa.select(PlanAction).where(
+        col(PlanAction.id) == action_id, col(PlanAction.plan_id) == plan.id
     )
-    if action is None:
-        raise NotFound("action")
+    action = await rows.one(session, query, "action", lock=True)
     changes = updates.sent(body)
     changed = updates.apply_changes(action, changes, lambda a: {k: getattr(a, k) for k in changes})
     touch(action, plan)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import ConflictError, FieldError, Invalid, NotFound
+from app.errors import ConflictError, FieldError, Invalid
 from app.models.questionnaire import (
     Questionnaire,
     QuestionnairePage,
@@ -113,11 +113,8 @@ async def replace(
     session: AsyncSession, actor: Principal, questionnaire_id: uuid.UUID, definition: dict[str, Any]
 ) -> Questionnaire:
     """Change a version that no campaign has opened on; a frozen one never changes."""
-    row = await session.scalar(
-        sa.select(Questionnaire).where(col(Questionnaire.id) == questionnaire_id).with_for_update()
-    )
-    if row is None:
-        raise NotFound("questionnaire")
+    query = sa.select(Questionnaire).where(col(Questionnaire.id) == questionnaire_id)
+    row = await rows.one(session, query, "questionnaire", lock=True)
     if row.frozen_at is not None or row.is_builtin:
         raise ConflictError(
             "questionnaire_frozen",

@@ -60,8 +60,7 @@ async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID 
 
 async def create_user(session: AsyncSession, actor: Principal | None, data: UserCreate) -> User:
     await _check_agency(session, data.role, data.agency_id)
-    taken = await session.scalar(sa.select(col(User.id)).where(col(User.username) == data.username))
-    if taken:
+    if await rows.taken(session, col(User.username), data.username):
         raise Conflict("username_taken", f"The username {data.username!r} is already in use.")
     user = User(
         username=data.username,

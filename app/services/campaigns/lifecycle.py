@@ -29,7 +29,7 @@ from app.models.catalogue import Sector
 from app.models.identity import Scope
 from app.models.questionnaire import Questionnaire
 from app.models.report import Report
-from app.services import access, audit, events, reports, updates
+from app.services import access, audit, events, reports, rows, updates
 from app.services.index import rollups
 from app.services.paging import cursor_str, decode_cursor, keyset_page
 from app.services.principal import Principal
@@ -179,8 +179,7 @@ async def create_campaign(
     fields = data.model_dump(exclude={"agency_ids", "sector_ids", "map_date"})
     campaign = Campaign(**fields, map_date=data.map_date or data.period_end, is_synthetic=synthetic)
     _check_dates(campaign)
-    taken = await session.scalar(sa.select(col(Campaign.id)).where(col(Campaign.code) == data.code))
-    if taken is not None:
+    if await rows.taken(session, col(Campaign.code), data.code):
         raise ConflictError("campaign_code_taken", f"A campaign with code {data.code!r} exists.")
     session.add(campaign)
     await session.flush()
@@ -224,10 +223,10 @@ async def list_campaigns(
         query = query.where(col(Campaign.state) == state)
     if year is not None:
         query = query.where(col(Campaign.year) == year)
-    rows, next_cursor = await keyset_page(
+    found, next_cursor = await keyset_page(
         session, query, limit=limit, key=lambda c: {"code": c.code}
     )
-    return CampaignPage(items=[await public(session, c) for c in rows], next_cursor=next_cursor)
+    return CampaignPage(items=[await public(session, c) for c in found], next_cursor=next_cursor)
 
 
 async def update_campaign(

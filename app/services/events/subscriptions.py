@@ -31,7 +31,7 @@ from app.models.event import (
     WebhookSubscriptionWithSecret,
 )
 from app.models.identity import Client, Scope
-from app.services import access, audit, updates
+from app.services import access, audit, rows, updates
 from app.services.agencies import agency_exists
 from app.services.events import signing
 from app.services.events.targets import TargetRefused, check_url
@@ -145,16 +145,11 @@ async def create(
 async def get(
     session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *, lock: bool = False
 ) -> WebhookSubscription:
-    owner = owner_scope(principal)
-    query = sa.select(WebhookSubscription).where(col(WebhookSubscription.id) == subscription_id)
-    if owner is not None:
-        query = query.where(col(WebhookSubscription.client_id) == owner)
-    if lock:
-        query = query.with_for_update()
-    row = await session.scalar(query)
-    if row is None:
-        raise NotFound("webhook subscription")
-    return row
+    query = rows.where_given(
+        sa.select(WebhookSubscription).where(col(WebhookSubscription.id) == subscription_id),
+        (col(WebhookSubscription.client_id), owner_scope(principal)),
+    )
+    return await rows.one(session, query, "webhook subscription", lock=lock)
 
 
 async def list_subscriptions(
@@ -165,16 +160,15 @@ async def list_subscriptions(
     cursor: str | None,
     client_id: uuid.UUID | None = None,
 ) -> WebhookSubscriptionPage:
-    owner = owner_scope(principal)
-    query = sa.select(WebhookSubscription)
-    if owner is not None:
-        query = query.where(col(WebhookSubscription.client_id) == owner)
-    if client_id is not None:
-        query = query.where(col(WebhookSubscription.client_id) == client_id)
-    rows, next_cursor = await id_page(
+    query = rows.where_given(
+        sa.select(WebhookSubscription),
+        (col(WebhookSubscription.client_id), owner_scope(principal)),
+        (col(WebhookSubscription.client_id), client_id),
+    )
+    page, next_cursor = await id_page(
         session, query, col(WebhookSubscription.id), limit=limit, cursor=cursor
     )
-    return WebhookSubscriptionPage(items=[public(r) for r in rows], next_cursor=next_cursor)
+    return WebhookSubscriptionPage(items=[public(r) for r in page], next_cursor=next_cursor)
 
 
 def resume(row: WebhookSubscription) -> None:

@@ -236,16 +236,24 @@ def _pillar_of(q: Questionnaire) -> dict[str, str]:
     return member_of
 
 
+def _check_id_and_weight(
+    kind: str, path: str, id_: str, weight: float, seen: set[str]
+) -> Iterator[FieldError]:
+    """A pillar's or element's id is not taken by an earlier one (it is added to `seen`), and
+    its weight is not negative."""
+    if id_ in seen:
+        yield FieldError(f"{path}/id", f"duplicate {kind} id {id_!r}", "duplicate")
+    seen.add(id_)
+    if weight < 0:
+        yield FieldError(f"{path}/weight", "weights must not be negative", "out_of_range")
+
+
 def _check_pillars(q: Questionnaire, element_ids: AbstractSet[str]) -> Iterator[FieldError]:
     seen: set[str] = set()
     listed: set[str] = set()
     for pi, pillar in enumerate(q.pillars):
         pp = f"/pillars/{pi}"
-        if pillar.id in seen:
-            yield FieldError(f"{pp}/id", f"duplicate pillar id {pillar.id!r}", "duplicate")
-        seen.add(pillar.id)
-        if pillar.weight < 0:
-            yield FieldError(f"{pp}/weight", "weights must not be negative", "out_of_range")
+        yield from _check_id_and_weight("pillar", pp, pillar.id, pillar.weight, seen)
         if not pillar.elements:
             yield FieldError(f"{pp}/elements", "a pillar needs at least one element", "empty")
         for ei, element_id in enumerate(pillar.elements):
@@ -266,11 +274,7 @@ def _check_elements(q: Questionnaire) -> Iterator[FieldError]:
     seen: set[str] = set()
     for ei, element in enumerate(q.elements):
         ep = f"/elements/{ei}"
-        if element.id in seen:
-            yield FieldError(f"{ep}/id", f"duplicate element id {element.id!r}", "duplicate")
-        seen.add(element.id)
-        if element.weight < 0:
-            yield FieldError(f"{ep}/weight", "weights must not be negative", "out_of_range")
+        yield from _check_id_and_weight("element", ep, element.id, element.weight, seen)
         if element.rule is ElementRule.designated_item:
             yield from _check_designated_item(element, ep, items)
         else:

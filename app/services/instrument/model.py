@@ -109,20 +109,21 @@ class Section(_Frozen):
     items: tuple[Item, ...]
 
 
-class Pillar(_Frozen):
+class _Labelled(_Frozen):
+    """What a pillar and an element both start with: an id and its labels."""
+
     id: Id
     label_vi: Label
     label_en: Label | None = None
     label_source: LabelSource = "method"
+
+
+class Pillar(_Labelled):
     weight: Weight
     elements: tuple[Id, ...]
 
 
-class Element(_Frozen):
-    id: Id
-    label_vi: Label
-    label_en: Label | None = None
-    label_source: LabelSource = "method"
+class Element(_Labelled):
     pillar: Id | None = Field(default=None, description="If given, must match the pillar's list.")
     weight: Weight
     rule: ElementRule = ElementRule.mean_of_criteria

@@ -27,7 +27,7 @@ from app.models.quality import (
     ScheduleProgress,
 )
 from app.models.submission import Submission, SubmissionState
-from app.services import access, audit
+from app.services import access, audit, rows
 from app.services.principal import Principal
 from app.services.quality.screening import config_of
 
@@ -79,7 +79,7 @@ async def flag_counts(
         .where(col(Submission.campaign_id) == campaign_id)
         .subquery("forms")
     )
-    rows = (
+    counts = (
         await session.execute(
             sa.select(forms.c.rule, forms.c.state, sa.func.count()).group_by(
                 forms.c.rule, forms.c.state
@@ -87,7 +87,7 @@ async def flag_counts(
         )
     ).all()
     out: dict[str, dict[str, int]] = {}
-    for name, state, count in rows:
+    for name, state, count in counts:
         out.setdefault(name, {})[state] = count
     return out
 
@@ -107,10 +107,10 @@ async def excluded_by_rule(
         )
         .subquery("forms")
     )
-    rows = await session.execute(
+    result = await session.execute(
         sa.select(forms.c.rule, sa.func.count()).group_by(forms.c.rule).order_by(forms.c.rule)
     )
-    return {str(row[0]): int(row[1]) for row in rows.all()}
+    return {str(row[0]): int(row[1]) for row in result.all()}
 
 
 # ---- schedule ----------------------------------------------------------------------------------
@@ -327,20 +327,15 @@ async def list_observations(
     )
     if open_only:
         query = query.where(col(Observation.answered_at).is_(None))
-    rows = await session.scalars(query.order_by(col(Observation.filed_at), col(Observation.id)))
-    return [_observation(r) for r in rows.all()]
+    found = await session.scalars(query.order_by(col(Observation.filed_at), col(Observation.id)))
+    return [_observation(r) for r in found.all()]
 
 
 async def answer_observation(
     session: AsyncSession, actor: Principal, observation_id: uuid.UUID, data: ObservationAnswerIn
 ) -> ObservationPublic:
-    row = await session.scalar(
-        access.readable_observations(actor)
-        .where(col(Observation.id) == observation_id)
-        .with_for_update()
-    )
-    if row is None:
-        raise NotFound("observation")
+    query = access.readable_observations(actor).where(col(Observation.id) == observation_id)
+    row = await rows.one(session, query, "observation", lock=True)
     if row.answered_at is not None:
         raise ConflictError("observation_answered", "The observation has been answered already.")
     row.answer = data.answer

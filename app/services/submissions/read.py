@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import FieldError, Invalid, NotFound
+from app.errors import FieldError, Invalid
 from app.models.submission import Submission, SubmissionPage, SubmissionState
-from app.services import access
+from app.services import access, rows
 from app.services.paging import cursor_int, cursor_str, decode_cursor, encode_cursor
 from app.services.principal import Principal
 from app.services.submissions.common import public
@@ -28,12 +28,7 @@ async def get_submission(
     session: AsyncSession, principal: Principal, submission_id: uuid.UUID, *, lock: bool = False
 ) -> Submission:
     query = access.readable_submissions(principal).where(col(Submission.id) == submission_id)
-    if lock:
-        query = query.with_for_update()
-    row = await session.scalar(query)
-    if row is None:
-        raise NotFound("submission")
-    return row
+    return await rows.one(session, query, "submission", lock=lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +87,14 @@ async def list_submissions(
             > sa.tuple_(sa.literal(tx), sa.literal(last, sa.Uuid))
         )
     query = query.order_by(col(Submission.tx_id), col(Submission.id)).limit(limit + 1)
-    rows = list((await session.scalars(query)).all())
+    found = list((await session.scalars(query)).all())
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-    if rows:
+    if len(found) > limit:
+        found = found[:limit]
+    if found:
         # Always hand back a cursor: a caller polling for new forms resumes from the last row.
-        next_cursor = encode_cursor({"tx": rows[-1].tx_id, "id": str(rows[-1].id)})
-    return SubmissionPage(items=[public(r) for r in rows], next_cursor=next_cursor)
+        next_cursor = encode_cursor({"tx": found[-1].tx_id, "id": str(found[-1].id)})
+    return SubmissionPage(items=[public(r) for r in found], next_cursor=next_cursor)
 
 
 async def export_rows(session: AsyncSession, principal: Principal, f: Filters) -> list[Submission]:
