@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from app.api.etag import NOT_MODIFIED, conditional, conditional_from
-from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.etag import NOT_MODIFIED, conditional
+from app.api.files import XLSX, download, rendering
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
 from app.deps import DatabaseDep, RateLimiterDep, ReaderDep, SettingsDep
 from app.errors import NotFound
@@ -54,6 +54,21 @@ def _ok(model: type, description: str) -> Responses:
     return {200: {"model": model, "description": description}}
 
 
+async def _rendered(
+    request: Request, session: ReaderDep, report_id: uuid.UUID, fmt: str
+) -> Response:
+    """The public report in `fmt` (json, csv or xlsx), or a 304 when the caller holds it."""
+    ref = await public.reference(session, report_id)
+    return await rendering(
+        request,
+        lambda: public.rendering(session, ref, fmt),
+        fmt,
+        filename=f"sipas-{ref.id}",
+        etag=public.etag(ref, fmt),
+        cache_control=IMMUTABLE,
+    )
+
+
 @router.get(
     "/reports",
     operation_id="public_reports_list",
@@ -80,26 +95,7 @@ async def list_reports(request: Request, session: ReaderDep) -> Response:
     responses={**_ok(PublicReport, "The public report."), **NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_report(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
-    ref = await public.reference(session, report_id)
-    return await conditional_from(
-        request,
-        lambda: public.rendering(session, ref, "json"),
-        "application/json",
-        etag=public.etag(ref, "json"),
-        cache_control=IMMUTABLE,
-    )
-
-
-async def _export(request: Request, session: ReaderDep, report_id: uuid.UUID, fmt: str) -> Response:
-    ref = await public.reference(session, report_id)
-    return await conditional_from(
-        request,
-        lambda: public.rendering(session, ref, fmt),
-        MEDIA_TYPES[fmt],
-        attachment(f"sipas-{ref.id}.{fmt}"),
-        etag=public.etag(ref, fmt),
-        cache_control=IMMUTABLE,
-    )
+    return await _rendered(request, session, report_id, "json")
 
 
 @router.get(
@@ -112,7 +108,7 @@ async def _export(request: Request, session: ReaderDep, report_id: uuid.UUID, fm
     responses={**download("text/csv", description="The CSV file."), **NOT_FOUND, **NOT_MODIFIED},
 )
 async def export_csv(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
-    return await _export(request, session, report_id, "csv")
+    return await _rendered(request, session, report_id, "csv")
 
 
 @router.get(
@@ -124,7 +120,7 @@ async def export_csv(request: Request, session: ReaderDep, report_id: ReportId) 
     responses={**download(XLSX, description="The workbook."), **NOT_FOUND, **NOT_MODIFIED},
 )
 async def export_xlsx(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
-    return await _export(request, session, report_id, "xlsx")
+    return await _rendered(request, session, report_id, "xlsx")
 
 
 @router.get(

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
-from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.files import XLSX, download, rendering
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
@@ -49,14 +49,12 @@ async def _rendered(
 ) -> Response:
     """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
     this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
-    media = {"json": "application/json", **MEDIA_TYPES}[fmt]
     etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{report_files.RENDERING_VERSION}"'
-    headers = {} if fmt == "json" else attachment(f"sipas-report-{ref.id}.{fmt}")
-    return await conditional_from(
+    return await rendering(
         request,
         lambda: reports.rendering(session, ref, fmt),
-        media,
-        headers,
+        fmt,
+        filename=f"sipas-report-{ref.id}",
         etag=etag,
         cache_control=cache_control,
     )
