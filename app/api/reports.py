@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated
@@ -173,8 +174,19 @@ async def latest(
     return await _rendered(request, session, ref, "json", cache_control="private, no-cache")
 
 
-@router.get(
+def _read(fmt: str) -> Callable[..., Awaitable[Response]]:
+    """The read of one rendering of a report version; each is registered on its own path."""
+
+    async def read(request: Request, session: ReaderDep, ref: ReportById) -> Response:
+        return await _rendered(request, session, ref, fmt)
+
+    return read
+
+
+router.add_api_route(
     "/reports/{report_id}",
+    _read("json"),
+    name="get_report",
     summary="A published report as JSON",
     description="The stored snapshot: the campaign, its method and questionnaire, every figure of"
     " the whole and of each breakdown, and the rankings. Immutable: its ETag never "
@@ -182,30 +194,24 @@ async def latest(
     response_model=ReportDocument,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
-async def get_report(request: Request, session: ReaderDep, ref: ReportById) -> Response:
-    return await _rendered(request, session, ref, "json")
-
-
-@router.get(
+router.add_api_route(
     "/reports/{report_id}/export.csv",
+    _read("csv"),
+    name="export_csv",
     summary="A published report as CSV (UTF-8 with BOM)",
     description="One row per figure and cell, from the stored snapshot. Answers with an ETag; a "
     "caller holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, **download("text/csv")},
 )
-async def export_csv(request: Request, session: ReaderDep, ref: ReportById) -> Response:
-    return await _rendered(request, session, ref, "csv")
-
-
-@router.get(
+router.add_api_route(
     "/reports/{report_id}/export.xlsx",
+    _read("xlsx"),
+    name="export_xlsx",
     summary="A published report as XLSX (one sheet per breakdown, Vietnamese headings)",
     description="The same figures as the CSV in a workbook. Answers with an ETag; a caller "
     "holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, **download(XLSX)},
 )
-async def export_xlsx(request: Request, session: ReaderDep, ref: ReportById) -> Response:
-    return await _rendered(request, session, ref, "xlsx")
 
 
 @router.get(
