@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from app.api.etag import NOT_MODIFIED, conditional, conditional_from
-from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.etag import NOT_MODIFIED, conditional
+from app.api.files import XLSX, download, rendering
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
 from app.deps import DatabaseDep, RateLimiterDep, ReaderDep, SettingsDep
 from app.errors import NotFound
@@ -70,8 +71,28 @@ async def list_reports(request: Request, session: ReaderDep) -> Response:
     )
 
 
-@router.get(
+def _read(fmt: str) -> Callable[..., Awaitable[Response]]:
+    """The read of one rendering (json, csv or xlsx) of a public report, or a 304 when the
+    caller holds it; each is registered on its own path below."""
+
+    async def read(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
+        ref = await public.reference(session, report_id)
+        return await rendering(
+            request,
+            lambda: public.rendering(session, ref, fmt),
+            fmt,
+            filename=f"sipas-{ref.id}",
+            etag=public.etag(ref, fmt),
+            cache_control=IMMUTABLE,
+        )
+
+    return read
+
+
+router.add_api_route(
     "/reports/{report_id}",
+    _read("json"),
+    name="get_report",
     operation_id="public_reports_get",
     summary="One public report",
     description="The report's figures: the index tree of the province and of every breakdown "
@@ -79,31 +100,10 @@ async def list_reports(request: Request, session: ReaderDep) -> Response:
     response_model=None,
     responses={**_ok(PublicReport, "The public report."), **NOT_FOUND, **NOT_MODIFIED},
 )
-async def get_report(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
-    ref = await public.reference(session, report_id)
-    return await conditional_from(
-        request,
-        lambda: public.rendering(session, ref, "json"),
-        "application/json",
-        etag=public.etag(ref, "json"),
-        cache_control=IMMUTABLE,
-    )
-
-
-async def _export(request: Request, session: ReaderDep, report_id: uuid.UUID, fmt: str) -> Response:
-    ref = await public.reference(session, report_id)
-    return await conditional_from(
-        request,
-        lambda: public.rendering(session, ref, fmt),
-        MEDIA_TYPES[fmt],
-        attachment(f"sipas-{ref.id}.{fmt}"),
-        etag=public.etag(ref, fmt),
-        cache_control=IMMUTABLE,
-    )
-
-
-@router.get(
+router.add_api_route(
     "/reports/{report_id}/export.csv",
+    _read("csv"),
+    name="export_csv",
     operation_id="public_reports_csv",
     summary="One public report as CSV",
     description="UTF-8 with a BOM (Excel reads the Vietnamese text), one row per figure and "
@@ -111,20 +111,16 @@ async def _export(request: Request, session: ReaderDep, report_id: uuid.UUID, fm
     response_model=None,
     responses={**download("text/csv", description="The CSV file."), **NOT_FOUND, **NOT_MODIFIED},
 )
-async def export_csv(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
-    return await _export(request, session, report_id, "csv")
-
-
-@router.get(
+router.add_api_route(
     "/reports/{report_id}/export.xlsx",
+    _read("xlsx"),
+    name="export_xlsx",
     operation_id="public_reports_xlsx",
     summary="One public report as XLSX",
     description="One sheet per breakdown and per ranking, Vietnamese headings.",
     response_model=None,
     responses={**download(XLSX, description="The workbook."), **NOT_FOUND, **NOT_MODIFIED},
 )
-async def export_xlsx(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
-    return await _export(request, session, report_id, "xlsx")
 
 
 @router.get(

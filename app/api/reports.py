@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.api.etag import NOT_MODIFIED, conditional_from, json_with_etag
-from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.files import XLSX, download, rendering
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
@@ -49,14 +50,12 @@ async def _rendered(
 ) -> Response:
     """The report in `fmt`, or a 304 before anything is rendered or read when the caller holds
     this version. Exports carry their own tags (the format suffixed to the snapshot's)."""
-    media = {"json": "application/json", **MEDIA_TYPES}[fmt]
     etag = ref.etag if fmt == "json" else ref.etag[:-1] + f'-{fmt}{report_files.RENDERING_VERSION}"'
-    headers = {} if fmt == "json" else attachment(f"sipas-report-{ref.id}.{fmt}")
-    return await conditional_from(
+    return await rendering(
         request,
         lambda: reports.rendering(session, ref, fmt),
-        media,
-        headers,
+        fmt,
+        filename=f"sipas-report-{ref.id}",
         etag=etag,
         cache_control=cache_control,
     )
@@ -175,8 +174,19 @@ async def latest(
     return await _rendered(request, session, ref, "json", cache_control="private, no-cache")
 
 
-@router.get(
+def _read(fmt: str) -> Callable[..., Awaitable[Response]]:
+    """The read of one rendering of a report version; each is registered on its own path."""
+
+    async def read(request: Request, session: ReaderDep, ref: ReportById) -> Response:
+        return await _rendered(request, session, ref, fmt)
+
+    return read
+
+
+router.add_api_route(
     "/reports/{report_id}",
+    _read("json"),
+    name="get_report",
     summary="A published report as JSON",
     description="The stored snapshot: the campaign, its method and questionnaire, every figure of"
     " the whole and of each breakdown, and the rankings. Immutable: its ETag never "
@@ -184,30 +194,24 @@ async def latest(
     response_model=ReportDocument,
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
-async def get_report(request: Request, session: ReaderDep, ref: ReportById) -> Response:
-    return await _rendered(request, session, ref, "json")
-
-
-@router.get(
+router.add_api_route(
     "/reports/{report_id}/export.csv",
+    _read("csv"),
+    name="export_csv",
     summary="A published report as CSV (UTF-8 with BOM)",
     description="One row per figure and cell, from the stored snapshot. Answers with an ETag; a "
     "caller holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, **download("text/csv")},
 )
-async def export_csv(request: Request, session: ReaderDep, ref: ReportById) -> Response:
-    return await _rendered(request, session, ref, "csv")
-
-
-@router.get(
+router.add_api_route(
     "/reports/{report_id}/export.xlsx",
+    _read("xlsx"),
+    name="export_xlsx",
     summary="A published report as XLSX (one sheet per breakdown, Vietnamese headings)",
     description="The same figures as the CSV in a workbook. Answers with an ETag; a caller "
     "holding it gets 304.",
     responses={**NOT_FOUND, **NOT_MODIFIED, **download(XLSX)},
 )
-async def export_xlsx(request: Request, session: ReaderDep, ref: ReportById) -> Response:
-    return await _rendered(request, session, ref, "xlsx")
 
 
 @router.get(

@@ -23,8 +23,9 @@ from app.api.etag import conditional
 from app.api.public import limit_source
 from app.deps import ReaderDep
 from app.errors import NotFound
-from app.models.public import PublicReport
+from app.models.public import PublicAgencySummary, PublicReport
 from app.services import charts, public, site
+from app.services.site import TrendPoint
 
 HTML = "text/html; charset=utf-8"
 SVG = "image/svg+xml"
@@ -96,6 +97,16 @@ def _names(report: PublicReport) -> Any:
     return names
 
 
+def _criteria(agency: PublicAgencySummary) -> tuple[str, list[charts.Bar]]:
+    """The title and bars of an agency's criteria chart, on its page and as an SVG alone."""
+    return f"Các tiêu chí — {agency.name}", site.criterion_bars(agency)
+
+
+def _trend(agency: PublicAgencySummary, points: list[TrendPoint]) -> tuple[str, list[charts.Bar]]:
+    """The title and bars of an agency's trend chart, on its page and as an SVG alone."""
+    return f"Chỉ số chung qua các kỳ — {agency.name}", site.trend_bars(points)
+
+
 def _chart(title: str, bars: list[charts.Bar], chart_id: str) -> Markup:
     return Markup(charts.interval_bars(title, bars, chart_id=chart_id, fluid=True))  # noqa: S704 - escaped
 
@@ -165,12 +176,8 @@ async def agency_page(
         "embed_absolute": str(request.base_url).rstrip("/") + f"/public/embed/agencies/{code}",
     }
     rendered = {
-        "criteria": _chart(
-            f"Các tiêu chí — {agency.name}", site.criterion_bars(agency), "criteria"
-        ),
-        "trend": _chart(
-            f"Chỉ số chung qua các kỳ — {agency.name}", site.trend_bars(trend), "trend"
-        ),
+        "criteria": _chart(*_criteria(agency), "criteria"),
+        "trend": _chart(*_trend(agency, trend), "trend"),
     }
     plan = await site.plan_status(session, report.campaign.id, agency.agency_id)
     return _page(
@@ -224,12 +231,11 @@ async def criteria_chart(
     request: Request, session: ReaderDep, report_id: uuid.UUID, code: Code
 ) -> Response:
     agency = await site.agency(session, report_id, code)
-    return _bars_svg(request, f"Các tiêu chí — {agency.name}", site.criterion_bars(agency))
+    return _bars_svg(request, *_criteria(agency))
 
 
 @router.get("/charts/agencies/{code}/trend.svg")
 async def trend_chart(request: Request, session: ReaderDep, code: Code) -> Response:
     _, agency = await site.latest_with_agency(session, code)
     points = await site.trend(session, agency.agency_id)
-    title = f"Chỉ số chung qua các kỳ — {agency.name}"
-    return _bars_svg(request, title, site.trend_bars(points))
+    return _bars_svg(request, *_trend(agency, points))
