@@ -29,9 +29,14 @@ def dossier_campaign(admin: Any) -> tuple[Any, str, datetime]:
         if campaign.rates_dossiers and campaign.agency_ids:
             agency = agencies_get.sync(campaign.agency_ids[0], client=admin)
             assert isinstance(agency, AgencyPublic)
-            today = datetime.now(HANOI).date()
-            day = min(max(today, campaign.period_start), campaign.period_end)
-            return campaign, agency.code, datetime.combine(day, time(10), tzinfo=HANOI)
+            now = datetime.now(HANOI)
+            day = min(max(now.date(), campaign.period_start), campaign.period_end)
+            returned = datetime.combine(day, time(10), tzinfo=HANOI)
+            if day == now.date():
+                # Today: a moment ago (10:00 may still be ahead, and the future is refused),
+                # but not before today began.
+                returned = max(now - timedelta(minutes=1), datetime.combine(day, time(0), HANOI))
+            return campaign, agency.code, returned
     pytest.fail("the demo has no open campaign that rates dossiers (with agencies in its scope)")
 
 
