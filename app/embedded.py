@@ -7,6 +7,7 @@ last process that started it exits (so Ctrl-C on `make run` leaves nothing behin
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import warnings
 from pathlib import Path
@@ -23,7 +24,11 @@ def embedded_server_url(data_dir: Path, database: str) -> str:
     """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    # Several processes may start together on a fresh checkout (the test suite's xdist workers):
+    # the wheel creates the data directory without expecting another process to do the same, so
+    # one process at a time starts or joins the server.
+    with (data_dir / ".start.lock").open("a") as lock, warnings.catch_warnings():
+        fcntl.flock(lock, fcntl.LOCK_EX)
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); its fallback is fine
         warnings.simplefilter("ignore")
         # imported lazily: production never loads it
