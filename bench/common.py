@@ -425,3 +425,16 @@ def machine() -> dict[str, str]:
         "cpu": cpu,
         "python": sys.version.split()[0],
     }
+
+
+def replace_section(results: Path, heading: str, text: str) -> None:
+    """Put `text` in place of the section of `results` that starts with `heading` (or add it at
+    the end). A section runs to the next `## ` heading or to the next `<!-- ` line, which opens
+    the marked block of another command (bench.partitions), so that block is never taken."""
+    old = results.read_text() if results.exists() else "# Benchmark results\n"
+    head, found, tail = old.partition(heading)
+    rest = ""
+    if found:
+        ends = [i for i in (tail.find("\n## "), tail.find("\n<!-- ")) if i >= 0]
+        rest = tail[min(ends) :] if ends else ""
+    results.write_text(head.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + rest)

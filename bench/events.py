@@ -51,6 +51,7 @@ from bench.common import (
     make_fixture,
     make_form,
     prepare_database,
+    replace_section,
     server_env,
     truncate_submissions,
 )
@@ -406,13 +407,7 @@ def render(r: dict[str, Any]) -> str:
 
 
 def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    head, found, tail = old.partition(SECTION)
-    rest = ""
-    if found:
-        after = tail.split("\n## ", 1)
-        rest = "\n## " + after[1] if len(after) > 1 else ""
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + rest)
+    replace_section(RESULTS, SECTION, text)
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ from bench.common import (
     make_fixture,
     percentile,
     prepare_database,
+    replace_section,
     server_env,
 )
 
@@ -667,13 +668,7 @@ def _writes(w: dict[str, Any]) -> list[str]:
 
 def splice(lines: list[str]) -> None:
     """Put the section into an existing RESULTS.md, replacing a previous one."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    head, found, tail = text.partition(SECTION)
-    rest = ""
-    if found:
-        after = tail.split("\n## ", 1)
-        rest = "\n## " + after[1] if len(after) == 2 else ""
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + rest)
+    replace_section(RESULTS, SECTION, "\n".join(lines))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

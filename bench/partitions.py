@@ -5,8 +5,9 @@ forms; `sipas_bench_part_many` holds `--campaigns` campaigns of `--forms` forms 
 with its own agencies, drawn by bench.generate). The measured campaign is the first of each, with
 its roll-ups installed before its forms are loaded, loaded with the same seed in both. For each
 database, `--rounds` times: a fresh app process (nothing cached in it), then
-`GET /campaigns/{id}/index?group_by=respondent_type` (the roll-ups do not hold it: it scans the
-campaign's forms) and `group_by=agency` (the roll-ups), each cold. The figure is the ratio of the
+`GET /campaigns/{id}/index?group_by=item:E1.C1` (a criterion's answers: no roll-up holds a
+breakdown by a criterion, so it scans the campaign's forms) and `group_by=agency` (the
+roll-ups), each cold. The figure is the ratio of the
 median cold times, many ÷ alone; partitioning by campaign should hold it near 1 (target ≤ 1.2).
 
     .venv/bin/python -m bench.partitions                                  # 10 × 50,000
@@ -48,7 +49,9 @@ def _markers(campaigns: int, forms: int) -> tuple[str, str]:
 
 
 AGENCIES = 40
-VIEWS = ("respondent_type", "agency")
+# A breakdown that scans the forms (no roll-up holds one by a criterion), and one from roll-ups.
+SCAN = "item:E1.C1"
+VIEWS = (SCAN, "agency")
 
 
 async def _install(url: str, campaign_id: uuid.UUID) -> None:
@@ -180,7 +183,7 @@ def render(result: dict[str, Any], command: str) -> list[str]:
         alone = result["medians"]["alone"][view]
         many = result["medians"]["many"][view]
         ratio = result["ratios"][view]
-        what = "forms scan" if view == "respondent_type" else "roll-ups"
+        what = "forms scan" if view == SCAN else "roll-ups"
         lines.append(
             f"| `group_by={view}` ({what}) | {alone:.3f} s | {many:.3f} s | {ratio:.2f} | "
             f"{met[ratio <= 1.2]} |"

@@ -39,7 +39,7 @@ from app.replica import SOURCE_HEADER
 from app.schema import upgrade
 from app.services.index import cache as index_cache
 from bench import generate
-from bench.common import OUT_DIR, SECRET_KEY, machine, make_fixture, percentile
+from bench.common import OUT_DIR, SECRET_KEY, machine, make_fixture, percentile, replace_section
 from tests.helpers.replication import Pair, bin_dir, build_pair, wait_replayed
 
 DATABASE = "sipas_bench_replica"
@@ -176,13 +176,7 @@ def render(r: dict[str, Any], command: str, seconds: float) -> str:
 
 
 def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    head, found, tail = old.partition(SECTION)
-    rest = ""
-    if found:
-        after = tail.split("\n## ", 1)
-        rest = "\n## " + after[1] if len(after) > 1 else ""
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + rest)
+    replace_section(RESULTS, SECTION, text)
 
 
 def main() -> None:

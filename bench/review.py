@@ -30,7 +30,16 @@ import asyncpg
 import httpx
 
 from bench import generate
-from bench.common import OUT_DIR, Server, dsn, machine, make_fixture, prepare_database, server_env
+from bench.common import (
+    OUT_DIR,
+    Server,
+    dsn,
+    machine,
+    make_fixture,
+    prepare_database,
+    replace_section,
+    server_env,
+)
 
 DATABASE = "sipas_bench_review"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -169,13 +178,7 @@ def render(r: dict[str, Any], command: str) -> str:
 
 
 def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    head, found, tail = old.partition(SECTION)
-    rest = ""
-    if found:
-        after = tail.split("\n## ", 1)
-        rest = "\n## " + after[1] if len(after) > 1 else ""
-    RESULTS.write_text(head.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + rest)
+    replace_section(RESULTS, SECTION, text)
 
 
 def main() -> None:
