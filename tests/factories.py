@@ -27,7 +27,7 @@ from app.security import (
     new_client_secret,
     sign_invitation,
 )
-from app.services.instrument import parse_questionnaire
+from app.services.instrument import builtin_definition, parse_questionnaire
 from app.services.text import fold
 
 PASSWORD = "correct horse battery staple"
@@ -260,6 +260,21 @@ async def make_questionnaire(session: AsyncSession, code: str | None = None) -> 
         method="test",
         title_vi="Phiếu thử nghiệm",
         definition=definition,
+    )
+    session.add(q)
+    await session.flush()
+    return q
+
+
+async def make_builtin_questionnaire(session: AsyncSession, builtin: str) -> Questionnaire:
+    """A stored copy of a built-in instrument under a fresh code (its items as shipped)."""
+    code = unique(f"{builtin}-")
+    q = Questionnaire(
+        code=code,
+        version=1,
+        method="QĐ 2640/QĐ-BNV",
+        title_vi=f"Phiếu {builtin}",
+        definition={**builtin_definition(builtin), "code": code},
     )
     session.add(q)
     await session.flush()

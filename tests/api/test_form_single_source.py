@@ -16,20 +16,18 @@ from app.models.agency import Agency
 from app.models.campaign import Campaign, CampaignState
 from app.models.catalogue import Procedure
 from app.models.identity import Scope
-from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission
-from app.services.instrument import builtin_definition
 from tests.factories import (
     bearer,
     invitation_token,
     make_agency,
+    make_builtin_questionnaire,
     make_campaign,
     make_client,
     make_invitation,
     make_procedure,
     make_sector,
     stored_form,
-    unique,
 )
 from tests.helpers.problems import assert_problem, error_codes
 
@@ -49,16 +47,7 @@ class World:
 @pytest.fixture
 async def world(session: AsyncSession, settings: Settings) -> World:
     """A campaign on the SIPAS 2017 questionnaire, which asks S.AGENCY and R.TYPE."""
-    code = unique("sipas-2017-")
-    questionnaire = Questionnaire(
-        code=code,
-        version=1,
-        method="QĐ 2640/QĐ-BNV",
-        title_vi="Phiếu SIPAS 2017",
-        definition={**builtin_definition("sipas-2017"), "code": code},
-    )
-    session.add(questionnaire)
-    await session.flush()
+    questionnaire = await make_builtin_questionnaire(session, "sipas-2017")
     province = await make_agency(session, level="province")
     district = await make_agency(session, parent=province, level="district")
     procedure = await make_procedure(session, await make_sector(session))

@@ -21,19 +21,17 @@ from app.models.campaign import Campaign, CampaignState, Stratum
 from app.models.catalogue import Procedure
 from app.models.event import Event
 from app.models.identity import Scope
-from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission
-from app.services.instrument import builtin_definition
 from app.services.submissions import Prepared
 from app.services.submissions.writes import _COLUMNS, _batch_params
 from tests.factories import (
     bearer,
     make_agency,
+    make_builtin_questionnaire,
     make_campaign,
     make_client,
     make_procedure,
     make_sector,
-    unique,
 )
 
 
@@ -55,16 +53,7 @@ class World:
 @pytest.fixture
 async def world(session: AsyncSession, settings: Settings) -> World:
     """A campaign on the SIPAS 2017 questionnaire (which asks S.AGENCY), with strata."""
-    code = unique("sipas-2017-")
-    questionnaire = Questionnaire(
-        code=code,
-        version=1,
-        method="QĐ 2640/QĐ-BNV",
-        title_vi="Phiếu SIPAS 2017",
-        definition={**builtin_definition("sipas-2017"), "code": code},
-    )
-    session.add(questionnaire)
-    await session.flush()
+    questionnaire = await make_builtin_questionnaire(session, "sipas-2017")
     province = await make_agency(session, level="province")
     district = await make_agency(session, parent=province, level="district")
     town = await make_agency(session, parent=province, level="district")
