@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -283,6 +284,8 @@ class Server:
         self.log_path = log
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.peak_rss = 0  # bytes: the largest resident set of any one process, while sampled
+        self._sampling = threading.Event()
 
     @property
     def base(self) -> str:
@@ -336,6 +339,19 @@ class Server:
                 raise RuntimeError(f"{self.base}{path} not ready within {timeout} s")
             time.sleep(0.2)
 
+    def sample_rss(self, every: float = 0.1) -> None:
+        """Sample the resident memory of the master and each worker in a thread until `stop`;
+        `peak_rss` keeps the largest of any one process (the budget is per worker)."""
+
+        def run() -> None:
+            while not self._sampling.wait(every):
+                for p in self.processes():
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        self.peak_rss = max(self.peak_rss, p.memory_info().rss)
+
+        self._sampling.clear()
+        threading.Thread(target=run, daemon=True).start()
+
     def processes(self) -> list[psutil.Process]:
         if self.proc is None:
             return []
@@ -369,6 +385,7 @@ class Server:
 
     def stop(self, timeout: float = 30) -> None:
         """Stop gracefully; kill whatever is left after `timeout`."""
+        self._sampling.set()
         procs = self.processes()
         self.terminate()
         _, alive = psutil.wait_procs(procs, timeout=timeout)

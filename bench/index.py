@@ -197,6 +197,7 @@ def _app(
         "app.main:create_app", server_env(url), workers=1, log=OUT_DIR / "index-app.log"
     )
     server.start()
+    server.sample_rss()
     try:
         headers = {"Authorization": f"Bearer {fixture.admin_token}"}
         with httpx.Client(base_url=server.base, headers=headers, timeout=3600) as client:
@@ -246,6 +247,7 @@ def _app(
         "other": Timing(other_cold, other_warm).summary(),
         "report": Timing(report_cold, report_warm).summary(),
         "views": views,
+        "peak_rss_mib": server.peak_rss / 2**20,
     }
 
 
@@ -272,7 +274,10 @@ async def _vacuum(url: str) -> float:
 async def _table_mb(url: str) -> float:
     conn = await asyncpg.connect(dsn(url))
     try:
-        size = await conn.fetchval("SELECT pg_total_relation_size('submissions')")
+        # a partitioned table holds no rows itself: its partitions do
+        size = await conn.fetchval(
+            "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('submissions')"
+        )
         return float(size) / 2**20
     finally:
         await conn.close()
@@ -448,6 +453,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fresh": app["fresh"],
             "other": app["other"],
             "report": app["report"],
+            "peak_rss_mib": app["peak_rss_mib"],
             "views": {
                 v.name: {
                     "app": app["views"][v.name],
@@ -619,6 +625,14 @@ def _matrix(result: dict[str, Any]) -> list[str]:
                 f"{_ms(v['baseline']['cold_ms'])} | **{v['cold_ratio']:.2f}×**"
             )
         lines.append(f"| {view.name} | " + " | ".join(cells) + " |")
+    rss_met = all(s["peak_rss_mib"] < 1024 for s in steps)
+    lines += [
+        "",
+        "Resident memory of the service (one uvicorn worker), the largest sampled every 0.1 s "
+        "while it served the reads above: "
+        + "; ".join(f"{s['forms']:,} forms {s['peak_rss_mib']:.0f} MiB" for s in steps)
+        + f" (budget 1 GiB per worker: **{'met' if rss_met else 'not met'}**).",
+    ]
     if len(steps) > 1:
         a, b = steps[0], steps[-1]
         lines += [
