@@ -389,9 +389,9 @@ def write_cost(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _load(url: str, fixture: Fixture, count: int, seed: int) -> float:
+def _load(url: str, fixture: Fixture, count: int, seed: int, chunk: int) -> float:
     t0 = time.monotonic()
-    asyncio.run(generate.load(url, fixture, count, 5000, seed))
+    asyncio.run(generate.load(url, fixture, count, chunk, seed))
     return time.monotonic() - t0
 
 
@@ -416,7 +416,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # The published snapshot: same shape (40 agencies, the whole tree) at any size, so one is
     # enough; publishing computes the index six times over the forms, too slow to repeat.
     t0 = time.monotonic()
-    load_s = _load(url, fixture, args.report_forms, seed=args.seed)
+    load_s = _load(url, fixture, args.report_forms, seed=args.seed, chunk=args.load_chunk)
     loaded = args.report_forms
     asyncio.run(_vacuum(url))
     report_id = asyncio.run(_publish(url, fixture.campaign_id))
@@ -426,7 +426,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     for i, size in enumerate(sizes):
         step_started = time.monotonic()
-        load_s = pending_load + _load(url, fixture, size - loaded, seed=args.seed + 1 + i)
+        load_s = pending_load + _load(
+            url, fixture, size - loaded, seed=args.seed + 1 + i, chunk=args.load_chunk
+        )
         pending_load = 0.0
         added = size - loaded
         loaded = size
@@ -715,6 +717,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget", type=float, default=60, help="seconds after which warm repeats stop"
     )
     parser.add_argument("--report-forms", type=int, default=20_000)
+    parser.add_argument(
+        "--load-chunk",
+        type=int,
+        default=5000,
+        help="forms per COPY statement when loading (50000 loads about 2.5 times faster)",
+    )
     parser.add_argument(
         "--write-forms", type=int, default=10_000, help="forms per slice of the write-cost step"
     )
