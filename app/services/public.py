@@ -162,22 +162,11 @@ def _ranking_row(r: dict[str, Any]) -> PublicRankingRow:
     )
 
 
-def _campaign(c: dict[str, Any]) -> PublicCampaign:
-    return PublicCampaign(
-        id=c["id"],
-        code=c["code"],
-        name=c["name"],
-        year=c["year"],
-        period_start=c["period_start"],
-        period_end=c["period_end"],
-    )
-
-
 def public_report(report_id: uuid.UUID, content: dict[str, Any]) -> PublicReport:
     return PublicReport(
         id=report_id,
         version=content["version"],
-        campaign=_campaign(content["campaign"]),
+        campaign=PublicCampaign.model_validate(content["campaign"]),
         method=content["method"],
         questionnaire=dict(content["questionnaire"]),
         thresholds=dict(content["thresholds"]),
@@ -231,7 +220,7 @@ async def list_public(session: AsyncSession) -> list[PublicReportSummary]:
             PublicReportSummary(
                 id=rid,
                 version=version,
-                campaign=_campaign(campaign),
+                campaign=PublicCampaign.model_validate(campaign),
                 published_at=published_at,
                 forms_counted=forms,
                 overall=None if hide else report_files.published(index, "value"),

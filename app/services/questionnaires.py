@@ -21,8 +21,12 @@ from app.services.paging import cursor_int, cursor_str, decode_cursor, keyset_pa
 from app.services.principal import Principal
 
 
-def _row(q: instrument.Questionnaire, *, builtin: bool) -> Questionnaire:
-    return Questionnaire(
+async def _add(
+    session: AsyncSession, actor: Principal | None, q: instrument.Questionnaire, *, builtin: bool
+) -> Questionnaire:
+    """Store a parsed version and record it: a built-in is installed (by no one, at migrate
+    time), any other version created by its author."""
+    row = Questionnaire(
         code=q.code,
         version=q.version,
         method=q.method,
@@ -31,6 +35,15 @@ def _row(q: instrument.Questionnaire, *, builtin: bool) -> Questionnaire:
         definition=q.model_dump(mode="json"),
         is_builtin=builtin,
     )
+    await audit.record_added(
+        session,
+        actor,
+        row,
+        "questionnaire.install" if builtin else "questionnaire.create",
+        object_type="questionnaire",
+        summary={"code": q.code, "version": q.version},
+    )
+    return row
 
 
 def public(row: Questionnaire) -> QuestionnairePublic:
@@ -54,15 +67,7 @@ async def ensure_builtins(session: AsyncSession) -> list[str]:
             )
         )
         if exists is None:
-            row = _row(q, builtin=True)
-            await audit.record_added(
-                session,
-                None,
-                row,
-                "questionnaire.install",
-                object_type="questionnaire",
-                summary={"code": q.code, "version": q.version},
-            )
+            await _add(session, None, q, builtin=True)
             added.append(code)
     return added
 
@@ -93,16 +98,7 @@ async def create(
             or 0
         )
     q = _parse({**definition, "version": latest + 1})
-    row = _row(q, builtin=False)
-    await audit.record_added(
-        session,
-        actor,
-        row,
-        "questionnaire.create",
-        object_type="questionnaire",
-        summary={"code": q.code, "version": q.version},
-    )
-    return row
+    return await _add(session, actor, q, builtin=False)
 
 
 async def get(session: AsyncSession, questionnaire_id: uuid.UUID) -> Questionnaire:

@@ -86,9 +86,6 @@ def _base(
     joins = [join] if join else []
     if f.level is not None and _AGENCY_JOIN not in joins:
         joins.append(_AGENCY_JOIN)
-    if f.level is not None:
-        where.append("ag.level = :level")
-        params["level"] = f.level
     if f.agency_id is not None:
         where.append("s.agency_id IN (SELECT id FROM subtree_all WHERE root = :filter_agency)")
         params["filter_agency"] = f.agency_id
@@ -96,15 +93,16 @@ def _base(
         readable, bound = access.agency_sql(f.readable_root, "s.agency_id")
         where.append(readable)
         params.update(bound)
-    if f.sector_id is not None:
-        where.append("s.sector_id = :sector")
-        params["sector"] = f.sector_id
-    if f.channel is not None:
-        where.append("s.channel = :channel")
-        params["channel"] = f.channel
-    if f.respondent_type is not None:
-        where.append("s.respondent_type = :respondent_type")
-        params["respondent_type"] = f.respondent_type
+    # The filters that hold one column to one value: (column, parameter, value).
+    for column, name, value in (
+        ("ag.level", "level", f.level),
+        ("s.sector_id", "sector", f.sector_id),
+        ("s.channel", "channel", f.channel),
+        ("s.respondent_type", "respondent_type", f.respondent_type),
+    ):
+        if value is not None:
+            where.append(f"{column} = :{name}")
+            params[name] = value
     weight = "w.weight" if weighted else "1.0"
     if weighted:
         joins.append("JOIN weights w ON w.stratum_id = s.stratum_id")

@@ -32,7 +32,7 @@ Documented choices
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, Generic, Literal, TypeVar
@@ -48,9 +48,12 @@ from app.services.instrument import (
 )
 
 K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 Missing = Literal["null", "renormalise"]
 Interval = tuple[float, float]
+Combine = Callable[[Mapping[str, V], Mapping[str, float], Missing], V]
+"""A weighted combination of parts: (part values, part weights, `missing`) → the whole."""
 
 Z95: Final = 1.959964
 """The 97.5% quantile of the standard normal distribution as the method fixes it (2.10): the
@@ -352,6 +355,25 @@ class Structure:
                 return e
         raise KeyError(element_id)
 
+    def roll_up(
+        self, elements: Mapping[str, V], pillar: Combine[V], overall: Combine[V], missing: Missing
+    ) -> tuple[dict[str, V], V]:
+        """The pillars and the overall from per-element values, by the structure's weights:
+        each pillar combines its elements (`pillar`) and the overall combines the pillars
+        (`overall`); without pillars, the overall combines the elements. `compute_indices` and
+        `coefficients` both climb the structure through here, so they cannot drift apart."""
+        if not self.pillars:
+            return {}, overall(elements, {e.id: e.weight for e in self.elements}, missing)
+        pillars = {
+            p.id: pillar(
+                {k: elements[k] for k in p.elements},
+                {k: self.element(k).weight for k in p.elements},
+                missing,
+            )
+            for p in self.pillars
+        }
+        return pillars, overall(pillars, {p.id: p.weight for p in self.pillars}, missing)
+
 
 @dataclass(frozen=True, slots=True)
 class Indices:
@@ -384,18 +406,7 @@ def compute_indices(
         )
         for e in structure.elements
     }
-    if not structure.pillars:
-        overall = overall_index(elements, {e.id: e.weight for e in structure.elements}, missing)
-        return Indices(ci, elements, {}, overall)
-    pillars = {
-        p.id: pillar_index(
-            {k: elements[k] for k in p.elements},
-            {k: structure.element(k).weight for k in p.elements},
-            missing,
-        )
-        for p in structure.pillars
-    }
-    overall = overall_index(pillars, {p.id: p.weight for p in structure.pillars}, missing)
+    pillars, overall = structure.roll_up(elements, pillar_index, overall_index, missing)
     return Indices(ci, elements, pillars, overall)
 
 
@@ -445,18 +456,7 @@ def coefficients(
         else:
             chosen = [i for i in dict.fromkeys(e.criteria) if i in live]
         elements[e.id] = {i: 1.0 / len(chosen) for i in chosen} if chosen else None
-    if not structure.pillars:
-        overall = _combine(elements, {e.id: e.weight for e in structure.elements}, missing)
-        return Coefficients(elements, {}, overall)
-    pillars = {
-        p.id: _combine(
-            {k: elements[k] for k in p.elements},
-            {k: structure.element(k).weight for k in p.elements},
-            missing,
-        )
-        for p in structure.pillars
-    }
-    overall = _combine(pillars, {p.id: p.weight for p in structure.pillars}, missing)
+    pillars, overall = structure.roll_up(elements, _combine, _combine, missing)
     return Coefficients(elements, pillars, overall)
 
 

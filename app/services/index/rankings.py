@@ -102,23 +102,14 @@ async def successor_links(
 ) -> dict[uuid.UUID, uuid.UUID]:
     """Predecessor → successor for the links that took effect between two map dates. A unit
     split into several keeps no single successor and is left out."""
-    rows = (
-        await session.execute(
-            sa.select(
-                col(AgencySuccessor.predecessor_id),
-                col(AgencySuccessor.successor_id),
-                col(AgencySuccessor.kind),
-            ).where(
-                col(AgencySuccessor.effective_on) > after,
-                col(AgencySuccessor.effective_on) <= until,
-            )
+    rows = await session.execute(
+        sa.select(col(AgencySuccessor.predecessor_id), col(AgencySuccessor.successor_id)).where(
+            col(AgencySuccessor.effective_on) > after,
+            col(AgencySuccessor.effective_on) <= until,
+            col(AgencySuccessor.kind) != "split_into",
         )
-    ).all()
-    links: dict[uuid.UUID, uuid.UUID] = {}
-    for pred, succ, kind in rows:
-        if kind != "split_into":
-            links[pred] = succ
-    return links
+    )
+    return dict(rows.all())
 
 
 async def change(

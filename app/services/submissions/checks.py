@@ -75,31 +75,23 @@ _AGENCIES = Agency.metadata.tables["agencies"]
 _STRATA = Stratum.metadata.tables["strata"]
 _CAMPAIGNS = Campaign.metadata.tables["campaigns"]
 # Built once: the statements every form runs, as plain Core on the tables.
+# An agency with its strata in the campaign (none: one row with null strata columns).
+_AGENCIES_WITH_STRATA = _AGENCIES.outerjoin(
+    _STRATA,
+    sa.and_(
+        _STRATA.c.agency_id == _AGENCIES.c.id,
+        _STRATA.c.campaign_id == sa.bindparam("campaign_id"),
+    ),
+)
 _AGENCY_AND_STRATA = (
     sa.select(_AGENCIES.c.id, _STRATA.c.id, _STRATA.c.sector_id)
-    .select_from(
-        _AGENCIES.outerjoin(
-            _STRATA,
-            sa.and_(
-                _STRATA.c.agency_id == _AGENCIES.c.id,
-                _STRATA.c.campaign_id == sa.bindparam("campaign_id"),
-            ),
-        )
-    )
+    .select_from(_AGENCIES_WITH_STRATA)
     .where(_AGENCIES.c.code == sa.bindparam("code"))
 )
 # The same for every code a batch names, in one statement.
 _AGENCIES_AND_STRATA = (
     sa.select(_AGENCIES.c.code, _AGENCIES.c.id, _STRATA.c.id, _STRATA.c.sector_id)
-    .select_from(
-        _AGENCIES.outerjoin(
-            _STRATA,
-            sa.and_(
-                _STRATA.c.agency_id == _AGENCIES.c.id,
-                _STRATA.c.campaign_id == sa.bindparam("campaign_id"),
-            ),
-        )
-    )
+    .select_from(_AGENCIES_WITH_STRATA)
     .where(_AGENCIES.c.code == sa.func.any(sa.bindparam("codes", type_=ARRAY(sa.Text))))
 )
 _QUESTIONNAIRES = Questionnaire.metadata.tables["questionnaires"]
