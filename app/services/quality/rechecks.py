@@ -207,7 +207,12 @@ async def summary(
     confirmed = sa.func.count().filter(col(Recheck.outcome) == RecheckOutcome.confirmed)
     rows = (
         await session.execute(
-            base.with_only_columns(col(Submission.surveyor_id), sa.func.count(), done, confirmed)
+            base.with_only_columns(
+                col(Submission.surveyor_id),
+                sa.func.count().label("rechecks"),
+                done.label("done"),
+                confirmed.label("confirmed"),
+            )
             .group_by(col(Submission.surveyor_id))
             .order_by(col(Submission.surveyor_id).nulls_last())
         )
@@ -220,11 +225,8 @@ async def summary(
     )
     lines = [
         SurveyorConfirmation(
-            surveyor_id=r[0],
-            rechecks=r[1],
-            done=r[2],
-            confirmed=r[3],
-            confirmation_rate_pct=round(100 * r[3] / r[2], 2) if r[2] else None,
+            **r._mapping,
+            confirmation_rate_pct=round(100 * r.confirmed / r.done, 2) if r.done else None,
         )
         for r in rows
     ]
