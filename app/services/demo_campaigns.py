@@ -133,6 +133,19 @@ async def add_strata(
     return targets, strata
 
 
+async def record_created(session: AsyncSession, campaign: Campaign, **contents: Any) -> None:
+    """The audit event of a demo campaign the system created: its code, what it holds
+    (`contents`) and that it is synthetic."""
+    await audit.record(
+        session,
+        None,
+        "campaign.demo_create",
+        object_type="campaign",
+        object_id=campaign.id,
+        summary={"code": campaign.code, **contents, "synthetic": True},
+    )
+
+
 async def ensure_demo_campaigns(session: AsyncSession) -> dict[str, int]:
     """Create the demo campaigns that are missing; returns forms created per campaign code."""
     await ensure_builtins(session)
@@ -217,14 +230,7 @@ async def _ensure_rating_campaign(session: AsyncSession) -> bool:
     await session.flush()
     session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
     await session.flush()
-    await audit.record(
-        session,
-        None,
-        "campaign.demo_create",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"code": RATING_CODE, "agencies": len(agencies), "synthetic": True},
-    )
+    await record_created(session, campaign, agencies=len(agencies))
     return True
 
 
@@ -307,14 +313,7 @@ async def _create(
             )
             said_once(rows[-1])
     await session.execute(sa.insert(Submission), rows)
-    await audit.record(
-        session,
-        None,
-        "campaign.demo_create",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"code": demo.code, "forms": len(rows), "seed": demo.seed, "synthetic": True},
-    )
+    await record_created(session, campaign, forms=len(rows), seed=demo.seed)
     if demo.state is CampaignState.closed:  # the past campaign is published, with its report
         from app.services.campaigns import publish
 

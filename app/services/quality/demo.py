@@ -23,7 +23,7 @@ from app.models.identity import User
 from app.models.quality import QualityConfig, Recheck
 from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission, SubmissionState
-from app.services import audit, instrument
+from app.services import instrument
 from app.services.quality import screening
 
 FIELDWORK_CODE = "TQ-SIPAS-2021"
@@ -59,7 +59,11 @@ def _bad(rng: random.Random, answers: dict[str, Any], kind: int) -> dict[str, An
 
 
 async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int:
-    from app.services.demo_campaigns import add_strata, synthetic_form  # the demo's own
+    from app.services.demo_campaigns import (  # the demo's own
+        add_strata,
+        record_created,
+        synthetic_form,
+    )
 
     row = await session.scalar(
         sa.select(Questionnaire).where(
@@ -134,14 +138,7 @@ async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int
     if rows:
         await session.execute(sa.insert(Submission), rows)
     await _recheck_in_progress(session, campaign.id)
-    await audit.record(
-        session,
-        None,
-        "campaign.demo_create",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"code": FIELDWORK_CODE, "forms": len(rows), "seed": SEED, "synthetic": True},
-    )
+    await record_created(session, campaign, forms=len(rows), seed=SEED)
     return len(rows)
 
 
