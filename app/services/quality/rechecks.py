@@ -120,18 +120,9 @@ async def draw(
 
 
 def public(row: Recheck, surveyor_id: uuid.UUID | None) -> RecheckPublic:
-    return RecheckPublic(
-        id=row.id,
-        campaign_id=row.campaign_id,
-        submission_id=row.submission_id,
-        surveyor_id=surveyor_id,
-        reason=row.reason,
-        seed=row.seed,
-        assigned_to=row.assigned_to,
-        outcome=RecheckOutcome(row.outcome) if row.outcome else None,
-        note=row.note,
-        checked_at=row.checked_at,
-        created_at=row.created_at,
+    """The re-check with the surveyor of its form (a column of the submission, not of the row)."""
+    return RecheckPublic.model_validate(
+        row, from_attributes=True, update={"surveyor_id": surveyor_id}
     )
 
 
