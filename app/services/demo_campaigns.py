@@ -79,6 +79,21 @@ def said_once(form: dict[str, Any]) -> dict[str, Any]:
     return form
 
 
+def synthetic_submission(
+    rng: random.Random, campaign: Campaign, agency: Agency, stratum: Stratum
+) -> dict[str, Any]:
+    """The columns every synthetic form starts with: where it belongs and a client id drawn
+    from `rng` (one draw, made where the caller builds the form, so the stream stays in order)."""
+    return {
+        "campaign_id": campaign.id,
+        "client_submission_id": uuid.UUID(int=rng.getrandbits(128), version=4),
+        "request_hash": "synthetic",
+        "agency_id": agency.id,
+        "stratum_id": stratum.id,
+        "is_synthetic": True,
+    }
+
+
 def synthetic_form(
     rng: random.Random, q: instrument.Questionnaire, agency: Agency, quality: dict[str, float]
 ) -> dict[str, Any]:
@@ -295,18 +310,13 @@ async def _create(
             state = SubmissionState.rejected if rng.random() < 0.03 else SubmissionState.valid
             rows.append(
                 {
-                    "campaign_id": campaign.id,
-                    "client_submission_id": uuid.UUID(int=rng.getrandbits(128), version=4),
-                    "request_hash": "synthetic",
-                    "agency_id": agency.id,
-                    "stratum_id": strata[agency.id].id,
+                    **synthetic_submission(rng, campaign, agency, strata[agency.id]),
                     "respondent_type": "individual" if rng.random() < 0.9 else "organisation",
                     "channel": _pick(rng, CHANNELS),
                     "state": state.value,
                     "review_reason": "Phiếu không hợp lệ (dữ liệu mô phỏng)"
                     if state is SubmissionState.rejected
                     else None,
-                    "is_synthetic": True,
                     "answers": synthetic_form(rng, q, agency, quality),
                     "received_at": start + timedelta(minutes=rng.randint(0, 60 * 24 * 40)),
                 }

@@ -63,6 +63,7 @@ async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int
         add_strata,
         record_created,
         synthetic_form,
+        synthetic_submission,
     )
 
     row = await session.scalar(
@@ -120,17 +121,12 @@ async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int
             )
             rows.append(
                 {
-                    "campaign_id": campaign.id,
-                    "client_submission_id": uuid.UUID(int=rng.getrandbits(128), version=4),
-                    "request_hash": "synthetic",
-                    "agency_id": agency.id,
-                    "stratum_id": strata[agency.id].id,
+                    **synthetic_submission(rng, campaign, agency, strata[agency.id]),
                     "respondent_type": "individual",
                     "channel": channel,
                     "surveyor_id": surveyor if channel == "post_office" else None,
                     "state": (SubmissionState.received if flags else SubmissionState.valid).value,
                     "flags": flags,
-                    "is_synthetic": True,
                     "answers": answers,
                     "received_at": received_at,
                 }
