@@ -79,6 +79,21 @@ def said_once(form: dict[str, Any]) -> dict[str, Any]:
     return form
 
 
+def synthetic_submission(
+    rng: random.Random, campaign: Campaign, agency: Agency, stratum: Stratum
+) -> dict[str, Any]:
+    """The columns every synthetic form starts with: where it belongs and a client id drawn
+    from `rng` (one draw, made where the caller builds the form, so the stream stays in order)."""
+    return {
+        "campaign_id": campaign.id,
+        "client_submission_id": uuid.UUID(int=rng.getrandbits(128), version=4),
+        "request_hash": "synthetic",
+        "agency_id": agency.id,
+        "stratum_id": stratum.id,
+        "is_synthetic": True,
+    }
+
+
 def synthetic_form(
     rng: random.Random, q: instrument.Questionnaire, agency: Agency, quality: dict[str, float]
 ) -> dict[str, Any]:
@@ -131,6 +146,19 @@ async def add_strata(
     session.add_all(strata.values())
     await session.flush()
     return targets, strata
+
+
+async def record_created(session: AsyncSession, campaign: Campaign, **contents: Any) -> None:
+    """The audit event of a demo campaign the system created: its code, what it holds
+    (`contents`) and that it is synthetic."""
+    await audit.record(
+        session,
+        None,
+        "campaign.demo_create",
+        object_type="campaign",
+        object_id=campaign.id,
+        summary={"code": campaign.code, **contents, "synthetic": True},
+    )
 
 
 async def ensure_demo_campaigns(session: AsyncSession) -> dict[str, int]:
@@ -217,14 +245,7 @@ async def _ensure_rating_campaign(session: AsyncSession) -> bool:
     await session.flush()
     session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
     await session.flush()
-    await audit.record(
-        session,
-        None,
-        "campaign.demo_create",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"code": RATING_CODE, "agencies": len(agencies), "synthetic": True},
-    )
+    await record_created(session, campaign, agencies=len(agencies))
     return True
 
 
@@ -289,32 +310,20 @@ async def _create(
             state = SubmissionState.rejected if rng.random() < 0.03 else SubmissionState.valid
             rows.append(
                 {
-                    "campaign_id": campaign.id,
-                    "client_submission_id": uuid.UUID(int=rng.getrandbits(128), version=4),
-                    "request_hash": "synthetic",
-                    "agency_id": agency.id,
-                    "stratum_id": strata[agency.id].id,
+                    **synthetic_submission(rng, campaign, agency, strata[agency.id]),
                     "respondent_type": "individual" if rng.random() < 0.9 else "organisation",
                     "channel": _pick(rng, CHANNELS),
                     "state": state.value,
                     "review_reason": "Phiếu không hợp lệ (dữ liệu mô phỏng)"
                     if state is SubmissionState.rejected
                     else None,
-                    "is_synthetic": True,
                     "answers": synthetic_form(rng, q, agency, quality),
                     "received_at": start + timedelta(minutes=rng.randint(0, 60 * 24 * 40)),
                 }
             )
             said_once(rows[-1])
     await session.execute(sa.insert(Submission), rows)
-    await audit.record(
-        session,
-        None,
-        "campaign.demo_create",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"code": demo.code, "forms": len(rows), "seed": demo.seed, "synthetic": True},
-    )
+    await record_created(session, campaign, forms=len(rows), seed=demo.seed)
     if demo.state is CampaignState.closed:  # the past campaign is published, with its report
         from app.services.campaigns import publish
 

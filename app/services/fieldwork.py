@@ -143,12 +143,12 @@ async def list_surveyors(
     campaign = await get_campaign(session, principal, campaign_id)
     query = (
         sa.select(
-            col(User.id),
+            sa.label("user_id", col(User.id)),
             col(User.username),
             col(User.display_name),
             col(CampaignSurveyor.agency_id),
-            col(Agency.code),
-            col(Agency.name),
+            sa.label("agency_code", col(Agency.code)),
+            sa.label("agency_name", col(Agency.name)),
         )
         .select_from(CampaignSurveyor)
         .join(User, col(User.id) == col(CampaignSurveyor.user_id))
@@ -159,14 +159,7 @@ async def list_surveyors(
         .order_by(col(User.username), col(Agency.code).nulls_first())
     )
     return [
-        SurveyorAssignmentPublic(
-            user_id=r[0],
-            username=r[1],
-            display_name=r[2],
-            agency_id=r[3],
-            agency_code=r[4],
-            agency_name=r[5],
-        )
+        SurveyorAssignmentPublic.model_validate(r, from_attributes=True)
         for r in (await session.execute(query)).all()
     ]
 

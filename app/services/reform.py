@@ -13,6 +13,7 @@ import io
 import re
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -358,6 +359,15 @@ def _table(doc: Any, headings: list[str], rows: list[list[str]]) -> Table:
     return table
 
 
+def _figures_table(doc: Any, label_heading: str, figures: Sequence[ReformFigure]) -> Table:
+    """A table of labelled indices, each with its 95% confidence interval."""
+    return _table(
+        doc,
+        [label_heading, "Chỉ số (%)", "Khoảng tin cậy 95%"],
+        [[f.label_vi, number(f.value), interval(f)] for f in figures],
+    )
+
+
 def to_docx(r: ReformReport, issued: date) -> bytes:
     doc = Document()
     normal = doc.styles["Normal"]
@@ -423,11 +433,7 @@ def to_docx(r: ReformReport, issued: date) -> bytes:
             )
 
     _para(doc, "II. KẾT QUẢ THEO CÁC YẾU TỐ", bold=True)
-    _table(
-        doc,
-        ["Yếu tố", "Chỉ số (%)", "Khoảng tin cậy 95%"],
-        [[e.label_vi, number(e.value), interval(e)] for e in r.elements],
-    )
+    _figures_table(doc, "Yếu tố", r.elements)
 
     _para(doc, "III. XẾP HẠNG CÁC CƠ QUAN, ĐƠN VỊ", bold=True)
     for ranking in r.rankings:
@@ -454,11 +460,7 @@ def to_docx(r: ReformReport, issued: date) -> bytes:
         )
 
     _para(doc, "IV. CÁC TIÊU CHÍ CÓ CHỈ SỐ THẤP NHẤT TOÀN TỈNH", bold=True)
-    _table(
-        doc,
-        ["Tiêu chí", "Chỉ số (%)", "Khoảng tin cậy 95%"],
-        [[c.label_vi, number(c.value), interval(c)] for c in r.weakest_criteria],
-    )
+    _figures_table(doc, "Tiêu chí", r.weakest_criteria)
 
     _para(doc, "V. CÔNG TÁC THÔNG TIN, TUYÊN TRUYỀN KẾT QUẢ", bold=True)
     _para(

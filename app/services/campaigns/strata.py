@@ -177,18 +177,18 @@ async def progress(
     )
     query = (
         sa.select(
-            strata.c.id,
+            strata.c.id.label("stratum_id"),
             strata.c.agency_id,
-            agencies.c.code,
-            agencies.c.name,
+            agencies.c.code.label("agency_code"),
+            agencies.c.name.label("agency_name"),
             strata.c.sector_id,
             strata.c.frame_size,
             strata.c.target,
-            sa.func.coalesce(sampled.c.sampled, 0),
-            sa.func.coalesce(counts.c.received, 0),
-            sa.func.coalesce(counts.c.valid, 0),
-            sa.func.coalesce(counts.c.flagged, 0),
-            sa.func.coalesce(counts.c.rejected, 0),
+            sa.func.coalesce(sampled.c.sampled, 0).label("sampled"),
+            sa.func.coalesce(counts.c.received, 0).label("received"),
+            sa.func.coalesce(counts.c.valid, 0).label("valid"),
+            sa.func.coalesce(counts.c.flagged, 0).label("flagged"),
+            sa.func.coalesce(counts.c.rejected, 0).label("rejected"),
         )
         .join(agencies, agencies.c.id == strata.c.agency_id)
         .outerjoin(counts, counts.c.stratum_id == strata.c.id)
@@ -197,26 +197,14 @@ async def progress(
         .order_by(agencies.c.code, strata.c.sector_id.nulls_first())
     )
     query = query.where(access.strata_clause(principal, strata))
-    rows = []
-    for r in (await session.execute(query)).all():
-        rows.append(
-            ProgressRow(
-                stratum_id=r[0],
-                agency_id=r[1],
-                agency_code=r[2],
-                agency_name=r[3],
-                sector_id=r[4],
-                frame_size=r[5],
-                target=r[6],
-                sampled=r[7],
-                received=r[8],
-                valid=r[9],
-                flagged=r[10],
-                rejected=r[11],
-                completion_pct=_pct(r[9], r[6]),
-                response_rate_pct=_pct(r[8], r[7]),
-            )
+    rows = [
+        ProgressRow(
+            **r._mapping,
+            completion_pct=_pct(r.valid, r.target),
+            response_rate_pct=_pct(r.received, r.sampled),
         )
+        for r in (await session.execute(query)).all()
+    ]
 
     def total(name: str) -> int:
         return sum(getattr(r, name) or 0 for r in rows)

@@ -23,7 +23,7 @@ from app.models.identity import User
 from app.models.quality import QualityConfig, Recheck
 from app.models.questionnaire import Questionnaire
 from app.models.submission import Submission, SubmissionState
-from app.services import audit, instrument
+from app.services import instrument
 from app.services.quality import screening
 
 FIELDWORK_CODE = "TQ-SIPAS-2021"
@@ -59,7 +59,12 @@ def _bad(rng: random.Random, answers: dict[str, Any], kind: int) -> dict[str, An
 
 
 async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int:
-    from app.services.demo_campaigns import add_strata, synthetic_form  # the demo's own
+    from app.services.demo_campaigns import (  # the demo's own
+        add_strata,
+        record_created,
+        synthetic_form,
+        synthetic_submission,
+    )
 
     row = await session.scalar(
         sa.select(Questionnaire).where(
@@ -116,17 +121,12 @@ async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int
             )
             rows.append(
                 {
-                    "campaign_id": campaign.id,
-                    "client_submission_id": uuid.UUID(int=rng.getrandbits(128), version=4),
-                    "request_hash": "synthetic",
-                    "agency_id": agency.id,
-                    "stratum_id": strata[agency.id].id,
+                    **synthetic_submission(rng, campaign, agency, strata[agency.id]),
                     "respondent_type": "individual",
                     "channel": channel,
                     "surveyor_id": surveyor if channel == "post_office" else None,
                     "state": (SubmissionState.received if flags else SubmissionState.valid).value,
                     "flags": flags,
-                    "is_synthetic": True,
                     "answers": answers,
                     "received_at": received_at,
                 }
@@ -134,14 +134,7 @@ async def _fieldwork_campaign(session: AsyncSession, agencies: list[Any]) -> int
     if rows:
         await session.execute(sa.insert(Submission), rows)
     await _recheck_in_progress(session, campaign.id)
-    await audit.record(
-        session,
-        None,
-        "campaign.demo_create",
-        object_type="campaign",
-        object_id=campaign.id,
-        summary={"code": FIELDWORK_CODE, "forms": len(rows), "seed": SEED, "synthetic": True},
-    )
+    await record_created(session, campaign, forms=len(rows), seed=SEED)
     return len(rows)
 
 

@@ -120,18 +120,9 @@ async def draw(
 
 
 def public(row: Recheck, surveyor_id: uuid.UUID | None) -> RecheckPublic:
-    return RecheckPublic(
-        id=row.id,
-        campaign_id=row.campaign_id,
-        submission_id=row.submission_id,
-        surveyor_id=surveyor_id,
-        reason=row.reason,
-        seed=row.seed,
-        assigned_to=row.assigned_to,
-        outcome=RecheckOutcome(row.outcome) if row.outcome else None,
-        note=row.note,
-        checked_at=row.checked_at,
-        created_at=row.created_at,
+    """The re-check with the surveyor of its form (a column of the submission, not of the row)."""
+    return RecheckPublic.model_validate(
+        row, from_attributes=True, update={"surveyor_id": surveyor_id}
     )
 
 
@@ -207,7 +198,12 @@ async def summary(
     confirmed = sa.func.count().filter(col(Recheck.outcome) == RecheckOutcome.confirmed)
     rows = (
         await session.execute(
-            base.with_only_columns(col(Submission.surveyor_id), sa.func.count(), done, confirmed)
+            base.with_only_columns(
+                col(Submission.surveyor_id),
+                sa.func.count().label("rechecks"),
+                done.label("done"),
+                confirmed.label("confirmed"),
+            )
             .group_by(col(Submission.surveyor_id))
             .order_by(col(Submission.surveyor_id).nulls_last())
         )
@@ -220,11 +216,8 @@ async def summary(
     )
     lines = [
         SurveyorConfirmation(
-            surveyor_id=r[0],
-            rechecks=r[1],
-            done=r[2],
-            confirmed=r[3],
-            confirmation_rate_pct=round(100 * r[3] / r[2], 2) if r[2] else None,
+            **r._mapping,
+            confirmation_rate_pct=round(100 * r.confirmed / r.done, 2) if r.done else None,
         )
         for r in rows
     ]

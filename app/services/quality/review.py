@@ -227,7 +227,7 @@ async def review_queue(
         access.readable_submissions(principal)
         .with_only_columns(
             col(Submission.id),
-            col(Submission.client_submission_id),
+            sa.label("submission_id", col(Submission.client_submission_id)),
             col(Submission.agency_id),
             col(Submission.surveyor_id),
             col(Submission.channel),
@@ -246,19 +246,4 @@ async def review_queue(
         .limit(limit)
     )
     rows = (await session.execute(query)).all()
-    return ReviewQueue(
-        items=[
-            QueueItem(
-                id=r[0],
-                submission_id=r[1],
-                agency_id=r[2],
-                surveyor_id=r[3],
-                channel=r[4],
-                state=r[5],
-                received_at=r[6],
-                risk=r[7],
-                flags=r[8],
-            )
-            for r in rows
-        ]
-    )
+    return ReviewQueue(items=[QueueItem.model_validate(r, from_attributes=True) for r in rows])
