@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
+from app.models.constraints import one_of
 from app.models.timestamps import SaneDate
 
 
@@ -29,9 +30,7 @@ class CampaignState(StrEnum):
 class Campaign(Timestamped, table=True):
     __tablename__ = "campaigns"
     __table_args__ = (
-        sa.CheckConstraint(
-            "state IN ('draft', 'open', 'closed', 'published', 'archived')", name="state_known"
-        ),
+        one_of("state", CampaignState),
         sa.CheckConstraint("period_end >= period_start", name="period_range"),
         sa.CheckConstraint("fieldwork_end >= fieldwork_start", name="fieldwork_range"),
         sa.CheckConstraint("margin > 0 AND margin < 1", name="margin_range"),
