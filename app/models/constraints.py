@@ -33,3 +33,9 @@ def campaign_fk(
         ondelete=ondelete,
         use_alter=use_alter,
     )
+
+
+def unique_nulls_not_distinct(*columns: str, name: str) -> sa.UniqueConstraint:
+    """A UNIQUE over `columns` in which NULL counts as a value like any other (PostgreSQL's
+    NULLS NOT DISTINCT): where NULL means "the whole of it", only one such row may exist."""
+    return sa.UniqueConstraint(*columns, name=name, postgresql_nulls_not_distinct=True)
