@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -44,21 +45,14 @@ def create_database(url: str, settings: Settings) -> Database:
     that meets it with a disconnect error, which SQLAlchemy answers by invalidating the whole
     pool and app.errors by a 503 with Retry-After; the retry gets a fresh connection. The side
     engine, used about once a second, keeps pinging."""
-    engine = create_async_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "sipas", "timezone": "UTC"}},
-    )
+    engine = _request_engine(url, settings, "sipas", settings.db_pool_timeout)
     side = create_async_engine(
         url,
         pool_size=2,
         max_overflow=8,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "sipas-side", "timezone": "UTC"}},
+        connect_args=_connect_args("sipas-side"),
     )
     return Database(
         engine,
@@ -75,23 +69,42 @@ def create_replica(settings: Settings) -> Replica | None:
     url = settings.database_read_url
     if url is None:
         return None
-    engine = create_async_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.database_read_connect_timeout,
-        pool_pre_ping=False,
-        connect_args={
-            "timeout": settings.database_read_connect_timeout,
-            "server_settings": {"application_name": "sipas-read", "timezone": "UTC"},
-        },
-    )
+    timeout = settings.database_read_connect_timeout
+    engine = _request_engine(url, settings, "sipas-read", timeout, connect_timeout=timeout)
     return Replica(
         engine,
         async_sessionmaker(engine, expire_on_commit=False),
         retry_seconds=settings.database_read_retry_seconds,
-        connect_timeout=settings.database_read_connect_timeout,
+        connect_timeout=timeout,
     )
+
+
+def _request_engine(
+    url: str,
+    settings: Settings,
+    application_name: str,
+    pool_timeout: float,
+    connect_timeout: float | None = None,
+) -> AsyncEngine:
+    """An engine for requests' sessions: its pool sized by DB_POOL_SIZE and DB_MAX_OVERFLOW,
+    with no ping at checkout (create_database says why)."""
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=False,
+        connect_args=_connect_args(application_name, connect_timeout),
+    )
+
+
+def _connect_args(application_name: str, timeout: float | None = None) -> dict[str, Any]:
+    """asyncpg's: each connection names its engine to PostgreSQL (pg_stat_activity) and works
+    in UTC; `timeout` gives up on a connection attempt after that many seconds."""
+    server_settings = {"application_name": application_name, "timezone": "UTC"}
+    if timeout is None:
+        return {"server_settings": server_settings}
+    return {"timeout": timeout, "server_settings": server_settings}
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:

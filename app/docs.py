@@ -7,6 +7,7 @@ mounted under `/docs/assets` and the pages point there (and ReDoc asks for no we
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 
 from fastapi import FastAPI, Request
@@ -26,9 +27,15 @@ def install_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
     app.mount(ASSETS, StaticFiles(directory=str(static)), name="docs-assets")
     redirect = "/docs/oauth2-redirect"
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+    def page(path: str, render: Callable[[str], HTMLResponse]) -> None:
+        """Serve `render(root)` at `path`: `root` is the prefix a proxy serves the app under,
+        which every URL the page loads must start with."""
+
+        @app.get(path, include_in_schema=False, name=render.__name__)
+        async def serve(request: Request) -> HTMLResponse:
+            return render(request.scope.get("root_path", ""))
+
+    def swagger_ui(root: str) -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=root + openapi_url,
             title=f"{app.title} - Swagger UI",
@@ -39,13 +46,7 @@ def install_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
             swagger_ui_parameters={"persistAuthorization": True},
         )
 
-    @app.get(redirect, include_in_schema=False)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+    def redoc(root: str) -> HTMLResponse:
         return get_redoc_html(
             openapi_url=root + openapi_url,
             title=f"{app.title} - ReDoc",
@@ -53,3 +54,11 @@ def install_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
             redoc_favicon_url=f"{root}{ASSETS}/favicon.png",
             with_google_fonts=False,
         )
+
+    page("/docs", swagger_ui)
+
+    @app.get(redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    page("/redoc", redoc)

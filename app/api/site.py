@@ -23,7 +23,7 @@ from app.api.etag import conditional
 from app.api.public import limit_source
 from app.deps import ReaderDep
 from app.errors import NotFound
-from app.models.public import PublicAgencySummary, PublicReport
+from app.models.public import PublicAgencySummary, PublicRankingRow, PublicReport
 from app.services import charts, public, site
 from app.services.site import TrendPoint
 
@@ -97,6 +97,20 @@ def _names(report: PublicReport) -> Any:
     return names
 
 
+def _elements(report: PublicReport) -> tuple[str, list[charts.Bar]]:
+    """The title and bars of the province's elements chart, on its page and as an SVG alone."""
+    return f"Chỉ số các yếu tố — {report.campaign.name}", site.element_bars(report)
+
+
+def _ranking(
+    report: PublicReport, level: str, rows: list[PublicRankingRow]
+) -> tuple[str, list[charts.Bar]]:
+    """The title and bars of one level's ranking chart, on the province's page and as an SVG
+    alone."""
+    level_name = site.LEVELS_VI.get(level, level).lower()
+    return f"Xếp hạng {level_name} — {report.campaign.name}", site.ranking_bars(rows)
+
+
 def _criteria(agency: PublicAgencySummary) -> tuple[str, list[charts.Bar]]:
     """The title and bars of an agency's criteria chart, on its page and as an SVG alone."""
     return f"Các tiêu chí — {agency.name}", site.criterion_bars(agency)
@@ -119,15 +133,9 @@ async def _province(request: Request, session: AsyncSession, report: PublicRepor
         "ranking_svg": {level: f"{base}/ranking-{level}.svg" for level in report.rankings},
     }
     rendered = {
-        "elements": _chart(
-            f"Chỉ số các yếu tố — {report.campaign.name}", site.element_bars(report), "elements"
-        ),
+        "elements": _chart(*_elements(report), "elements"),
         "rankings": {
-            level: _chart(
-                f"Xếp hạng {site.LEVELS_VI.get(level, level).lower()} — {report.campaign.name}",
-                site.ranking_bars(rows),
-                f"ranking-{level}",
-            )
+            level: _chart(*_ranking(report, level, rows), f"ranking-{level}")
             for level, rows in report.rankings.items()
         },
     }
@@ -209,9 +217,7 @@ async def badge(request: Request, session: ReaderDep, code: Code) -> Response:
 
 @router.get("/charts/reports/{report_id}/elements.svg")
 async def elements_chart(request: Request, session: ReaderDep, report_id: uuid.UUID) -> Response:
-    report = await site.load(session, report_id)
-    title = f"Chỉ số các yếu tố — {report.campaign.name}"
-    return _bars_svg(request, title, site.element_bars(report))
+    return _bars_svg(request, *_elements(await site.load(session, report_id)))
 
 
 @router.get("/charts/reports/{report_id}/ranking-{level}.svg")
@@ -222,8 +228,7 @@ async def ranking_chart(
     rows = report.rankings.get(level)
     if rows is None:
         raise NotFound("ranking")
-    title = f"Xếp hạng {site.LEVELS_VI.get(level, level).lower()} — {report.campaign.name}"
-    return _bars_svg(request, title, site.ranking_bars(rows))
+    return _bars_svg(request, *_ranking(report, level, rows))
 
 
 @router.get("/charts/reports/{report_id}/agencies/{code}/criteria.svg")

@@ -14,6 +14,7 @@ from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, uuid_pk
+from app.models.constraints import one_of
 from app.models.timestamps import SaneDate
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -97,9 +98,7 @@ class AgencyLevel(SQLModel, table=True):
 class Agency(Timestamped, table=True):
     __tablename__ = "agencies"
     __table_args__ = (
-        sa.CheckConstraint(
-            "kind IN ('department', 'people_committee', 'participant')", name="kind_known"
-        ),
+        one_of("kind", AgencyKind),
         sa.CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_range"),
         sa.CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
         sa.Index("ix_agencies_parent_id", "parent_id"),
@@ -136,9 +135,7 @@ class AgencySuccessor(SQLModel, table=True):
 
     __tablename__ = "agency_successors"
     __table_args__ = (
-        sa.CheckConstraint(
-            "kind IN ('merged_into', 'renamed_to', 'split_into')", name="kind_known"
-        ),
+        one_of("kind", SuccessionKind),
         sa.CheckConstraint("predecessor_id <> successor_id", name="not_self"),
         sa.Index("ix_agency_successors_successor_id", "successor_id"),
     )

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, timestamptz, utcnow
+from app.models.constraints import one_of
 
 
 class AuditEventBase(SQLModel):
@@ -41,9 +42,7 @@ class AuditEventBase(SQLModel):
 class AuditEvent(AuditEventBase, table=True):
     __tablename__ = "audit_events"
     __table_args__ = (
-        sa.CheckConstraint(
-            "actor_type IN ('user', 'client', 'system', 'anonymous')", name="actor_type_known"
-        ),
+        one_of("actor_type", ("user", "client", "system", "anonymous")),
         sa.Index("ix_audit_events_object", "object_type", "object_id"),
         sa.Index("ix_audit_events_actor_id", "actor_id"),
         sa.Index("ix_audit_events_action", "action"),

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Created, timestamptz, utcnow, uuid_pk
+from app.models.constraints import one_of
 
 REVOKED_REASONS = ("logout", "reuse", "credentials_changed")
 
@@ -22,11 +23,7 @@ REVOKED_REASONS = ("logout", "reuse", "credentials_changed")
 class AuthSession(Created, table=True):
     __tablename__ = "auth_sessions"
     __table_args__ = (
-        sa.CheckConstraint(
-            "revoked_reason IS NULL OR revoked_reason IN ('logout', 'reuse', "
-            "'credentials_changed')",
-            name="revoked_reason_known",
-        ),
+        one_of("revoked_reason", REVOKED_REASONS, nullable=True),
         sa.CheckConstraint(
             "(revoked_at IS NULL) = (revoked_reason IS NULL)", name="revoked_with_reason"
         ),

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
+from app.models.constraints import one_of, unique_nulls_not_distinct
 from app.models.timestamps import SaneDate
 
 
@@ -29,9 +30,7 @@ class CampaignState(StrEnum):
 class Campaign(Timestamped, table=True):
     __tablename__ = "campaigns"
     __table_args__ = (
-        sa.CheckConstraint(
-            "state IN ('draft', 'open', 'closed', 'published', 'archived')", name="state_known"
-        ),
+        one_of("state", CampaignState),
         sa.CheckConstraint("period_end >= period_start", name="period_range"),
         sa.CheckConstraint("fieldwork_end >= fieldwork_start", name="fieldwork_range"),
         sa.CheckConstraint("margin > 0 AND margin < 1", name="margin_range"),
@@ -89,12 +88,8 @@ class CampaignSurveyor(SQLModel, table=True):
 
     __tablename__ = "campaign_surveyors"
     __table_args__ = (
-        sa.UniqueConstraint(
-            "campaign_id",
-            "user_id",
-            "agency_id",
-            name="uq_campaign_surveyors_assignment",
-            postgresql_nulls_not_distinct=True,
+        unique_nulls_not_distinct(
+            "campaign_id", "user_id", "agency_id", name="uq_campaign_surveyors_assignment"
         ),
     )
 
@@ -111,13 +106,7 @@ class Stratum(SQLModel, table=True):
 
     __tablename__ = "strata"
     __table_args__ = (
-        sa.UniqueConstraint(
-            "campaign_id",
-            "agency_id",
-            "sector_id",
-            name="uq_strata_cell",
-            postgresql_nulls_not_distinct=True,
-        ),
+        unique_nulls_not_distinct("campaign_id", "agency_id", "sector_id", name="uq_strata_cell"),
         sa.CheckConstraint("frame_size IS NULL OR frame_size >= 0", name="frame_size_positive"),
         sa.CheckConstraint("target IS NULL OR target >= 0", name="target_positive"),
     )

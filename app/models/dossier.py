@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Created, DocumentedAs, FieldProblem, fk, no_nul, timestamptz, uuid_pk
+from app.models.constraints import campaign_fk
 from app.models.timestamps import SaneDatetime
 
 
@@ -40,11 +41,7 @@ class Invitation(Created, table=True):
         sa.Index("ix_invitations_campaign_id", "campaign_id"),
         # The form made with it, in the invitation's own campaign (a form of another campaign
         # cannot use it: services.dossiers).
-        sa.ForeignKeyConstraint(
-            ["submission_id", "campaign_id"],
-            ["submissions.id", "submissions.campaign_id"],
-            ondelete="SET NULL (submission_id)",
-        ),
+        campaign_fk("submission_id", "submissions", "SET NULL (submission_id)"),
     )
 
     # The primary key holds the campaign, as every key of a table distributed by campaign does

@@ -25,6 +25,7 @@ from app.models.base import (
     uuid_pk,
     writing_tx,
 )
+from app.models.constraints import one_of
 
 
 class EventType(StrEnum):
@@ -106,7 +107,7 @@ class SubscriptionState(StrEnum):
 class WebhookSubscription(Timestamped, table=True):
     __tablename__ = "webhook_subscriptions"
     __table_args__ = (
-        sa.CheckConstraint("state IN ('active', 'paused')", name="state_known"),
+        one_of("state", SubscriptionState),
         sa.Index("ix_webhook_subscriptions_client_id", "client_id"),
     )
 
@@ -226,7 +227,7 @@ class WebhookDelivery(Created, table=True):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        sa.CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state_known"),
+        one_of("state", DeliveryState),
         sa.UniqueConstraint("event_id", "subscription_id"),
         sa.Index(
             "ix_webhook_deliveries_due",

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, nfc, timestamptz, uuid_pk
+from app.models.constraints import one_of
 from app.models.timestamps import SaneDatetime
 
 
@@ -145,10 +146,7 @@ class User(UserBase, Timestamped, table=True):
         default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )
     __table_args__ = (
-        sa.CheckConstraint(
-            "role IN ('admin', 'analyst', 'agency_manager', 'surveyor', 'supervisor')",
-            name="role_known",
-        ),
+        one_of("role", Role),
         sa.CheckConstraint(
             "role <> 'agency_manager' OR agency_id IS NOT NULL", name="manager_has_agency"
         ),

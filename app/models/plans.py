@@ -21,6 +21,7 @@ from sqlmodel import Field, SQLModel
 
 from app.models.agency import clean_text
 from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, uuid_pk
+from app.models.constraints import one_of
 
 
 class ReviewStatus(StrEnum):
@@ -54,10 +55,7 @@ class ImprovementPlan(Timestamped, table=True):
         sa.UniqueConstraint(
             "campaign_id", "agency_id", name="uq_improvement_plans_campaign_agency"
         ),
-        sa.CheckConstraint(
-            "review_status IN ('pending', 'approved', 'changes_requested')",
-            name="review_status_known",
-        ),
+        one_of("review_status", ReviewStatus),
         sa.Index("ix_improvement_plans_agency_id", "agency_id"),
     )
 
@@ -76,9 +74,7 @@ class ImprovementPlan(Timestamped, table=True):
 class PlanAction(Timestamped, table=True):
     __tablename__ = "plan_actions"
     __table_args__ = (
-        sa.CheckConstraint(
-            "status IN ('planned', 'in_progress', 'done', 'cancelled')", name="status_known"
-        ),
+        one_of("status", ActionStatus),
         sa.Index("ix_plan_actions_plan_id", "plan_id"),
     )
 
@@ -112,9 +108,7 @@ class PlanComment(Created, table=True):
 class DisseminationRecord(Timestamped, table=True):
     __tablename__ = "dissemination_records"
     __table_args__ = (
-        sa.CheckConstraint(
-            "method IN ('meeting', 'notice', 'portal', 'media')", name="method_known"
-        ),
+        one_of("method", DisseminationMethod),
         sa.Index("ix_dissemination_records_campaign_agency", "campaign_id", "agency_id"),
     )
 

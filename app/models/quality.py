@@ -14,6 +14,7 @@ from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
 from app.models.base import Created, fk, nfc, timestamptz, utcnow, uuid_pk
+from app.models.constraints import campaign_fk, one_of
 from app.models.submission import SubmissionState
 
 # A wall-clock time of day in the province (UTC+7), written `HH:MM[:SS]` with no offset. JSON
@@ -177,18 +178,11 @@ class Recheck(Created, table=True):
 
     __tablename__ = "rechecks"
     __table_args__ = (
-        sa.CheckConstraint("reason IN ('sample', 'flagged')", name="reason_known"),
-        sa.CheckConstraint(
-            "outcome IS NULL OR outcome IN ('confirmed', 'not_confirmed', 'unreachable')",
-            name="outcome_known",
-        ),
+        one_of("reason", ("sample", "flagged")),
+        one_of("outcome", RecheckOutcome, nullable=True),
         sa.UniqueConstraint("campaign_id", "submission_id", name="uq_rechecks_submission_id"),
         sa.Index("ix_rechecks_campaign_id", "campaign_id"),
-        sa.ForeignKeyConstraint(
-            ["submission_id", "campaign_id"],
-            ["submissions.id", "submissions.campaign_id"],
-            ondelete="CASCADE",
-        ),
+        campaign_fk("submission_id", "submissions", "CASCADE"),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -353,11 +347,7 @@ class Observation(SQLModel, table=True):
     __tablename__ = "observations"
     __table_args__ = (
         sa.Index("ix_observations_campaign_id", "campaign_id"),
-        sa.ForeignKeyConstraint(
-            ["submission_id", "campaign_id"],
-            ["submissions.id", "submissions.campaign_id"],
-            ondelete="SET NULL (submission_id)",
-        ),
+        campaign_fk("submission_id", "submissions", "SET NULL (submission_id)"),
     )
 
     id: uuid.UUID = uuid_pk()

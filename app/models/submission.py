@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pydantic
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from app.models.base import (
     uuid_pk,
     writing_tx,
 )
+from app.models.constraints import campaign_fk, one_of
 from app.models.timestamps import SaneDatetime
 
 
@@ -43,6 +44,11 @@ class SubmissionState(StrEnum):
     rejected = "rejected"
 
 
+# The table's check constraint allows these two; refusing others in the request model names the
+# field (and, in a batch, only the item) instead of failing the statement.
+RespondentType = Literal["individual", "organisation"]
+
+
 class Submission(Timestamped, table=True):
     """A form. The table is partitioned by campaign (one partition each, services.partitions):
     the primary key and every unique key hold `campaign_id`, the partition key, and so does
@@ -58,23 +64,10 @@ class Submission(Timestamped, table=True):
         # (invitation_invalid otherwise), so the key within the campaign is the key overall.
         sa.UniqueConstraint("campaign_id", "invitation_id", name="uq_submissions_invitation_id"),
         # invitations.submission_id points back here: created after both tables.
-        sa.ForeignKeyConstraint(
-            ["invitation_id", "campaign_id"],
-            ["invitations.id", "invitations.campaign_id"],
-            ondelete="SET NULL (invitation_id)",
-            use_alter=True,
-        ),
-        sa.CheckConstraint(
-            "channel IN ('web', 'kiosk', 'post_office', 'one_stop', 'phone')",
-            name="channel_known",
-        ),
-        sa.CheckConstraint(
-            "state IN ('received', 'valid', 'flagged', 'rejected')", name="state_known"
-        ),
-        sa.CheckConstraint(
-            "respondent_type IS NULL OR respondent_type IN ('individual', 'organisation')",
-            name="respondent_type_known",
-        ),
+        campaign_fk("invitation_id", "invitations", "SET NULL (invitation_id)", use_alter=True),
+        one_of("channel", Channel),
+        one_of("state", SubmissionState),
+        one_of("respondent_type", get_args(RespondentType), nullable=True),
         sa.Index("ix_submissions_campaign_state", "campaign_id", "state"),
         sa.Index("ix_submissions_campaign_agency", "campaign_id", "agency_id"),
         sa.Index("ix_submissions_stratum_id", "stratum_id"),
@@ -152,11 +145,7 @@ class SubmissionVersion(SQLModel, table=True):
         sa.UniqueConstraint(
             "campaign_id", "submission_id", "version", name="uq_submission_versions_version"
         ),
-        sa.ForeignKeyConstraint(
-            ["submission_id", "campaign_id"],
-            ["submissions.id", "submissions.campaign_id"],
-            ondelete="CASCADE",
-        ),
+        campaign_fk("submission_id", "submissions", "CASCADE"),
     )
 
     id: int | None = Field(
@@ -211,11 +200,6 @@ Answers = Annotated[
         }
     ),
 ]
-
-
-# The table's check constraint allows the same two; refusing others in the request model names
-# the field (and, in a batch, only the item) instead of failing the statement.
-RespondentType = Literal["individual", "organisation"]
 
 
 # A plain pydantic model, not an SQLModel: a batch validates up to 1000 of these, and SQLModel's
