@@ -30,7 +30,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,15 +69,8 @@ class Limits:
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
-        return cls(
-            rows=settings.import_max_rows,
-            columns=settings.import_max_columns,
-            cells=settings.import_max_cells,
-            shared_strings=settings.import_max_shared_strings,
-            uncompressed_bytes=settings.import_max_uncompressed_bytes,
-            zip_members=settings.import_max_zip_members,
-            seconds=settings.import_max_seconds,
-        )
+        """Each limit from its setting, `import_max_<limit>`."""
+        return cls(**{f.name: getattr(settings, f"import_max_{f.name}") for f in fields(cls)})
 
 
 LIMIT_NAMES: dict[str, str] = {
