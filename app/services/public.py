@@ -346,17 +346,9 @@ async def agencies(session: AsyncSession, ref: PublicRef) -> PublicAgencyList:
             p = province.get(c.id)
             pv = p.value if p is not None else None
             diff = None if c.value is None or pv is None else Decimal(c.value) - Decimal(pv)
-            criteria.append(
+            criteria.append(  # the criterion's own figures, its element and the province's
                 PublicCriterion(
-                    id=c.id,
-                    label_vi=c.label_vi,
-                    element_id=element_id,
-                    value=c.value,
-                    ci_low=c.ci_low,
-                    ci_high=c.ci_high,
-                    province_value=pv,
-                    difference=diff,
-                    suppressed=c.suppressed,
+                    **c.model_dump(), element_id=element_id, province_value=pv, difference=diff
                 )
             )
         criteria.sort(key=lambda c: (c.value is None, -(c.value or 0), c.id))
