@@ -272,10 +272,7 @@ async def load(session: AsyncSession, ref: PublicRef) -> PublicReport:
     found = _CACHE.get(key)
     if found is not None:
         return found
-    content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
-    if content is None:  # pragma: no cover - the reference was just read
-        raise NotFound("report")
-    report = public_report(ref.id, content)
+    report = public_report(ref.id, await reports.stored_content(session, ref.id))
     _CACHE.put(key, report)
     return report
 

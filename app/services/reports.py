@@ -407,15 +407,22 @@ _RENDERERS: dict[str, Callable[[dict[str, Any], dict[str, str] | None], bytes]] 
 }
 
 
+async def stored_content(session: AsyncSession, report_id: uuid.UUID) -> dict[str, Any]:
+    """The snapshot a report stores, read after its reference (its access and ETag)."""
+    query = sa.select(col(Report.content)).where(col(Report.id) == report_id)
+    content: dict[str, Any] | None = await session.scalar(query)
+    if content is None:  # pragma: no cover - the reference was just read
+        raise NotFound("report")
+    return content
+
+
 async def rendering(session: AsyncSession, ref: ReportRef, fmt: str) -> bytes:
     """The report as `json` (canonical), `csv` or `xlsx` bytes."""
     key = (ref.id, ref.etag, fmt)
     body = RENDERINGS.get(key)
     if body is not None:
         return body
-    content = await session.scalar(sa.select(col(Report.content)).where(col(Report.id) == ref.id))
-    if content is None:  # pragma: no cover - the reference was just read
-        raise NotFound("report")
+    content = await stored_content(session, ref.id)
     codes = await cell_codes(session, content) if fmt != "json" else None
     body = _RENDERERS[fmt](content, codes)
     RENDERINGS.put(key, body)
