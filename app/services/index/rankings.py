@@ -170,17 +170,12 @@ async def change(
         d = deltas[r.agency_id]
         rows.append(
             ChangeRow(
-                agency_id=r.agency_id,
-                agency_code=r.agency_code,
-                agency_name=r.agency_name,
-                value=r.value,
-                value_display=r.value_display,
+                **r.model_dump(),  # the agency, its value and its rank now
                 baseline_value=b.value if b else None,
                 baseline_value_display=fx.display_text(b.value) if b else None,
                 points=d.points,
                 points_display=fx.display_text(d.points),
                 points_exact=d.points,
-                rank=r.rank,
                 baseline_rank=b.rank if b else None,
                 rank_change=d.rank_change,
                 predecessors=sorted(
