@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,10 +23,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
+from app import security
 from app.config import Settings, async_url
 from app.db import Database, _asyncpg_dsn, create_database, ensure_database
 from app.deps import get_session
@@ -89,6 +92,22 @@ def make_settings(url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+# Argon2id as the app hashes passwords, at the cost parameters' minimum instead of pwdlib's
+# defaults (64 MiB, 3 passes, 4 lanes: about 0.4 s a hash or check on this machine, and the
+# suite logs in hundreds of times). Tests check what the hash is for, never how slow it is;
+# hashes made elsewhere (a `sipas` subprocess) carry their parameters and verify as before.
+TEST_HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", lambda: TEST_HASHER)
+        security._dummy_hash.cache_clear()
+        yield
+    security._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")
