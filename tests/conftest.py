@@ -101,6 +101,23 @@ def make_settings(url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+# Under xdist (--dist loadgroup) each test goes to the next idle worker in collection order, and
+# the slowest tests (subprocesses, scratch databases, thousands of index reads) were collected
+# last: the run ended with one worker finishing one of them while the other had nothing left.
+# They go first; the order of every other test is kept.
+LONG_FIRST = (
+    "tests/test_secret_and_roles.py",
+    "tests/test_cli.py",
+    "tests/api/test_index_rollups.py",
+    "tests/test_citus_ready.py",
+    "tests/api/test_submission_concurrency.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))
+
+
 # Argon2id as the app hashes passwords, at the cost parameters' minimum instead of pwdlib's
 # defaults (64 MiB, 3 passes, 4 lanes: about 0.4 s a hash or check on this machine, and the
 # suite logs in hundreds of times). Tests check what the hash is for, never how slow it is;
