@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -16,6 +17,14 @@ from app.models.identity import Role
 from app.models.submission import Channel, Submission, SubmissionState
 from app.services.index import cache
 from tests.factories import bearer, make_agency, make_campaign, make_questionnaire, make_user
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """The results cache is the process's and keeps at most 256 entries: after a worker's
+    thousands of index reads (the roll-up tests) it is full, and a new entry evicts one, so
+    each test here counts entries from an empty cache."""
+    cache.RESULTS.clear()
 
 
 def form(campaign: Campaign, agency: Agency, level: int) -> Submission:
