@@ -1,5 +1,6 @@
 """The test suite before and after it ran in parallel (issue #18: a database per pytest-xdist
-worker, `make pytest` running `-n auto`): wall clock and tests passed of each, interleaved.
+worker, `make pytest` running `-n auto`): wall clock and tests passed of each, interleaved; and
+today's suite in one process, which sets the suite's growth apart from what the workers gain.
 
 "Before" is the suite at `--before` (0ac2385, the parent of the commit that brought
 pytest-xdist), run as its Makefile ran it then: `pytest`, one process. It is checked out with
@@ -7,13 +8,14 @@ pytest-xdist), run as its Makefile ran it then: `pytest`, one process. It is che
 pinned dependencies are a subset of today's: checked first) on PYTHONPATH=<that tree>, against a
 database of its own on this checkout's embedded PostgreSQL (`sipas_bench_suite_before`, through
 TEST_DATABASE_URL), the server this process starts and keeps up so both suites share it.
-"After" is the suite of this checkout as `make pytest` runs it now. The runs alternate, before
-and after in turn, the order reversed every round (before, after, after, before...) so that the
-shared machine's drift falls on both alike. Tests passed are read from each run's JUnit XML.
-Replaces its own section of bench/RESULTS.md. Two rounds take about half an hour, so `make
-bench` leaves it out:
+"After" is the suite of this checkout as `make pytest` runs it now; "serial" the same suite in
+one process (`make pytest PYTEST_WORKERS=0`; `--no-serial` leaves it out). The runs alternate,
+the order reversed every round (before, serial, after, then after, serial, before...) so that
+the shared machine's drift falls on all alike. Tests passed are read from each run's JUnit XML.
+Replaces its own section of bench/RESULTS.md after every round. Two rounds take about half an
+hour, so `make bench` leaves it out:
 
-    .venv/bin/python -m bench.suite [--rounds 2] [--before 0ac2385]
+    .venv/bin/python -m bench.suite [--rounds 2] [--before 0ac2385] [--no-serial]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +48,7 @@ VENV_BIN = Path(sys.executable).parent
 
 @dataclass
 class Run:
-    suite: str  # "before" or "after"
+    suite: str  # "before", "serial" or "after"
     wall: float
     tests: int  # in the JUnit report
     passed: int
@@ -96,6 +99,8 @@ def run_suite(suite: str, tree: Path, url: str, junit: Path, log: Path) -> Run:
     else:
         env.pop("TEST_DATABASE_URL", None)
         command, cwd = ["make", "--no-print-directory", "pytest"], ROOT
+        if suite == "serial":
+            command.append("PYTEST_WORKERS=0")
     started = time.perf_counter()
     with log.open("w") as out:
         done = subprocess.run(  # noqa: S603 - our own commands
@@ -106,7 +111,7 @@ def run_suite(suite: str, tree: Path, url: str, junit: Path, log: Path) -> Run:
     return Run(suite, wall, tests, passed, failed, skipped, done.returncode)
 
 
-def measure(args: argparse.Namespace, work: Path) -> list[Run]:
+def measure(args: argparse.Namespace, work: Path, report: Callable[[list[Run]], None]) -> list[Run]:
     # Started (or joined) here and held until the end: both suites join this server, and it
     # stops when its last user exits.
     url = embedded_server_url(DATA_DIR, DATABASE)
@@ -116,12 +121,16 @@ def measure(args: argparse.Namespace, work: Path) -> list[Run]:
     runs: list[Run] = []
     try:
         for round_ in range(args.rounds):
-            order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
-            for suite in order:
+            order = ["before", "serial", "after"] if args.serial else ["before", "after"]
+            for suite in order if round_ % 2 == 0 else reversed(order):
                 stem = f"suite-{suite}-{round_ + 1}"
                 run = run_suite(suite, tree, url, work / f"{stem}.xml", OUT_DIR / f"{stem}.log")
-                print(f"{stem}: {run.wall:.0f} s, {run.passed} passed, {run.failed} failed")
+                print(
+                    f"{stem}: {run.wall:.0f} s, {run.passed} passed, {run.failed} failed",
+                    flush=True,
+                )
                 runs.append(run)
+            report(runs)
     finally:
         git("worktree", "remove", "--force", str(tree))
         asyncio.run(drop_database(url))
@@ -133,66 +142,85 @@ def summary(runs: list[Run], suite: str) -> tuple[float, int]:
     return sum(r.wall for r in mine), sum(r.passed for r in mine)
 
 
+NAMES = {
+    "before": "before: {before}, one process",
+    "serial": "now, one process (PYTEST_WORKERS=0)",
+    "after": "now, make pytest (-n auto)",
+}
+
+
 def render(runs: list[Run], args: argparse.Namespace, command: str, seconds: float) -> str:
     box = machine()
+    names = {k: v.format(before=args.before) for k, v in NAMES.items()}
     rows = [
-        f"| {i + 1} | {r.suite} | {r.wall:.1f} | {r.passed} | {r.failed} | {r.skipped} "
+        f"| {i + 1} | {names[r.suite]} | {r.wall:.1f} | {r.passed} | {r.failed} | {r.skipped} "
         f"| {r.passed / r.wall:.2f} |"
         for i, r in enumerate(runs)
     ]
-    before_wall, before_passed = summary(runs, "before")
-    after_wall, after_passed = summary(runs, "after")
+    sums = {k: summary(runs, k) for k in names if any(r.suite == k for r in runs)}
+    totals = [
+        f"| {names[k]} | {wall:.1f} | {passed} | {passed / wall:.2f} |"
+        for k, (wall, passed) in sums.items()
+    ]
+    (before_wall, before_passed), (after_wall, after_passed) = sums["before"], sums["after"]
     wall_ratio = before_wall / after_wall
     per_test = (before_wall / before_passed) / (after_wall / after_passed)
-    return "\n".join(
-        [
-            SECTION,
-            "",
-            f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- machine: {box['nproc']} cores, {box['memory']}, {box['cpu']}; "
-            f"Python {box['python']}; load average {args.load:.1f} at the start (the machine is "
-            "shared with other work)",
-            f"- command: `{command}` ({seconds / 60:.0f} min in all); before: the suite at "
-            f"{args.before} (`{args.before_subject}`), run as its Makefile ran it (`pytest`, one "
-            "process) from a git worktree with this .venv, on a database of its own on the "
-            "embedded PostgreSQL; after: this checkout's suite as `make pytest` runs it "
-            f"(`pytest -n auto --dist loadgroup`, {os.cpu_count()} workers); {args.rounds} "
-            "rounds, before and after in turn (the order reversed every other round)",
-            "",
-            "| run | suite | wall s | passed | failed | skipped | passed per s |",
-            "|---:|---|---:|---:|---:|---:|---:|",
-            *rows,
-            "",
-            "| suite | wall s (sum) | passed (sum) | passed per s |",
-            "|---|---:|---:|---:|",
-            f"| before | {before_wall:.1f} | {before_passed} | {before_passed / before_wall:.2f} |",
-            f"| after | {after_wall:.1f} | {after_passed} | {after_passed / after_wall:.2f} |",
-            "",
-            f"Wall clock, before / after: **{wall_ratio:.2f}×**; time per test passed, before / "
-            f"after: **{per_test:.2f}×** (the suite after has more tests). Target 2×: "
-            f"{'met' if wall_ratio >= 2 else 'not met'} on the wall clock, "
-            f"{'met' if per_test >= 2 else 'not met'} per test.",
-            "",
-        ]
-    )
+    lines = [
+        SECTION,
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {box['nproc']} cores, {box['memory']}, {box['cpu']}; "
+        f"Python {box['python']}; load average {args.load:.1f} at the start (the machine is "
+        "shared with other work)",
+        f"- command: `{command}` ({seconds / 60:.0f} min in all); before: the suite at "
+        f"`{args.before_subject}`, run as its Makefile ran it (`pytest`, one process) from a "
+        "git worktree with this .venv, on a database of its own on the embedded PostgreSQL; "
+        "now: this checkout's suite as `make pytest` runs it (`pytest -n auto --dist "
+        f"loadgroup`, {os.cpu_count()} workers) and in one process; the runs in turn, the "
+        "order reversed every other round",
+        "",
+        "| run | suite | wall s | passed | failed | skipped | passed per s |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        "| suite | wall s (sum) | passed (sum) | passed per s |",
+        "|---|---:|---:|---:|",
+        *totals,
+        "",
+        f"Wall clock, before / now: **{wall_ratio:.2f}×**; time per test passed, before / now: "
+        f"**{per_test:.2f}×** (target 2×: {'met' if wall_ratio >= 2 else 'not met'} on the "
+        f"wall clock, {'met' if per_test >= 2 else 'not met'} per test).",
+    ]
+    if "serial" in sums:
+        serial_wall = sums["serial"][0]
+        lines.append(
+            f"Today's suite in one process / in parallel: **{serial_wall / after_wall:.2f}×**, "
+            "what the workers gain on the same tests."
+        )
+    return "\n".join([*lines, ""])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--before", default=BEFORE, help="the commit of the suite before")
+    parser.add_argument("--no-serial", dest="serial", action="store_false")
     args = parser.parse_args()
     started = time.perf_counter()
     args.load = os.getloadavg()[0]
-    args.before_subject = git("log", "-1", "--format=%h %as", args.before)
+    args.before_subject = git("log", "-1", "--format=%h %as %s", args.before)[:90]
     check_dependencies(args.before)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sipas-suite-") as work:
-        runs = measure(args, Path(work))
-    (OUT_DIR / "suite.json").write_text(json.dumps([asdict(r) for r in runs], indent=2))
     command = " ".join(["python -m bench.suite", *map(shlex.quote, sys.argv[1:])])
-    replace_section(RESULTS, SECTION, render(runs, args, command, time.perf_counter() - started))
-    print(f"wrote the suite section of {RESULTS}")
+
+    def report(runs: list[Run]) -> None:
+        (OUT_DIR / "suite.json").write_text(json.dumps([asdict(r) for r in runs], indent=2))
+        text = render(runs, args, command, time.perf_counter() - started)
+        replace_section(RESULTS, SECTION, text)
+        print(f"wrote the suite section of {RESULTS}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="sipas-suite-") as work:
+        measure(args, Path(work), report)
 
 
 if __name__ == "__main__":
