@@ -208,7 +208,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     args.load = os.getloadavg()[0]
-    args.before_subject = git("log", "-1", "--format=%h %as %s", args.before)[:90]
+    args.before_subject = git("log", "-1", "--format=%h, %as", args.before)
     check_dependencies(args.before)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python -m bench.suite", *map(shlex.quote, sys.argv[1:])])
