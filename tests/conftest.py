@@ -7,13 +7,15 @@ worker has a database of its own on that same server, named after the worker: `s
 `sipas_test_gw1`... on the embedded server, `<name>_gw0`... next to TEST_DATABASE_URL's (created
 when missing). Whatever a test derives from its database's name (scratch databases) is therefore
 the worker's own, and roles it creates carry random names: workers share nothing but the server.
+The workers' databases are copies (CREATE DATABASE ... TEMPLATE) of one database migrated once
+per run, `sipas_test_template` (`<name>_template`), instead of each migrating its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,10 +25,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
+from app import security
 from app.config import Settings, async_url
 from app.db import Database, _asyncpg_dsn, create_database, ensure_database
 from app.deps import get_session
@@ -62,13 +67,18 @@ def per_worker(url: str, worker: str | None) -> str:
     return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
 
 
-def base_test_url() -> str:
+def base_test_url_of_run() -> str:
+    """TEST_DATABASE_URL, or `sipas_test` on the embedded server (started or joined here)."""
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
-        return per_worker(async_url(explicit), xdist_worker())
+        return async_url(explicit)
     from app.embedded import embedded_server_url
 
-    return per_worker(embedded_server_url(Path(".data"), "sipas_test"), xdist_worker())
+    return embedded_server_url(Path(".data"), "sipas_test")
+
+
+def base_test_url() -> str:
+    return per_worker(base_test_url_of_run(), xdist_worker())
 
 
 async def reset_schema(url: str) -> None:
@@ -91,13 +101,84 @@ def make_settings(url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-@pytest.fixture(scope="session")
-def database_url() -> str:
-    url = base_test_url()
-    if not os.environ.get("TEST_DATABASE_URL") or xdist_worker() is not None:
-        run_async(lambda: ensure_database(url))
+# Under xdist (--dist loadgroup) each test goes to the next idle worker in collection order, and
+# the slowest tests (subprocesses, scratch databases, thousands of index reads) were collected
+# last: the run ended with one worker finishing one of them while the other had nothing left.
+# They go first; the order of every other test is kept.
+LONG_FIRST = (
+    "tests/test_secret_and_roles.py",
+    "tests/test_cli.py",
+    "tests/api/test_index_rollups.py",
+    "tests/test_citus_ready.py",
+    "tests/api/test_submission_concurrency.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))
+
+
+# Argon2id as the app hashes passwords, at the cost parameters' minimum instead of pwdlib's
+# defaults (64 MiB, 3 passes, 4 lanes: about 0.4 s a hash or check on this machine, and the
+# suite logs in hundreds of times). Tests check what the hash is for, never how slow it is;
+# hashes made elsewhere (a `sipas` subprocess) carry their parameters and verify as before.
+TEST_HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", lambda: TEST_HASHER)
+        security._dummy_hash.cache_clear()
+        yield
+    security._dummy_hash.cache_clear()
+
+
+def migrate(url: str) -> None:
     run_async(lambda: reset_schema(url))
     in_thread(upgrade, url)
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+TEMPLATE_LOCK = 18_2026  # the advisory lock the workers of a run take in turn (any constant)
+
+
+async def copy_of_template(url: str, template: str, run: str) -> None:
+    """Make `url`'s database afresh as a copy of `template`, which the first worker of the run
+    `run` (re)builds by migrating it; the run is written in the template's comment."""
+    name, template_name = make_url(url).database or "", make_url(template).database or ""
+    conn = await asyncpg.connect(_asyncpg_dsn(url, "postgres"))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", TEMPLATE_LOCK)
+        built_for = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            template_name,
+        )
+        if built_for != run:
+            await ensure_database(template)
+            await asyncio.to_thread(migrate, template)
+            comment = "'" + run.replace("'", "''") + "'"
+            await conn.execute(f"COMMENT ON DATABASE {quoted(template_name)} IS {comment}")
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted(name)} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {quoted(name)} TEMPLATE {quoted(template_name)}")
+    finally:
+        await conn.close()  # the advisory lock goes with the connection
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    base, worker = base_test_url_of_run(), xdist_worker()
+    url = per_worker(base, worker)
+    if worker is not None:
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+        run_async(lambda: copy_of_template(url, per_worker(base, "template"), f"run {run}"))
+        return url
+    if not os.environ.get("TEST_DATABASE_URL"):
+        run_async(lambda: ensure_database(url))
+    migrate(url)
     return url
 
 

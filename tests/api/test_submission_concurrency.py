@@ -22,6 +22,7 @@ from app.models.submission import Submission
 from tests.conftest import make_settings
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user
 from tests.helpers.apps import real_client
+from tests.helpers.horizon import settled
 
 ANSWERS = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 4, "R.GENDER": "nam"}
 
@@ -142,6 +143,8 @@ async def test_cursor_never_skips_a_form_committed_late(
         cursor = first.json()["next_cursor"]
         assert seen == []  # nothing is settled while an older transaction is still running
         await slow_tx.commit()
+        # the listing's horizon is the server's: another xdist worker's open transaction holds it
+        await settled(committed.db.engine)
         params = {**listing, "cursor": cursor} if cursor else listing
         second = await c.get("/api/v1/submissions", params=params, headers=committed.admin)
         seen += [s["id"] for s in second.json()["items"]]
