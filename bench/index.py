@@ -721,7 +721,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--load-chunk",
         type=int,
         default=5000,
-        help="forms per COPY statement when loading (50000 loads about 2.5 times faster)",
+        help="forms per COPY statement when loading (50000 loads about twice as fast)",
     )
     parser.add_argument(
         "--write-forms", type=int, default=10_000, help="forms per slice of the write-cost step"
