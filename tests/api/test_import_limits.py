@@ -5,6 +5,7 @@ built in the test; each must be answered 413 `import_too_large` naming the limit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import zipfile
 from collections.abc import AsyncIterator
@@ -403,3 +404,15 @@ async def test_hole_10_limits_hold_when_no_child_process_can_start(
     assert_too_large(await upload(client, admin, xlsx(sheet_xml(rows))), "columns")
     response = await upload(client, admin, xlsx(agency_sheet()))
     assert response.status_code == 200, response.text
+
+
+def test_every_limit_is_read_from_its_own_setting(settings: Settings) -> None:
+    """`Limits.of` reads `import_max_<limit>` by name: each limit must have its setting, and
+    each must come from its own (distinct values, so a crossed pair would show)."""
+    names = [f.name for f in dataclasses.fields(tabular.Limits)]
+    chosen = {f"import_max_{name}": 1000 + i for i, name in enumerate(names)}
+    limits = tabular.Limits.of(settings.model_copy(update=chosen))
+    assert {name: getattr(limits, name) for name in names} == {
+        name: chosen[f"import_max_{name}"] for name in names
+    }
+    assert len(names) == 7  # rows, columns, cells, shared strings, bytes, zip members, seconds
