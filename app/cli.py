@@ -305,6 +305,18 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_fold(args: argparse.Namespace, settings: Settings) -> int:
+    """Fold every committed form into the index roll-ups now (what `sipas worker` does in
+    batches), e.g. after a bulk load; prints the forms folded."""
+    from app.services.index import rollups
+
+    async def work(session: AsyncSession) -> int:
+        return await rollups.fold_all(session, most=None)
+
+    print(f"forms folded into the index roll-ups: {_in_transaction(settings, work)}")
+    return 0
+
+
 def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
     print(_database_url(settings))
     return 0
@@ -365,8 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_serve)
 
-    p = sub.add_parser("worker", help="deliver webhooks (stops cleanly on SIGTERM)")
+    p = sub.add_parser(
+        "worker", help="deliver webhooks and fold the index roll-ups (stops cleanly on SIGTERM)"
+    )
     p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser(
+        "fold", help="fold every committed form into the index roll-ups now (e.g. after a load)"
+    )
+    p.set_defaults(handler=cmd_fold)
 
     p = sub.add_parser("db-url", help="print the database URL the service would use")
     p.set_defaults(handler=cmd_db_url)

@@ -90,6 +90,28 @@ async def load(url: str, fixture: Fixture, forms: int, chunk: int, seed: int) ->
         await conn.close()
 
 
+async def fold(url: str, campaign_id: uuid.UUID, batch: int | None) -> float:
+    """Fold the campaign's loaded forms into its roll-ups (what `sipas worker` does after
+    commit), `batch` forms per transaction (None: all at once); the seconds it took. Returns at
+    once for a campaign without roll-ups."""
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        t0 = time.perf_counter()
+        while True:
+            folded = await conn.fetchval("SELECT index_cells_fold($1, $2)", campaign_id, batch)
+            if folded == 0:
+                return time.perf_counter() - t0
+            if folded is None:  # not installed, or held by another session: never in a bench
+                installed = await conn.fetchval(
+                    "SELECT count(*) FROM index_rollup_states WHERE campaign_id = $1", campaign_id
+                )
+                if not installed:
+                    return time.perf_counter() - t0
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     if args.url:

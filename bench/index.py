@@ -4,8 +4,9 @@
 
 One database of its own (`sipas_bench_index`, recreated), one open campaign over 40 agencies on
 sipas-2017 with its index roll-ups installed (as opening a campaign does), forms added
-incrementally with `bench.generate` (COPY; the roll-up triggers run on every chunk, so the load
-time includes keeping them) up to each size, then `VACUUM (ANALYZE) submissions`. At each size:
+incrementally with `bench.generate` (COPY, then the fold of the loaded forms into the roll-ups,
+as `sipas worker` does after commit; the load time includes both) up to each size, then
+`VACUUM (ANALYZE) submissions`. At each size:
 
 - baseline: one SQL statement over the same raw answers the index needs, the count per
   (agency, item, answer code) of the valid forms with `jsonb_each`, run with asyncpg;
@@ -300,32 +301,32 @@ async def _publish(url: str, campaign_id: uuid.UUID) -> uuid.UUID:
 WRITE_DATABASE = "sipas_bench_index_writes"
 WRITE_SUBJECTS = (
     ("bare", "COPY into a campaign without roll-ups (baseline)"),
-    ("all", "COPY with roll-ups of every breakdown (the default)"),
-    ("base", "COPY with roll-ups of agency × sector × channel × respondent type only"),
-    ("large", "COPY with roll-ups of every breakdown, in statements of `--write-large` forms"),
+    ("all", "COPY into a campaign with roll-ups of every breakdown (the default)"),
+    (
+        "base",
+        "COPY into a campaign with roll-ups of agency × sector × channel × respondent type only",
+    ),
 )
-# One form per statement: the subjects whose statements are all of one size.
-SINGLE_SUBJECTS = ("bare", "all", "base")
+# The subjects whose forms are folded after the load.
+FOLDED = ("all", "base")
 
 
 def write_cost(args: argparse.Namespace) -> dict[str, Any]:
-    """COPY of the same kind of forms, with and without roll-ups, in interleaved slices.
+    """COPY of the same kind of forms, with and without roll-ups, in interleaved slices, then
+    the fold of what was loaded.
 
-    Three campaigns of the same 40-agency shape in one database: one without roll-ups (the
-    statement trigger fires and finds nothing to count, as for any campaign not installed), one
-    with the default roll-ups, one with the base combination only (no procedure or
-    respondent-fact facets). The records are drawn before the clock starts; each slice is
-    `--write-forms` forms in COPY statements of 5000, one transaction each."""
+    Three campaigns of the same 40-agency shape in one database: one without roll-ups, one with
+    the default roll-ups, one with the base combination only (no procedure or respondent-fact
+    facets). The records are drawn before the clock starts; each slice is `--write-forms` forms
+    in COPY statements of 5000, one transaction each. Forms are written bare (migration 0013f):
+    the roll-ups' work is the fold after commit, timed afterwards over every form loaded, in
+    transactions of `--fold-batch` forms, as `sipas worker` runs it."""
     url = prepare_database(WRITE_DATABASE, fresh=True)
     fixtures = {
         name: asyncio.run(make_fixture(url, agencies=AGENCIES)) for name, _ in WRITE_SUBJECTS
     }
     asyncio.run(_install(url, fixtures["all"].campaign_id))
     asyncio.run(_install(url, fixtures["base"].campaign_id, ()))
-    asyncio.run(_install(url, fixtures["large"].campaign_id))
-    # forms per slice and per statement: a large statement is one slice
-    shape = {name: (args.write_forms, 5000) for name, _ in WRITE_SUBJECTS}
-    shape["large"] = (args.write_large, args.write_large)
     rng = random.Random(args.seed)
     seconds = {name: 0.0 for name, _ in WRITE_SUBJECTS}
     slices: dict[str, list[float]] = {name: [] for name, _ in WRITE_SUBJECTS}
@@ -345,15 +346,13 @@ def write_cost(args: argparse.Namespace) -> dict[str, Any]:
 
     for round_ in range(args.write_rounds):
         for name, _ in WRITE_SUBJECTS:
-            forms, chunk = shape[name]
-            rows = generate.records(fixtures[name], rng, forms)
-            elapsed = asyncio.run(copy(rows, chunk))
+            rows = generate.records(fixtures[name], rng, args.write_forms)
+            elapsed = asyncio.run(copy(rows, 5000))
             seconds[name] += elapsed
-            slices[name].append(forms / elapsed)
+            slices[name].append(args.write_forms / elapsed)
             print(f"  writes round {round_ + 1} {name}: {slices[name][-1]:.0f} forms/s", flush=True)
-    # single forms: one COPY statement of one form each (what a single submission costs the
-    # triggers), in turn
-    single: dict[str, float] = dict.fromkeys(SINGLE_SUBJECTS, 0.0)
+    # single forms: one COPY statement of one form each, in turn
+    single: dict[str, float] = dict.fromkeys(seconds, 0.0)
 
     async def one_by_one(rows: list[tuple[Any, ...]]) -> float:
         conn = await asyncpg.connect(dsn(url))
@@ -369,29 +368,46 @@ def write_cost(args: argparse.Namespace) -> dict[str, Any]:
             await conn.close()
 
     for _ in range(args.write_rounds):
-        for name in SINGLE_SUBJECTS:
+        for name in seconds:
             rows = generate.records(fixtures[name], rng, args.write_singles)
             single[name] += asyncio.run(one_by_one(rows))
     singles = args.write_rounds * args.write_singles
-    rate = {name: args.write_rounds * shape[name][0] / seconds[name] for name, _ in WRITE_SUBJECTS}
+    forms = args.write_rounds * (args.write_forms + args.write_singles)
+    fold_s = {
+        name: asyncio.run(generate.fold(url, fixtures[name].campaign_id, args.fold_batch))
+        for name in FOLDED
+    }
+    for name in FOLDED:
+        print(f"  writes: fold {name}: {forms / fold_s[name]:.0f} forms/s", flush=True)
+    rate = {name: args.write_rounds * args.write_forms / seconds[name] for name in seconds}
+    # load and fold one after the other: the rate at which forms end up in the cells
+    through = {name: 1 / (1 / rate[name] + fold_s[name] / forms) for name in FOLDED}
     return {
-        "forms_per_subject": args.write_rounds * args.write_forms,
-        "large_forms": args.write_large,
+        "forms_per_subject": forms,
         "slice_forms": args.write_forms,
         "rounds": args.write_rounds,
+        "fold_batch": args.fold_batch,
         "forms_per_s": rate,
         "slices_forms_per_s": slices,
-        "single_ms": {name: 1000 * single[name] / singles for name in SINGLE_SUBJECTS},
+        "single_ms": {name: 1000 * single[name] / singles for name in seconds},
         "singles": singles,
+        "fold_forms_per_s": {name: forms / fold_s[name] for name in FOLDED},
+        "through_forms_per_s": through,
         "ratio_all": rate["all"] / rate["bare"],
         "ratio_base": rate["base"] / rate["bare"],
-        "ratio_large": rate["large"] / rate["bare"],
+        "ratio_through_all": through["all"] / rate["bare"],
+        "ratio_through_base": through["base"] / rate["bare"],
     }
 
 
 def _load(url: str, fixture: Fixture, count: int, seed: int, chunk: int) -> float:
+    """COPY `count` forms, then fold them into the roll-ups (the worker's job after commit):
+    the seconds of both."""
     t0 = time.monotonic()
     asyncio.run(generate.load(url, fixture, count, chunk, seed))
+    fold_s = asyncio.run(generate.fold(url, fixture.campaign_id, rollups.FOLD_BATCH))
+    copy_s = time.monotonic() - t0 - fold_s
+    print(f"  loaded {count} forms in {copy_s:.1f} s, folded in {fold_s:.1f} s")
     return time.monotonic() - t0
 
 
@@ -592,11 +608,11 @@ def render(result: dict[str, Any]) -> list[str]:
         + ("**met** for every view" if not slower else f"**not met** for {', '.join(slower)}")
         + "; repeated reads under 100 ms p95: "
         + ("**met** for every view" if not warm else f"**not met** for {', '.join(warm)}")
-        + f". Write cost: COPY with the default roll-ups at {result['writes']['ratio_all']:.0%} "
-        f"of bare COPY (target 50 %), with the base combination only at "
-        f"{result['writes']['ratio_base']:.0%}, and with every breakdown in statements of "
-        f"{result['writes'].get('large_forms', 0):,} at "
-        f"{result['writes'].get('ratio_large', 0):.0%}.",
+        + f". Write cost: COPY into a campaign with the default roll-ups at "
+        f"{result['writes']['ratio_all']:.0%} of bare COPY (target 50 %; forms are folded "
+        f"after commit), base combination only {result['writes']['ratio_base']:.0%}; load "
+        f"and fold one after the other {result['writes']['ratio_through_all']:.0%} "
+        f"(base only {result['writes']['ratio_through_base']:.0%}).",
     ]
     lines += [
         "",
@@ -666,36 +682,37 @@ def _growth(a: dict[str, Any], b: dict[str, Any], view: str, side: str) -> str:
 
 
 def _writes(w: dict[str, Any]) -> list[str]:
+    fold = w["fold_forms_per_s"]
+    through = w["through_forms_per_s"]
     lines = [
         "",
         f"Write cost of the roll-ups: COPY of pre-drawn valid forms in statements of 5000, "
         f"{w['rounds']} rounds of {w['slice_forms']:,} forms per subject, the subjects in turn "
-        "(bare, all, base, large) so that the shared machine's drift falls on each alike; a "
-        f"database of its own. The large subject's slices are one statement of "
-        f"{w.get('large_forms', 0):,} forms each: the triggers aggregate a statement before "
-        "touching the roll-ups, so what a statement costs per cell it touches is shared by "
-        "more forms.",
+        "(bare, all, base) so that the shared machine's drift falls on each alike; a database "
+        "of its own. Forms are written bare and folded into the roll-ups after commit (migration "
+        f"0013f): the fold of every form loaded ({w['forms_per_subject']:,} per subject) ran "
+        f"afterwards in transactions of {w['fold_batch']:,} forms, as `sipas worker` runs it. "
+        "Until a form is folded, reads count it from the forms (the tail), so reads are exact "
+        "either way.",
         "",
-        "| subject | forms/s | per slice | of bare COPY |",
-        "|---|---:|---|---:|",
+        "| subject | COPY forms/s | per slice | of bare COPY | fold forms/s | load then fold |",
+        "|---|---:|---|---:|---:|---:|",
     ]
+    bare = w["forms_per_s"]["bare"]
     for name, label in WRITE_SUBJECTS:
-        if name not in w["forms_per_s"]:
-            continue
-        label = label.replace("`--write-large` forms", f"{w.get('large_forms', 0):,}")
         rate = w["forms_per_s"][name]
         per = ", ".join(f"{x:,.0f}" for x in w["slices_forms_per_s"][name])
-        share = rate / w["forms_per_s"]["bare"]
-        lines.append(f"| {label} | {rate:,.0f} | {per} | {share:.0%} |")
-    if "single_ms" in w:
-        ms = w["single_ms"]
-        lines += [
-            "",
-            f"One form per statement ({w['singles']} statements per subject, in turn): "
-            + ", ".join(f"{name} {ms[name]:.2f} ms" for name in SINGLE_SUBJECTS)
-            + f" per form; bare / all = {ms['bare'] / ms['all']:.0%}, "
-            f"bare / base = {ms['bare'] / ms['base']:.0%}.",
-        ]
+        folded = f"{fold[name]:,.0f}" if name in fold else "-"
+        both = f"{through[name]:,.0f} ({through[name] / bare:.0%})" if name in through else "-"
+        lines.append(f"| {label} | {rate:,.0f} | {per} | {rate / bare:.0%} | {folded} | {both} |")
+    ms = w["single_ms"]
+    lines += [
+        "",
+        f"One form per statement ({w['singles']} statements per subject, in turn): "
+        + ", ".join(f"{name} {ms[name]:.2f} ms" for name in ms)
+        + f" per form; bare / all = {ms['bare'] / ms['all']:.0%}, "
+        f"bare / base = {ms['bare'] / ms['base']:.0%}.",
+    ]
     return lines
 
 
@@ -728,7 +745,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--write-rounds", type=int, default=3)
     parser.add_argument(
-        "--write-large", type=int, default=50_000, help="forms per statement of the large subject"
+        "--fold-batch",
+        type=int,
+        default=rollups.FOLD_BATCH,
+        help="forms per fold transaction in the write-cost step",
     )
     parser.add_argument(
         "--write-singles", type=int, default=200, help="one-form statements per slice"

@@ -92,6 +92,8 @@ def _database(name: str, campaigns: int, forms: int, seed: int) -> tuple[str, Fi
         t0 = time.monotonic()
         # The measured campaign gets the same seed in both databases: the same forms.
         asyncio.run(generate.load(url, fixture, forms, LOAD_CHUNK, seed + i))
+        # the roll-ups' fold after commit (only the measured campaign has them)
+        asyncio.run(generate.fold(url, fixture.campaign_id, rollups.FOLD_BATCH))
         print(f"  {name}: campaign {i + 1}/{campaigns} loaded in {time.monotonic() - t0:.1f} s")
     if target is None:
         raise SystemExit("--campaigns must be at least 1")

@@ -1,6 +1,7 @@
 """Index roll-ups: per campaign and combination of breakdowns, the counts the index is computed
-from, kept up to date by the database itself (statement triggers on `submissions`, migrations
-0008 and 0011c; `index_rollups` is now a view of the per-agency sums).
+from, kept by the database itself (migrations 0008, 0011c and 0013f: forms are folded into them
+after commit, corrections and deletes adjust them in the writing transaction; `index_rollups`
+is a view of the per-agency sums).
 
 A campaign has roll-ups once it has a row in `index_rollup_states`; until then its index is
 computed from the raw forms. See `app.services.index.rollups` for the rules.
@@ -20,12 +21,17 @@ from app.models.base import fk, timestamptz, utcnow
 
 
 class IndexRollupState(SQLModel, table=True):
-    """The campaign's roll-ups exist and are maintained; `version` moves on every change."""
+    """The campaign's roll-ups exist and are maintained; `version` moves on every change to a
+    counted form. The cells hold every form whose writing transaction (`tx_id`) is below
+    `folded_to`; the others are the tail, which a read counts from the forms (migration 0013f)."""
 
     __tablename__ = "index_rollup_states"
 
     campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
     version: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
+    folded_to: int = Field(
+        default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
     built_at: datetime = Field(
         default_factory=utcnow,
         sa_type=timestamptz(),

@@ -1,4 +1,5 @@
-"""The delivery worker (`sipas worker`): fan-out, delivery and the periodic checks, in a loop.
+"""The delivery worker (`sipas worker`): fan-out, delivery, the periodic checks and the index
+roll-ups' folding, in a loop.
 
 Each step is its own short transaction (`transaction()` yields a session committed on exit),
 so no transaction stays open while a request is on the network and the feed's horizon is never
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.services.events import delivery
 from app.services.events.progress import check_behind_target
+from app.services.index import rollups
 
 log = logging.getLogger("sipas.worker")
 
@@ -109,10 +111,17 @@ class Worker:
                 self.counts.add(outcome)
         return len(claimed)
 
+    async def fold(self) -> int:
+        """Fold the forms committed since the last round into the index roll-ups, one batch
+        per campaign (reads are exact before it: they count the tail from the forms)."""
+        async with self.transaction() as session:
+            return await rollups.fold_all(session)
+
     async def run_once(self) -> int:
         await self.fan_out()
         await self.periodic()
-        return await self.deliver()
+        folded = await self.fold()
+        return await self.deliver() + folded
 
     async def run(self) -> None:
         log.info("webhook worker started")

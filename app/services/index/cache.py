@@ -32,14 +32,20 @@ RESULTS: Cache[Hashable, IndexResult] = caches.named("index.results", _weight)
 async def fingerprint(
     session: AsyncSession, campaign_id: uuid.UUID, rollup_version: int | None
 ) -> tuple[object, ...]:
-    """What the result depends on. With roll-ups, their version stands for the valid forms (it
-    moves with every change to one), so the key costs no scan of the forms."""
+    """What the result depends on. With roll-ups, their version moves with every correction,
+    review or delete of a counted form, and new forms land in the tail (forms at or above
+    `folded_to`, which only inserts make longer): the version, the fold mark and the tail's
+    length stand for the valid forms, and the key scans only the tail (an index range)."""
     if rollup_version is not None:
         row = (
             await session.execute(
                 sa.text(
-                    """SELECT c.state, c.updated_at, (SELECT max(a.updated_at) FROM agencies a)
-                       FROM campaigns c WHERE c.id = :c"""
+                    """SELECT c.state, c.updated_at, (SELECT max(a.updated_at) FROM agencies a),
+                              st.folded_to,
+                              (SELECT count(*) FROM submissions s WHERE s.campaign_id = c.id
+                                  AND s.tx_id >= st.folded_to)
+                       FROM campaigns c LEFT JOIN index_rollup_states st ON st.campaign_id = c.id
+                       WHERE c.id = :c"""
                 ),
                 {"c": campaign_id},
             )

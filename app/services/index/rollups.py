@@ -7,8 +7,14 @@ combination of the low-cardinality dimensions and added up per reporting cell at
 read then grows with the combinations, not the forms.
 
 Rules:
-- Statement triggers on `submissions` (migration 0011c) add the contribution of every valid
-  row written and subtract that of every valid row removed or changed, in the writing
+- Forms are written bare and folded into the cells after commit, in large batches
+  (`fold`, from `sipas worker` or `sipas rollups fold`; migration 0013f): the per-cell work of
+  a batch is then shared by all of its forms. The cells hold every form whose writing
+  transaction is below the campaign's `folded_to`; a read adds the tail (the forms at or above
+  it, counted from the rows in the reader's own snapshot), so every read is exact, and a writer
+  reads its own writes, however far behind the folding is.
+- Statement triggers on `submissions` (migrations 0011c, 0013f) subtract the contribution of
+  every folded valid row removed or changed, and add that of its new version, in the writing
   transaction: whoever writes a form (the API, an import, the demo seed, plain SQL) keeps the
   counts right, and a crash loses both or neither.
 - One row (`index_cells`) per agency × sector × channel × respondent type (`facet` ''), and per
@@ -52,6 +58,20 @@ from app.services.index.counts import ITEM_PREFIX, CellCounts, Filters
 MAX_CRITERIA = 63  # bit positions of a bigint mask
 GROUPINGS = frozenset({"none", "agency", "unit", "level", "sector", "channel", "respondent_type"})
 PROCEDURE_FACET = "@procedure"  # not an item id: ids start with a letter or a digit
+# Forms per fold: large enough to share each touched cell's update among many forms (the cost
+# of a statement grows with the cells it touches), small enough to keep a fold's transaction
+# short. See bench/RESULTS.md (write cost).
+FOLD_BATCH = 50_000
+
+# A campaign's rows of one facet (every facet when :facet is NULL) as a read sees them: the
+# folded cells, then the tail counted from the forms, in one statement (one snapshot).
+CELLS_AND_TAIL = """
+    SELECT facet, agency_id, sector, channel, respondent_type, value, n, counts, pairs
+    FROM index_cells
+    WHERE campaign_id = :c AND (CAST(:facet AS text) IS NULL OR facet = :facet) AND n <> 0
+    UNION ALL
+    SELECT facet, agency_id, sector, channel, respondent_type, value, n, counts, pairs
+    FROM index_cells_pending(:c, CAST(:facet AS text))"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +277,33 @@ async def rebuild(session: AsyncSession, campaign_id: uuid.UUID) -> None:
     await session.execute(sa.text("SELECT index_cells_rebuild(:c)"), {"c": campaign_id})
 
 
+async def fold(
+    session: AsyncSession, campaign_id: uuid.UUID, most: int | None = None
+) -> int | None:
+    """Fold the campaign's committed tail into its cells (at most about `most` forms, whole
+    transactions): the number of forms folded, or None when another session holds the campaign
+    (a fold, a correction) and this one should try again later."""
+    folded = await session.scalar(
+        sa.text("SELECT index_cells_fold(:c, :most)"), {"c": campaign_id, "most": most}
+    )
+    return None if folded is None else int(folded)
+
+
+async def fold_all(session: AsyncSession, most: int | None = FOLD_BATCH) -> int:
+    """One fold of every installed campaign whose tail has forms: the forms folded."""
+    campaigns = (
+        await session.scalars(
+            sa.text(
+                """SELECT st.campaign_id FROM index_rollup_states st
+                   WHERE EXISTS (SELECT 1 FROM submissions s WHERE s.campaign_id = st.campaign_id
+                                 AND s.tx_id >= st.folded_to)
+                   ORDER BY st.campaign_id"""
+            )
+        )
+    ).all()
+    return sum([await fold(session, c, most) or 0 for c in campaigns])
+
+
 async def version(session: AsyncSession, campaign_id: uuid.UUID) -> int | None:
     """The roll-ups' version (it moves on every change), or None when not installed."""
     value = await session.scalar(
@@ -267,15 +314,25 @@ async def version(session: AsyncSession, campaign_id: uuid.UUID) -> int | None:
 
 
 async def _stored(session: AsyncSession, campaign_id: uuid.UUID) -> dict[tuple[str, ...], Any]:
+    """Every cell as a read sees it: the folded counts plus the tail, summed per key."""
     result = await session.execute(
         sa.text(
-            """SELECT facet, agency_id::text, sector, channel, respondent_type, value, n, counts,
-                      pairs
-               FROM index_cells WHERE campaign_id = :c AND n <> 0"""
+            f"""SELECT facet, agency_id::text, sector, channel, respondent_type, value, n, counts,
+                       pairs
+                FROM ({CELLS_AND_TAIL}) AS t"""  # noqa: S608 - constants
         ),
-        {"c": campaign_id},
+        {"c": campaign_id, "facet": None},
     )
-    return {tuple(r[:6]): (r[6], list(r[7]), list(r[8])) for r in result.all()}
+    out: dict[tuple[str, ...], Any] = {}
+    for r in result.all():
+        key, n, counts, pairs = tuple(r[:6]), int(r[6]), list(r[7]), list(r[8])
+        if key in out:
+            was = out[key]
+            n += was[0]
+            counts = list(map(operator.add, was[1], counts))
+            pairs = list(map(operator.add, was[2], pairs))
+        out[key] = (n, counts, pairs)
+    return {key: v for key, v in out.items() if v[0] != 0}
 
 
 async def discrepancies(session: AsyncSession, campaign_id: uuid.UUID) -> list[str]:
@@ -455,8 +512,8 @@ async def load(
         return None
     result = await session.execute(
         sa.text(
-            """SELECT agency_id::text, sector, channel, respondent_type, value, n, counts, pairs
-               FROM index_cells WHERE campaign_id = :c AND facet = :facet AND n <> 0"""
+            f"""SELECT agency_id::text, sector, channel, respondent_type, value, n, counts, pairs
+                FROM ({CELLS_AND_TAIL}) AS t"""  # noqa: S608 - constants
         ),
         {"c": campaign_id, "facet": facet},
     )
