@@ -12,7 +12,8 @@ with `tx_id` below it is in the cells, every form at or above it is not), and:
   appear below it), at most about `most` of them, and moves `folded_to`. It runs after commit
   (`sipas worker`, `sipas rollups fold`), takes the state row with SKIP LOCKED, and changes no
   reader's figures: the forms move from the tail into the cells.
-- `index_cells_pending(campaign, facet)` is the tail: the same counts for the forms not folded
+- `index_cells_tail(campaign)` is the number of forms not folded yet (an index probe when there
+  are none), and `index_cells_pending(campaign, facet)` is the tail: the same counts for the forms not folded
   yet, computed from the forms in the reader's own snapshot. A read adds it to the cells, so
   reads stay exact (a writer reads its own writes) whether or not the worker has caught up.
 - Updates and deletes still adjust the cells in the writing transaction, but only for folded
@@ -96,17 +97,42 @@ REBUILD = (
     "END\n$$"
 )
 
+# What reads the tail reads a short range at the end of the campaign's forms: by the index on
+# `tx_id` always, even right after a bulk load, before statistics say how short the range is (a
+# sequential scan of millions of forms would cost seconds on every read).
+RANGE_PLANNING = C.PLANNING + " SET enable_seqscan = off"
+
+# The number of the campaign's forms not folded yet (of any state): 0 without touching the forms
+# beyond one index probe when the tail is empty, as it is once the worker has caught up.
+TAIL = (
+    "CREATE FUNCTION index_cells_tail(target uuid) RETURNS bigint LANGUAGE plpgsql STABLE "
+    + RANGE_PLANNING
+    + """ AS $$
+DECLARE
+    lo bigint;
+BEGIN
+    SELECT folded_to INTO lo FROM index_rollup_states WHERE campaign_id = target;
+    IF lo IS NULL
+       OR coalesce((SELECT max(tx_id) FROM submissions WHERE campaign_id = target), -1) < lo THEN
+        RETURN 0;
+    END IF;
+    RETURN (SELECT count(*) FROM submissions WHERE campaign_id = target AND tx_id >= lo);
+END
+$$"""
+)
+
 # At most about `most` forms (whole transactions: one larger than `most` is folded alone), or
 # all of them below the horizon when `most` is NULL. NULL when another session holds the state
 # row (a fold, a correction): the caller tries again later.
 FOLD = (
     "CREATE FUNCTION index_cells_fold(target uuid, most bigint) RETURNS bigint LANGUAGE plpgsql "
-    + C.PLANNING
+    + RANGE_PLANNING
     + """ AS $$
 DECLARE
     lo bigint;
     hi bigint;
     horizon bigint;
+    first bigint;
     forms bigint;
 BEGIN
     SELECT folded_to INTO lo FROM index_rollup_states WHERE campaign_id = target
@@ -124,7 +150,10 @@ BEGIN
         WHERE s.campaign_id = target AND s.tx_id >= lo AND s.tx_id < horizon
         ORDER BY s.tx_id OFFSET most LIMIT 1;
     END IF;
-    hi := greatest(coalesce(hi, horizon), lo + 1);
+    -- the first transaction whole, however large, so that every fold moves on
+    SELECT min(s.tx_id) INTO first FROM submissions s
+    WHERE s.campaign_id = target AND s.tx_id >= lo AND s.tx_id < horizon;
+    hi := CASE WHEN first IS NULL THEN horizon ELSE greatest(coalesce(hi, horizon), first + 1) END;
     SELECT count(*) INTO forms FROM submissions s
     WHERE s.campaign_id = target AND s.tx_id >= lo AND s.tx_id < hi;
 """
@@ -142,9 +171,7 @@ $$"""
 # when NULL), in the caller's snapshot. The contribution's statement up to its INSERT, with the
 # keys kept to the facet asked for.
 _BODY = C.CONTRIBUTION.format(
-    rel="(SELECT s.* FROM submissions s JOIN index_rollup_states st"
-    " ON st.campaign_id = s.campaign_id WHERE s.campaign_id = target AND s.tx_id >= st.folded_to)",
-    sign="1",
+    rel="(SELECT * FROM submissions WHERE campaign_id = target AND tx_id >= lo)", sign="1"
 ).split("INSERT INTO index_cells AS r")[0]
 _KEYS = "    ) AS x\n),\nsl AS"
 if _BODY.count(_KEYS) != 1:  # pragma: no cover - 0011c is history, it does not change
@@ -153,8 +180,20 @@ PENDING = (
     "CREATE FUNCTION index_cells_pending(target uuid, want text) RETURNS TABLE (facet text,"
     " agency_id uuid, sector text, channel text, respondent_type text, value text, n bigint,"
     " counts bigint[], pairs bigint[]) LANGUAGE plpgsql STABLE "
-    + C.PLANNING
-    + " AS $$\n#variable_conflict use_column\nBEGIN\nRETURN QUERY\n"
+    + RANGE_PLANNING
+    + """ AS $$
+#variable_conflict use_column
+DECLARE
+    lo bigint;
+BEGIN
+    SELECT st.folded_to INTO lo FROM index_rollup_states st WHERE st.campaign_id = target;
+    IF lo IS NULL
+       OR coalesce((SELECT max(s.tx_id) FROM submissions s WHERE s.campaign_id = target), -1)
+          < lo THEN
+        RETURN;  -- no tail: one index probe, not the statement's plan
+    END IF;
+    RETURN QUERY
+"""
     + _BODY.replace(_KEYS, "    ) AS x\n    WHERE want IS NULL OR x.facet = want\n),\nsl AS")
     + """SELECT n.facet, n.agency_id, n.sector, n.channel, n.rt, n.value, n.n,
        index_cells_dense(coalesce(c.slots, '{}'), coalesce(c.vals, '{}'),
@@ -194,7 +233,7 @@ def upgrade() -> None:
     for name in ("on_update", "on_delete"):
         op.execute(f"DROP FUNCTION index_cells_{name}() CASCADE")
     op.execute("DROP FUNCTION index_cells_rebuild(uuid)")
-    for statement in (ON_UPDATE, ON_DELETE, REBUILD, FOLD, PENDING, VIEW, *C.TRIGGERS[1:3]):
+    for statement in (ON_UPDATE, ON_DELETE, REBUILD, TAIL, FOLD, PENDING, VIEW, *C.TRIGGERS[1:3]):
         op.execute(statement)
     op.execute(RECOUNT)
 
@@ -203,6 +242,7 @@ def downgrade() -> None:
     op.execute(C.VIEW.replace("CREATE VIEW", "CREATE OR REPLACE VIEW"))
     op.execute("DROP FUNCTION index_cells_pending(uuid, text)")
     op.execute("DROP FUNCTION index_cells_fold(uuid, bigint)")
+    op.execute("DROP FUNCTION index_cells_tail(uuid)")
     op.execute("DROP FUNCTION index_cells_rebuild(uuid)")
     for name in ("on_update", "on_delete"):
         op.execute(f"DROP FUNCTION index_cells_{name}() CASCADE")

@@ -9,6 +9,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -24,8 +25,10 @@ from app.models.campaign import Campaign
 from app.models.identity import Role
 from app.models.submission import Channel, Submission, SubmissionState
 from app.services import instrument
+from app.services.events.worker import Worker
 from app.services.index import rollups
 from tests.factories import bearer, make_procedure, make_sector, make_user
+from tests.helpers.cli import sipas
 from tests.helpers.horizon import settled
 from tests.helpers.rollup_world import answers, close, forms, setup
 
@@ -256,10 +259,10 @@ async def test_reads_through_the_api_equal_reads_from_the_forms(
     nothing before then, so it does not hold the horizon back)."""
     admin = world.admin
     rng = random.Random("api")
-    for size in (50, 50):
+    for size in (40, 40, 40):
         await _insert(world, rng, size)
-        await settled(world.db.engine)
-        await _fold(world, 30)
+    await settled(world.db.engine)
+    await _fold(world, 50)  # whole transactions below the 51st form: the first 40
     folded, tail = await _check(world)
     assert folded > 0
     assert tail > 0
@@ -281,3 +284,31 @@ async def test_reads_through_the_api_equal_reads_from_the_forms(
         assert answer.status_code == 200, answer.text
         assert close(answer.json(), expected) == [], params
     assert held[0]["total"]["n_respondents"] == folded + tail
+
+
+async def test_the_worker_and_sipas_fold_catch_up(
+    world: World, settings: Settings, database_url: str
+) -> None:
+    """`sipas worker` folds a batch per campaign on each round; `sipas fold` folds all now."""
+    rng = random.Random("worker")
+    await _insert(world, rng, 30)
+    await settled(world.db.engine)
+
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[AsyncSession]:
+        async with AsyncSession(world.db.engine) as s, s.begin():
+            yield s
+
+    async with httpx.AsyncClient() as http:
+        assert await Worker(transaction, settings, http).fold() >= 30
+    folded, tail = await _check(world)
+    assert tail == 0
+    await _insert(world, rng, 20)
+    await settled(world.db.engine)
+    done = await asyncio.to_thread(sipas, database_url, "fold")
+    assert done.returncode == 0, done.stderr
+    assert "forms folded into the index roll-ups: " in done.stdout
+    assert int(done.stdout.rsplit(":", 1)[1]) >= 20
+    more, tail = await _check(world)
+    assert tail == 0
+    assert more > folded

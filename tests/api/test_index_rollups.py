@@ -332,7 +332,7 @@ async def test_the_roll_up_triggers_never_compile_their_plans(session: AsyncSess
                 sa.text(
                     "SELECT proname, proconfig FROM pg_proc WHERE proname IN"
                     " ('index_cells_on_update', 'index_cells_on_delete', 'index_cells_fold',"
-                    " 'index_cells_pending', 'index_cells_rebuild')"
+                    " 'index_cells_pending', 'index_cells_rebuild', 'index_cells_tail')"
                 )
             )
         ).all()
@@ -343,6 +343,7 @@ async def test_the_roll_up_triggers_never_compile_their_plans(session: AsyncSess
         "index_cells_fold",
         "index_cells_pending",
         "index_cells_rebuild",
+        "index_cells_tail",
     }
     for name, config in configs.items():
         assert "jit=off" in (config or []), name

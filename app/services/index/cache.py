@@ -35,17 +35,16 @@ async def fingerprint(
     """What the result depends on. With roll-ups, their version moves with every correction,
     review or delete of a counted form, and new forms land in the tail (forms at or above
     `folded_to`, which only inserts make longer): the version, the fold mark and the tail's
-    length stand for the valid forms, and the key scans only the tail (an index range)."""
+    length stand for the valid forms, and the key reads only the tail (an index range, or one
+    probe when it is empty)."""
     if rollup_version is not None:
         row = (
             await session.execute(
                 sa.text(
                     """SELECT c.state, c.updated_at, (SELECT max(a.updated_at) FROM agencies a),
-                              st.folded_to,
-                              (SELECT count(*) FROM submissions s WHERE s.campaign_id = c.id
-                                  AND s.tx_id >= st.folded_to)
-                       FROM campaigns c LEFT JOIN index_rollup_states st ON st.campaign_id = c.id
-                       WHERE c.id = :c"""
+                              (SELECT folded_to FROM index_rollup_states WHERE campaign_id = c.id),
+                              index_cells_tail(c.id)
+                       FROM campaigns c WHERE c.id = :c"""
                 ),
                 {"c": campaign_id},
             )

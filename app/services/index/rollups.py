@@ -294,10 +294,8 @@ async def fold_all(session: AsyncSession, most: int | None = FOLD_BATCH) -> int:
     campaigns = (
         await session.scalars(
             sa.text(
-                """SELECT st.campaign_id FROM index_rollup_states st
-                   WHERE EXISTS (SELECT 1 FROM submissions s WHERE s.campaign_id = st.campaign_id
-                                 AND s.tx_id >= st.folded_to)
-                   ORDER BY st.campaign_id"""
+                """SELECT campaign_id FROM index_rollup_states
+                   WHERE index_cells_tail(campaign_id) > 0 ORDER BY campaign_id"""
             )
         )
     ).all()
