@@ -37,34 +37,27 @@ async def fingerprint(
     `folded_to`, which only inserts make longer): the version, the fold mark and the tail's
     length stand for the valid forms, and the key reads only the tail (an index range, or one
     probe when it is empty)."""
-    if rollup_version is not None:
-        row = (
-            await session.execute(
-                sa.text(
-                    """SELECT c.state, c.updated_at, (SELECT max(a.updated_at) FROM agencies a),
-                              (SELECT folded_to FROM index_rollup_states WHERE campaign_id = c.id),
-                              index_cells_tail(c.id)
-                       FROM campaigns c WHERE c.id = :c"""
-                ),
-                {"c": campaign_id},
-            )
-        ).one()
-        return ("rollups", rollup_version, *row)
+    with_rollups = rollup_version is not None
     row = (
-        await session.execute(
-            sa.text(
-                """SELECT c.state, c.updated_at,
-                          (SELECT count(*) FROM submissions s WHERE s.campaign_id = c.id),
-                          (SELECT count(*) FROM submissions s
-                            WHERE s.campaign_id = c.id AND s.state = 'valid'),
-                          (SELECT max(s.updated_at) FROM submissions s WHERE s.campaign_id = c.id),
-                          (SELECT max(a.updated_at) FROM agencies a)
-                   FROM campaigns c WHERE c.id = :c"""
-            ),
-            {"c": campaign_id},
-        )
+        await session.execute(_WITH_ROLLUPS if with_rollups else _FROM_FORMS, {"c": campaign_id})
     ).one()
-    return tuple(row)
+    return ("rollups", rollup_version, *row) if with_rollups else tuple(row)
+
+
+_WITH_ROLLUPS = sa.text(
+    """SELECT c.state, c.updated_at, (SELECT max(a.updated_at) FROM agencies a),
+              (SELECT folded_to FROM index_rollup_states WHERE campaign_id = c.id),
+              index_cells_tail(c.id)
+       FROM campaigns c WHERE c.id = :c"""
+)
+_FROM_FORMS = sa.text(
+    """SELECT c.state, c.updated_at,
+              (SELECT count(*) FROM submissions s WHERE s.campaign_id = c.id),
+              (SELECT count(*) FROM submissions s WHERE s.campaign_id = c.id AND s.state = 'valid'),
+              (SELECT max(s.updated_at) FROM submissions s WHERE s.campaign_id = c.id),
+              (SELECT max(a.updated_at) FROM agencies a)
+       FROM campaigns c WHERE c.id = :c"""
+)
 
 
 def get(key: Hashable) -> IndexResult | None:
