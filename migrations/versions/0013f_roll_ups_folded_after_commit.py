@@ -10,15 +10,15 @@ with `tx_id` below it is in the cells, every form at or above it is not), and:
 - `index_cells_fold(campaign, most)` adds the forms written since, up to the oldest running
   transaction (`pg_snapshot_xmin`: every transaction below it has ended, so no form can still
   appear below it), at most about `most` of them, and moves `folded_to`. It runs after commit
-  (`sipas worker`, `sipas rollups fold`), takes the state row with SKIP LOCKED, and changes no
-  reader's figures: the forms move from the tail into the cells.
+  (`sipas worker`, `sipas fold`), steps aside when another transaction holds the campaign's
+  cells, and changes no reader's figures: the forms move from the tail into the cells.
 - `index_cells_tail(campaign)` is the number of forms not folded yet (an index probe when there
   are none), and `index_cells_pending(campaign, facet)` is the tail: the same counts for the forms not folded
   yet, computed from the forms in the reader's own snapshot. A read adds it to the cells, so
   reads stay exact (a writer reads its own writes) whether or not the worker has caught up.
 - Updates and deletes still adjust the cells in the writing transaction, but only for folded
-  forms (a form of the tail is read from its current row anyway); they take the state row as
-  before, so a fold and a correction of the same forms follow one another.
+  forms (a form of the tail is read from its current row anyway); they take the campaign's
+  advisory lock, as folds do, so a fold and a correction of the same forms follow one another.
 - `index_cells_rebuild` counts the forms below the horizon and sets `folded_to` to it.
 
 Upgrade recounts every installed campaign (the cells then hold what is below the horizon);
@@ -56,6 +56,19 @@ def _cells() -> Any:
 
 C = _cells()
 
+# A campaign's cells are changed by one transaction at a time: corrections (the triggers), folds
+# and recounts take its advisory lock, in campaign order, then move its version. An advisory
+# lock needs no transaction id, so a fold computes its counts without one and holds back no
+# other reader's horizon (`pg_snapshot_xmin`: the event feed's, the next fold's) until it
+# writes them.
+KEY = "hashtext('index_cells'), hashtext({c}::text)"
+LOCK = (
+    "PERFORM pg_advisory_xact_lock("
+    + KEY.format(c="campaign_id")
+    + ") FROM index_rollup_states WHERE campaign_id IN ({campaigns}) ORDER BY campaign_id;\n"
+    "UPDATE index_rollup_states SET version = version + 1 WHERE campaign_id IN ({campaigns});\n"
+)
+
 # The rows of a transition table whose forms are already in the cells.
 FOLDED = (
     "(SELECT x.* FROM {rel} x JOIN index_rollup_states st ON st.campaign_id = x.campaign_id"
@@ -71,7 +84,7 @@ def _changes(*parts: tuple[str, str]) -> str:
     campaigns = " UNION ".join(C._valid(rel) for rel in rels)
     return (
         f"IF {counted} THEN\n"
-        + C.LOCK.format(campaigns=campaigns)
+        + LOCK.format(campaigns=campaigns)
         + "".join(C.CONTRIBUTION.format(rel=FOLDED.format(rel=r), sign=s) for r, s in parts)
         + "END IF;"
     )
@@ -86,7 +99,7 @@ REBUILD = (
     "CREATE FUNCTION index_cells_rebuild(target uuid) RETURNS void LANGUAGE plpgsql "
     + C.PLANNING
     + " AS $$\nDECLARE\n    horizon bigint;\nBEGIN\n"
-    + C.LOCK.format(campaigns="target")
+    + LOCK.format(campaigns="target")
     + HORIZON
     + "DELETE FROM index_cells WHERE campaign_id = target;\n"
     + C.CONTRIBUTION.format(
@@ -135,8 +148,12 @@ DECLARE
     first bigint;
     forms bigint;
 BEGIN
-    SELECT folded_to INTO lo FROM index_rollup_states WHERE campaign_id = target
-    FOR UPDATE SKIP LOCKED;
+    IF NOT pg_try_advisory_xact_lock("""
+    + KEY.format(c="target")
+    + """) THEN
+        RETURN NULL;
+    END IF;
+    SELECT folded_to INTO lo FROM index_rollup_states WHERE campaign_id = target;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
