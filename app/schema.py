@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -32,3 +34,15 @@ def head_revision() -> str:
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the migrations. Synchronous: call it outside a running event loop."""
     command.upgrade(alembic_config(url), revision)
+
+
+def migration_module(filename: str) -> ModuleType:
+    """An earlier migration's module, loaded by its file name in `migrations/versions`: a later
+    revision that reuses its SQL (or restores it on downgrade) reads it from there."""
+    path = ROOT / "migrations" / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"sipas_migration_{path.stem}", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - the file ships with the build
+        raise RuntimeError(f"cannot load {filename}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -21,9 +21,7 @@ Revises: 0011p
 Create Date: 2026-11-30 17:05:00.000000+00:00
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -329,13 +327,9 @@ CROSS JOIN LATERAL unnest(l.pair_i, l.pair_j) WITH ORDINALITY AS p(i, j, o)
 
 def _old() -> Any:
     """Migration 0008's module (its trigger functions, for the downgrade)."""
-    path = Path(__file__).with_name("0008_index_roll_ups_kept_by_the_database.py")
-    spec = importlib.util.spec_from_file_location("sipas_migration_0008", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - the file ships beside this one
-        raise RuntimeError(f"cannot load {path.name}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from app.schema import migration_module
+
+    return migration_module("0008_index_roll_ups_kept_by_the_database.py")
 
 
 def upgrade() -> None:

@@ -29,13 +29,12 @@ Revises: 0012e
 Create Date: 2026-12-01 00:20:00.000000+00:00
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from app.schema import migration_module
 
 revision: str = "0013f"
 down_revision: str | None = "0012e"
@@ -43,18 +42,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _cells() -> Any:
-    """Migration 0011c's module: the contribution statement and the functions it made."""
-    path = Path(__file__).with_name("0011c_index_cells_every_breakdown_from_roll_ups.py")
-    spec = importlib.util.spec_from_file_location("sipas_migration_0011c", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - the file ships beside this one
-        raise RuntimeError(f"cannot load {path.name}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-C = _cells()
+# Migration 0011c's module: the contribution statement and the functions it made.
+C = migration_module("0011c_index_cells_every_breakdown_from_roll_ups.py")
 
 # A campaign's cells are changed by one transaction at a time: corrections (the triggers), folds
 # and recounts take its advisory lock, in campaign order, then move its version. An advisory
@@ -187,15 +176,17 @@ $$"""
 # The counts of the forms not folded yet, as rows of the cells (facet `want`, or every facet
 # when NULL), in the caller's snapshot. The contribution's statement up to its INSERT, with the
 # keys kept to the facet asked for.
-_BODY = C.CONTRIBUTION.format(
+_BODY, _INSERT = C.CONTRIBUTION.format(
     rel="(SELECT * FROM submissions WHERE campaign_id = target AND tx_id >= lo)", sign="1"
-).split("INSERT INTO index_cells AS r")[0]
+).split("INSERT INTO index_cells AS r")
+# the rows the INSERT would add, as the function's result
+_ROWS = "SELECT" + _INSERT.split("SELECT", 1)[1].split("ORDER BY", 1)[0]
 _KEYS = "    ) AS x\n),\nsl AS"
 if _BODY.count(_KEYS) != 1:  # pragma: no cover - 0011c is history, it does not change
     raise RuntimeError("0011c's statement changed: the facet filter has no place")
 PENDING = (
-    "CREATE FUNCTION index_cells_pending(target uuid, want text) RETURNS TABLE (facet text,"
-    " agency_id uuid, sector text, channel text, respondent_type text, value text, n bigint,"
+    "CREATE FUNCTION index_cells_pending(target uuid, want text) RETURNS TABLE (campaign_id uuid,"
+    " facet text, agency_id uuid, sector text, channel text, respondent_type text, value text, n bigint,"
     " counts bigint[], pairs bigint[]) LANGUAGE plpgsql STABLE "
     + RANGE_PLANNING
     + """ AS $$
@@ -212,16 +203,8 @@ BEGIN
     RETURN QUERY
 """
     + _BODY.replace(_KEYS, "    ) AS x\n    WHERE want IS NULL OR x.facet = want\n),\nsl AS")
-    + """SELECT n.facet, n.agency_id, n.sector, n.channel, n.rt, n.value, n.n,
-       index_cells_dense(coalesce(c.slots, '{}'), coalesce(c.vals, '{}'),
-                         cardinality(l.slot_kinds)),
-       coalesce(pv.pairs, array_fill(0::bigint, ARRAY[4 * cardinality(l.pair_i)]))
-FROM keys n
-LEFT JOIN c ON c.kid = n.kid
-LEFT JOIN pv ON pv.kid = n.kid
-JOIN index_cell_layouts l ON l.campaign_id = n.campaign_id;
-END
-$$"""
+    + _ROWS
+    + ";\nEND\n$$"
 )
 
 # The per-agency view of 0011c, now of what a read sees: the cells and the tail.

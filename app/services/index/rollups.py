@@ -8,7 +8,7 @@ read then grows with the combinations, not the forms.
 
 Rules:
 - Forms are written bare and folded into the cells after commit, in large batches
-  (`fold`, from `sipas worker` or `sipas rollups fold`; migration 0013f): the per-cell work of
+  (`fold`, from `sipas worker` or `sipas fold`; migration 0013f): the per-cell work of
   a batch is then shared by all of its forms. The cells hold every form whose writing
   transaction is below the campaign's `folded_to`; a read adds the tail (the forms at or above
   it, counted from the rows in the reader's own snapshot), so every read is exact, and a writer
@@ -16,7 +16,8 @@ Rules:
 - Statement triggers on `submissions` (migrations 0011c, 0013f) subtract the contribution of
   every folded valid row removed or changed, and add that of its new version, in the writing
   transaction: whoever writes a form (the API, an import, the demo seed, plain SQL) keeps the
-  counts right, and a crash loses both or neither.
+  counts right, and a crash loses both or neither. Corrections, folds and recounts of one
+  campaign take its advisory lock, one at a time.
 - One row (`index_cells`) per agency × sector × channel × respondent type (`facet` ''), and per
   such combination × procedure (`facet` '@procedure') and × answer of each respondent-fact item
   that has options (`facet` the item id, `value` its code or '' when unanswered). Each row holds
@@ -26,8 +27,7 @@ Rules:
   satisfied, one entry per criterion pair; the sufficient statistics of the linearised interval,
   method 2.10, `formulas.composite_se`).
 - The triggers only count for campaigns with a layout. `install` writes it (from the
-  questionnaire) and recounts the campaign from its forms, under the same lock the triggers
-  take; campaigns are installed when they open, by `sipas migrate` for older ones, and by the
+  questionnaire) and recounts the campaign's committed forms, under the same lock; campaigns are installed when they open, by `sipas migrate` for older ones, and by the
   demo seed. An uninstalled campaign, or one whose questionnaire counts an item without a fixed
   set of codes, is read from its forms.
 - Unweighted reads by none, agency, unit, level, sector, channel, respondent type, procedure or
