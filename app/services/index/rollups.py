@@ -27,9 +27,10 @@ Rules:
   satisfied, one entry per criterion pair; the sufficient statistics of the linearised interval,
   method 2.10, `formulas.composite_se`).
 - The triggers only count for campaigns with a layout. `install` writes it (from the
-  questionnaire) and recounts the campaign's committed forms, under the same lock; campaigns are installed when they open, by `sipas migrate` for older ones, and by the
-  demo seed. An uninstalled campaign, or one whose questionnaire counts an item without a fixed
-  set of codes, is read from its forms.
+  questionnaire) and recounts the campaign's committed forms, under the same lock; campaigns
+  are installed when they open, by `sipas migrate` for older ones, and by the demo seed. An
+  uninstalled campaign, or one whose questionnaire counts an item without a fixed set of codes,
+  is read from its forms.
 - Unweighted reads by none, agency, unit, level, sector, channel, respondent type, procedure or
   a respondent-fact item, filtered by any of agency subtree, level, sector, channel and
   respondent type, read roll-ups; weighted results (and breakdowns by other items) read forms.
