@@ -42,8 +42,8 @@ async def healthz() -> Liveness:
     summary="Request counts and durations, cache and webhook figures (Prometheus text format)",
     description="Requests by method, route template and status, their durations by route, the "
     "process caches' hits, misses, evictions and bytes, summed over every worker process of "
-    "the service; the webhook and event figures, read from the database. For a Prometheus "
-    "scrape.",
+    "the service; the webhook and event figures and the index roll-ups' unfolded forms, read "
+    "from the database. For a Prometheus scrape.",
     response_class=PlainTextResponse,
 )
 async def metrics(db: DatabaseDep) -> PlainTextResponse:

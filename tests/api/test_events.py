@@ -303,6 +303,7 @@ async def test_metrics_show_the_backlog(client: httpx.AsyncClient) -> None:
         "sipas_webhook_oldest_pending_seconds",
         'sipas_webhook_deliveries{state="dead"}',
         "sipas_events_undispatched",
+        "sipas_index_unfolded_forms",
     ):
         assert name in text
 

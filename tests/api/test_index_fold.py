@@ -266,6 +266,9 @@ async def test_reads_through_the_api_equal_reads_from_the_forms(
     folded, tail = await _check(world)
     assert folded > 0
     assert tail > 0
+    # the operator sees the backlog: the forms not folded, of every state
+    unfolded = await _unfolded(client)
+    assert unfolded >= tail
     url = f"/api/v1/campaigns/{world.campaign.id}/index"
     reads = [
         {"group_by": g}
@@ -287,12 +290,17 @@ async def test_reads_through_the_api_equal_reads_from_the_forms(
 
 
 async def test_the_worker_and_sipas_fold_catch_up(
-    world: World, settings: Settings, database_url: str
+    world: World, settings: Settings, database_url: str, client: httpx.AsyncClient
 ) -> None:
-    """`sipas worker` folds a batch per campaign on each round; `sipas fold` folds all now."""
+    """`sipas worker` folds a batch per campaign on each round; `sipas fold` folds all now; the
+    backlog on /metrics follows."""
     rng = random.Random("worker")
     await _insert(world, rng, 30)
     await settled(world.db.engine)
+    async with world.db.engine.connect() as conn:
+        ours = await conn.scalar(sa.text("SELECT index_cells_tail(:c)"), {"c": world.campaign.id})
+    backlog = await _unfolded(client)
+    assert backlog >= ours >= 30
 
     @asynccontextmanager
     async def transaction() -> AsyncIterator[AsyncSession]:
@@ -303,6 +311,7 @@ async def test_the_worker_and_sipas_fold_catch_up(
         assert await Worker(transaction, settings, http).fold() >= 30
     folded, tail = await _check(world)
     assert tail == 0
+    assert await _unfolded(client) == backlog - ours
     await _insert(world, rng, 20)
     await settled(world.db.engine)
     done = await asyncio.to_thread(sipas, database_url, "fold")
@@ -312,3 +321,9 @@ async def test_the_worker_and_sipas_fold_catch_up(
     more, tail = await _check(world)
     assert tail == 0
     assert more > folded
+
+
+async def _unfolded(client: httpx.AsyncClient) -> int:
+    text = (await client.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("sipas_index_unfolded_forms "))
+    return int(float(line.split()[1]))

@@ -1,5 +1,6 @@
-"""Webhook delivery figures for /metrics, read from the database (any process answers them, so
-they are the service's whatever worker answers)."""
+"""The figures of /metrics read from the database (any process answers them, so they are the
+service's whatever worker answers): webhook deliveries and events, and the forms the index
+roll-ups have not folded yet (the worker's backlog there)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ _UNDISPATCHED = sa.text(
     " WHERE d.id = 1 AND (e.tx_id, e.seq) > (d.tx_id, d.seq)"
 )
 
+_UNFOLDED = sa.text(
+    "SELECT coalesce(sum(index_cells_tail(campaign_id)), 0) FROM index_rollup_states"
+)
+
 
 async def render(conn: AsyncConnection, now: datetime) -> str:
     counts = {"pending": 0, "delivered": 0, "dead": 0}
@@ -33,6 +38,7 @@ async def render(conn: AsyncConnection, now: datetime) -> str:
         if state == "pending":
             oldest, due = first, due_n
     undispatched = int((await conn.execute(_UNDISPATCHED)).scalar() or 0)
+    unfolded = int((await conn.execute(_UNFOLDED)).scalar() or 0)
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
     deliveries = GaugeMetricFamily(
         "sipas_webhook_deliveries",
@@ -51,6 +57,12 @@ async def render(conn: AsyncConnection, now: datetime) -> str:
             "sipas_events_undispatched",
             "Committed events not yet fanned out to subscriptions.",
             undispatched,
+        ),
+        GaugeMetricFamily(
+            "sipas_index_unfolded_forms",
+            "Committed forms not yet folded into the index roll-ups (reads count them from the "
+            "forms until `sipas worker` folds them).",
+            unfolded,
         ),
     ]
     registry = CollectorRegistry(auto_describe=False)
