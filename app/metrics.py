@@ -85,9 +85,10 @@ REPLICA_FAILURES = Counter(
 )
 
 
-def remember_route(request: Request) -> None:
-    """An app-wide dependency: notes the template of the route answering in the request's
-    state, which the request-context middleware shares (the router keeps its match to itself).
+async def remember_route(request: Request) -> None:
+    """An app-wide dependency (async: no thread-pool hop): notes the template of the route
+    answering in the request's state, which the request-context middleware shares (the router
+    keeps its match to itself).
     An included router's route knows its own path without the router's prefix, so the prefix
     is read off the front of the path the route's pattern matched the rest of."""
     route = request.scope.get("route")

@@ -28,7 +28,13 @@ from app.api import (
 from app.api.unicode_body import reject_lone_surrogates
 
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_lone_surrogates)])
+# A request is matched against the routers in this order, route by route (a sixth of a single
+# form's CPU went to matching it when the submissions came thirteenth). So the routes that
+# carry most of the traffic, forms and dossier reports, come first; no path of theirs overlaps
+# another router's. The OpenAPI document groups operations by tag, not by this order.
 for module in (
+    submissions,
+    dossiers,
     auth,
     me,
     users,
@@ -37,11 +43,9 @@ for module in (
     agencies,
     catalogue,
     campaigns,
-    dossiers,
     invitations,
     fieldwork,
     questionnaires,
-    submissions,
     quality,
     index,
     reports,

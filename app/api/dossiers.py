@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from app.api.json_body import JsonRoute
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import DossiersWriter, SessionDep, SettingsDep
 from app.models.dossier import DossierBatch, DossierBatchResult, DossierEvent, DossierResult
 from app.services import dossiers, limits
 
-router = APIRouter(prefix="/dossiers", tags=["dossiers"], responses=AUTHED)
+# Batches of dossier reports: their bodies are parsed by orjson (`json_body`).
+router = APIRouter(prefix="/dossiers", tags=["dossiers"], responses=AUTHED, route_class=JsonRoute)
 
 
 @router.post(

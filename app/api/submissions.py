@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.files import CSV, attachment, download
+from app.api.json_body import JsonRoute
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
 from app.deps import (
@@ -41,7 +42,8 @@ from app.models.submission import (
 from app.models.timestamps import SaneDatetime
 from app.services import limits, submission_export, submissions
 
-router = APIRouter(tags=["submissions"], responses=AUTHED)
+# Batches of up to 1000 forms: their bodies are parsed by orjson (`json_body`).
+router = APIRouter(tags=["submissions"], responses=AUTHED, route_class=JsonRoute)
 
 IdempotencyKey = Annotated[
     str | None,

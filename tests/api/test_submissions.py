@@ -21,8 +21,9 @@ from app.models.campaign import Campaign, CampaignSector, CampaignState, Campaig
 from app.models.catalogue import Procedure, Sector
 from app.models.dossier import Dossier, Invitation
 from app.models.identity import Role, Scope
-from app.models.submission import Submission, SubmissionVersion
+from app.models.submission import Submission, SubmissionIn, SubmissionVersion
 from app.security import sign_invitation
+from app.services.submissions.common import legacy_request_hash
 from tests.conftest import PeerClient
 from tests.factories import (
     bearer,
@@ -195,6 +196,36 @@ async def test_identical_retry_replays_and_another_body_conflicts(
     )
     assert_problem(changed, 409, "idempotency_conflict")
     assert await count(session, world.campaign) == 1
+
+
+async def test_a_form_stored_with_the_legacy_hash_still_replays(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    """Forms stored before the hash's orjson spelling carry the standard library's: their
+    retries, single or in a batch, still replay, and another body still conflicts."""
+    body = form(world)
+    first = await client.post(world.url(), json=body, headers=world.kiosk)
+    assert first.status_code == 201
+    legacy = legacy_request_hash(SubmissionIn.model_validate(body))
+    stored = await session.scalar(sa.select(col(Submission.request_hash)))
+    assert stored != legacy  # a new form carries today's spelling
+    await session.execute(sa.update(Submission).values(request_hash=legacy))
+    retry = await client.post(world.url(), json=body, headers=world.kiosk)
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    batch = await client.post(
+        world.url("/batch"), json={"submissions": [body, form(world)]}, headers=world.kiosk
+    )
+    assert batch.status_code == 200
+    assert [r["status"] for r in batch.json()["results"]] == ["duplicate", "created"]
+    changed = {**body, "answers": {**GOOD, "E1.C1": 1}}
+    assert_problem(
+        await client.post(world.url(), json=changed, headers=world.kiosk),
+        409,
+        "idempotency_conflict",
+    )
+    assert await count(session, world.campaign) == 2
 
 
 async def test_a_reused_id_with_another_body_conflicts_even_when_that_body_is_invalid(

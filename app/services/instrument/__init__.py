@@ -14,7 +14,12 @@ The package is read through this module (`from app.services import instrument`,
   the one cached parse of a stored version (`parsed`).
 """
 
-from app.services.instrument.answers import NUL_DETAIL, validate_answers
+from app.services.instrument.answers import (
+    NUL_DETAIL,
+    AnswerValidator,
+    answer_validator,
+    validate_answers,
+)
 from app.services.instrument.checks import InvalidQuestionnaire, validate_questionnaire
 from app.services.instrument.model import (
     CHOICE_TYPES,
@@ -76,6 +81,7 @@ __all__ = [
     "NUL_DETAIL",
     "SCORED_TYPES",
     "WEIGHT_TOLERANCE",
+    "AnswerValidator",
     "Code",
     "DossierScoring",
     "Element",
@@ -96,6 +102,7 @@ __all__ = [
     "Section",
     "Thresholds",
     "Weight",
+    "answer_validator",
     "builtin_definition",
     "codes_of",
     "criteria_of",

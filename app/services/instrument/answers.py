@@ -18,6 +18,7 @@ Answer values, keyed by item id:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Final, NamedTuple, TypeGuard
 
@@ -224,7 +225,22 @@ def validate_answers(
     "no answer" (see the module docstring); a missing key is "not answered", an error only when
     required.
     """
-    _, items, codes, accepted, required, limits = _lookup(q)
+    return _validate(_lookup(q), answers, pointer_prefix)
+
+
+AnswerValidator = Callable[[Mapping[str, object], str], list[FieldError]]
+
+
+def answer_validator(q: Questionnaire) -> AnswerValidator:
+    """`validate_answers` of one questionnaire, its lookups found once: a batch checks its
+    thousand forms with one, as `validator(answers, pointer_prefix)`."""
+    return functools.partial(_validate, _lookup(q))
+
+
+def _validate(
+    lookup: _Lookup, answers: Mapping[str, object], pointer_prefix: str
+) -> list[FieldError]:
+    _, items, codes, accepted, required, limits = lookup
     errors: list[FieldError] = []
     for key, value in answers.items():
         ok = accepted.get(key)

@@ -140,61 +140,92 @@ def screen(
     agency_id: uuid.UUID | None = None,
     dossier_agency_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """The per-form flags of one form: rule name → evidence. Empty when the form is clean.
+    """The per-form flags of one form: rule name → evidence. Empty when the form is clean."""
+    return screener(q, config)(
+        answers,
+        channel=channel,
+        received_at=received_at,
+        started_at=started_at,
+        agency_id=agency_id,
+        dossier_agency_id=dossier_agency_id,
+    )
 
-    On the ingest path for every form: a few microseconds, the config compiled once."""
-    plan = _plan(config, q.code)
-    flags: dict[str, Any] = {}
-    if started_at is not None and plan.too_fast:
-        seconds = (received_at - started_at).total_seconds()
-        if seconds < plan.min_seconds:
-            flags["too_fast"] = {"seconds": round(seconds, 1), "threshold": plan.min_seconds}
-    rated = rated_items(q)
-    if rated:
-        get = answers.get
-        given = [v for v in map(get, rated) if v is not None]
+
+def screener(q: instrument.Questionnaire, config: QualityConfig) -> Screener:
+    """The per-form rules of one questionnaire under one config, looked up once: a batch
+    screens its thousand forms with one."""
+    return Screener(_plan(config, q.code), rated_items(q))
+
+
+@dataclass(frozen=True, slots=True)
+class Screener:
+    """`screen` with its plan and rated items at hand (a few microseconds a form)."""
+
+    plan: _Plan
+    rated: tuple[str, ...]
+
+    def __call__(
+        self,
+        answers: Mapping[str, Any],
+        *,
+        channel: str,
+        received_at: datetime,
+        started_at: datetime | None = None,
+        agency_id: uuid.UUID | None = None,
+        dossier_agency_id: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
+        plan = self.plan
+        flags: dict[str, Any] = {}
+        if started_at is not None and plan.too_fast:
+            seconds = (received_at - started_at).total_seconds()
+            if seconds < plan.min_seconds:
+                flags["too_fast"] = {"seconds": round(seconds, 1), "threshold": plan.min_seconds}
+        rated = self.rated
+        if rated:
+            get = answers.get
+            given = [v for v in map(get, rated) if v is not None]
+            if (
+                plan.straight_lining
+                and len(given) >= plan.min_items
+                and given.count(given[0]) == len(given)
+            ):
+                flags["straight_lining"] = {"value": given[0], "items": len(given)}
+            missing = len(rated) - len(given)
+            if plan.no_answers and missing > plan.max_share * len(rated):
+                flags["too_many_no_answers"] = {
+                    "no_answers": missing,
+                    "items": len(rated),
+                    "threshold": plan.max_share,
+                }
+        if channel == "kiosk" and plan.kiosk:
+            local = received_at.astimezone(plan.zone)
+            at = local.hour * 3600 + local.minute * 60 + local.second
+            if local.weekday() not in plan.days or not plan.opens <= at < plan.closes:
+                flags["kiosk_off_hours"] = {
+                    "local_time": local.isoformat(),
+                    "office_hours": plan.office_hours,
+                    "office_days": plan.office_days,
+                }
+        if plan.contradictions:
+            broken = [
+                c.name
+                for c in plan.contradictions
+                if _is_in(answers.get(c.when_item), c.when_in)
+                and all(_is_in(answers.get(i), c.then_in) for i in c.then_items)
+            ]
+            if broken:
+                flags["contradiction"] = {"rules": broken}
         if (
-            plan.straight_lining
-            and len(given) >= plan.min_items
-            and given.count(given[0]) == len(given)
+            plan.mismatch
+            and dossier_agency_id is not None
+            and agency_id is not None
+            and dossier_agency_id != agency_id
         ):
-            flags["straight_lining"] = {"value": given[0], "items": len(given)}
-        missing = len(rated) - len(given)
-        if plan.no_answers and missing > plan.max_share * len(rated):
-            flags["too_many_no_answers"] = {
-                "no_answers": missing,
-                "items": len(rated),
-                "threshold": plan.max_share,
+            flags["agency_mismatch"] = {
+                "form_agency_id": str(agency_id),
+                "dossier_agency_id": str(dossier_agency_id),
             }
-    if channel == "kiosk" and plan.kiosk:
-        local = received_at.astimezone(plan.zone)
-        at = local.hour * 3600 + local.minute * 60 + local.second
-        if local.weekday() not in plan.days or not plan.opens <= at < plan.closes:
-            flags["kiosk_off_hours"] = {
-                "local_time": local.isoformat(),
-                "office_hours": plan.office_hours,
-                "office_days": plan.office_days,
-            }
-    if plan.contradictions:
-        broken = [
-            c.name
-            for c in plan.contradictions
-            if _is_in(answers.get(c.when_item), c.when_in)
-            and all(_is_in(answers.get(i), c.then_in) for i in c.then_items)
-        ]
-        if broken:
-            flags["contradiction"] = {"rules": broken}
-    if (
-        plan.mismatch
-        and dossier_agency_id is not None
-        and agency_id is not None
-        and dossier_agency_id != agency_id
-    ):
-        flags["agency_mismatch"] = {
-            "form_agency_id": str(agency_id),
-            "dossier_agency_id": str(dossier_agency_id),
-        }
-    return flags
+        return flags
 
 
 def _is_in(value: Any, codes: Sequence[int | str]) -> bool:

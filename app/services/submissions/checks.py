@@ -46,6 +46,7 @@ from app.models.questionnaire import Questionnaire
 from app.models.submission import RespondentType, SubmissionIn, SubmissionState
 from app.models.timestamps import window_problem
 from app.services import access, dossiers, instrument
+from app.services.instrument import AnswerValidator
 from app.services.principal import Principal
 from app.services.quality import screening
 from app.services.submissions.common import _canonical, plain_json, sorted_json
@@ -125,6 +126,8 @@ class WriteContext:
     visible: set[uuid.UUID] | None
     surveyor_agencies: set[uuid.UUID] | None
     sectors: frozenset[uuid.UUID]
+    validate: AnswerValidator  # the questionnaire's answer checks
+    screen: screening.Screener  # the campaign's per-form screening rules
     strata: dict[tuple[uuid.UUID, uuid.UUID | None], uuid.UUID] = field(default_factory=dict)
     strata_known: set[uuid.UUID] = field(default_factory=set)  # agencies whose strata are in
     agencies: dict[str, uuid.UUID | None] = field(default_factory=dict)
@@ -287,7 +290,17 @@ async def open_for_writing(
     scope, sectors = await _fixed_scope(session, campaign)
     visible = await access.writable_agency_ids(session, principal)
     ctx = WriteContext(
-        session, settings, principal, campaign, parsed, scope, visible, surveyor_agencies, sectors
+        session,
+        settings,
+        principal,
+        campaign,
+        parsed,
+        scope,
+        visible,
+        surveyor_agencies,
+        sectors,
+        instrument.answer_validator(parsed),
+        screening.screener(parsed, campaign.quality),
     )
     ctx.answer_items = _answer_items(parsed)
     return ctx
@@ -401,9 +414,7 @@ async def prepare(
     origin = await _invited(ctx, data, base) if data.invitation else _Origin()
     data, contradictions = _one_source(ctx, data, base, origin.invited_agency)
     problems.errors += contradictions
-    problems.errors += instrument.validate_answers(
-        ctx.instrument, data.answers, pointer_prefix=f"{base}/answers"
-    )
+    problems.errors += ctx.validate(data.answers, f"{base}/answers")
     # Where the agency was said: its field, or the answer it was taken from.
     agency_field = (
         "agency_code"
@@ -429,9 +440,7 @@ async def prepare(
     if data.answers is not sent.answers:
         answers_json = sorted_json(data.answers)
     received_at = data.received_at or now
-    flags = screening.screen(
-        ctx.instrument,
-        ctx.campaign.quality,
+    flags = ctx.screen(
         data.answers,
         channel=data.channel.value,
         received_at=received_at,

@@ -46,7 +46,7 @@ from app.services.submissions.checks import (
     open_for_writing,
     prepare,
 )
-from app.services.submissions.common import public, request_hash
+from app.services.submissions.common import public, request_hash, same_body
 from app.services.submissions.writes import _insert, _insert_one
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0f3b8e-2f49-4c8e-9d7a-0c5a3e1f6a21")
@@ -143,7 +143,7 @@ async def submit_one(
     campaign = ctx.campaign
     if data.invitation:
         # Claiming refuses a used invitation, so the retry of a stored form is looked for first.
-        replay = await _replay(session, campaign.id, key, request_hash(data))
+        replay = await _replay(session, campaign.id, key, request_hash(data), data)
         if replay is not None:
             return replay
     try:
@@ -152,7 +152,7 @@ async def submit_one(
         # A stored form's retry still answers its first answer (and its key reused with another
         # body is a conflict) when the form would not pass today, or when a concurrent twin used
         # its invitation first.
-        replay = await _replay(session, campaign.id, key, request_hash(data))
+        replay = await _replay(session, campaign.id, key, request_hash(data), data)
         if replay is not None:
             return replay
         raise
@@ -173,7 +173,7 @@ async def submit_one(
     )
     created = await _insert_one(session, prepared, event, campaign.quality)
     if created is None:
-        replay = await _replay(session, campaign.id, key, prepared.hash)
+        replay = await _replay(session, campaign.id, key, prepared.hash, data)
         if replay is None:
             # Not its key: its invitation made a form already. The lock taken when claiming it
             # makes this rare; the unique key on submissions.invitation_id makes it certain.
@@ -185,12 +185,16 @@ async def submit_one(
 
 
 async def _replay(
-    session: AsyncSession, campaign_id: uuid.UUID, key: uuid.UUID, body_hash: str
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    key: uuid.UUID,
+    body_hash: str,
+    data: SubmissionIn,
 ) -> Outcome | None:
     existing = (await _existing(session, campaign_id, [key])).get(key)
     if existing is None:
         return None
-    if existing.request_hash != body_hash:
+    if not same_body(existing.request_hash, body_hash, data):
         raise _conflict("/body/submission_id")
     return Outcome("duplicate", public(existing))
 
@@ -332,12 +336,14 @@ def _answers(
             used = dossiers.invitation_used(f"/submissions/{i}/invitation")
             results[i] = _error_result(i, items[i], list(used.errors))
         else:
-            results[i] = _replay_result(i, p.key, stored.get(p.key), p.hash, items[i], language)
+            results[i] = _replay_result(
+                i, p.key, stored.get(p.key), p.hash, parsed[i], items[i], language
+            )
     for i, problems in batch.refused.items():
         key = parsed[i].submission_id
         if key is not None and key in stored:  # a retry answers its first answer
             results[i] = _replay_result(
-                i, key, stored[key], request_hash(parsed[i]), items[i], language
+                i, key, stored[key], request_hash(parsed[i]), parsed[i], items[i], language
             )
         else:
             results[i] = _error_result(i, items[i], problems, language)
@@ -350,7 +356,9 @@ def _answers(
         earlier = (
             _Stored(row_id, batch.prepared[batch.first[key]].hash) if row_id else stored.get(key)
         )
-        results[i] = _replay_result(i, key, earlier, request_hash(parsed[i]), items[i], language)
+        results[i] = _replay_result(
+            i, key, earlier, request_hash(parsed[i]), parsed[i], items[i], language
+        )
     return results
 
 
@@ -359,10 +367,11 @@ def _replay_result(
     key: uuid.UUID,
     row: _Stored | None,
     body_hash: str,
+    data: SubmissionIn,
     raw: Any,
     language: Language | None,
 ) -> BatchItemResult:
-    if row is not None and row.request_hash == body_hash:
+    if row is not None and same_body(row.request_hash, body_hash, data):
         return BatchItemResult(index=index, submission_id=key, status="duplicate", id=row.id)
     detail = (
         "already used with another body" if row is not None else "refused earlier in this batch"
