@@ -151,14 +151,32 @@ def insert_per_row(source: str, object_id_sql: str) -> str:
     return f"INSERT INTO audit_events ({columns}) SELECT {selected} FROM {source}"  # noqa: S608
 
 
-def row_params(values: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of `insert_per_row` from `event_values` (its object id is ignored)."""
+def insert_once_for(source: str, summary_sql: str) -> str:
+    """SQL for a data-modifying CTE that appends one event for all the rows of `source`, none
+    when it has none: a batch's event, written in the same round trip as the batch. Its
+    summary is `summary_sql`, an aggregate over `source`; every other column (the object id
+    too) is a parameter `audit_<column>`, bound from `row_params(values, object_id=True)`."""
+    columns = ", ".join(name for name, _ in _ROW_COLUMNS)
+    selected = ", ".join(
+        summary_sql if name == "summary" else f"CAST(:audit_{name} AS {kind})"
+        for name, kind in _ROW_COLUMNS
+    )
+    return (
+        f"INSERT INTO audit_events ({columns}) SELECT {selected}"  # noqa: S608
+        f" FROM {source} HAVING count(*) > 0"
+    )
+
+
+def row_params(values: dict[str, Any], *, object_id: bool = False) -> dict[str, Any]:
+    """The parameters of `insert_per_row` (or, with `object_id`, of `insert_once_for`) from
+    `event_values`."""
     return {
         f"audit_{name}": json.dumps(values[name], ensure_ascii=False)
         if name == "summary"
         else values[name]
         for name, _ in _ROW_COLUMNS
-        if name != "object_id"
+        if name != "summary" or not object_id
+        if name != "object_id" or object_id
     }
 
 

@@ -17,6 +17,7 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import Agency
+from app.models.audit import AuditEvent
 from app.models.campaign import Campaign, CampaignState, Stratum
 from app.models.catalogue import Procedure
 from app.models.event import Event
@@ -220,6 +221,34 @@ async def test_columns_shared_by_a_batch_or_not_are_stored_per_form(
         assert told[f["submission_id"]]["id"] == str(row.id)
         assert told[f["submission_id"]]["channel"] == row.channel
         assert told[f["submission_id"]]["agency_id"] == str(row.agency_id)
+
+
+async def test_a_batch_writes_one_audit_event_naming_the_forms_it_made(
+    client: httpx.AsyncClient, session: AsyncSession, world: World
+) -> None:
+    """One event per batch that made forms (in the batch's own statement): how many, and their
+    row ids in text order."""
+    made = [form(agency_code=world.district.code) for _ in range(5)]
+    refused = form(agency_code="NO-SUCH-AGENCY")
+    response = await client.post(
+        world.url("/batch"), json={"submissions": [*made, refused]}, headers=world.kiosk
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 5
+    ids = sorted(
+        str(r.id) for r in (await rows(session, [f["submission_id"] for f in made])).values()
+    )
+    events = (
+        await session.scalars(
+            sa.select(AuditEvent).where(col(AuditEvent.action) == "submission.batch")
+        )
+    ).all()
+    assert len(events) == 1
+    event = events[0]
+    assert event.summary == {"created": 5, "ids": ids}
+    assert (event.object_type, event.object_id) == ("campaign", str(world.campaign.id))
+    assert event.request_id == response.headers["x-request-id"]
+    assert event.actor_type == "client"
 
 
 def _prepared(**values: Any) -> Prepared:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -226,21 +226,15 @@ async def submit_batch(
     # new forms pays no extra statement.
     await ctx.prefetch_agencies(_agency_codes(parsed.values()))
     batch = await _prepare_batch(ctx, parsed)
-    created = await _insert(session, list(batch.prepared.values()), campaign.quality)
+    event = audit.event_values(
+        principal, "submission.batch", object_type="campaign", object_id=campaign.id
+    )
+    created = await _insert(session, list(batch.prepared.values()), campaign.quality, event)
     # Keys this batch did not create: stored before (a retry, or a concurrent request with the
     # same key that committed first), or refused above.
     stored = await _stored(session, campaign.id, [k for k in batch.first if k not in created])
     results.update(_answers(batch, items, created, stored, language))
 
-    if created:
-        await audit.record(
-            session,
-            principal,
-            "submission.batch",
-            object_type="campaign",
-            object_id=campaign.id,
-            summary={"created": len(created), "ids": sorted(str(v) for v in created.values())},
-        )
     ordered = [results[i] for i in sorted(results)]
     return SubmissionBatchResult(
         results=ordered,
@@ -250,15 +244,22 @@ async def submit_batch(
     )
 
 
+_ITEMS = TypeAdapter(list[SubmissionIn])
+
+
 def _parse_items(
     ctx: WriteContext, items: list[dict[str, Any]], language: Language | None
 ) -> tuple[dict[int, BatchItemResult], dict[int, SubmissionIn]]:
     """The items that pass the schema and carry their key, by index; the others' results."""
     results: dict[int, BatchItemResult] = {}
     parsed: dict[int, SubmissionIn] = {}
+    try:  # the whole list in one call (a third quicker); item by item when one fails
+        valid: list[SubmissionIn | None] = list(_ITEMS.validate_python(items))
+    except ValidationError:
+        valid = [None] * len(items)
     for i, raw in enumerate(items):
         try:
-            data = SubmissionIn.model_validate(raw)
+            data = valid[i] or SubmissionIn.model_validate(raw)
         except ValidationError as exc:
             type_errors = field_errors(exc.errors(), ("body", "submissions", i))
             problems = form_errors(ctx.instrument, raw, type_errors, f"/body/submissions/{i}")

@@ -9,7 +9,7 @@ Rules:
   for: whatever races, one invitation makes at most one form.
 - Many forms are one statement (INSERT ... SELECT FROM unnest of one array per column), never a
   loop of single inserts; each new form's `submission.accepted` event is written by the same
-  statement, and a single form's audit event too.
+  statement, and the audit event too (one per form alone, one per batch).
 """
 
 from __future__ import annotations
@@ -112,11 +112,19 @@ _BATCH_STATEMENTS: Cache[frozenset[str], sa.TextClause] = caches.named(
 )
 
 
+# A batch's audit event: how many forms it made and their ids (in text order, as Python sorts).
+_BATCH_SUMMARY = (
+    "jsonb_build_object('created', count(*),"
+    " 'ids', jsonb_agg(ins.id::text ORDER BY ins.id::text COLLATE \"C\"))"
+)
+
+
 def _insert_batch(shared: frozenset[str]) -> sa.TextClause:
     """`_INSERT` with the columns in `shared` bound once, as one value for every row (a batch's
     campaign, its caller, a channel or a column all null), and the others as arrays. Each
     array element costs the driver a type check and an encoding, so a batch of 500 forms sends
-    about half as many values; the rows and events written are the same."""
+    about half as many values; the rows and events written are the same. The batch's audit
+    event is written by the same statement, when it made any form."""
     known = _BATCH_STATEMENTS.get(shared)
     if known is not None:
         return known
@@ -138,6 +146,8 @@ def _insert_batch(shared: frozenset[str]) -> sa.TextClause:
         + ", ".join(events.SUBMISSION_COLUMNS)
         + "), evt AS ("
         + events.submissions_accepted_sql("ins")
+        + "), aud AS ("
+        + audit.insert_once_for("ins", _BATCH_SUMMARY)
         + ") SELECT client_submission_id, id FROM ins"
     )
     _BATCH_STATEMENTS.put(shared, statement)
@@ -179,13 +189,18 @@ async def _use_invitations(
 
 
 async def _insert(
-    session: AsyncSession, prepared: Sequence[Prepared], config: QualityConfig
+    session: AsyncSession,
+    prepared: Sequence[Prepared],
+    config: QualityConfig,
+    event: dict[str, Any],
 ) -> dict[uuid.UUID, uuid.UUID]:
-    """One statement for all the forms (INSERT ... SELECT FROM unnest of one array per column);
-    returns the id of each form that was new, by its key."""
+    """One statement for all the forms (INSERT ... SELECT FROM unnest of one array per column),
+    their events and, when it made any, the batch's audit event `event` (`audit.event_values`;
+    its summary is the statement's); returns the id of each form that was new, by its key."""
     if not prepared:
         return {}
     statement, params = _batch_params(prepared)
+    params.update(audit.row_params(event, object_id=True))
     result = await session.execute(statement, params)
     created: dict[uuid.UUID, uuid.UUID] = {key: row_id for key, row_id in result.all()}  # noqa: C416
     await _use_invitations(session, prepared, created)
