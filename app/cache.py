@@ -78,6 +78,11 @@ BUDGETS: dict[str, Budget] = {
         max_entries=1024,
         what="an opened campaign's agencies and sectors (fixed once it opens)",
     ),
+    "auth.tokens": Budget(
+        4 * MiB,
+        max_entries=4096,
+        what="a bearer token already verified (signature and claims), checked again for expiry",
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -15,9 +16,11 @@ from jose import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app import cache as caches
 from app.config import Settings
 from app.models.audit import AuditEvent
 from app.models.identity import ROLE_SCOPES, Client, Role, Scope
+from app.security import issue_token
 from tests.factories import PASSWORD, bearer, make_client, make_user
 from tests.helpers.problems import assert_problem
 
@@ -278,6 +281,38 @@ async def test_forged_or_broken_tokens_get_401(
     response = await client.get("/api/v1/users", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_token_verified_once_is_still_refused_once_it_expires(
+    client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    """A verified token is kept (auth.tokens) and then checked only for its times: it stops
+    working when it expires, the allowed clock skew past its exp, as an unseen one would."""
+    admin = await make_user(session, Role.admin)
+    lifetime = timedelta(minutes=5)
+    skew = timedelta(seconds=settings.token_clock_skew_seconds)
+    # Issued so that it expires, skew included, about two seconds from now.
+    issued = datetime.now(UTC) - lifetime - skew + timedelta(seconds=2)
+    token, _ = issue_token(
+        kind="user",
+        subject_id=admin.id,
+        version=admin.token_version,
+        scopes=[s.value for s in Scope],
+        secret=settings.secret_key.get_secret_value(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        lifetime=lifetime,
+        now=issued,
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    kept = caches.named("auth.tokens", lambda _: 0)
+    before = kept.stats()
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+    assert kept.stats().hits > before.hits  # the second read used the kept one
+    expiry = issued.replace(microsecond=0) + lifetime + skew
+    await asyncio.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 1.1)
+    assert_problem(await client.get("/api/v1/me", headers=headers), 401, "unauthorized")
 
 
 async def test_missing_or_non_bearer_credentials_get_401(client: httpx.AsyncClient) -> None:

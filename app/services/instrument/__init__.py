@@ -18,6 +18,7 @@ from app.services.instrument.answers import (
     NUL_DETAIL,
     AnswerValidator,
     answer_validator,
+    item_ids,
     validate_answers,
 )
 from app.services.instrument.checks import InvalidQuestionnaire, validate_questionnaire
@@ -108,6 +109,7 @@ __all__ = [
     "criteria_of",
     "dossier_band",
     "dossier_max_total",
+    "item_ids",
     "item_index",
     "iter_items",
     "labelled_options",

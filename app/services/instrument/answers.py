@@ -162,6 +162,7 @@ class _Lookup(NamedTuple):
     required: tuple[str, ...]
     # For multiple-choice items: at most how many options a list may hold.
     choice_limits: dict[str, int]
+    ids: frozenset[str]  # every item's id
 
 
 def _weigh(entry: _Lookup) -> int:
@@ -200,7 +201,7 @@ def _lookup(q: Questionnaire) -> _Lookup:
             for k, i in items.items()
             if i.type == ItemType.multiple_choice
         }
-        entry = _Lookup(q, items, codes, accepted, required, limits)
+        entry = _Lookup(q, items, codes, accepted, required, limits, frozenset(items))
         _LOOKUPS.put(id(q), entry)
     return entry
 
@@ -228,6 +229,11 @@ def validate_answers(
     return _validate(_lookup(q), answers, pointer_prefix)
 
 
+def item_ids(q: Questionnaire) -> frozenset[str]:
+    """The ids of the questionnaire's items (looked up once per questionnaire)."""
+    return _lookup(q).ids
+
+
 AnswerValidator = Callable[[Mapping[str, object], str], list[FieldError]]
 
 
@@ -240,7 +246,7 @@ def answer_validator(q: Questionnaire) -> AnswerValidator:
 def _validate(
     lookup: _Lookup, answers: Mapping[str, object], pointer_prefix: str
 ) -> list[FieldError]:
-    _, items, codes, accepted, required, limits = lookup
+    _, items, codes, accepted, required, limits, _ = lookup
     errors: list[FieldError] = []
     for key, value in answers.items():
         ok = accepted.get(key)

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -174,6 +174,23 @@ class WriteContext:
             if agency_id is not None:
                 self._know_strata(agency_id, found[code])
 
+    def know_agency(self, code: str, rows: Sequence[Sequence[str | None]] | None) -> None:
+        """The agency with this code and its strata, as read with the campaign (rows of
+        [agency id, stratum id, sector id] as JSON text; None when no agency has the code)."""
+        if not rows:
+            self.agencies[code] = None
+            return
+        agency_id = uuid.UUID(str(rows[0][0]))
+        self.agencies[code] = agency_id
+        self._know_strata(
+            agency_id,
+            [
+                (uuid.UUID(stratum), uuid.UUID(sector) if sector else None)
+                for _, stratum, sector in rows
+                if stratum is not None
+            ],
+        )
+
     def _know_strata(
         self, agency_id: uuid.UUID, rows: Sequence[tuple[uuid.UUID, uuid.UUID | None]]
     ) -> None:
@@ -265,13 +282,41 @@ async def _fixed_scope(session: AsyncSession, campaign: OpenCampaign) -> Scope:
     return agencies, sectors
 
 
+# The campaign's row with the agency one form names and its strata in the campaign, as
+# `WriteContext.agency` reads them: a single form's look-ups in one round trip.
+_CAMPAIGN_ROW_AND_AGENCY = _CAMPAIGN_ROW.add_columns(
+    sa.select(
+        sa.func.jsonb_agg(
+            sa.func.jsonb_build_array(_AGENCIES.c.id, _STRATA.c.id, _STRATA.c.sector_id)
+        )
+    )
+    .select_from(_AGENCIES_WITH_STRATA)
+    .where(_AGENCIES.c.code == sa.bindparam("code"))
+    .scalar_subquery()
+)
+
+
 async def open_for_writing(
-    session: AsyncSession, settings: Settings, principal: Principal, campaign_id: uuid.UUID
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    campaign_id: uuid.UUID,
+    agency_code: str | None = None,
 ) -> WriteContext:
-    """The campaign, if the caller may write to it and it is open, with what forms need."""
+    """The campaign, if the caller may write to it and it is open, with what forms need; with
+    `agency_code` (a single form's), that agency too, read in the same statement."""
     if not access.may_use_campaign(principal, campaign_id):
         raise NotFound("campaign")
-    found = (await session.execute(_CAMPAIGN_ROW, {"campaign_id": campaign_id})).first()
+    if agency_code is not None and "\x00" in agency_code:
+        agency_code = None  # PostgreSQL cannot hold it: left to `agency`, which refuses it
+    if agency_code is None:
+        found = (await session.execute(_CAMPAIGN_ROW, {"campaign_id": campaign_id})).first()
+    else:
+        found = (
+            await session.execute(
+                _CAMPAIGN_ROW_AND_AGENCY, {"campaign_id": campaign_id, "code": agency_code}
+            )
+        ).first()
     if found is None:
         raise NotFound("campaign")
     campaign = OpenCampaign(campaign_id, found[0], found[1], screening.config_of(found[2]))
@@ -303,11 +348,13 @@ async def open_for_writing(
         screening.screener(parsed, campaign.quality),
     )
     ctx.answer_items = _answer_items(parsed)
+    if agency_code is not None:
+        ctx.know_agency(agency_code, cast(Any, found)[4])  # the column _AND_AGENCY adds
     return ctx
 
 
 def _answer_items(parsed: instrument.Questionnaire) -> frozenset[str]:
-    return frozenset(item.id for _, item in instrument.iter_items(parsed))
+    return instrument.item_ids(parsed)
 
 
 # The answers that repeat a form's own fields: the agency rated and the respondent's type.

@@ -139,7 +139,8 @@ async def submit_one(
             ],
         )
     key = data.submission_id or key_from_header(principal, idempotency_key or "")
-    ctx = await open_for_writing(session, settings, principal, campaign_id)
+    named = None if data.invitation else next(_agency_codes([data]), None)
+    ctx = await open_for_writing(session, settings, principal, campaign_id, named)
     campaign = ctx.campaign
     if data.invitation:
         # Claiming refuses a used invitation, so the retry of a stored form is looked for first.
