@@ -240,7 +240,10 @@ async def test_a_batch_writes_one_audit_event_naming_the_forms_it_made(
     )
     events = (
         await session.scalars(
-            sa.select(AuditEvent).where(col(AuditEvent.action) == "submission.batch")
+            sa.select(AuditEvent).where(
+                col(AuditEvent.action) == "submission.batch",
+                col(AuditEvent.object_id) == str(world.campaign.id),
+            )
         )
     ).all()
     assert len(events) == 1
