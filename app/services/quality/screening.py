@@ -130,25 +130,11 @@ def _plan(config: QualityConfig, code: str) -> _Plan:
 
 
 def screen(
-    q: instrument.Questionnaire,
-    config: QualityConfig,
-    answers: Mapping[str, Any],
-    *,
-    channel: str,
-    received_at: datetime,
-    started_at: datetime | None = None,
-    agency_id: uuid.UUID | None = None,
-    dossier_agency_id: uuid.UUID | None = None,
+    q: instrument.Questionnaire, config: QualityConfig, answers: Mapping[str, Any], **form: Any
 ) -> dict[str, Any]:
-    """The per-form flags of one form: rule name → evidence. Empty when the form is clean."""
-    return screener(q, config)(
-        answers,
-        channel=channel,
-        received_at=received_at,
-        started_at=started_at,
-        agency_id=agency_id,
-        dossier_agency_id=dossier_agency_id,
-    )
+    """The per-form flags of one form: rule name → evidence. Empty when the form is clean.
+    `form` is what `Screener.__call__` takes besides the answers (channel, received_at...)."""
+    return screener(q, config)(answers, **form)
 
 
 def screener(q: instrument.Questionnaire, config: QualityConfig) -> Screener:
