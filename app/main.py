@@ -151,6 +151,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.schema_head = head_revision()
+    # How a request gets its transaction (app/deps.py, get_session). The test suite sets its
+    # own, a savepoint of the test's transaction, rather than overriding the dependency.
+    app.state.session_scope = session_scope
     if database is not None:
         app.state.db = database
 

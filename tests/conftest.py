@@ -17,6 +17,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,8 +34,7 @@ from sqlmodel import col
 
 from app import security
 from app.config import Settings, async_url
-from app.db import Database, _asyncpg_dsn, create_database, ensure_database
-from app.deps import get_session
+from app.db import Database, _asyncpg_dsn, create_database, ensure_database, session_scope
 from app.main import create_app
 from app.models.audit import AuditEvent
 from app.schema import upgrade
@@ -227,7 +227,8 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
     must have left at least one audit event carrying its request id (dry runs and idempotent
     replays, which change nothing, excepted)."""
 
-    async def test_session() -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def in_test_transaction(_: Database) -> AsyncIterator[AsyncSession]:
         # Each request is its own savepoint inside the test's transaction, as it would be its own
         # transaction in production: a failed request undoes its work, not the test's setup.
         request_tx = await session.begin_nested()
@@ -253,7 +254,9 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
                 (f"{request.method} {request.url.path}", response.headers["x-request-id"])
             )
 
-    app.dependency_overrides[get_session] = test_session
+    # The app's transaction made a savepoint of the test's (app/deps.py, get_session); not a
+    # dependency override, which makes FastAPI analyse every dependency again on each request.
+    app.state.session_scope = in_test_transaction
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     # The suite reads problems in English (the API's default is Vietnamese, tested on its own).
     async with httpx.AsyncClient(
@@ -263,7 +266,7 @@ async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.Asy
         headers={"Accept-Language": "en"},
     ) as c:
         yield c
-    app.dependency_overrides.clear()
+    app.state.session_scope = session_scope
 
     if writes:
         audited = set(
@@ -295,7 +298,7 @@ async def peer_client(
         target = app
         if overrides:
             target = create_app(make_settings(database_url, **overrides), database=db)
-            target.dependency_overrides = dict(app.dependency_overrides)  # the test's session
+            target.state.session_scope = app.state.session_scope  # the test's transaction
         transport = httpx.ASGITransport(
             app=target, raise_app_exceptions=False, client=(peer, 40000)
         )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +33,6 @@ from app.db_roles import (
     grant_app_privileges,
     with_user,
 )
-from app.deps import get_session
 from app.main import create_app
 from app.models.identity import Role, Scope, User
 from app.security import issue_token
@@ -85,10 +85,11 @@ async def test_hole_8_without_secret_key_a_random_key_kept_in_the_database_signs
     admin = await make_user(session, Role.admin)
     first = create_app(settings, database=db)
 
-    async def test_session() -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def in_test_transaction(_: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
-    first.dependency_overrides[get_session] = test_session
+    first.state.session_scope = in_test_transaction
     async with first.router.lifespan_context(first):
         effective: Settings = first.state.settings
         transport = httpx.ASGITransport(app=first, raise_app_exceptions=False)

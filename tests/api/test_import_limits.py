@@ -9,6 +9,7 @@ import dataclasses
 import io
 import zipfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -18,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import Database
-from app.deps import get_session
 from app.main import create_app
 from app.models.identity import Role
 from app.services import tabular
@@ -167,10 +167,11 @@ async def roomy(
     test's transaction."""
     app = create_app(make_settings(database_url, max_body_bytes=8 * 2**20), database=db)
 
-    async def test_session() -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def in_test_transaction(_: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
-    app.dependency_overrides[get_session] = test_session
+    app.state.session_scope = in_test_transaction
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
@@ -370,10 +371,11 @@ async def test_hole_10_healthz_answers_while_a_slow_import_parses(
         database=db,
     )
 
-    async def test_session() -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def in_test_transaction(_: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
-    app.dependency_overrides[get_session] = test_session
+    app.state.session_scope = in_test_transaction
     admin = bearer(settings, await make_user(session, Role.admin))
     data = slow_workbook(50_000)  # about 10 s of parsing when nothing stops it
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
