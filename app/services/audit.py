@@ -170,13 +170,13 @@ def insert_once_for(source: str, summary_sql: str) -> str:
 def row_params(values: dict[str, Any], *, object_id: bool = False) -> dict[str, Any]:
     """The parameters of `insert_per_row` (or, with `object_id`, of `insert_once_for`) from
     `event_values`."""
+    computed = "summary" if object_id else "object_id"  # the column the SQL writes itself
     return {
         f"audit_{name}": json.dumps(values[name], ensure_ascii=False)
         if name == "summary"
         else values[name]
         for name, _ in _ROW_COLUMNS
-        if name != "summary" or not object_id
-        if name != "object_id" or object_id
+        if name != computed
     }
 
 

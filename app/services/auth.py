@@ -393,7 +393,9 @@ def _revoked() -> AppError:
 # Tokens already verified, by their text and what they were verified against. Checking an
 # HS256 signature and its claims took about 8 % of a single form's CPU; a token seen before is
 # checked again only for its times, which are all that can change. Only valid tokens enter.
-_VERIFIED: Cache[tuple[str, ...], TokenClaims] = caches.named("auth.tokens", lambda claims: 1024)
+_VERIFIED: Cache[tuple[str | int, ...], TokenClaims] = caches.named(
+    "auth.tokens", lambda claims: 1024
+)
 
 
 def _decode(settings: Settings, token: str) -> TokenClaims:
@@ -408,9 +410,9 @@ def _decode(settings: Settings, token: str) -> TokenClaims:
         secret,
         settings.jwt_issuer,
         settings.jwt_audience,
-        str(lifetimes["user"]),
-        str(lifetimes["client"]),
-        str(skew),
+        settings.access_token_minutes,
+        settings.client_token_minutes,
+        settings.token_clock_skew_seconds,
     )
     known = _VERIFIED.get(key)
     if known is not None:

@@ -305,7 +305,7 @@ async def test_a_token_verified_once_is_still_refused_once_it_expires(
         now=issued,
     )
     headers = {"Authorization": f"Bearer {token}"}
-    kept: caches.Cache[tuple[str, ...], object] = caches.named("auth.tokens", lambda _: 0)
+    kept: caches.Cache[tuple[str | int, ...], object] = caches.named("auth.tokens", lambda _: 0)
     before = kept.stats()
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 200

@@ -144,7 +144,7 @@ async def submit_one(
     campaign = ctx.campaign
     if data.invitation:
         # Claiming refuses a used invitation, so the retry of a stored form is looked for first.
-        replay = await _replay(session, campaign.id, key, request_hash(data), data)
+        replay = await _replay(session, campaign.id, key, data)
         if replay is not None:
             return replay
     try:
@@ -153,7 +153,7 @@ async def submit_one(
         # A stored form's retry still answers its first answer (and its key reused with another
         # body is a conflict) when the form would not pass today, or when a concurrent twin used
         # its invitation first.
-        replay = await _replay(session, campaign.id, key, request_hash(data), data)
+        replay = await _replay(session, campaign.id, key, data)
         if replay is not None:
             return replay
         raise
@@ -174,7 +174,7 @@ async def submit_one(
     )
     created = await _insert_one(session, prepared, event, campaign.quality)
     if created is None:
-        replay = await _replay(session, campaign.id, key, prepared.hash, data)
+        replay = await _replay(session, campaign.id, key, data)
         if replay is None:
             # Not its key: its invitation made a form already. The lock taken when claiming it
             # makes this rare; the unique key on submissions.invitation_id makes it certain.
@@ -186,16 +186,14 @@ async def submit_one(
 
 
 async def _replay(
-    session: AsyncSession,
-    campaign_id: uuid.UUID,
-    key: uuid.UUID,
-    body_hash: str,
-    data: SubmissionIn,
+    session: AsyncSession, campaign_id: uuid.UUID, key: uuid.UUID, data: SubmissionIn
 ) -> Outcome | None:
+    """The first answer of the form stored under `key`, when `data` is its body; a conflict
+    when another body is; None when nothing is stored under it."""
     existing = (await _existing(session, campaign_id, [key])).get(key)
     if existing is None:
         return None
-    if not same_body(existing.request_hash, body_hash, data):
+    if not same_body(existing.request_hash, request_hash(data), data):
         raise _conflict("/body/submission_id")
     return Outcome("duplicate", public(existing))
 
@@ -260,7 +258,8 @@ def _parse_items(
         valid = [None] * len(items)
     for i, raw in enumerate(items):
         try:
-            data = valid[i] or SubmissionIn.model_validate(raw)
+            checked = valid[i]
+            data = SubmissionIn.model_validate(raw) if checked is None else checked
         except ValidationError as exc:
             type_errors = field_errors(exc.errors(), ("body", "submissions", i))
             problems = form_errors(ctx.instrument, raw, type_errors, f"/body/submissions/{i}")
