@@ -35,54 +35,28 @@ class Budget:
 
     max_bytes: int
     max_entries: int | None = None
-    what: str = ""
 
 
-# Every process cache, its budget and what it holds.
+# Every process cache: its budget, and (above it) what it holds.
 BUDGETS: dict[str, Budget] = {
-    "reports.renderings": Budget(
-        64 * MiB, what="a stored report rendered as JSON, CSV or XLSX (reports never change)"
-    ),
-    "index.results": Budget(
-        32 * MiB,
-        max_entries=256,
-        what="an index result, keyed by everything it was computed from",
-    ),
-    "questionnaires.parsed": Budget(
-        8 * MiB,
-        max_entries=128,
-        what="a questionnaire definition, parsed: the built-ins and the frozen versions",
-    ),
-    "instrument.lookups": Budget(
-        8 * MiB,
-        max_entries=256,
-        what="a parsed questionnaire's item index and answer codes, for checking forms",
-    ),
-    "screening.configs": Budget(
-        1 * MiB,
-        max_entries=256,
-        what="a campaign's field-quality settings, parsed, and what the screening rules need",
-    ),
-    "public.reports": Budget(
-        32 * MiB,
-        max_entries=64,
-        what="a public report: the figures a published report shows without a token",
-    ),
-    "submissions.statements": Budget(
-        1 * MiB,
-        max_entries=128,
-        what="a batch INSERT for one set of columns a batch shares (bound once, not per form)",
-    ),
-    "submissions.scopes": Budget(
-        16 * MiB,
-        max_entries=1024,
-        what="an opened campaign's agencies and sectors (fixed once it opens)",
-    ),
-    "auth.tokens": Budget(
-        4 * MiB,
-        max_entries=4096,
-        what="a bearer token already verified (signature and claims), checked again for expiry",
-    ),
+    # a stored report rendered as JSON, CSV or XLSX (reports never change)
+    "reports.renderings": Budget(64 * MiB),
+    # an index result, keyed by everything it was computed from
+    "index.results": Budget(32 * MiB, max_entries=256),
+    # a questionnaire definition, parsed: the built-ins and the frozen versions
+    "questionnaires.parsed": Budget(8 * MiB, max_entries=128),
+    # a parsed questionnaire's item index and answer codes, for checking forms
+    "instrument.lookups": Budget(8 * MiB, max_entries=256),
+    # a campaign's field-quality settings, parsed, and what the screening rules need
+    "screening.configs": Budget(1 * MiB, max_entries=256),
+    # a public report: the figures a published report shows without a token
+    "public.reports": Budget(32 * MiB, max_entries=64),
+    # a batch INSERT for one set of columns a batch shares (bound once, not per form)
+    "submissions.statements": Budget(1 * MiB, max_entries=128),
+    # an opened campaign's agencies and sectors (fixed once it opens)
+    "submissions.scopes": Budget(16 * MiB, max_entries=1024),
+    # a bearer token already verified (signature and claims), checked again for expiry
+    "auth.tokens": Budget(4 * MiB, max_entries=4096),
 }
 
 

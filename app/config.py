@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         description="Base URL of the rating form; an invitation link is this plus ?invitation=.",
     )
     max_json_depth: int = Field(
-        default=32,
+        32,
         ge=2,
         le=1000,
         description="Deepest nesting of arrays and objects a JSON body may have (checked before "
