@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel
 
-from app.api.etag import NOT_MODIFIED, conditional
+from app.api.etag import JSON, NOT_MODIFIED, conditional
 from app.api.files import XLSX, download, rendering
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
 from app.deps import DatabaseDep, RateLimiterDep, ReaderDep, SettingsDep
@@ -55,6 +56,15 @@ def _ok(model: type, description: str) -> Responses:
     return {200: {"model": model, "description": description}}
 
 
+def _json(
+    request: Request, body: BaseModel, cache_control: str, etag: str | None = None
+) -> Response:
+    """`body` as JSON, or a 304 when the caller holds its tag (the body's hash unless given)."""
+    return conditional(
+        request, body.model_dump_json().encode(), JSON, etag=etag, cache_control=cache_control
+    )
+
+
 @router.get(
     "/reports",
     operation_id="public_reports_list",
@@ -66,9 +76,7 @@ def _ok(model: type, description: str) -> Responses:
 )
 async def list_reports(request: Request, session: ReaderDep) -> Response:
     body = PublicReportList(items=await public.list_public(session))
-    return conditional(
-        request, body.model_dump_json().encode(), "application/json", cache_control=LISTING
-    )
+    return _json(request, body, LISTING)
 
 
 def _read(fmt: str) -> Callable[..., Awaitable[Response]]:
@@ -136,13 +144,7 @@ router.add_api_route(
 async def agencies(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     ref = await public.reference(session, report_id)
     body = await public.agencies(session, ref)
-    return conditional(
-        request,
-        body.model_dump_json().encode(),
-        "application/json",
-        etag=public.etag(ref, "agencies"),
-        cache_control=IMMUTABLE,
-    )
+    return _json(request, body, IMMUTABLE, public.etag(ref, "agencies"))
 
 
 @router.get(
@@ -163,10 +165,4 @@ async def agency(
     found = next((a for a in (await public.agencies(session, ref)).items if a.code == code), None)
     if found is None:
         raise NotFound("agency")
-    return conditional(
-        request,
-        found.model_dump_json().encode(),
-        "application/json",
-        etag=public.etag(ref, f"agency-{found.agency_id}"),
-        cache_control=IMMUTABLE,
-    )
+    return _json(request, found, IMMUTABLE, public.etag(ref, f"agency-{found.agency_id}"))
