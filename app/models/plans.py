@@ -31,6 +31,9 @@ class ReviewStatus(StrEnum):
 
 
 class ActionStatus(StrEnum):
+    """Where an action stands, as the agency reports it. A plan with actions is `completed` once
+    each of them is `done` or `cancelled`, and `in_progress` until then."""
+
     planned = "planned"
     in_progress = "in_progress"
     done = "done"
@@ -38,6 +41,10 @@ class ActionStatus(StrEnum):
 
 
 class DisseminationMethod(StrEnum):
+    """How an agency made the published index known: `meeting`, presented at a meeting;
+    `notice`, a written notice, posted or sent; `portal`, a post on its web portal; `media`, the
+    press, radio or television."""
+
     meeting = "meeting"
     notice = "notice"
     portal = "portal"
