@@ -22,6 +22,7 @@ from sqlmodel import Field, SQLModel
 from app.models.agency import clean_text
 from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, uuid_pk
 from app.models.constraints import one_of
+from app.models.public import CriterionFigures
 
 
 class ReviewStatus(StrEnum):
@@ -134,14 +135,8 @@ class DisseminationRecord(Timestamped, table=True):
 # ---- API schemas -------------------------------------------------------------------------------
 
 
-class PlanTarget(SQLModel):
+class PlanTarget(CriterionFigures):
     criterion_id: str
-    label_vi: str
-    element_id: str
-    value: Decimal | None
-    ci_low: Decimal | None
-    ci_high: Decimal | None
-    province_value: Decimal | None
     previous_value: Decimal | None = None
     change_points: Decimal | None = None
     change_significant: bool | None = Field(
