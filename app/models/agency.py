@@ -73,12 +73,22 @@ def code_field(example: str, description: str | None = None) -> Any:
 
 
 class AgencyKind(StrEnum):
+    """What sort of body an agency is: `department`, a department of the province (a Sở) or a
+    body of that rank; `people_committee`, the People's Committee (UBND) of a province, district
+    or commune; `participant`, a body outside the state administration that the map lists for
+    the part it takes in public services (the Fatherland Front, an association, the post office)."""
+
     department = "department"
     people_committee = "people_committee"
     participant = "participant"
 
 
 class SuccessionKind(StrEnum):
+    """How an ended unit's role passed on. Across `merged_into` and `renamed_to` links, a
+    comparison with an earlier campaign follows the unit: its successor carries its baseline,
+    pooled with those of the others merged into it. A unit `split_into` several has no single
+    successor, and comparisons leave it out."""
+
     merged_into = "merged_into"
     renamed_to = "renamed_to"
     split_into = "split_into"
@@ -96,6 +106,10 @@ class AgencyLevel(SQLModel, table=True):
 
 
 class Agency(Timestamped, table=True):
+    """One unit of the map, in place from `valid_from` to `valid_to` (null while it lasts) under
+    `parent_id`. A unit is never deleted: one that ends keeps its row, so that earlier campaigns
+    still read it, and hands its role on through `AgencySuccessor` links."""
+
     __tablename__ = "agencies"
     __table_args__ = (
         one_of("kind", AgencyKind),

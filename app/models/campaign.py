@@ -20,6 +20,12 @@ from app.models.timestamps import SaneDate
 
 
 class CampaignState(StrEnum):
+    """A campaign's life cycle: draft → open → closed → published → archived, and a closed
+    campaign may open again. `draft`: being set up, everything may change; `open`: fieldwork,
+    forms are taken, only the name and the fieldwork end may change; `closed`: no more forms,
+    only the name may change, and the re-checks must be done before publishing; `published`:
+    the report is out and nothing changes; `archived`: the frame's contact data are purged."""
+
     draft = "draft"
     open = "open"
     closed = "closed"
@@ -28,6 +34,11 @@ class CampaignState(StrEnum):
 
 
 class Campaign(Timestamped, table=True):
+    """One measurement: applicants whose dossiers were returned within the service period are
+    surveyed during fieldwork, on a sample drawn per stratum for the margin of error `margin`
+    (at least `min_per_stratum` in each), and the results are reported on the agency map of
+    `map_date`. Each change of state stamps its `*_at` (`opened_at`: the first opening)."""
+
     __tablename__ = "campaigns"
     __table_args__ = (
         one_of("state", CampaignState),

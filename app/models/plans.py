@@ -22,6 +22,7 @@ from sqlmodel import Field, SQLModel
 from app.models.agency import clean_text
 from app.models.base import Created, Page, Timestamped, UpdateSchema, fk, uuid_pk
 from app.models.constraints import one_of
+from app.models.public import CriterionFigures
 
 
 class ReviewStatus(StrEnum):
@@ -31,6 +32,9 @@ class ReviewStatus(StrEnum):
 
 
 class ActionStatus(StrEnum):
+    """Where an action stands, as the agency reports it. A plan with actions is `completed` once
+    each of them is `done` or `cancelled`, and `in_progress` until then."""
+
     planned = "planned"
     in_progress = "in_progress"
     done = "done"
@@ -38,6 +42,10 @@ class ActionStatus(StrEnum):
 
 
 class DisseminationMethod(StrEnum):
+    """How an agency made the published index known: `meeting`, presented at a meeting;
+    `notice`, a written notice, posted or sent; `portal`, a post on its web portal; `media`, the
+    press, radio or television."""
+
     meeting = "meeting"
     notice = "notice"
     portal = "portal"
@@ -127,14 +135,8 @@ class DisseminationRecord(Timestamped, table=True):
 # ---- API schemas -------------------------------------------------------------------------------
 
 
-class PlanTarget(SQLModel):
+class PlanTarget(CriterionFigures):
     criterion_id: str
-    label_vi: str
-    element_id: str
-    value: Decimal | None
-    ci_low: Decimal | None
-    ci_high: Decimal | None
-    province_value: Decimal | None
     previous_value: Decimal | None = None
     change_points: Decimal | None = None
     change_significant: bool | None = Field(

@@ -145,14 +145,20 @@ class PublicReportList(BaseModel):
     items: list[PublicReportSummary]
 
 
-class PublicCriterion(BaseModel):
-    id: str
+class CriterionFigures(BaseModel):
+    """A criterion's published figures for one agency, beside the province's: its element, and
+    its value and 95% interval in percent (null where the agency's cell is not published)."""
+
     label_vi: str
     element_id: str
     value: Decimal | None
     ci_low: Decimal | None
     ci_high: Decimal | None
     province_value: Decimal | None
+
+
+class PublicCriterion(CriterionFigures):
+    id: str
     difference: Decimal | None = PydField(description="Points above (+) or below the province.")
     suppressed: bool
 
