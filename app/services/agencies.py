@@ -131,7 +131,7 @@ async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCre
     if data.parent_id is not None:
         await _check_parent(session, data.parent_id)
     agency = Agency(**data.model_dump(), search_name=search_name(data.name, data.short_name))
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         agency,
@@ -175,14 +175,8 @@ async def update_agency(
 
     changed = updates.apply_changes(agency, changes, snapshot, derive=derive)
     touch(agency)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "agency.update",
-        object_type="agency",
-        object_id=agency.id,
-        summary=changed.diff(),
+    await audit.record_change(
+        session, actor, agency, "agency.update", object_type="agency", summary=changed.diff()
     )
     return agency
 

@@ -64,7 +64,7 @@ async def create_client(
         client_id=new_client_id(),
         secret_hash=hash_secret(secret),
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         client,
@@ -89,14 +89,8 @@ async def update_client(
     changed = updates.apply_changes(client, changes, _snapshot)
     if "scopes" in changes:
         client.token_version += 1
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "client.update",
-        object_type="client",
-        object_id=client.id,
-        summary=changed.diff(),
+    await audit.record_change(
+        session, actor, client, "client.update", object_type="client", summary=changed.diff()
     )
     return client
 
@@ -110,13 +104,12 @@ async def rotate_secret(
     secret = new_client_secret()
     client.secret_hash = hash_secret(secret)
     client.token_version += 1
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        client,
         "client.rotate_secret",
         object_type="client",
-        object_id=client.id,
         summary={"secret_rotated": True},
     )
     return _with_secret(client, secret)
@@ -128,13 +121,12 @@ async def revoke_client(session: AsyncSession, actor: Principal, client_id: uuid
         before = _snapshot(client)
         client.revoked_at = datetime.now(UTC)
         client.token_version += 1
-        await session.flush()
-        await audit.record(
+        await audit.record_change(
             session,
             actor,
+            client,
             "client.revoke",
             object_type="client",
-            object_id=client.id,
             summary=audit.diff(before, _snapshot(client)),
         )
     return client

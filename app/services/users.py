@@ -69,7 +69,7 @@ async def create_user(session: AsyncSession, actor: Principal | None, data: User
         agency_id=data.agency_id,
         password_hash=hash_password(data.password),
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         user,
@@ -106,12 +106,11 @@ async def update_user(
     if revoking & _REVOKING_FIELDS:
         user.token_version += 1
     touch(user)
-    await session.flush()
     summary = changed.diff()
     if password is not None:
         summary["password_changed"] = True
-    await audit.record(
-        session, actor, "user.update", object_type="user", object_id=user.id, summary=summary
+    await audit.record_change(
+        session, actor, user, "user.update", object_type="user", summary=summary
     )
     return user
 

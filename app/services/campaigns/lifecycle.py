@@ -380,13 +380,12 @@ async def _transition(
         campaign.archived_at = now
     campaign.state = to
     touch(campaign, at=now)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        campaign,
         "campaign.transition",
         object_type="campaign",
-        object_id=campaign.id,
         summary={"from": current.value, "to": to.value, "reason": reason},
     )
     await events.campaign_transitioned(session, campaign, current.value, reason)

@@ -423,13 +423,12 @@ async def pause(
     sub.paused_reason = reason
     sub.paused_at = now
     touch(sub, at=now)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         None,
+        sub,
         "webhook.pause",
         object_type="webhook_subscription",
-        object_id=sub.id,
         summary={"client_id": str(sub.client_id), "reason": reason, "url": sub.url},
         actor_name="webhook worker",
     )

@@ -131,7 +131,7 @@ async def create(
         description=data.description,
         secret=secret,
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         row,
@@ -209,13 +209,12 @@ async def update(
 
     changed = updates.apply_changes(row, changes, _snapshot, skip=("state",), derive=derive)
     touch(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "webhook.update",
         object_type="webhook_subscription",
-        object_id=row.id,
         summary=changed.diff(),
     )
     return row
@@ -259,13 +258,12 @@ async def rotate_secret(
         row.previous_secret_until = None
     row.secret = secret
     touch(row, at=now)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "webhook.rotate_secret",
         object_type="webhook_subscription",
-        object_id=row.id,
         summary={"overlap_seconds": overlap},
     )
     return WebhookSubscriptionWithSecret(**public(row).model_dump(), secret=secret)

@@ -173,13 +173,12 @@ async def record(
     row.note = data.note
     row.checked_by = actor.id
     row.checked_at = datetime.now(UTC)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "recheck.record",
         object_type="recheck",
-        object_id=row.id,
         summary=audit.diff(before, {"outcome": row.outcome, "note": row.note}),
     )
     return public(row, surveyor_id)
