@@ -91,6 +91,16 @@ async def agency_exists(session: AsyncSession, agency_id: uuid.UUID) -> bool:
     return found is not None
 
 
+async def require_agency(session: AsyncSession, agency_id: uuid.UUID) -> None:
+    """The check of the `agency_id` a request names: an unknown agency is invalid input (422,
+    pointing at /body/agency_id), not a missing resource."""
+    if not await agency_exists(session, agency_id):
+        raise Invalid(
+            "The agency does not exist.",
+            [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
+        )
+
+
 async def level_codes(session: AsyncSession) -> set[str]:
     return set((await session.scalars(sa.select(col(AgencyLevel.code)))).all())
 

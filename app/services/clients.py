@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import ConflictError, FieldError, Invalid
+from app.errors import ConflictError
 from app.models.identity import (
     Client,
     ClientCreate,
@@ -47,13 +47,9 @@ async def create_client(
     session: AsyncSession, actor: Principal | None, data: ClientCreate
 ) -> ClientWithSecret:
     if data.agency_id is not None:
-        from app.services.agencies import agency_exists
+        from app.services.agencies import require_agency
 
-        if not await agency_exists(session, data.agency_id):
-            raise Invalid(
-                "The agency does not exist.",
-                [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
-            )
+        await require_agency(session, data.agency_id)
     secret = new_client_secret()
     client = Client(
         name=data.name,
@@ -82,6 +78,8 @@ async def get_client(session: AsyncSession, client_id: uuid.UUID) -> Client:
 async def update_client(
     session: AsyncSession, actor: Principal, client_id: uuid.UUID, data: ClientUpdate
 ) -> Client:
+    """Changing the scopes revokes the client's tokens (its token version moves on), so that no
+    token keeps a scope the client has lost; other changes leave them valid."""
     client = await get_client(session, client_id)
     changes = updates.sent(data)
     if "scopes" in changes:

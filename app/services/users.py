@@ -49,13 +49,9 @@ async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID 
             [FieldError("/body/agency_id", "required for the agency_manager role", "missing")],
         )
     if agency_id is not None:
-        from app.services.agencies import agency_exists  # the agencies service owns that table
+        from app.services.agencies import require_agency  # the agencies service owns that table
 
-        if not await agency_exists(session, agency_id):
-            raise Invalid(
-                "The agency does not exist.",
-                [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
-            )
+        await require_agency(session, agency_id)
 
 
 async def create_user(session: AsyncSession, actor: Principal | None, data: UserCreate) -> User:
