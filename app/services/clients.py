@@ -28,15 +28,7 @@ def public(client: Client) -> ClientPublic:
     return ClientPublic.model_validate(client, from_attributes=True)
 
 
-def _snapshot(client: Client) -> dict[str, object]:
-    return {
-        "name": client.name,
-        "scopes": list(client.scopes),
-        "agency_id": client.agency_id,
-        "campaign_id": client.campaign_id,
-        "expires_at": client.expires_at,
-        "revoked_at": client.revoked_at,
-    }
+_snapshot = updates.fields("name", "scopes", "agency_id", "campaign_id", "expires_at", "revoked_at")
 
 
 def _with_secret(client: Client, secret: str) -> ClientWithSecret:

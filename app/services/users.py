@@ -32,14 +32,7 @@ def public(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-def _snapshot(user: User) -> dict[str, object]:
-    return {
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role,
-        "agency_id": user.agency_id,
-        "is_active": user.is_active,
-    }
+_snapshot = updates.fields("username", "display_name", "role", "agency_id", "is_active")
 
 
 async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID | None) -> None:
@@ -123,12 +116,12 @@ async def change_own_password(
     user.password_hash = hash_password(data.new_password)
     user.token_version += 1
     touch(user)
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        user,
         "user.password_change",
         object_type="user",
-        object_id=user.id,
         summary={"password_changed": True},
     )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,15 +51,9 @@ def public(row: WebhookSubscription) -> WebhookSubscriptionPublic:
     return WebhookSubscriptionPublic.model_validate(row, from_attributes=True)
 
 
-def _snapshot(row: WebhookSubscription) -> dict[str, Any]:
-    return {
-        "url": row.url,
-        "event_types": list(row.event_types),
-        "agency_id": row.agency_id,
-        "description": row.description,
-        "state": row.state,
-        "paused_reason": row.paused_reason,
-    }
+_snapshot = updates.fields(
+    "url", "event_types", "agency_id", "description", "state", "paused_reason"
+)
 
 
 def _check_url(url: str, settings: Settings) -> None:
