@@ -269,14 +269,7 @@ async def links(session: AsyncSession, principal: Principal, agency_id: uuid.UUI
     pred = aliased(Agency)
     succ = aliased(Agency)
     query = (
-        sa.select(
-            col(AgencySuccessor.predecessor_id),
-            col(pred.code),
-            col(AgencySuccessor.successor_id),
-            col(succ.code),
-            col(AgencySuccessor.kind),
-            col(AgencySuccessor.effective_on),
-        )
+        sa.select(AgencySuccessor, col(pred.code), col(succ.code))
         .join(pred, col(pred.id) == col(AgencySuccessor.predecessor_id))
         .join(succ, col(succ.id) == col(AgencySuccessor.successor_id))
         .where(
@@ -289,21 +282,20 @@ async def links(session: AsyncSession, principal: Principal, agency_id: uuid.UUI
     )
     visible = await access.readable_agency_ids(session, principal)
     result = AgencyLinks(successors=[], predecessors=[])
-    for pred_id, pred_code, succ_id, succ_code, kind, effective_on in (
-        await session.execute(query)
-    ).all():
+    for link, pred_code, succ_code in (await session.execute(query)).all():
+        pred_id, succ_id = link.predecessor_id, link.successor_id
         other = succ_id if pred_id == agency_id else pred_id
         if visible is not None and other not in visible:
             continue
-        link = AgencySuccessorPublic(
+        shown = AgencySuccessorPublic(
             predecessor_id=pred_id,
             predecessor_code=pred_code,
             successor_id=succ_id,
             successor_code=succ_code,
-            kind=SuccessionKind(kind),
-            effective_on=effective_on,
+            kind=SuccessionKind(link.kind),
+            effective_on=link.effective_on,
         )
-        (result.successors if pred_id == agency_id else result.predecessors).append(link)
+        (result.successors if pred_id == agency_id else result.predecessors).append(shown)
     return result
 
 
