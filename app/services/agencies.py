@@ -91,6 +91,16 @@ async def agency_exists(session: AsyncSession, agency_id: uuid.UUID) -> bool:
     return found is not None
 
 
+async def require_agency(session: AsyncSession, agency_id: uuid.UUID) -> None:
+    """The check of the `agency_id` a request names: an unknown agency is invalid input (422,
+    pointing at /body/agency_id), not a missing resource."""
+    if not await agency_exists(session, agency_id):
+        raise Invalid(
+            "The agency does not exist.",
+            [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
+        )
+
+
 async def level_codes(session: AsyncSession) -> set[str]:
     return set((await session.scalars(sa.select(col(AgencyLevel.code)))).all())
 
@@ -131,7 +141,7 @@ async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCre
     if data.parent_id is not None:
         await _check_parent(session, data.parent_id)
     agency = Agency(**data.model_dump(), search_name=search_name(data.name, data.short_name))
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         agency,
@@ -175,14 +185,8 @@ async def update_agency(
 
     changed = updates.apply_changes(agency, changes, snapshot, derive=derive)
     touch(agency)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "agency.update",
-        object_type="agency",
-        object_id=agency.id,
-        summary=changed.diff(),
+    await audit.record_change(
+        session, actor, agency, "agency.update", object_type="agency", summary=changed.diff()
     )
     return agency
 
@@ -265,14 +269,7 @@ async def links(session: AsyncSession, principal: Principal, agency_id: uuid.UUI
     pred = aliased(Agency)
     succ = aliased(Agency)
     query = (
-        sa.select(
-            col(AgencySuccessor.predecessor_id),
-            col(pred.code),
-            col(AgencySuccessor.successor_id),
-            col(succ.code),
-            col(AgencySuccessor.kind),
-            col(AgencySuccessor.effective_on),
-        )
+        sa.select(AgencySuccessor, col(pred.code), col(succ.code))
         .join(pred, col(pred.id) == col(AgencySuccessor.predecessor_id))
         .join(succ, col(succ.id) == col(AgencySuccessor.successor_id))
         .where(
@@ -285,21 +282,20 @@ async def links(session: AsyncSession, principal: Principal, agency_id: uuid.UUI
     )
     visible = await access.readable_agency_ids(session, principal)
     result = AgencyLinks(successors=[], predecessors=[])
-    for pred_id, pred_code, succ_id, succ_code, kind, effective_on in (
-        await session.execute(query)
-    ).all():
+    for link, pred_code, succ_code in (await session.execute(query)).all():
+        pred_id, succ_id = link.predecessor_id, link.successor_id
         other = succ_id if pred_id == agency_id else pred_id
         if visible is not None and other not in visible:
             continue
-        link = AgencySuccessorPublic(
+        shown = AgencySuccessorPublic(
             predecessor_id=pred_id,
             predecessor_code=pred_code,
             successor_id=succ_id,
             successor_code=succ_code,
-            kind=SuccessionKind(kind),
-            effective_on=effective_on,
+            kind=SuccessionKind(link.kind),
+            effective_on=link.effective_on,
         )
-        (result.successors if pred_id == agency_id else result.predecessors).append(link)
+        (result.successors if pred_id == agency_id else result.predecessors).append(shown)
     return result
 
 

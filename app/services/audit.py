@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,14 +30,18 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class Described(TypedDict, total=False):
+    """What an event tells beside who did what: the kind and id of the object it is about, a
+    summary of the change (JSON), and the name of an actor that is no principal (a worker)."""
+
+    object_type: str | None
+    object_id: object | None
+    summary: dict[str, Any] | None
+    actor_name: str | None
+
+
 def event_values(
-    actor: Principal | None,
-    action: str,
-    *,
-    object_type: str | None = None,
-    object_id: object | None = None,
-    summary: dict[str, Any] | None = None,
-    actor_name: str | None = None,
+    actor: Principal | None, action: str, **event: Unpack[Described]
 ) -> dict[str, Any]:
     """The columns of one event: who, what, and the request it belongs to."""
     ctx = current_request()
@@ -47,9 +51,10 @@ def event_values(
         actor_type, actor_id, name = actor.kind, actor.id, actor.name
         client_id = actor.client_public_id
     else:
-        actor_type, actor_id, name, client_id = "anonymous", None, actor_name, None
+        actor_type, actor_id, name, client_id = "anonymous", None, event.get("actor_name"), None
     if actor is None and ctx is None:
         actor_type = "system"
+    object_id = event.get("object_id")
     return {
         "occurred_at": utcnow(),
         "actor_type": actor_type,
@@ -57,9 +62,9 @@ def event_values(
         "actor_name": name,
         "client_id": client_id,
         "action": action,
-        "object_type": object_type,
+        "object_type": event.get("object_type"),
         "object_id": str(object_id) if object_id is not None else None,
-        "summary": jsonable(summary or {}),
+        "summary": jsonable(event.get("summary") or {}),
         "request_id": ctx.request_id if ctx else None,
         "reason": ctx.reason if ctx else None,
         "ip": ctx.client_ip if ctx else None,
@@ -67,25 +72,10 @@ def event_values(
 
 
 async def record(
-    session: AsyncSession,
-    actor: Principal | None,
-    action: str,
-    *,
-    object_type: str | None = None,
-    object_id: object | None = None,
-    summary: dict[str, Any] | None = None,
-    actor_name: str | None = None,
+    session: AsyncSession, actor: Principal | None, action: str, **event: Unpack[Described]
 ) -> None:
     """Append one event. It commits or rolls back with the change it describes."""
-    values = event_values(
-        actor,
-        action,
-        object_type=object_type,
-        object_id=object_id,
-        summary=summary,
-        actor_name=actor_name,
-    )
-    await session.execute(sa.insert(AuditEvent).values(**values))
+    await session.execute(sa.insert(AuditEvent).values(**event_values(actor, action, **event)))
 
 
 class _Identified(Protocol):
@@ -93,26 +83,36 @@ class _Identified(Protocol):
     def id(self) -> Any: ...
 
 
-async def record_added(
+class _OnRow(TypedDict):
+    """An event about one row: its kind, and a summary; a function for the summary is called
+    after the flush, when it describes the stored row (server defaults included)."""
+
+    object_type: str
+    summary: dict[str, Any] | Callable[[], dict[str, Any]]
+    actor_name: NotRequired[str | None]
+
+
+async def record_change(
     session: AsyncSession,
     actor: Principal | None,
     row: _Identified,
     action: str,
-    *,
-    object_type: str,
-    summary: dict[str, Any] | Callable[[], dict[str, Any]],
+    **event: Unpack[_OnRow],
 ) -> None:
-    """Add a new row, flush it (for its id and server defaults) and record `action` on it;
-    `summary` may be a function, called after the flush, when it describes the stored row."""
+    """Write the change to `row` and record `action` on it: a new row is added to the session
+    (a row it holds already stays as it is), then flushed, for its id and server defaults, and
+    so that a change the database refuses fails before the log tells of it."""
     session.add(row)
     await session.flush()
+    summary = event["summary"]
     await record(
         session,
         actor,
         action,
-        object_type=object_type,
+        object_type=event["object_type"],
         object_id=row.id,
         summary=summary() if callable(summary) else summary,
+        actor_name=event.get("actor_name"),
     )
 
 

@@ -91,7 +91,7 @@ async def create_sector(session: AsyncSession, actor: Principal, data: SectorCre
     if await rows.taken(session, col(Sector.code), data.code):
         raise Conflict("sector_code_taken", f"Another sector already has the code {data.code!r}.")
     sector = Sector(**data.model_dump(), search_name=_sector_search(data.name_vi, data.name_en))
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         sector,
@@ -107,14 +107,8 @@ async def update_sector(
 ) -> Sector:
     sector = await get_sector(session, sector_id)
     changed = updates.apply_changes(sector, data, _sector_snapshot, derive=_derive_sector)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "sector.update",
-        object_type="sector",
-        object_id=sector.id,
-        summary=changed.diff(),
+    await audit.record_change(
+        session, actor, sector, "sector.update", object_type="sector", summary=changed.diff()
     )
     return sector
 
@@ -204,7 +198,7 @@ async def create_procedure(
         )
     await _check_procedure_refs(session, data.sector_id, data.level)
     procedure = Procedure(**data.model_dump(), search_name=fold(data.name))
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         procedure,
@@ -224,13 +218,12 @@ async def update_procedure(
     changed = updates.apply_changes(
         procedure, changes, _procedure_snapshot, derive=_derive_procedure
     )
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        procedure,
         "procedure.update",
         object_type="procedure",
-        object_id=procedure.id,
         summary=changed.diff(),
     )
     return procedure

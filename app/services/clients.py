@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import ConflictError, FieldError, Invalid
+from app.errors import ConflictError
 from app.models.identity import (
     Client,
     ClientCreate,
@@ -28,15 +28,7 @@ def public(client: Client) -> ClientPublic:
     return ClientPublic.model_validate(client, from_attributes=True)
 
 
-def _snapshot(client: Client) -> dict[str, object]:
-    return {
-        "name": client.name,
-        "scopes": list(client.scopes),
-        "agency_id": client.agency_id,
-        "campaign_id": client.campaign_id,
-        "expires_at": client.expires_at,
-        "revoked_at": client.revoked_at,
-    }
+_snapshot = updates.fields("name", "scopes", "agency_id", "campaign_id", "expires_at", "revoked_at")
 
 
 def _with_secret(client: Client, secret: str) -> ClientWithSecret:
@@ -47,13 +39,9 @@ async def create_client(
     session: AsyncSession, actor: Principal | None, data: ClientCreate
 ) -> ClientWithSecret:
     if data.agency_id is not None:
-        from app.services.agencies import agency_exists
+        from app.services.agencies import require_agency
 
-        if not await agency_exists(session, data.agency_id):
-            raise Invalid(
-                "The agency does not exist.",
-                [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
-            )
+        await require_agency(session, data.agency_id)
     secret = new_client_secret()
     client = Client(
         name=data.name,
@@ -64,7 +52,7 @@ async def create_client(
         client_id=new_client_id(),
         secret_hash=hash_secret(secret),
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         client,
@@ -82,6 +70,8 @@ async def get_client(session: AsyncSession, client_id: uuid.UUID) -> Client:
 async def update_client(
     session: AsyncSession, actor: Principal, client_id: uuid.UUID, data: ClientUpdate
 ) -> Client:
+    """Changing the scopes revokes the client's tokens (its token version moves on), so that no
+    token keeps a scope the client has lost; other changes leave them valid."""
     client = await get_client(session, client_id)
     changes = updates.sent(data)
     if "scopes" in changes:
@@ -89,14 +79,8 @@ async def update_client(
     changed = updates.apply_changes(client, changes, _snapshot)
     if "scopes" in changes:
         client.token_version += 1
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "client.update",
-        object_type="client",
-        object_id=client.id,
-        summary=changed.diff(),
+    await audit.record_change(
+        session, actor, client, "client.update", object_type="client", summary=changed.diff()
     )
     return client
 
@@ -110,13 +94,12 @@ async def rotate_secret(
     secret = new_client_secret()
     client.secret_hash = hash_secret(secret)
     client.token_version += 1
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        client,
         "client.rotate_secret",
         object_type="client",
-        object_id=client.id,
         summary={"secret_rotated": True},
     )
     return _with_secret(client, secret)
@@ -128,13 +111,12 @@ async def revoke_client(session: AsyncSession, actor: Principal, client_id: uuid
         before = _snapshot(client)
         client.revoked_at = datetime.now(UTC)
         client.token_version += 1
-        await session.flush()
-        await audit.record(
+        await audit.record_change(
             session,
             actor,
+            client,
             "client.revoke",
             object_type="client",
-            object_id=client.id,
             summary=audit.diff(before, _snapshot(client)),
         )
     return client

@@ -64,7 +64,7 @@ async def ensure_demo_accounts(session: AsyncSession) -> list[DemoAccount]:
             agency_id=agency_id,
             password_hash=hash_password(account.password),
         )
-        await audit.record_added(
+        await audit.record_change(
             session,
             None,
             user,

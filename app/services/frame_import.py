@@ -433,9 +433,7 @@ async def import_frame(
         object_id=campaign.id,
         summary={
             "source": source.name,
-            "received": summary.received,
-            "created": summary.created,
-            "updated": summary.updated,
+            **summary.model_dump(exclude={"strata"}),
             "strata": len(summary.strata),
         },
     )

@@ -35,7 +35,7 @@ async def _add(
         definition=q.model_dump(mode="json"),
         is_builtin=builtin,
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         row,
@@ -120,13 +120,12 @@ async def replace(
     q = _parse({**definition, "code": row.code, "version": row.version})
     row.definition = q.model_dump(mode="json")
     row.method, row.title_vi, row.title_en = q.method, q.title_vi, q.title_en
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "questionnaire.update",
         object_type="questionnaire",
-        object_id=row.id,
         summary={"code": row.code, "version": row.version},
     )
     return row

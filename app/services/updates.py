@@ -32,6 +32,17 @@ class Changed:
         return audit.diff(self.before, self.after)
 
 
+def fields(*names: str) -> Callable[[object], dict[str, Any]]:
+    """A snapshot that takes the named attributes of a row, lists copied: a change made in
+    place after the "before" was taken must not show in it."""
+
+    def take(row: object) -> dict[str, Any]:
+        values = {name: getattr(row, name) for name in names}
+        return {k: list(v) if isinstance(v, list) else v for k, v in values.items()}
+
+    return take
+
+
 def sent(data: BaseModel) -> dict[str, Any]:
     """The fields the client sent, with their values (null included)."""
     return data.model_dump(exclude_unset=True)

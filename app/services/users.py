@@ -32,14 +32,7 @@ def public(user: User) -> UserPublic:
     return UserPublic.model_validate(user, from_attributes=True)
 
 
-def _snapshot(user: User) -> dict[str, object]:
-    return {
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role,
-        "agency_id": user.agency_id,
-        "is_active": user.is_active,
-    }
+_snapshot = updates.fields("username", "display_name", "role", "agency_id", "is_active")
 
 
 async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID | None) -> None:
@@ -49,13 +42,9 @@ async def _check_agency(session: AsyncSession, role: Role, agency_id: uuid.UUID 
             [FieldError("/body/agency_id", "required for the agency_manager role", "missing")],
         )
     if agency_id is not None:
-        from app.services.agencies import agency_exists  # the agencies service owns that table
+        from app.services.agencies import require_agency  # the agencies service owns that table
 
-        if not await agency_exists(session, agency_id):
-            raise Invalid(
-                "The agency does not exist.",
-                [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
-            )
+        await require_agency(session, agency_id)
 
 
 async def create_user(session: AsyncSession, actor: Principal | None, data: UserCreate) -> User:
@@ -69,7 +58,7 @@ async def create_user(session: AsyncSession, actor: Principal | None, data: User
         agency_id=data.agency_id,
         password_hash=hash_password(data.password),
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         user,
@@ -106,12 +95,11 @@ async def update_user(
     if revoking & _REVOKING_FIELDS:
         user.token_version += 1
     touch(user)
-    await session.flush()
     summary = changed.diff()
     if password is not None:
         summary["password_changed"] = True
-    await audit.record(
-        session, actor, "user.update", object_type="user", object_id=user.id, summary=summary
+    await audit.record_change(
+        session, actor, user, "user.update", object_type="user", summary=summary
     )
     return user
 
@@ -128,12 +116,12 @@ async def change_own_password(
     user.password_hash = hash_password(data.new_password)
     user.token_version += 1
     touch(user)
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        user,
         "user.password_change",
         object_type="user",
-        object_id=user.id,
         summary={"password_changed": True},
     )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,24 +83,20 @@ async def public(session: AsyncSession, campaign: Campaign) -> CampaignPublic:
     return CampaignPublic(**data, agency_ids=agencies, sector_ids=sectors)
 
 
-def _snapshot(campaign: Campaign) -> dict[str, Any]:
-    return {
-        name: getattr(campaign, name)
-        for name in (
-            "name",
-            "year",
-            "questionnaire_id",
-            "state",
-            "period_start",
-            "period_end",
-            "fieldwork_start",
-            "fieldwork_end",
-            "map_date",
-            "margin",
-            "min_per_stratum",
-            "rates_dossiers",
-        )
-    }
+_snapshot = updates.fields(
+    "name",
+    "year",
+    "questionnaire_id",
+    "state",
+    "period_start",
+    "period_end",
+    "fieldwork_start",
+    "fieldwork_end",
+    "map_date",
+    "margin",
+    "min_per_stratum",
+    "rates_dossiers",
+)
 
 
 async def _check_refs(
@@ -380,13 +375,12 @@ async def _transition(
         campaign.archived_at = now
     campaign.state = to
     touch(campaign, at=now)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        campaign,
         "campaign.transition",
         object_type="campaign",
-        object_id=campaign.id,
         summary={"from": current.value, "to": to.value, "reason": reason},
     )
     await events.campaign_transitioned(session, campaign, current.value, reason)

@@ -49,7 +49,7 @@ from app.models.identity import Client
 from app.services import access, audit
 from app.services.events import signing
 from app.services.events.feed import SETTLED, body
-from app.services.events.subscriptions import signing_keys
+from app.services.events.subscriptions import mark_paused, signing_keys
 from app.services.events.targets import TargetRefused, check_target
 
 USER_AGENT = "sipas-webhooks/1"
@@ -419,17 +419,14 @@ async def pause(
     session: AsyncSession, sub: WebhookSubscription, reason: str, now: datetime
 ) -> None:
     """Pause a failing subscription; the audit log says why, under the subscription."""
-    sub.state = "paused"
-    sub.paused_reason = reason
-    sub.paused_at = now
+    mark_paused(sub, reason, now)
     touch(sub, at=now)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         None,
+        sub,
         "webhook.pause",
         object_type="webhook_subscription",
-        object_id=sub.id,
         summary={"client_id": str(sub.client_id), "reason": reason, "url": sub.url},
         actor_name="webhook worker",
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +31,7 @@ from app.models.event import (
 )
 from app.models.identity import Client, Scope
 from app.services import access, audit, rows, updates
-from app.services.agencies import agency_exists
+from app.services.agencies import require_agency
 from app.services.events import signing
 from app.services.events.targets import TargetRefused, check_url
 from app.services.paging import id_page
@@ -52,15 +51,9 @@ def public(row: WebhookSubscription) -> WebhookSubscriptionPublic:
     return WebhookSubscriptionPublic.model_validate(row, from_attributes=True)
 
 
-def _snapshot(row: WebhookSubscription) -> dict[str, Any]:
-    return {
-        "url": row.url,
-        "event_types": list(row.event_types),
-        "agency_id": row.agency_id,
-        "description": row.description,
-        "state": row.state,
-        "paused_reason": row.paused_reason,
-    }
+_snapshot = updates.fields(
+    "url", "event_types", "agency_id", "description", "state", "paused_reason"
+)
 
 
 def _check_url(url: str, settings: Settings) -> None:
@@ -86,11 +79,8 @@ async def _bounded_agency(
                 "The agency is outside the client's scope.",
                 [FieldError("/body/agency_id", "outside the client's agency", "out_of_scope")],
             )
-    elif not await agency_exists(session, agency_id):
-        raise Invalid(
-            "The agency does not exist.",
-            [FieldError("/body/agency_id", "no agency with this id", "unknown_agency")],
-        )
+    else:
+        await require_agency(session, agency_id)
     return agency_id
 
 
@@ -131,7 +121,7 @@ async def create(
         description=data.description,
         secret=secret,
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         row,
@@ -171,6 +161,13 @@ async def list_subscriptions(
     return WebhookSubscriptionPage(items=[public(r) for r in page], next_cursor=next_cursor)
 
 
+def mark_paused(row: WebhookSubscription, reason: str, at: datetime) -> None:
+    """No deliveries to `row` until it is resumed; `reason` tells its owner why."""
+    row.state = SubscriptionState.paused.value
+    row.paused_reason = reason
+    row.paused_at = at
+
+
 def resume(row: WebhookSubscription) -> None:
     row.state = SubscriptionState.active.value
     row.paused_reason = None
@@ -203,19 +200,16 @@ async def update(
             if changes["state"] == SubscriptionState.active:
                 resume(row)
             else:
-                row.state = SubscriptionState.paused.value
-                row.paused_reason = f"paused by {actor.name}"
-                row.paused_at = datetime.now(UTC)
+                mark_paused(row, f"paused by {actor.name}", datetime.now(UTC))
 
     changed = updates.apply_changes(row, changes, _snapshot, skip=("state",), derive=derive)
     touch(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "webhook.update",
         object_type="webhook_subscription",
-        object_id=row.id,
         summary=changed.diff(),
     )
     return row
@@ -250,25 +244,20 @@ async def rotate_secret(
         else settings.webhook_secret_overlap_seconds
     )
     now = datetime.now(UTC)
-    secret = signing.new_secret()
-    if overlap > 0:
-        row.previous_secret = row.secret
-        row.previous_secret_until = now + timedelta(seconds=overlap)
-    else:
-        row.previous_secret = None
-        row.previous_secret_until = None
-    row.secret = secret
+    keep = overlap > 0  # with no overlap, the current secret stops signing at once
+    row.previous_secret = row.secret if keep else None
+    row.previous_secret_until = now + timedelta(seconds=overlap) if keep else None
+    row.secret = signing.new_secret()
     touch(row, at=now)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "webhook.rotate_secret",
         object_type="webhook_subscription",
-        object_id=row.id,
         summary={"overlap_seconds": overlap},
     )
-    return WebhookSubscriptionWithSecret(**public(row).model_dump(), secret=secret)
+    return WebhookSubscriptionWithSecret(**public(row).model_dump(), secret=row.secret)
 
 
 def signing_keys(row: WebhookSubscription, now: datetime) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -31,7 +32,7 @@ from app.models.quality import (
     SurveyorConfirmation,
 )
 from app.models.submission import Submission, SubmissionState
-from app.services import access, audit
+from app.services import access, audit, updates
 from app.services.principal import Principal
 from app.services.quality.screening import config_of
 
@@ -119,6 +120,11 @@ async def draw(
     )
 
 
+def _finding(row: Recheck) -> dict[str, Any]:
+    """What a re-check found, as its audit events compare it."""
+    return {"outcome": row.outcome, "note": row.note}
+
+
 def public(row: Recheck, surveyor_id: uuid.UUID | None) -> RecheckPublic:
     """The re-check with the surveyor of its form (a column of the submission, not of the row)."""
     return RecheckPublic.model_validate(
@@ -168,19 +174,13 @@ async def record(
         raise ConflictError(
             "recheck_assigned_elsewhere", "This re-check is assigned to another worker."
         )
-    before = {"outcome": row.outcome, "note": row.note}
-    row.outcome = data.outcome.value
-    row.note = data.note
+    changed = updates.apply_changes(
+        row, {"outcome": data.outcome.value, "note": data.note}, _finding
+    )
     row.checked_by = actor.id
     row.checked_at = datetime.now(UTC)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "recheck.record",
-        object_type="recheck",
-        object_id=row.id,
-        summary=audit.diff(before, {"outcome": row.outcome, "note": row.note}),
+    await audit.record_change(
+        session, actor, row, "recheck.record", object_type="recheck", summary=changed.diff()
     )
     return public(row, surveyor_id)
 

@@ -50,13 +50,12 @@ async def put_config(
     after = data.model_dump(mode="json", exclude_defaults=True)
     campaign.quality = after
     touch(campaign)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        campaign,
         "campaign.quality",
         object_type="campaign",
-        object_id=campaign.id,
         summary=audit.diff(before, after),
     )
     return config_of(after)
@@ -307,7 +306,7 @@ async def file_observation(
         body=data.body,
         filed_by=actor.id,
     )
-    await audit.record_added(
+    await audit.record_change(
         session,
         actor,
         row,
@@ -341,13 +340,12 @@ async def answer_observation(
     row.answer = data.answer
     row.answered_by = actor.id
     row.answered_at = datetime.now(UTC)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "observation.answer",
         object_type="observation",
-        object_id=row.id,
         summary={"answer": data.answer},
     )
     return _observation(row)
