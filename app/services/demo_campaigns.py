@@ -148,6 +148,35 @@ async def add_strata(
     return targets, strata
 
 
+async def _open_synthetic(
+    session: AsyncSession,
+    row: Questionnaire,
+    now: datetime,
+    *,
+    period: tuple[date, date],
+    fieldwork: tuple[date, date],
+    **fields: Any,
+) -> Campaign:
+    """A synthetic campaign on questionnaire `row` over the service `period` and with its
+    `fieldwork` (first and last days), opened `now` and flushed for its id. `row` is frozen
+    with it, as opening a campaign freezes its questionnaire."""
+    campaign = Campaign(
+        **fields,
+        questionnaire_id=row.id,
+        period_start=period[0],
+        period_end=period[1],
+        fieldwork_start=fieldwork[0],
+        fieldwork_end=fieldwork[1],
+        is_synthetic=True,
+        opened_at=now,
+    )
+    session.add(campaign)
+    if row.frozen_at is None:
+        row.frozen_at = now
+    await session.flush()
+    return campaign
+
+
 async def record_created(session: AsyncSession, campaign: Campaign, **contents: Any) -> None:
     """The audit event of a demo campaign the system created: its code, what it holds
     (`contents`) and that it is synthetic."""
@@ -222,27 +251,20 @@ async def _ensure_rating_campaign(session: AsyncSession) -> bool:
     agencies = await measured_agencies(session, today, levels=("department", "commune"))
     if row is None or not agencies:
         return False
-    now = datetime.now(UTC)
     first, last = date(today.year - 1, 1, 1), date(today.year + 1, 12, 31)
-    campaign = Campaign(
+    campaign = await _open_synthetic(
+        session,
+        row,
+        datetime.now(UTC),
         code=RATING_CODE,
         name="Đánh giá giải quyết hồ sơ một cửa tỉnh Tuyên Quang (mô phỏng)",
         year=today.year,
-        questionnaire_id=row.id,
         state=CampaignState.open,
-        period_start=first,
-        period_end=last,
-        fieldwork_start=first,
-        fieldwork_end=last,
+        period=(first, last),
+        fieldwork=(first, last),
         map_date=today,
         rates_dossiers=True,
-        is_synthetic=True,
-        opened_at=now,
     )
-    session.add(campaign)
-    if row.frozen_at is None:
-        row.frozen_at = now
-    await session.flush()
     session.add_all(CampaignAgency(campaign_id=campaign.id, agency_id=a.id) for a in agencies)
     await session.flush()
     await record_created(session, campaign, agencies=len(agencies))
@@ -279,26 +301,20 @@ async def _create(
     if not agencies:
         return 0
     now = datetime.now(UTC)
-    campaign = Campaign(
+    campaign = await _open_synthetic(
+        session,
+        row,
+        now,
         code=demo.code,
         name=demo.name,
         year=demo.year,
-        questionnaire_id=row.id,
         state=demo.state,
-        period_start=date(demo.year - 1, 11, 1),
-        period_end=map_date,
-        fieldwork_start=date(demo.year, 11, 1),
-        fieldwork_end=date(demo.year, 12, 15),
+        period=(date(demo.year - 1, 11, 1), map_date),
+        fieldwork=(date(demo.year, 11, 1), date(demo.year, 12, 15)),
         map_date=map_date,
         sample_seed=demo.seed,
-        is_synthetic=True,
-        opened_at=now,
         closed_at=now if demo.state is CampaignState.closed else None,
     )
-    session.add(campaign)
-    if row.frozen_at is None:
-        row.frozen_at = now
-    await session.flush()
     targets, strata = await add_strata(session, rng, campaign, agencies)
 
     rows: list[dict[str, Any]] = []

@@ -5,6 +5,7 @@ a notice, the portal, the media), kept so the reform report can show it.
 from __future__ import annotations
 
 import uuid
+from typing import Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -20,7 +21,7 @@ from app.models.plans import (
     DisseminationRecord,
 )
 from app.services import access, audit, rows, updates
-from app.services.paging import id_page
+from app.services.paging import CampaignAgencyWindow, campaign_agency_page
 from app.services.principal import Principal
 
 _REPORTED = (CampaignState.published, CampaignState.archived)
@@ -89,21 +90,10 @@ async def update_dissemination(
 
 
 async def list_dissemination(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    campaign_id: uuid.UUID | None,
-    agency_id: uuid.UUID | None,
-    limit: int,
-    cursor: str | None,
+    session: AsyncSession, principal: Principal, **window: Unpack[CampaignAgencyWindow]
 ) -> DisseminationPage:
-    query = rows.where_given(
-        access.readable_dissemination(principal),
-        (col(DisseminationRecord.campaign_id), campaign_id),
-        (col(DisseminationRecord.agency_id), agency_id),
-    )
-    found, next_cursor = await id_page(
-        session, query, col(DisseminationRecord.id), limit=limit, cursor=cursor
+    found, next_cursor = await campaign_agency_page(
+        session, access.readable_dissemination(principal), DisseminationRecord, **window
     )
     return DisseminationPage(
         items=[public(r) for r in found],

@@ -7,13 +7,15 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
+from sqlmodel import col
 
 from app.errors import FieldError, Invalid
+from app.services.rows import where_given
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
@@ -104,3 +106,40 @@ async def id_page(
     if after is not None:
         query = query.where(id_column > cursor_uuid(after, "id"))
     return await keyset_page(session, query, limit=limit, key=lambda r: {"id": str(r.id)})
+
+
+class CampaignAgencyWindow(TypedDict):
+    """What a list of one campaign's and one agency's records takes besides the principal:
+    the two filters (None keeps every campaign, every agency) and the page."""
+
+    campaign_id: uuid.UUID | None
+    agency_id: uuid.UUID | None
+    limit: int
+    cursor: str | None
+
+
+class _CampaignAgencyRow(Protocol):
+    id: uuid.UUID
+    campaign_id: uuid.UUID
+    agency_id: uuid.UUID
+
+
+Record = TypeVar("Record", bound=_CampaignAgencyRow)
+
+
+async def campaign_agency_page(
+    session: AsyncSession,
+    readable: Select[Record],
+    model: type[Record],
+    **window: Unpack[CampaignAgencyWindow],
+) -> tuple[list[Record], str | None]:
+    """One page of the `readable` rows of `model` (the principal's, from `access`) in the order
+    of their id, narrowed to the window's campaign and agency when they are given."""
+    query = where_given(
+        readable,
+        (col(model.campaign_id), window["campaign_id"]),
+        (col(model.agency_id), window["agency_id"]),
+    )
+    return await id_page(
+        session, query, col(model.id), limit=window["limit"], cursor=window["cursor"]
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,7 +51,7 @@ from app.services.dissemination import (
 )
 from app.services.index import formulas as fx
 from app.services.index.rankings import successor_links
-from app.services.paging import id_page
+from app.services.paging import CampaignAgencyWindow, campaign_agency_page
 from app.services.principal import Principal
 
 __all__ = [
@@ -418,21 +418,10 @@ async def _summaries(session: AsyncSession, plans: list[ImprovementPlan]) -> lis
 
 
 async def list_plans(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    campaign_id: uuid.UUID | None,
-    agency_id: uuid.UUID | None,
-    limit: int,
-    cursor: str | None,
+    session: AsyncSession, principal: Principal, **window: Unpack[CampaignAgencyWindow]
 ) -> PlanPage:
-    query = rows.where_given(
-        access.readable_plans(principal),
-        (col(ImprovementPlan.campaign_id), campaign_id),
-        (col(ImprovementPlan.agency_id), agency_id),
-    )
-    plans, next_cursor = await id_page(
-        session, query, col(ImprovementPlan.id), limit=limit, cursor=cursor
+    plans, next_cursor = await campaign_agency_page(
+        session, access.readable_plans(principal), ImprovementPlan, **window
     )
     items = await _summaries(session, plans)
     order = {p.id: i for i, p in enumerate(plans)}

@@ -10,6 +10,7 @@ out by construction, and a suppressed figure's value and interval are always nul
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -315,6 +316,48 @@ def elements(node: PublicIndexNode | None) -> list[PublicIndexNode]:
     return out
 
 
+def _summary(
+    agency: Agency,
+    cell: PublicCell,
+    ranked: tuple[PublicRankingRow, int] | None,
+    province: Mapping[str, PublicIndexNode],
+) -> PublicAgencySummary:
+    """One agency's summary from its cell of the report: the figures (none where the cell is
+    suppressed), its rank among the `ranked` agencies of its level, and its criteria against
+    the `province`'s."""
+    node = cell.index
+    hide = node is None or node.suppressed
+    rank_row, among = ranked or (None, None)
+    criteria = []
+    for element_id, c in _criteria(node) if node else []:
+        p = province.get(c.id)
+        pv = p.value if p is not None else None
+        diff = None if c.value is None or pv is None else Decimal(c.value) - Decimal(pv)
+        criteria.append(  # the criterion's own figures, its element and the province's
+            PublicCriterion(
+                **c.model_dump(), element_id=element_id, province_value=pv, difference=diff
+            )
+        )
+    criteria.sort(key=lambda c: (c.value is None, -(c.value or 0), c.id))
+    return PublicAgencySummary(
+        agency_id=agency.id,
+        code=agency.code,
+        name=agency.name,
+        level=agency.level,
+        n_respondents=cell.n_respondents,
+        low_reliability=cell.low_reliability,
+        suppressed=cell.suppressed,
+        overall=None if hide or node is None else node.value,
+        ci_low=None if hide or node is None else node.ci_low,
+        ci_high=None if hide or node is None else node.ci_high,
+        rank=rank_row.rank if rank_row else None,
+        ranked_among=among if rank_row else None,
+        not_distinguishable_from=rank_row.not_distinguishable_from if rank_row else [],
+        elements=elements(node),
+        criteria=criteria,
+    )
+
+
 async def agencies(session: AsyncSession, ref: PublicRef) -> PublicAgencyList:
     """Per-agency summaries: the overall index, the elements, the rank among the agencies of
     its level, and the criteria from strongest to weakest against the province."""
@@ -335,38 +378,6 @@ async def agencies(session: AsyncSession, ref: PublicRef) -> PublicAgencyList:
         agency = found.get(uuid.UUID(cell.key))
         if agency is None:  # pragma: no cover - a report's agencies are never deleted
             continue
-        node = cell.index
-        hide = node is None or node.suppressed
-        rank_row, among = ranked.get(cell.key, (None, None))
-        criteria = []
-        for element_id, c in _criteria(node) if node else []:
-            p = province.get(c.id)
-            pv = p.value if p is not None else None
-            diff = None if c.value is None or pv is None else Decimal(c.value) - Decimal(pv)
-            criteria.append(  # the criterion's own figures, its element and the province's
-                PublicCriterion(
-                    **c.model_dump(), element_id=element_id, province_value=pv, difference=diff
-                )
-            )
-        criteria.sort(key=lambda c: (c.value is None, -(c.value or 0), c.id))
-        items.append(
-            PublicAgencySummary(
-                agency_id=agency.id,
-                code=agency.code,
-                name=agency.name,
-                level=agency.level,
-                n_respondents=cell.n_respondents,
-                low_reliability=cell.low_reliability,
-                suppressed=cell.suppressed,
-                overall=None if hide or node is None else node.value,
-                ci_low=None if hide or node is None else node.ci_low,
-                ci_high=None if hide or node is None else node.ci_high,
-                rank=rank_row.rank if rank_row else None,
-                ranked_among=among if rank_row else None,
-                not_distinguishable_from=rank_row.not_distinguishable_from if rank_row else [],
-                elements=elements(node),
-                criteria=criteria,
-            )
-        )
+        items.append(_summary(agency, cell, ranked.get(cell.key), province))
     items.sort(key=lambda a: a.code)
     return PublicAgencyList(report_id=ref.id, items=items)

@@ -243,12 +243,15 @@ async def count_cells(
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """One c_i · w_r · (y_ri − p_i) / n_i term of a composite's z_r, for one cell."""
+    """One c_i · w_r · (y_ri − p_i) / n_i term of a composite's z_r, for one cell: `k` is the
+    item's coefficient in the composite over its valid answers in the cell (c_i / n_i), `p` the
+    share of those answers that are positive (p_i). Each form brings its weight w_r and y_ri,
+    1 when its answer to the item is positive."""
 
     cell: str
     composite: str
     item: str
-    k: float  # c_i / n_i
+    k: float
     p: float
 
 

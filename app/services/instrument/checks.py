@@ -21,7 +21,6 @@ from app.services.instrument.model import (
     CHOICE_TYPES,
     FIXED_SCALES,
     SCORED_TYPES,
-    WEIGHT_TOLERANCE,
     Code,
     DossierScoring,
     Element,
@@ -319,6 +318,10 @@ def _check_element_pillar(
         yield FieldError(pointer, f"pillar {element.pillar!r} does not list it", "pillar_mismatch")
     elif q.pillars and element.id not in member_of:
         yield FieldError(pointer, "every element belongs to a pillar", "missing")
+
+
+WEIGHT_TOLERANCE: Final = 1e-9
+"""How far from 1 a sum of weights may fall, by float rounding, and still count as 1."""
 
 
 def _weights_sum_to_one(weights: Sequence[float]) -> bool:

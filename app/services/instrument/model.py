@@ -224,7 +224,6 @@ SCORED_TYPES: Final = frozenset(
     }
 )
 DEFAULT_TEXT_LENGTH: Final = 2000
-WEIGHT_TOLERANCE: Final = 1e-9
 
 
 def options_of(item: Item) -> tuple[Option, ...]:

@@ -221,6 +221,19 @@ def _is_in(value: Any, codes: Sequence[int | str]) -> bool:
     return value in codes
 
 
+def _forms_nearby(by: str) -> str:
+    """The `seen` column `<by>_forms`: how many forms of the campaign came from the new form's
+    device or surveyor (`by`) within the window around its time; NULL when the form names
+    none or the rule is off (`:<by>_on`). `by` is one of this module's two column stems."""
+    return f"""
+        CASE WHEN n.{by}_id IS NOT NULL AND :{by}_on THEN (
+            SELECT count(*) FROM submissions s
+            WHERE s.campaign_id = n.campaign_id AND s.{by}_id = n.{by}_id
+              AND s.received_at BETWEEN n.received_at - make_interval(mins => :minutes)
+                                    AND n.received_at + make_interval(mins => :minutes)
+        ) END AS {by}_forms"""  # noqa: S608 - `by` is "device" or "surveyor", never input
+
+
 # One statement for a batch's window rules. For each new form: the forms of the same campaign
 # from its device and from its surveyor within the window around its time, and an earlier
 # form on the same dossier (by frame unit, or by the invitation's dossier). Flags are merged
@@ -231,19 +244,11 @@ WITH new AS (
     SELECT id, campaign_id, device_id, surveyor_id, frame_unit_id, invitation_id, received_at
     FROM submissions WHERE id = ANY(CAST(:ids AS uuid[]))
 ), seen AS (
-    SELECT n.id, n.campaign_id,
-        CASE WHEN n.device_id IS NOT NULL AND :device_on THEN (
-            SELECT count(*) FROM submissions s
-            WHERE s.campaign_id = n.campaign_id AND s.device_id = n.device_id
-              AND s.received_at BETWEEN n.received_at - make_interval(mins => :minutes)
-                                    AND n.received_at + make_interval(mins => :minutes)
-        ) END AS device_forms,
-        CASE WHEN n.surveyor_id IS NOT NULL AND :surveyor_on THEN (
-            SELECT count(*) FROM submissions s
-            WHERE s.campaign_id = n.campaign_id AND s.surveyor_id = n.surveyor_id
-              AND s.received_at BETWEEN n.received_at - make_interval(mins => :minutes)
-                                    AND n.received_at + make_interval(mins => :minutes)
-        ) END AS surveyor_forms,
+    SELECT n.id, n.campaign_id,"""  # noqa: S608 - composed of this module's constants
+    + _forms_nearby("device")
+    + ","
+    + _forms_nearby("surveyor")
+    + """,
         CASE WHEN :dossier_on THEN COALESCE(
             (SELECT s.id FROM submissions s
              WHERE n.frame_unit_id IS NOT NULL AND s.campaign_id = n.campaign_id

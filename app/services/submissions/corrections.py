@@ -42,6 +42,10 @@ from app.services.submissions.checks import form_errors, open_for_writing, prepa
 from app.services.submissions.common import REVIEWABLE
 from app.services.submissions.read import get_submission
 
+# The columns a correction takes anew from the prepared form besides the answers and the
+# stratum (which follows from the agency): a version keeps what they held before.
+_REWRITTEN = ("agency_id", "sector_id", "procedure_id", "respondent_type")
+
 
 async def review(
     session: AsyncSession, actor: Principal, submission_id: uuid.UUID, data: ReviewIn
@@ -115,17 +119,10 @@ async def correct(
         answers=data.answers,
     )
     prepared = await prepare(ctx, replacement, row.client_submission_id, "/body", fresh=False)
+    previous = {name: getattr(row, name) for name in ("version", "answers", *_REWRITTEN)}
     session.add(
         SubmissionVersion(
-            campaign_id=row.campaign_id,
-            submission_id=row.id,
-            version=row.version,
-            answers=row.answers,
-            agency_id=row.agency_id,
-            sector_id=row.sector_id,
-            procedure_id=row.procedure_id,
-            respondent_type=row.respondent_type,
-            replaced_by=actor.id,
+            campaign_id=row.campaign_id, submission_id=row.id, replaced_by=actor.id, **previous
         )
     )
     before = {"answers": row.answers, "agency_id": row.agency_id, "version": row.version}
@@ -133,7 +130,7 @@ async def correct(
     # Screened again: the per-form flags are the new answers'; the window ones stay.
     kept = {k: v for k, v in (row.flags or {}).items() if k in WINDOW_RULES}
     row.flags = {**kept, **json.loads(prepared.values["flags"])}
-    for name in ("agency_id", "sector_id", "procedure_id", "stratum_id", "respondent_type"):
+    for name in (*_REWRITTEN, "stratum_id"):
         setattr(row, name, prepared.values[name])
     row.version += 1
     touch(row)
