@@ -141,14 +141,7 @@ async def create_agency(session: AsyncSession, actor: Principal, data: AgencyCre
     if data.parent_id is not None:
         await _check_parent(session, data.parent_id)
     agency = Agency(**data.model_dump(), search_name=search_name(data.name, data.short_name))
-    await audit.record_change(
-        session,
-        actor,
-        agency,
-        "agency.create",
-        object_type="agency",
-        summary=lambda: {"after": snapshot(agency)},
-    )
+    await audit.record_created(session, actor, agency, "agency", snapshot)
     return agency
 
 

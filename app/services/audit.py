@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NotRequired, Protocol, TypedDict, Unpack
+from typing import Any, NotRequired, Protocol, TypedDict, TypeVar, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,6 +83,9 @@ class _Identified(Protocol):
     def id(self) -> Any: ...
 
 
+R = TypeVar("R", bound=_Identified)
+
+
 class _OnRow(TypedDict):
     """An event about one row: its kind, and a summary; a function for the summary is called
     after the flush, when it describes the stored row (server defaults included)."""
@@ -113,6 +116,25 @@ async def record_change(
         object_id=row.id,
         summary=summary() if callable(summary) else summary,
         actor_name=event.get("actor_name"),
+    )
+
+
+async def record_created(
+    session: AsyncSession,
+    actor: Principal | None,
+    row: R,
+    kind: str,
+    snapshot: Callable[[R], dict[str, Any]],
+) -> None:
+    """Write the new `row` and record `<kind>.create` on it, with its snapshot as stored (after
+    the flush) as the summary's `after`."""
+    await record_change(
+        session,
+        actor,
+        row,
+        f"{kind}.create",
+        object_type=kind,
+        summary=lambda: {"after": snapshot(row)},
     )
 
 

@@ -91,20 +91,15 @@ async def create_sector(session: AsyncSession, actor: Principal, data: SectorCre
     if await rows.taken(session, col(Sector.code), data.code):
         raise Conflict("sector_code_taken", f"Another sector already has the code {data.code!r}.")
     sector = Sector(**data.model_dump(), search_name=_sector_search(data.name_vi, data.name_en))
-    await audit.record_change(
-        session,
-        actor,
-        sector,
-        "sector.create",
-        object_type="sector",
-        summary=lambda: {"after": _sector_snapshot(sector)},
-    )
+    await audit.record_created(session, actor, sector, "sector", _sector_snapshot)
     return sector
 
 
 async def update_sector(
     session: AsyncSession, actor: Principal, sector_id: uuid.UUID, data: SectorUpdate
 ) -> Sector:
+    """Change the fields sent. Its search key follows its names in both languages, and the
+    audit event holds what changed, before and after."""
     sector = await get_sector(session, sector_id)
     changed = updates.apply_changes(sector, data, _sector_snapshot, derive=_derive_sector)
     await audit.record_change(
@@ -198,20 +193,15 @@ async def create_procedure(
         )
     await _check_procedure_refs(session, data.sector_id, data.level)
     procedure = Procedure(**data.model_dump(), search_name=fold(data.name))
-    await audit.record_change(
-        session,
-        actor,
-        procedure,
-        "procedure.create",
-        object_type="procedure",
-        summary=lambda: {"after": _procedure_snapshot(procedure)},
-    )
+    await audit.record_created(session, actor, procedure, "procedure", _procedure_snapshot)
     return procedure
 
 
 async def update_procedure(
     session: AsyncSession, actor: Principal, procedure_id: uuid.UUID, data: ProcedureUpdate
 ) -> Procedure:
+    """Change the fields sent. A sector or level sent must exist (422 naming the field); a new
+    name renews its search key; the audit event holds what changed, before and after."""
     procedure = await get_procedure(session, procedure_id)
     changes = updates.sent(data)
     await _check_procedure_refs(session, changes.get("sector_id"), changes.get("level"))

@@ -58,14 +58,7 @@ async def create_user(session: AsyncSession, actor: Principal | None, data: User
         agency_id=data.agency_id,
         password_hash=hash_password(data.password),
     )
-    await audit.record_change(
-        session,
-        actor,
-        user,
-        "user.create",
-        object_type="user",
-        summary=lambda: {"after": _snapshot(user)},
-    )
+    await audit.record_created(session, actor, user, "user", _snapshot)
     return user
 
 
