@@ -38,6 +38,7 @@ from tests.factories import (
     make_sector,
     make_user,
 )
+from tests.helpers.events import REVIEWED_FIELDS
 from tests.helpers.horizon import settled
 from tests.helpers.problems import assert_problem
 
@@ -198,6 +199,10 @@ async def test_each_hooked_change_writes_its_event(
     assert review.payload["from"] == "received"
     assert review.payload["to"] == "rejected"
     assert review.payload["reason"] == "Phiếu thử"  # Vietnamese text kept as written
+    # the ids an event is routed by are in its payload too
+    assert set(review.payload) == REVIEWED_FIELDS
+    assert review.payload["campaign_id"] == str(review.campaign_id) == str(world.campaign.id)
+    assert review.payload["agency_id"] == str(review.agency_id)
     assert transition.payload == {
         "campaign_id": str(world.campaign.id),
         "code": world.campaign.code,

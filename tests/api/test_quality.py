@@ -25,6 +25,7 @@ from app.models.identity import Role, Scope
 from app.models.submission import Channel, Submission
 from app.services.index import rollups
 from tests.factories import bearer, make_agency, make_campaign, make_client, make_user, stored_form
+from tests.helpers.events import REVIEWED_FIELDS
 from tests.helpers.problems import assert_problem
 
 CLEAN = {"E1.C1": 5, "E1.C2": 4, "E2.C1": 3, "P.TRIPS": "1", "R.GENDER": "nu"}
@@ -341,6 +342,19 @@ async def test_bulk_review_by_filter_is_one_call_with_an_audit_event_per_form(
         )
     )
     assert reviewed_events == 5
+    # a bulk review's events are those of a single review, field for field
+    one = await session.scalar(
+        sa.select(Event).where(
+            col(Event.type) == "submission.reviewed", col(Event.campaign_id) == world.campaign.id
+        )
+    )
+    assert one is not None
+    assert set(one.payload) == REVIEWED_FIELDS
+    assert (one.payload["campaign_id"], one.payload["agency_id"]) == (
+        str(one.campaign_id),
+        str(one.agency_id),
+    )
+    assert (one.payload["from"], one.payload["to"]) == ("received", "valid")
     # by flag: reject the straight-liners, with a reason
     rejected = await client.post(
         world.url("/submissions/review"),

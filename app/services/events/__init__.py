@@ -8,6 +8,7 @@ from app.services.events.emitters import (
     dossier_received,
     invitation_used,
     report_published,
+    reviewed,
     submission_reviewed,
 )
 from app.services.events.outbox import (
@@ -31,6 +32,7 @@ __all__ = [
     "emit_many",
     "invitation_used",
     "report_published",
+    "reviewed",
     "submission_reviewed",
     "submissions_accepted_sql",
 ]

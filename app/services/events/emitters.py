@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.event import EventType
-from app.services.events.outbox import NewEvent, emit
+from app.services.events.outbox import NewEvent, emit, emit_many
 
 if TYPE_CHECKING:
     from app.models.campaign import Campaign
@@ -32,8 +32,6 @@ def invitation_used(
             "invitation_id": invitation_id,
             "dossier_id": dossier_id,
             "submission_id": submission_id,
-            "campaign_id": form["campaign_id"],
-            "agency_id": form["agency_id"],
             "procedure_id": form["procedure_id"],
             "used_at": used_at,
         },
@@ -42,22 +40,41 @@ def invitation_used(
     )
 
 
-async def submission_reviewed(session: AsyncSession, row: Submission, previous: str) -> None:
-    await emit(
-        session,
-        type=EventType.submission_reviewed,
-        payload={
-            "id": row.id,
-            "submission_id": row.client_submission_id,
-            "campaign_id": row.campaign_id,
-            "agency_id": row.agency_id,
+def reviewed(
+    form: tuple[uuid.UUID, uuid.UUID],
+    scope: tuple[uuid.UUID, uuid.UUID],
+    change: tuple[str, str, str | None],
+    reviewed_at: datetime,
+) -> NewEvent:
+    """A form's review: `form` is its (id, client submission id), `scope` its (campaign,
+    agency), `change` its (previous state, new state, reason). One review or many alike."""
+    (form_id, client_id), (campaign_id, agency_id), (previous, to, reason) = form, scope, change
+    return NewEvent(
+        EventType.submission_reviewed,
+        {
+            "id": form_id,
+            "submission_id": client_id,
             "from": previous,
-            "to": row.state,
-            "reason": row.review_reason,
-            "reviewed_at": row.updated_at,
+            "to": to,
+            "reason": reason,
+            "reviewed_at": reviewed_at,
         },
-        agency_id=row.agency_id,
-        campaign_id=row.campaign_id,
+        agency_id=agency_id,
+        campaign_id=campaign_id,
+    )
+
+
+async def submission_reviewed(session: AsyncSession, row: Submission, previous: str) -> None:
+    await emit_many(
+        session,
+        [
+            reviewed(
+                (row.id, row.client_submission_id),
+                (row.campaign_id, row.agency_id),
+                (previous, row.state, row.review_reason),
+                row.updated_at,
+            )
+        ],
     )
 
 
@@ -76,7 +93,6 @@ async def dossier_received(
         payload={
             "dossier_id": dossier_id,
             "code": code,
-            "agency_id": agency_id,
             "procedure_id": procedure_id,
             "returned_at": returned_at,
             "invitations": [
@@ -94,13 +110,7 @@ async def campaign_transitioned(
     await emit(
         session,
         type=EventType.campaign_transitioned,
-        payload={
-            "campaign_id": campaign.id,
-            "code": campaign.code,
-            "from": previous,
-            "to": campaign.state,
-            "reason": reason,
-        },
+        payload={"code": campaign.code, "from": previous, "to": campaign.state, "reason": reason},
         campaign_id=campaign.id,
     )
 
@@ -111,7 +121,6 @@ async def report_published(session: AsyncSession, report: Report) -> None:
         type=EventType.report_published,
         payload={
             "report_id": report.id,
-            "campaign_id": report.campaign_id,
             "version": report.version,
             "etag": report.etag,
             "data_cutoff": report.data_cutoff,

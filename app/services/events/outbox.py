@@ -42,11 +42,19 @@ DESCRIPTIONS: dict[EventType, str] = {
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
+    """An event to write. The agency and campaign it is routed by (who may read it) are part of
+    its payload as well, as `agency_id` and `campaign_id`: they are given once, here."""
+
     type: EventType
     payload: dict[str, Any]
     agency_id: uuid.UUID | None = None
     campaign_id: uuid.UUID | None = None
     dedupe_key: str | None = None
+
+    def stored_payload(self) -> dict[str, Any]:
+        """The payload as written: the routing ids that are set, then the event's own fields."""
+        scope = {"agency_id": self.agency_id, "campaign_id": self.campaign_id}
+        return {**{k: v for k, v in scope.items() if v is not None}, **self.payload}
 
 
 # One statement for any number of events: one array per column.
@@ -73,7 +81,8 @@ async def emit_many(session: AsyncSession, events: Sequence[NewEvent]) -> None:
             "agencies": [e.agency_id for e in events],
             "campaigns": [e.campaign_id for e in events],
             "payloads": [
-                json.dumps(jsonable(e.payload), ensure_ascii=False, sort_keys=True) for e in events
+                json.dumps(jsonable(e.stored_payload()), ensure_ascii=False, sort_keys=True)
+                for e in events
             ],
             "keys": [e.dedupe_key for e in events],
         },

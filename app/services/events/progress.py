@@ -58,7 +58,6 @@ async def check_behind_target(session: AsyncSession, settings: Settings, today: 
                 NewEvent(
                     EventType.campaign_behind_target,
                     {
-                        "campaign_id": row.id,
                         "code": row.code,
                         "check_date": day,
                         "valid": valid,

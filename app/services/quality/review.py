@@ -16,7 +16,6 @@ from sqlmodel import col
 
 from app.errors import ConflictError, FieldError, Invalid
 from app.models.campaign import CampaignState
-from app.models.event import EventType
 from app.models.quality import (
     BulkReviewIn,
     BulkReviewItem,
@@ -140,20 +139,11 @@ async def bulk_review(
         await events.emit_many(
             session,
             [
-                events.NewEvent(
-                    EventType.submission_reviewed,
-                    {
-                        "id": row[0],
-                        "submission_id": row[2],
-                        "campaign_id": campaign_id,
-                        "agency_id": row[3],
-                        "from": row[1],
-                        "to": data.state.value,
-                        "reason": data.reason,
-                        "reviewed_at": now,
-                    },
-                    agency_id=row[3],
-                    campaign_id=campaign_id,
+                events.reviewed(
+                    (row[0], row[2]),
+                    (campaign_id, row[3]),
+                    (row[1], data.state.value, data.reason),
+                    now,
                 )
                 for row in changed
             ],
