@@ -137,10 +137,8 @@ async def transition(
 async def list_strata(
     session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
 ) -> list[StratumPublic]:
-    return [
-        StratumPublic.model_validate(s, from_attributes=True)
-        for s in await campaigns.list_strata(session, principal, campaign_id)
-    ]
+    found = await campaigns.list_strata(session, principal, campaign_id)
+    return [campaigns.stratum_public(s) for s in found]
 
 
 @router.put(
@@ -155,7 +153,7 @@ async def replace_strata(
     session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: StrataReplace
 ) -> list[StratumPublic]:
     rows = await campaigns.replace_strata(session, actor, campaign_id, body)
-    return [StratumPublic.model_validate(s, from_attributes=True) for s in rows]
+    return [campaigns.stratum_public(s) for s in rows]
 
 
 @router.post(

@@ -28,7 +28,6 @@ from app.models.campaign import (
     FrameContact,
     FrameUnit,
     Stratum,
-    StratumPublic,
 )
 from app.models.catalogue import Procedure
 from app.models.fieldwork import (
@@ -38,7 +37,7 @@ from app.models.fieldwork import (
     FrameImportSummary,
 )
 from app.services import access, audit, tabular
-from app.services.campaigns import campaign_scope, get_campaign, require_state
+from app.services.campaigns import campaign_scope, get_campaign, require_state, stratum_public
 from app.services.principal import Principal
 from app.services.tabular import BATCH_SIZE, RawRow, RowErrors, cell_as_text, parse_date
 
@@ -420,10 +419,7 @@ async def import_frame(
         received=len(source.rows),
         created=created,
         updated=len(codes) - created,
-        strata=[
-            StratumPublic.model_validate(s, from_attributes=True)
-            for s in await fresh_strata(session, actor, campaign.id)
-        ],
+        strata=[stratum_public(s) for s in await fresh_strata(session, actor, campaign.id)],
     )
     await audit.record(
         session,
