@@ -10,7 +10,7 @@ from typing import Unpack
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import AppError
+from app.errors import ConflictError
 from app.models.base import touch
 from app.models.campaign import CampaignState
 from app.models.plans import (
@@ -37,10 +37,8 @@ async def add_dissemination(
     campaign = await access.readable_campaign(session, actor, body.campaign_id)
     await access.require_agency(session, actor, body.agency_id)
     if CampaignState(campaign.state) not in _REPORTED:
-        raise AppError(
-            "campaign_not_published",
-            "Only the results of a published campaign are made known.",
-            409,
+        raise ConflictError(
+            "campaign_not_published", "Only the results of a published campaign are made known."
         )
     record = DisseminationRecord(created_by=actor.id, **body.model_dump())
     session.add(record)
