@@ -115,7 +115,6 @@ class Agency(Timestamped, table=True):
         one_of("kind", AgencyKind),
         sa.CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_range"),
         sa.CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
-        sa.Index("ix_agencies_parent_id", "parent_id"),
         sa.Index("ix_agencies_search_name", "search_name"),
     )
 
@@ -134,7 +133,7 @@ class Agency(Timestamped, table=True):
     )
     parent_id: uuid.UUID | None = Field(
         default=None,
-        sa_column=fk("agencies.id", "RESTRICT", nullable=True),
+        sa_column=fk("agencies.id", "RESTRICT", nullable=True, index=True),
     )
     is_measured: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     valid_from: date = Field(sa_type=sa.Date)
@@ -151,11 +150,12 @@ class AgencySuccessor(SQLModel, table=True):
     __table_args__ = (
         one_of("kind", SuccessionKind),
         sa.CheckConstraint("predecessor_id <> successor_id", name="not_self"),
-        sa.Index("ix_agency_successors_successor_id", "successor_id"),
     )
 
     predecessor_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
-    successor_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
+    successor_id: uuid.UUID = Field(
+        sa_column=fk("agencies.id", "CASCADE", primary_key=True, index=True)
+    )
     kind: SuccessionKind = Field(sa_type=sa.Text)
     effective_on: date = Field(sa_type=sa.Date)
 

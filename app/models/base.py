@@ -60,14 +60,21 @@ def writing_tx(description: str | None = None) -> Any:
 
 
 def fk(
-    target: str, ondelete: str, nullable: bool = False, primary_key: bool = False
+    target: str,
+    ondelete: str,
+    nullable: bool = False,
+    primary_key: bool = False,
+    *,
+    index: bool = False,
 ) -> sa.Column[Any]:
-    """A UUID foreign key to `target` ("table.column") with an explicit ON DELETE."""
+    """A UUID foreign key to `target` ("table.column") with an explicit ON DELETE; `index`
+    gives it an index of its own, named by the convention (`ix_<table>_<column>`)."""
     return sa.Column(
         sa.Uuid,
         sa.ForeignKey(target, ondelete=ondelete),
         nullable=nullable,
         primary_key=primary_key,
+        index=index,
     )
 
 

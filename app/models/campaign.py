@@ -81,10 +81,11 @@ class Campaign(Timestamped, table=True):
 
 class CampaignAgency(SQLModel, table=True):
     __tablename__ = "campaign_agencies"
-    __table_args__ = (sa.Index("ix_campaign_agencies_agency_id", "agency_id"),)
 
     campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
-    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT", primary_key=True))
+    agency_id: uuid.UUID = Field(
+        sa_column=fk("agencies.id", "RESTRICT", primary_key=True, index=True)
+    )
 
 
 class CampaignSector(SQLModel, table=True):
@@ -139,7 +140,6 @@ class FrameUnit(SQLModel, table=True):
     __tablename__ = "frame_units"
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "dossier_code", name="uq_frame_units_dossier"),
-        sa.Index("ix_frame_units_stratum_id", "stratum_id"),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -150,7 +150,7 @@ class FrameUnit(SQLModel, table=True):
     )
     agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     stratum_id: uuid.UUID | None = Field(
-        default=None, sa_column=fk("strata.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("strata.id", "SET NULL", nullable=True, index=True)
     )
     returned_on: date = Field(sa_type=sa.Date)
     in_sample: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})

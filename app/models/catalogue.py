@@ -30,7 +30,6 @@ class Sector(SQLModel, table=True):
 
 class Procedure(SQLModel, table=True):
     __tablename__ = "procedures"
-    __table_args__ = (sa.Index("ix_procedures_sector_id", "sector_id"),)
 
     id: uuid.UUID = uuid_pk()
     code: str = Field(
@@ -39,7 +38,7 @@ class Procedure(SQLModel, table=True):
     )
     name: str = Field(sa_type=sa.Text)
     search_name: str = Field(sa_type=sa.Text)
-    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "RESTRICT"))
+    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "RESTRICT", index=True))
     level: str = Field(
         sa_column=sa.Column(
             sa.Text, sa.ForeignKey("agency_levels.code", ondelete="RESTRICT"), nullable=False
@@ -49,10 +48,11 @@ class Procedure(SQLModel, table=True):
 
 class AgencySector(SQLModel, table=True):
     __tablename__ = "agency_sectors"
-    __table_args__ = (sa.Index("ix_agency_sectors_sector_id", "sector_id"),)
 
     agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "CASCADE", primary_key=True))
-    sector_id: uuid.UUID = Field(sa_column=fk("sectors.id", "CASCADE", primary_key=True))
+    sector_id: uuid.UUID = Field(
+        sa_column=fk("sectors.id", "CASCADE", primary_key=True, index=True)
+    )
 
 
 # --- API schemas -------------------------------------------------------------------------------

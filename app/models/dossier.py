@@ -19,12 +19,11 @@ class Dossier(Created, table=True):
     """A dossier (hồ sơ) whose result the one-stop desk returned. Idempotent by code."""
 
     __tablename__ = "dossiers"
-    __table_args__ = (sa.Index("ix_dossiers_agency_id", "agency_id"),)
 
     id: uuid.UUID = uuid_pk()
     code: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     procedure_id: uuid.UUID = Field(sa_column=fk("procedures.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT", index=True))
     returned_at: datetime = Field(sa_type=timestamptz())
     request_hash: str = Field(sa_type=sa.Text)
     client_id: uuid.UUID | None = Field(
@@ -38,7 +37,6 @@ class Invitation(Created, table=True):
     __tablename__ = "invitations"
     __table_args__ = (
         sa.UniqueConstraint("dossier_id", "campaign_id", name="uq_invitations_dossier_campaign"),
-        sa.Index("ix_invitations_campaign_id", "campaign_id"),
         # The form made with it, in the invitation's own campaign (a form of another campaign
         # cannot use it: services.dossiers).
         campaign_fk("submission_id", "submissions", "SET NULL (submission_id)"),
@@ -48,7 +46,9 @@ class Invitation(Created, table=True):
     # (docs/scaling.md); the id alone still finds an invitation through its index.
     id: uuid.UUID = uuid_pk()
     dossier_id: uuid.UUID = Field(sa_column=fk("dossiers.id", "CASCADE"))
-    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    campaign_id: uuid.UUID = Field(
+        sa_column=fk("campaigns.id", "CASCADE", primary_key=True, index=True)
+    )
     agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
     procedure_id: uuid.UUID = Field(sa_column=fk("procedures.id", "RESTRICT"))
     expires_at: datetime = Field(sa_type=timestamptz())

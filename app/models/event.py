@@ -106,13 +106,10 @@ class SubscriptionState(StrEnum):
 
 class WebhookSubscription(Timestamped, table=True):
     __tablename__ = "webhook_subscriptions"
-    __table_args__ = (
-        one_of("state", SubscriptionState),
-        sa.Index("ix_webhook_subscriptions_client_id", "client_id"),
-    )
+    __table_args__ = (one_of("state", SubscriptionState),)
 
     id: uuid.UUID = uuid_pk()
-    client_id: uuid.UUID = Field(sa_column=fk("clients.id", "CASCADE"))
+    client_id: uuid.UUID = Field(sa_column=fk("clients.id", "CASCADE", index=True))
     url: str = Field(sa_type=sa.Text)
     event_types: list[str] = Field(sa_column=sa.Column(pg.ARRAY(sa.Text), nullable=False))
     agency_id: uuid.UUID | None = Field(

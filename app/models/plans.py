@@ -64,12 +64,11 @@ class ImprovementPlan(Timestamped, table=True):
             "campaign_id", "agency_id", name="uq_improvement_plans_campaign_agency"
         ),
         one_of("review_status", ReviewStatus),
-        sa.Index("ix_improvement_plans_agency_id", "agency_id"),
     )
 
     id: uuid.UUID = uuid_pk()
     campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "RESTRICT"))
-    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT"))
+    agency_id: uuid.UUID = Field(sa_column=fk("agencies.id", "RESTRICT", index=True))
     report_id: uuid.UUID = Field(sa_column=fk("reports.id", "RESTRICT"))
     targets: list[dict[str, Any]] = Field(sa_column=sa.Column(pg.JSONB, nullable=False))
     review_status: ReviewStatus = Field(
@@ -81,13 +80,10 @@ class ImprovementPlan(Timestamped, table=True):
 
 class PlanAction(Timestamped, table=True):
     __tablename__ = "plan_actions"
-    __table_args__ = (
-        one_of("status", ActionStatus),
-        sa.Index("ix_plan_actions_plan_id", "plan_id"),
-    )
+    __table_args__ = (one_of("status", ActionStatus),)
 
     id: uuid.UUID = uuid_pk()
-    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE"))
+    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE", index=True))
     criterion_id: str | None = Field(default=None, sa_type=sa.Text)
     what: str = Field(sa_type=sa.Text)
     owner: str = Field(sa_type=sa.Text)
@@ -103,10 +99,9 @@ class PlanAction(Timestamped, table=True):
 
 class PlanComment(Created, table=True):
     __tablename__ = "plan_comments"
-    __table_args__ = (sa.Index("ix_plan_comments_plan_id", "plan_id"),)
 
     id: uuid.UUID = uuid_pk()
-    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE"))
+    plan_id: uuid.UUID = Field(sa_column=fk("improvement_plans.id", "CASCADE", index=True))
     author_id: uuid.UUID | None = None
     author_name: str = Field(sa_type=sa.Text)
     review_status: str | None = Field(default=None, sa_type=sa.Text)

@@ -181,12 +181,13 @@ class Recheck(Created, table=True):
         one_of("reason", ("sample", "flagged")),
         one_of("outcome", RecheckOutcome, nullable=True),
         sa.UniqueConstraint("campaign_id", "submission_id", name="uq_rechecks_submission_id"),
-        sa.Index("ix_rechecks_campaign_id", "campaign_id"),
         campaign_fk("submission_id", "submissions", "CASCADE"),
     )
 
     id: uuid.UUID = uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    campaign_id: uuid.UUID = Field(
+        sa_column=fk("campaigns.id", "CASCADE", primary_key=True, index=True)
+    )
     submission_id: uuid.UUID = Field(sa_type=sa.Uuid)
     reason: str = Field(sa_type=sa.Text)
     seed: str = Field(sa_type=sa.Text)
@@ -345,13 +346,12 @@ class Observation(SQLModel, table=True):
     """A supervisor's observation on the fieldwork; the Department must answer it."""
 
     __tablename__ = "observations"
-    __table_args__ = (
-        sa.Index("ix_observations_campaign_id", "campaign_id"),
-        campaign_fk("submission_id", "submissions", "SET NULL (submission_id)"),
-    )
+    __table_args__ = (campaign_fk("submission_id", "submissions", "SET NULL (submission_id)"),)
 
     id: uuid.UUID = uuid_pk()
-    campaign_id: uuid.UUID = Field(sa_column=fk("campaigns.id", "CASCADE", primary_key=True))
+    campaign_id: uuid.UUID = Field(
+        sa_column=fk("campaigns.id", "CASCADE", primary_key=True, index=True)
+    )
     agency_id: uuid.UUID | None = Field(
         default=None, sa_column=fk("agencies.id", "RESTRICT", nullable=True)
     )

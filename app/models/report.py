@@ -15,6 +15,10 @@ from app.models.index import Cell, RankingRow
 
 
 class Report(SQLModel, table=True):
+    """One published version of a campaign's figures, frozen: `content` holds every figure as
+    it was computed at `data_cutoff`, and a new version (1, 2, ...) is stored only when
+    `inputs_hash`, the hash of the counted forms, has changed. Never updated or deleted."""
+
     __tablename__ = "reports"
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "version", name="uq_reports_campaign_version"),

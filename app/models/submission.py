@@ -70,7 +70,6 @@ class Submission(Timestamped, table=True):
         one_of("respondent_type", get_args(RespondentType), nullable=True),
         sa.Index("ix_submissions_campaign_state", "campaign_id", "state"),
         sa.Index("ix_submissions_campaign_agency", "campaign_id", "agency_id"),
-        sa.Index("ix_submissions_stratum_id", "stratum_id"),
         sa.Index("ix_submissions_tx_order", "tx_id", "id"),
         sa.Index("ix_submissions_campaign_updated", "campaign_id", "updated_at"),
         # The forms a screening rule kept out of the index (counted on every index read).
@@ -96,7 +95,7 @@ class Submission(Timestamped, table=True):
         default=None, sa_column=fk("procedures.id", "RESTRICT", nullable=True)
     )
     stratum_id: uuid.UUID | None = Field(
-        default=None, sa_column=fk("strata.id", "SET NULL", nullable=True)
+        default=None, sa_column=fk("strata.id", "SET NULL", nullable=True, index=True)
     )
     frame_unit_id: uuid.UUID | None = Field(
         default=None, sa_column=fk("frame_units.id", "SET NULL", nullable=True)
