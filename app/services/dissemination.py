@@ -75,13 +75,12 @@ async def update_dissemination(
     record = await _record(session, actor, record_id, lock=True)
     updates.apply_changes(record, body)
     touch(record)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        record,
         "dissemination.update",
         object_type="dissemination_record",
-        object_id=record.id,
         summary=body.model_dump(mode="json", exclude_unset=True),
     )
     return public(record)

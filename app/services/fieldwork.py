@@ -122,13 +122,12 @@ async def draw_sample(
         .execution_options(synchronize_session=False)
     )
     campaign.sample_seed = seed
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        campaign,
         "campaign.sample",
         object_type="campaign",
-        object_id=campaign.id,
         summary={"seed": seed, "drawn": len(chosen), "strata": len(strata)},
     )
     return SamplePublic(campaign_id=campaign.id, seed=seed, drawn=len(chosen), strata=result)

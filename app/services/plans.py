@@ -470,13 +470,12 @@ async def update_action(
     changes = updates.sent(body)
     changed = updates.apply_changes(action, changes, lambda a: {k: getattr(a, k) for k in changes})
     touch(action, plan)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        action,
         "plan.action.update",
         object_type="plan_action",
-        object_id=action.id,
         summary={
             "plan_id": str(plan.id),
             "before": {k: str(v) if v is not None else None for k, v in changed.before.items()},
@@ -502,13 +501,12 @@ async def review(
             body=body.comment,
         )
     )
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        plan,
         "plan.review",
         object_type="plan",
-        object_id=plan.id,
         summary={"status": body.status.value, "comment": body.comment},
     )
     return await public(session, plan)

@@ -165,14 +165,12 @@ async def snapshot(
         etag='"' + hashlib.sha256(canonical(content)).hexdigest()[:32] + '"',
         published_by=actor.id if actor is not None else None,
     )
-    session.add(report)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        report,
         "report.publish",
         object_type="report",
-        object_id=report.id,
         summary={
             "campaign_id": str(campaign.id),
             "version": version,

@@ -82,14 +82,12 @@ async def import_tally(
         forms_returned=data.forms_returned,
         counts=data.counts,
     )
-    session.add(tally)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        tally,
         "tally.import",
         object_type="tally",
-        object_id=tally.id,
         summary={
             "campaign_id": str(campaign.id),
             "agency": data.agency_code,

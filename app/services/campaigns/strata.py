@@ -120,13 +120,12 @@ async def allocate_targets(
     parts = allocate({s.id: s.frame_size or 0 for s in free}, remaining, campaign.min_per_stratum)
     for s in free:
         s.target = parts[s.id]
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        campaign,
         "campaign.allocate",
         object_type="campaign",
-        object_id=campaign.id,
         summary={"population": population, "total": total, "margin": str(campaign.margin)},
     )
     return AllocationPublic(

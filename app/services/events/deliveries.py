@@ -107,13 +107,12 @@ async def replay(
         )
     for name, value in _again(datetime.now(UTC)).items():
         setattr(row, name, value)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "webhook.replay",
         object_type="webhook_delivery",
-        object_id=row.id,
         summary={"subscription_id": str(row.subscription_id), "event_id": str(row.event_id)},
     )
     return public(row, event_type)

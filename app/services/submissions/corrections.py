@@ -134,13 +134,12 @@ async def correct(
         setattr(row, name, prepared.values[name])
     row.version += 1
     touch(row)
-    await session.flush()
-    await audit.record(
+    await audit.record_change(
         session,
         actor,
+        row,
         "submission.correct",
         object_type="submission",
-        object_id=row.id,
         summary=audit.diff(
             before, {"answers": row.answers, "agency_id": row.agency_id, "version": row.version}
         ),
