@@ -111,6 +111,7 @@ LONG_FIRST = (
     "tests/api/test_index_rollups.py",
     "tests/test_citus_ready.py",
     "tests/api/test_submission_concurrency.py",
+    "tests/browser/test_public_site.py",
 )
 
 

@@ -17,7 +17,9 @@ import pytest
 
 from tests.browser.conftest import ARGS, DESKTOP, PHONE, SCREENSHOTS, Served
 
-pytestmark = pytest.mark.browser
+# One worker starts the served app and the browser once and runs every page (make test:
+# --dist loadgroup); split across workers, each would seed its own demo province.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
