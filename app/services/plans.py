@@ -41,7 +41,7 @@ from app.models.plans import (
     TargetOutcome,
 )
 from app.models.report import Report
-from app.services import access, audit, report_files, rows, updates
+from app.services import access, audit, events, report_files, rows, updates
 from app.services.dissemination import (
     add_dissemination,
     all_dissemination,
@@ -224,7 +224,7 @@ async def propose(
             )
         ).all()
     }
-    made = 0
+    made: list[ImprovementPlan] = []
     for key, cell in cells.items():
         agency = agencies.get(uuid.UUID(key))
         if (
@@ -240,18 +240,14 @@ async def propose(
         ]
         plan = existing.get(agency.id)
         if plan is None:
-            session.add(
-                ImprovementPlan(
-                    campaign_id=campaign.id,
-                    agency_id=agency.id,
-                    report_id=report.id,
-                    targets=targets,
-                )
+            plan = ImprovementPlan(
+                campaign_id=campaign.id, agency_id=agency.id, report_id=report.id, targets=targets
             )
+            session.add(plan)
         else:
             plan.targets, plan.report_id = targets, report.id
             touch(plan)
-        made += 1
+        made.append(plan)
     await session.flush()
     if made:
         await audit.record(
@@ -260,9 +256,10 @@ async def propose(
             "plan.propose",
             object_type="campaign",
             object_id=campaign.id,
-            summary={"report_id": str(report.id), "plans": made},
+            summary={"report_id": str(report.id), "plans": len(made)},
         )
-    return made
+        await events.emit_many(session, [events.plan_updated(p, "proposed") for p in made])
+    return len(made)
 
 
 # ---- plans -------------------------------------------------------------------------------------
@@ -452,6 +449,7 @@ async def add_action(
         object_id=action.id,
         summary={"plan_id": str(plan.id), **body.model_dump(mode="json")},
     )
+    await events.emit_many(session, [events.plan_updated(plan, "action_added", action.id)])
     return ActionPublic.model_validate(action, from_attributes=True)
 
 
@@ -482,6 +480,7 @@ async def update_action(
             "after": body.model_dump(mode="json", exclude_unset=True),
         },
     )
+    await events.emit_many(session, [events.plan_updated(plan, "action_changed", action.id)])
     return ActionPublic.model_validate(action, from_attributes=True)
 
 
@@ -509,4 +508,5 @@ async def review(
         object_type="plan",
         summary={"status": body.status.value, "comment": body.comment},
     )
+    await events.emit_many(session, [events.plan_updated(plan, "reviewed")])
     return await public(session, plan)

@@ -17,6 +17,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.models.audit import AuditEvent
 from app.models.campaign import CampaignState
+from app.models.event import Event
 from app.models.identity import Role
 from app.services.plans import propose_targets
 from tests.factories import bearer, make_campaign, make_user
@@ -227,6 +228,24 @@ async def test_an_agency_manager_writes_only_its_own_plans(
         )
     ).all()
     assert list(actions) == ["plan.action.create", "plan.action.update", "plan.review"]
+    # Each change is an event too, routed to the plan's agency and campaign: subscribers learn
+    # of the proposal at publishing, the action, its change and the review, in that order.
+    told = (
+        await session.scalars(
+            sa.select(Event)
+            .where(col(Event.type) == "plan.updated", Event.payload["plan_id"].astext == mine)
+            .order_by(col(Event.seq))
+        )
+    ).all()
+    assert [e.payload["change"] for e in told] == [
+        "proposed",
+        "action_added",
+        "action_changed",
+        "reviewed",
+    ]
+    assert {(e.agency_id, str(e.campaign_id)) for e in told} == {(world.a.id, c2020)}
+    assert [e.payload["action_id"] for e in told] == [None, action_id, action_id, None]
+    assert told[-1].payload["review_status"] == "approved"
 
 
 async def test_dissemination_records_by_agency(

@@ -14,6 +14,7 @@ from app.services.events.outbox import NewEvent, emit, emit_many
 if TYPE_CHECKING:
     from app.models.campaign import Campaign
     from app.models.dossier import Invitation
+    from app.models.plans import ImprovementPlan
     from app.models.report import Report
     from app.models.submission import Submission
 
@@ -128,4 +129,24 @@ async def report_published(session: AsyncSession, report: Report) -> None:
             "url": f"/api/v1/reports/{report.id}",
         },
         campaign_id=report.campaign_id,
+    )
+
+
+def plan_updated(
+    plan: ImprovementPlan, change: str, action_id: uuid.UUID | None = None
+) -> NewEvent:
+    """`change` is `proposed` (made or refreshed from a newly published report), `action_added`,
+    `action_changed` (then `action_id` names the action) or `reviewed`."""
+    return NewEvent(
+        EventType.plan_updated,
+        {
+            "plan_id": plan.id,
+            "change": change,
+            "action_id": action_id,
+            "report_id": plan.report_id,
+            "review_status": plan.review_status,
+            "updated_at": plan.updated_at,
+        },
+        agency_id=plan.agency_id,
+        campaign_id=plan.campaign_id,
     )

@@ -36,7 +36,10 @@ DESCRIPTIONS: dict[EventType, str] = {
         "configured share of its fieldwork period (once per campaign and check date)."
     ),
     EventType.report_published: "A report version was published.",
-    EventType.plan_updated: "An agency's improvement plan changed (reserved: no plans yet).",
+    EventType.plan_updated: (
+        "An agency's improvement plan changed: proposed or refreshed from a newly published "
+        "report, an action added or changed, or reviewed by the Department (`change` says which)."
+    ),
 }
 
 
