@@ -35,10 +35,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The suite in parallel: one pytest-xdist worker per core, each on a database of its own
-# (tests/conftest.py); `make pytest PYTEST_WORKERS=0` runs it in one process.
+# (tests/conftest.py); `make pytest PYTEST_WORKERS=0` runs it in one process, and
+# `make pytest PYTEST_ARGS=tests/api/test_plans.py` runs some of it.
 PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
 pytest: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -1,6 +1,7 @@
 """The test suite before and after it ran in parallel (issue #18: a database per pytest-xdist
 worker, `make pytest` running `-n auto`): wall clock and tests passed of each, interleaved; and
-today's suite in one process, which sets the suite's growth apart from what the workers gain.
+today's suite in one process, which sets the suite's growth apart from what the workers gain;
+and today's run of the very tests the suite had before, which compares like with like.
 
 "Before" is the suite at `--before` (0ac2385, the parent of the commit that brought
 pytest-xdist), run as its Makefile ran it then: `pytest`, one process. It is checked out with
@@ -9,8 +10,11 @@ pinned dependencies are a subset of today's: checked first) on PYTHONPATH=<that 
 database of its own on this checkout's embedded PostgreSQL (`sipas_bench_suite_before`, through
 TEST_DATABASE_URL), the server this process starts and keeps up so both suites share it.
 "After" is the suite of this checkout as `make pytest` runs it now; "serial" the same suite in
-one process (`make pytest PYTEST_WORKERS=0`; `--no-serial` leaves it out). The runs alternate,
-the order reversed every round (before, serial, after, then after, serial, before...) so that
+one process (`make pytest PYTEST_WORKERS=0`; `--no-serial` leaves it out); "same" the tests of
+this checkout whose node ids the before suite collects, as `make pytest` runs them now (every
+one of them must still be collected: the suite has grown since, by other issues' tests, and
+this run shows what became of the tests that were there). The runs alternate,
+the order reversed every round (before, same, after, serial, then serial, after...) so that
 the shared machine's drift falls on all alike. Tests passed are read from each run's JUnit XML.
 Replaces its own section of bench/RESULTS.md after every round. Two rounds take about half an
 hour, so `make bench` leaves it out:
@@ -48,7 +52,7 @@ VENV_BIN = Path(sys.executable).parent
 
 @dataclass
 class Run:
-    suite: str  # "before", "serial" or "after"
+    suite: str  # "before", "serial", "after" or "same"
     wall: float
     tests: int  # in the JUnit report
     passed: int
@@ -91,16 +95,53 @@ def counts(junit: Path) -> tuple[int, int, int, int]:
     return tests, tests - failed - skipped, failed, skipped
 
 
-def run_suite(suite: str, tree: Path, url: str, junit: Path, log: Path) -> Run:
-    env = {**os.environ, "PYTEST_ADDOPTS": f"--junitxml={junit} -p no:cacheprovider"}
+def suite_env(suite: str, tree: Path, url: str) -> dict[str, str]:
+    env = {**os.environ}
     if suite == "before":
         env.update(PYTHONPATH=str(tree), TEST_DATABASE_URL=url)
-        command, cwd = [str(VENV_BIN / "pytest")], tree
     else:
         env.pop("TEST_DATABASE_URL", None)
+    return env
+
+
+def node_ids(suite: str, tree: Path, url: str) -> set[str]:
+    """The test ids the suite collects (`before` in its worktree, any other in this checkout)."""
+    done = subprocess.run(  # noqa: S603 - our own command
+        [str(VENV_BIN / "pytest"), "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=tree if suite == "before" else ROOT,
+        env=suite_env(suite, tree, url),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {line for line in done.stdout.splitlines() if "::" in line}
+
+
+def same_tests(tree: Path, url: str, work: Path) -> int:
+    """Writes the pytest argument file naming the before suite's tests, each of which must still
+    be collected today; returns how many there are."""
+    before = node_ids("before", tree, url)
+    gone = before - node_ids("after", tree, url)
+    if gone:
+        raise SystemExit(f"tests of the before suite no longer collected: {sorted(gone)[:20]}")
+    (work / "same-tests.txt").write_text("".join(f"{node}\n" for node in sorted(before)))
+    return len(before)
+
+
+def run_suite(suite: str, tree: Path, url: str, work: Path, stem: str) -> Run:
+    junit, log = work / f"{stem}.xml", OUT_DIR / f"{stem}.log"
+    env = {
+        **suite_env(suite, tree, url),
+        "PYTEST_ADDOPTS": f"--junitxml={junit} -p no:cacheprovider",
+    }
+    if suite == "before":
+        command, cwd = [str(VENV_BIN / "pytest")], tree
+    else:
         command, cwd = ["make", "--no-print-directory", "pytest"], ROOT
         if suite == "serial":
             command.append("PYTEST_WORKERS=0")
+        if suite == "same":
+            command.append(f"PYTEST_ARGS=@{work / 'same-tests.txt'}")
     started = time.perf_counter()
     with log.open("w") as out:
         done = subprocess.run(  # noqa: S603 - our own commands
@@ -120,11 +161,12 @@ def measure(args: argparse.Namespace, work: Path, report: Callable[[list[Run]], 
     git("worktree", "add", "--detach", str(tree), args.before)
     runs: list[Run] = []
     try:
+        args.same_count = same_tests(tree, url, work)
+        order = ["before", "same", "after", *(["serial"] if args.serial else [])]
         for round_ in range(args.rounds):
-            order = ["before", "serial", "after"] if args.serial else ["before", "after"]
             for suite in order if round_ % 2 == 0 else reversed(order):
                 stem = f"suite-{suite}-{round_ + 1}"
-                run = run_suite(suite, tree, url, work / f"{stem}.xml", OUT_DIR / f"{stem}.log")
+                run = run_suite(suite, tree, url, work, stem)
                 print(
                     f"{stem}: {run.wall:.0f} s, {run.passed} passed, {run.failed} failed",
                     flush=True,
@@ -144,14 +186,15 @@ def summary(runs: list[Run], suite: str) -> tuple[float, int]:
 
 NAMES = {
     "before": "before: {before}, one process",
-    "serial": "now, one process (PYTEST_WORKERS=0)",
+    "same": "now, the {same} tests of {before}, make pytest (-n auto)",
     "after": "now, make pytest (-n auto)",
+    "serial": "now, one process (PYTEST_WORKERS=0)",
 }
 
 
 def render(runs: list[Run], args: argparse.Namespace, command: str, seconds: float) -> str:
     box = machine()
-    names = {k: v.format(before=args.before) for k, v in NAMES.items()}
+    names = {k: v.format(before=args.before, same=args.same_count) for k, v in NAMES.items()}
     rows = [
         f"| {i + 1} | {names[r.suite]} | {r.wall:.1f} | {r.passed} | {r.failed} | {r.skipped} "
         f"| {r.passed / r.wall:.2f} |"
@@ -163,6 +206,8 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, seconds: flo
         for k, (wall, passed) in sums.items()
     ]
     (before_wall, before_passed), (after_wall, after_passed) = sums["before"], sums["after"]
+    same_wall, same_passed = sums["same"]
+    same_ratio = before_wall / same_wall
     wall_ratio = before_wall / after_wall
     per_test = (before_wall / before_passed) / (after_wall / after_passed)
     lines = [
@@ -176,8 +221,9 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, seconds: flo
         f"`{args.before_subject}`, run as its Makefile ran it (`pytest`, one process) from a "
         "git worktree with this .venv, on a database of its own on the embedded PostgreSQL; "
         "now: this checkout's suite as `make pytest` runs it (`pytest -n auto --dist "
-        f"loadgroup`, {os.cpu_count()} workers) and in one process; the runs in turn, the "
-        "order reversed every other round",
+        f"loadgroup`, {os.cpu_count()} workers), the same on only the tests the before suite "
+        "had (`make pytest PYTEST_ARGS=@<their ids>`, each id still collected today), and in "
+        "one process; the runs in turn, the order reversed every other round",
         "",
         "| run | suite | wall s | passed | failed | skipped | passed per s |",
         "|---:|---|---:|---:|---:|---:|---:|",
@@ -187,9 +233,13 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, seconds: flo
         "|---|---:|---:|---:|",
         *totals,
         "",
-        f"Wall clock, before / now: **{wall_ratio:.2f}×**; time per test passed, before / now: "
-        f"**{per_test:.2f}×** (target 2×: {'met' if wall_ratio >= 2 else 'not met'} on the "
-        f"wall clock, {'met' if per_test >= 2 else 'not met'} per test).",
+        f"The same {args.same_count} tests, before / now: **{same_ratio:.2f}×** on the wall "
+        f"clock; {before_passed} and {same_passed} passed in all (target 2×: "
+        f"{'met' if same_ratio >= 2 else 'not met'}).",
+        f"The whole suite, before ({before_passed // args.rounds} tests) / now "
+        f"({after_passed // args.rounds} tests): **{wall_ratio:.2f}×** on the wall clock, "
+        f"**{per_test:.2f}×** per test passed. The tests added since are other issues' (the "
+        "roll-up property tests, the browser, the replica...).",
     ]
     if "serial" in sums:
         serial_wall = sums["serial"][0]
