@@ -101,6 +101,32 @@ def test_every_operation_has_summary_description_and_one_described_tag(
     assert used <= described
 
 
+def test_every_path_parameter_says_what_it_is(document: dict[str, Any]) -> None:
+    """A generated client shows a parameter's description beside it; the ids of the paths are
+    declared once with theirs (app/api/ids.py), and one id keeps one description everywhere."""
+    undescribed, meanings = [], {}
+    for method, path, op in operations(document):
+        for param in op.get("parameters", []):
+            if param["in"] != "path":
+                continue
+            if not param.get("description", "").strip():
+                undescribed.append(f"{method.upper()} {path} {param['name']}")
+            meanings.setdefault(param["name"], set()).add(param.get("description"))
+    assert undescribed == []
+    assert {name: texts for name, texts in meanings.items() if len(texts) > 1} == {}
+    assert meanings["agency_id"] == {"The agency's id."}
+    uuids = [
+        param["schema"]
+        for _, _, op in operations(document)
+        for param in op.get("parameters", [])
+        if param["in"] == "path"
+        and param["name"].endswith("_id")
+        and param["name"] != "delivery_id"
+    ]
+    assert len(uuids) > 70
+    assert [s for s in uuids if {s.get("type"), s.get("format")} != {"string", "uuid"}] == []
+
+
 # The token endpoint may answer its grant errors in OAuth's own shape (RFC 6749 section 5.2),
 # which OAuth libraries expect; every other error of the API is a problem.
 OAUTH_TOKEN = ("post", "/api/v1/auth/token")

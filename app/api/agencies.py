@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
 from app.api.files import MEDIA_TYPES, XLSX, attachment, download
+from app.api.ids import AgencyId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND
 from app.deps import (
@@ -134,7 +135,7 @@ async def create_agency(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_agency(
-    request: Request, session: SessionDep, principal: AgenciesReader, agency_id: uuid.UUID
+    request: Request, session: SessionDep, principal: AgenciesReader, agency_id: AgencyId
 ) -> Response:
     agency = await agencies.get_agency(session, principal, agency_id)
     return json_with_etag(request, agencies.public(agency))
@@ -149,7 +150,7 @@ async def get_agency(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_agency(
-    session: SessionDep, actor: AgenciesWriter, agency_id: uuid.UUID, body: AgencyUpdate
+    session: SessionDep, actor: AgenciesWriter, agency_id: AgencyId, body: AgencyUpdate
 ) -> AgencyPublic:
     return agencies.public(await agencies.update_agency(session, actor, agency_id, body))
 
@@ -166,7 +167,7 @@ async def get_subtree(
     request: Request,
     session: SessionDep,
     principal: AgenciesReader,
-    agency_id: uuid.UUID,
+    agency_id: AgencyId,
     valid_on: ValidOn = None,
 ) -> Response:
     return json_with_etag(request, await agencies.subtree(session, principal, agency_id, valid_on))
@@ -180,7 +181,7 @@ async def get_subtree(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_ancestors(
-    request: Request, session: SessionDep, principal: AgenciesReader, agency_id: uuid.UUID
+    request: Request, session: SessionDep, principal: AgenciesReader, agency_id: AgencyId
 ) -> Response:
     return json_with_etag(request, await agencies.ancestors(session, principal, agency_id))
 
@@ -194,7 +195,7 @@ async def get_ancestors(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_successors(
-    request: Request, session: SessionDep, principal: AgenciesReader, agency_id: uuid.UUID
+    request: Request, session: SessionDep, principal: AgenciesReader, agency_id: AgencyId
 ) -> Response:
     return json_with_etag(request, await agencies.links(session, principal, agency_id))
 
@@ -208,7 +209,7 @@ async def get_successors(
     responses=NOT_FOUND,
 )
 async def add_successors(
-    session: SessionDep, actor: AgenciesWriter, agency_id: uuid.UUID, body: SuccessorLinksCreate
+    session: SessionDep, actor: AgenciesWriter, agency_id: AgencyId, body: SuccessorLinksCreate
 ) -> AgencyLinks:
     return await agencies.add_successors(session, actor, agency_id, body.successors)
 
@@ -222,6 +223,6 @@ async def add_successors(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def retire_agency(
-    session: SessionDep, actor: AgenciesWriter, agency_id: uuid.UUID, body: AgencyRetire
+    session: SessionDep, actor: AgenciesWriter, agency_id: AgencyId, body: AgencyRetire
 ) -> AgencyPublic:
     return agencies.public(await agencies.retire_agency(session, actor, agency_id, body))

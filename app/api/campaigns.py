@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from app.api.ids import CampaignId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.context import current_request
@@ -88,7 +88,7 @@ async def create_campaign(
     responses=NOT_FOUND,
 )
 async def get_campaign(
-    session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
+    session: SessionDep, principal: CampaignsReader, campaign_id: CampaignId
 ) -> CampaignPublic:
     return await campaigns.public(
         session, await campaigns.get_campaign(session, principal, campaign_id)
@@ -103,7 +103,7 @@ async def get_campaign(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_campaign(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: CampaignUpdate
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: CampaignUpdate
 ) -> CampaignPublic:
     campaign = await campaigns.update_campaign(session, actor, campaign_id, body)
     return await campaigns.public(session, campaign)
@@ -118,7 +118,7 @@ async def update_campaign(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def transition(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: TransitionRequest
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: TransitionRequest
 ) -> CampaignPublic:
     ctx = current_request()
     reason = body.reason or (ctx.reason if ctx else None)
@@ -135,7 +135,7 @@ async def transition(
     responses=NOT_FOUND,
 )
 async def list_strata(
-    session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
+    session: SessionDep, principal: CampaignsReader, campaign_id: CampaignId
 ) -> list[StratumPublic]:
     found = await campaigns.list_strata(session, principal, campaign_id)
     return [campaigns.stratum_public(s) for s in found]
@@ -150,7 +150,7 @@ async def list_strata(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def replace_strata(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: StrataReplace
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: StrataReplace
 ) -> list[StratumPublic]:
     rows = await campaigns.replace_strata(session, actor, campaign_id, body)
     return [campaigns.stratum_public(s) for s in rows]
@@ -165,7 +165,7 @@ async def replace_strata(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def allocate(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: AllocateRequest
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: AllocateRequest
 ) -> AllocationPublic:
     return await campaigns.allocate_targets(session, actor, campaign_id, body)
 
@@ -178,6 +178,6 @@ async def allocate(
     responses=NOT_FOUND,
 )
 async def progress(
-    session: SessionDep, principal: ProgressReader, campaign_id: uuid.UUID
+    session: SessionDep, principal: ProgressReader, campaign_id: CampaignId
 ) -> ProgressPublic:
     return await campaigns.progress(session, principal, campaign_id)

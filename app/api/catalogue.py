@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.ids import AgencyId, ProcedureId, SectorId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
@@ -88,7 +89,7 @@ async def create_sector(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_sector(
-    request: Request, session: SessionDep, _: CatalogueReader, sector_id: uuid.UUID
+    request: Request, session: SessionDep, _: CatalogueReader, sector_id: SectorId
 ) -> Response:
     sector = await catalogue.get_sector(session, sector_id)
     return json_with_etag(request, catalogue.sector_public(sector))
@@ -102,7 +103,7 @@ async def get_sector(
     responses=NOT_FOUND,
 )
 async def update_sector(
-    session: SessionDep, actor: CatalogueWriter, sector_id: uuid.UUID, body: SectorUpdate
+    session: SessionDep, actor: CatalogueWriter, sector_id: SectorId, body: SectorUpdate
 ) -> SectorPublic:
     return catalogue.sector_public(await catalogue.update_sector(session, actor, sector_id, body))
 
@@ -149,7 +150,7 @@ async def create_procedure(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_procedure(
-    request: Request, session: SessionDep, _: CatalogueReader, procedure_id: uuid.UUID
+    request: Request, session: SessionDep, _: CatalogueReader, procedure_id: ProcedureId
 ) -> Response:
     procedure = await catalogue.get_procedure(session, procedure_id)
     return json_with_etag(request, catalogue.procedure_public(procedure))
@@ -163,7 +164,7 @@ async def get_procedure(
     responses=NOT_FOUND,
 )
 async def update_procedure(
-    session: SessionDep, actor: CatalogueWriter, procedure_id: uuid.UUID, body: ProcedureUpdate
+    session: SessionDep, actor: CatalogueWriter, procedure_id: ProcedureId, body: ProcedureUpdate
 ) -> ProcedurePublic:
     return catalogue.procedure_public(
         await catalogue.update_procedure(session, actor, procedure_id, body)
@@ -183,7 +184,7 @@ async def get_agency_sectors(
     session: SessionDep,
     principal: AgenciesReader,
     _: CatalogueReader,
-    agency_id: uuid.UUID,
+    agency_id: AgencyId,
 ) -> Response:
     items = await catalogue.agency_sectors(session, principal, agency_id)
     return json_with_etag(request, AgencySectorList(items=items))
@@ -197,7 +198,7 @@ async def get_agency_sectors(
     responses=NOT_FOUND,
 )
 async def replace_agency_sectors(
-    session: SessionDep, actor: CatalogueWriter, agency_id: uuid.UUID, body: AgencySectorsReplace
+    session: SessionDep, actor: CatalogueWriter, agency_id: AgencyId, body: AgencySectorsReplace
 ) -> AgencySectorList:
     items = await catalogue.replace_agency_sectors(session, actor, agency_id, body.sector_ids)
     return AgencySectorList(items=items)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
+from app.api.ids import ClientId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import SessionDep, UsersAdmin
@@ -66,7 +66,7 @@ async def create_client(
     response_model=ClientPublic,
     responses=NOT_FOUND,
 )
-async def get_client(session: SessionDep, _: UsersAdmin, client_id: uuid.UUID) -> ClientPublic:
+async def get_client(session: SessionDep, _: UsersAdmin, client_id: ClientId) -> ClientPublic:
     return clients.public(await clients.get_client(session, client_id))
 
 
@@ -78,7 +78,7 @@ async def get_client(session: SessionDep, _: UsersAdmin, client_id: uuid.UUID) -
     responses=NOT_FOUND,
 )
 async def update_client(
-    session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID, body: ClientUpdate
+    session: SessionDep, actor: UsersAdmin, client_id: ClientId, body: ClientUpdate
 ) -> ClientPublic:
     return clients.public(await clients.update_client(session, actor, client_id, body))
 
@@ -92,7 +92,7 @@ async def update_client(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def rotate_secret(
-    session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID
+    session: SessionDep, actor: UsersAdmin, client_id: ClientId
 ) -> ClientWithSecret:
     return await clients.rotate_secret(session, actor, client_id)
 
@@ -105,6 +105,6 @@ async def rotate_secret(
     responses=NOT_FOUND,
 )
 async def revoke_client(
-    session: SessionDep, actor: UsersAdmin, client_id: uuid.UUID
+    session: SessionDep, actor: UsersAdmin, client_id: ClientId
 ) -> ClientPublic:
     return clients.public(await clients.revoke_client(session, actor, client_id))

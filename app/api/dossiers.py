@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from app.api.ids import DossierCode
 from app.api.json_body import JsonRoute
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import DossiersWriter, SessionDep, SettingsDep
@@ -63,6 +64,6 @@ async def report_batch(
     responses=NOT_FOUND,
 )
 async def get_dossier(
-    session: SessionDep, settings: SettingsDep, actor: DossiersWriter, code: str
+    session: SessionDep, settings: SettingsDep, actor: DossiersWriter, code: DossierCode
 ) -> DossierResult:
     return await dossiers.get_dossier(session, settings, actor, code)

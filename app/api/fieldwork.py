@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from app.api.etag import NOT_MODIFIED, conditional, json_with_etag
 from app.api.files import CSV, attachment
+from app.api.ids import CampaignId
 from app.api.problems import AUTHED, CONFLICT, IMPORT_TOO_LARGE, NOT_FOUND, Responses
 from app.config import Settings
 from app.deps import (
@@ -172,7 +173,7 @@ async def import_frame(
     session: SessionDep,
     settings: SettingsDep,
     actor: FrameWriter,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
 ) -> FrameImportSummary:
     source = await _frame_source(request, settings)
     summary = await fieldwork.import_frame(session, actor, campaign_id, source)
@@ -192,7 +193,7 @@ async def import_frame(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def draw_sample(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: SampleRequest
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: SampleRequest
 ) -> SamplePublic:
     return await fieldwork.draw_sample(session, actor, campaign_id, body.seed)
 
@@ -205,7 +206,7 @@ async def draw_sample(
     responses=NOT_FOUND,
 )
 async def list_surveyors(
-    session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
+    session: SessionDep, principal: CampaignsReader, campaign_id: CampaignId
 ) -> list[SurveyorAssignmentPublic]:
     return await fieldwork.list_surveyors(session, principal, campaign_id)
 
@@ -219,7 +220,7 @@ async def list_surveyors(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def replace_surveyors(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: SurveyorAssignments
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: SurveyorAssignments
 ) -> list[SurveyorAssignmentPublic]:
     return await fieldwork.replace_surveyors(session, actor, campaign_id, body)
 
@@ -243,7 +244,7 @@ async def worklist(
     request: Request,
     session: SessionDep,
     principal: WorklistReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     agency_id: Annotated[uuid.UUID | None, Query(description="Only this agency's units.")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv.")] = "json",
 ) -> Response:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.ids import CampaignId
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import ConsistentReaderDep, IndexReader
 from app.models.index import ChangeReport, IndexResult, Ranking
@@ -38,7 +39,7 @@ async def get_index(
     request: Request,
     session: ConsistentReaderDep,
     principal: IndexReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     group_by: Annotated[str, Query(description=GROUP_BY_HELP, max_length=80)] = "none",
     aggregate: Literal["pooled", "unit_mean"] = "pooled",
     weighted: bool = False,
@@ -81,7 +82,7 @@ async def get_index(
 async def get_ranking(
     session: ConsistentReaderDep,
     principal: IndexReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     level: Annotated[str, Query(max_length=50)] = "department",
     node: Annotated[str, Query(max_length=64)] = "overall",
 ) -> Ranking:
@@ -99,7 +100,7 @@ async def get_ranking(
 async def get_change(
     session: ConsistentReaderDep,
     principal: IndexReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     baseline: uuid.UUID,
     level: Annotated[str, Query(max_length=50)] = "department",
     node: Annotated[str, Query(max_length=64)] = "overall",

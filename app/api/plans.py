@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from app.api.ids import ActionId, PlanId, RecordId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
@@ -82,7 +83,7 @@ async def list_plans(
     response_model=PlanPublic,
     responses=NOT_FOUND,
 )
-async def get_plan(session: SessionDep, principal: PlansReader, plan_id: uuid.UUID) -> PlanPublic:
+async def get_plan(session: SessionDep, principal: PlansReader, plan_id: PlanId) -> PlanPublic:
     return await plans.read_plan(session, principal, plan_id)
 
 
@@ -97,7 +98,7 @@ async def get_plan(session: SessionDep, principal: PlansReader, plan_id: uuid.UU
     responses=NOT_FOUND,
 )
 async def add_action(
-    session: SessionDep, actor: PlansWriter, plan_id: uuid.UUID, body: ActionIn
+    session: SessionDep, actor: PlansWriter, plan_id: PlanId, body: ActionIn
 ) -> ActionPublic:
     return await plans.add_action(session, actor, plan_id, body)
 
@@ -113,8 +114,8 @@ async def add_action(
 async def update_action(
     session: SessionDep,
     actor: PlansWriter,
-    plan_id: uuid.UUID,
-    action_id: uuid.UUID,
+    plan_id: PlanId,
+    action_id: ActionId,
     body: ActionPatch,
 ) -> ActionPublic:
     return await plans.update_action(session, actor, plan_id, action_id, body)
@@ -129,7 +130,7 @@ async def update_action(
     responses=NOT_FOUND,
 )
 async def review(
-    session: SessionDep, actor: PlansReviewer, plan_id: uuid.UUID, body: ReviewIn
+    session: SessionDep, actor: PlansReviewer, plan_id: PlanId, body: ReviewIn
 ) -> PlanPublic:
     return await plans.review(session, actor, plan_id, body)
 
@@ -172,7 +173,7 @@ async def list_records(
     responses=NOT_FOUND,
 )
 async def get_record(
-    session: SessionDep, principal: PlansReader, record_id: uuid.UUID
+    session: SessionDep, principal: PlansReader, record_id: RecordId
 ) -> DisseminationPublic:
     return await plans.read_dissemination(session, principal, record_id)
 
@@ -186,7 +187,7 @@ async def get_record(
     responses=NOT_FOUND,
 )
 async def update_record(
-    session: SessionDep, actor: PlansWriter, record_id: uuid.UUID, body: DisseminationPatch
+    session: SessionDep, actor: PlansWriter, record_id: RecordId, body: DisseminationPatch
 ) -> DisseminationPublic:
     return await plans.update_dissemination(session, actor, record_id, body)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel
 
 from app.api.etag import JSON, NOT_MODIFIED, conditional
 from app.api.files import XLSX, download, rendering
+from app.api.ids import ReportId
 from app.api.problems import INVALID, NOT_FOUND, TOO_MANY, Responses
 from app.deps import DatabaseDep, RateLimiterDep, ReaderDep, SettingsDep
 from app.errors import NotFound
@@ -49,7 +49,6 @@ router = APIRouter(
     dependencies=[Depends(limit_source)],
     responses=PUBLIC_ERRORS,
 )
-ReportId = Annotated[uuid.UUID, Path(description="A public report's id.")]
 
 
 def _ok(model: type, description: str) -> Responses:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter
 
+from app.api.ids import ReportId
 from app.api.problems import AUTHED, NOT_FOUND
 from app.deps import ReportsReader, ReportsWriter, SessionDep
 from app.models.public import PublicityIn, PublicityOut
@@ -25,7 +24,7 @@ router = APIRouter(tags=["reports"], responses=AUTHED)
     responses=NOT_FOUND,
 )
 async def get_publicity(
-    session: SessionDep, principal: ReportsReader, report_id: uuid.UUID
+    session: SessionDep, principal: ReportsReader, report_id: ReportId
 ) -> PublicityOut:
     return await public.publicity(session, principal, report_id)
 
@@ -40,6 +39,6 @@ async def get_publicity(
     responses=NOT_FOUND,
 )
 async def set_publicity(
-    session: SessionDep, actor: ReportsWriter, report_id: uuid.UUID, body: PublicityIn
+    session: SessionDep, actor: ReportsWriter, report_id: ReportId, body: PublicityIn
 ) -> PublicityOut:
     return await public.set_publicity(session, actor, report_id, body.is_public, body.reason)

@@ -3,12 +3,12 @@ schedule progress and supervisors' observations."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from app.api.ids import CampaignId, ObservationId, RecheckId
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
     CampaignsReader,
@@ -50,7 +50,7 @@ router = APIRouter(tags=["quality"], responses={**AUTHED, **NOT_FOUND})
     response_model=QualityConfig,
 )
 async def get_config(
-    session: SessionDep, principal: CampaignsReader, campaign_id: uuid.UUID
+    session: SessionDep, principal: CampaignsReader, campaign_id: CampaignId
 ) -> QualityConfig:
     return await supervision.get_config(session, principal, campaign_id)
 
@@ -63,7 +63,7 @@ async def get_config(
     response_model=QualityConfig,
 )
 async def put_config(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: QualityConfig
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: QualityConfig
 ) -> QualityConfig:
     return await supervision.put_config(session, actor, campaign_id, body)
 
@@ -75,7 +75,7 @@ async def put_config(
     response_model=dict[str, dict[str, int]],
 )
 async def flag_counts(
-    session: SessionDep, principal: QualityReader, campaign_id: uuid.UUID
+    session: SessionDep, principal: QualityReader, campaign_id: CampaignId
 ) -> dict[str, dict[str, int]]:
     return await supervision.flag_counts(session, principal, campaign_id)
 
@@ -91,7 +91,7 @@ async def flag_counts(
     responses=CONFLICT,
 )
 async def review_many(
-    session: SessionDep, actor: SubmissionsReviewer, campaign_id: uuid.UUID, body: BulkReviewIn
+    session: SessionDep, actor: SubmissionsReviewer, campaign_id: CampaignId, body: BulkReviewIn
 ) -> BulkReviewResult:
     return await review.bulk_review(session, actor, campaign_id, body)
 
@@ -106,7 +106,7 @@ async def review_many(
 async def review_queue(
     session: SessionDep,
     principal: SubmissionsReviewer,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ReviewQueue:
     return await review.review_queue(session, principal, campaign_id, limit=limit)
@@ -123,7 +123,7 @@ async def review_queue(
     status_code=status.HTTP_201_CREATED,
 )
 async def draw_rechecks(
-    session: SessionDep, actor: SubmissionsReviewer, campaign_id: uuid.UUID, body: RecheckDrawIn
+    session: SessionDep, actor: SubmissionsReviewer, campaign_id: CampaignId, body: RecheckDrawIn
 ) -> RecheckDrawResult:
     return await rechecks.draw(session, actor, campaign_id, body)
 
@@ -137,7 +137,7 @@ async def draw_rechecks(
 async def list_rechecks(
     session: SessionDep,
     principal: QualityReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     pending: bool | None = None,
 ) -> list[RecheckPublic]:
     return await rechecks.list_rechecks(session, principal, campaign_id, pending=pending)
@@ -150,7 +150,7 @@ async def list_rechecks(
     response_model=RecheckSummary,
 )
 async def recheck_summary(
-    session: SessionDep, principal: QualityReader, campaign_id: uuid.UUID
+    session: SessionDep, principal: QualityReader, campaign_id: CampaignId
 ) -> RecheckSummary:
     return await rechecks.summary(session, principal, campaign_id)
 
@@ -164,7 +164,7 @@ async def recheck_summary(
     responses=CONFLICT,
 )
 async def record_recheck(
-    session: SessionDep, actor: RechecksWriter, recheck_id: uuid.UUID, body: RecheckOutcomeIn
+    session: SessionDep, actor: RechecksWriter, recheck_id: RecheckId, body: RecheckOutcomeIn
 ) -> RecheckPublic:
     return await rechecks.record(session, actor, recheck_id, body)
 
@@ -180,7 +180,7 @@ async def record_recheck(
 async def schedule(
     session: SessionDep,
     principal: ProgressReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     as_of: date | None = None,
 ) -> ScheduleProgress:
     return await supervision.schedule(session, principal, campaign_id, as_of)
@@ -194,7 +194,7 @@ async def schedule(
     status_code=status.HTTP_201_CREATED,
 )
 async def file_observation(
-    session: SessionDep, actor: ObservationsWriter, campaign_id: uuid.UUID, body: ObservationIn
+    session: SessionDep, actor: ObservationsWriter, campaign_id: CampaignId, body: ObservationIn
 ) -> ObservationPublic:
     return await supervision.file_observation(session, actor, campaign_id, body)
 
@@ -208,7 +208,7 @@ async def file_observation(
 async def list_observations(
     session: SessionDep,
     principal: QualityReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     open: bool = False,
 ) -> list[ObservationPublic]:
     return await supervision.list_observations(session, principal, campaign_id, open)
@@ -224,7 +224,7 @@ async def list_observations(
 async def answer_observation(
     session: SessionDep,
     actor: SubmissionsReviewer,
-    observation_id: uuid.UUID,
+    observation_id: ObservationId,
     body: ObservationAnswerIn,
 ) -> ObservationPublic:
     return await supervision.answer_observation(session, actor, observation_id, body)

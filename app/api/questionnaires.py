@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
+from app.api.ids import QuestionnaireId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import (
@@ -81,7 +81,10 @@ async def list_questionnaires(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def get_questionnaire(
-    request: Request, session: SessionDep, _: QuestionnairesReader, questionnaire_id: uuid.UUID
+    request: Request,
+    session: SessionDep,
+    _: QuestionnairesReader,
+    questionnaire_id: QuestionnaireId,
 ) -> Response:
     return json_with_etag(
         request, version_public(await questionnaires.get(session, questionnaire_id))
@@ -115,7 +118,7 @@ async def create_questionnaire(
 async def replace_questionnaire(
     session: SessionDep,
     actor: QuestionnairesWriter,
-    questionnaire_id: uuid.UUID,
+    questionnaire_id: QuestionnaireId,
     body: QuestionnaireVersionCreate,
 ) -> QuestionnaireVersion:
     return version_public(

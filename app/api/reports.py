@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.etag import NOT_MODIFIED, json_with_etag
 from app.api.files import XLSX, download, rendering
+from app.api.ids import CampaignId, ReportId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND, REPLAYED
 from app.deps import (
@@ -62,7 +62,7 @@ async def _rendered(
 
 
 async def _by_id(
-    session: ReaderDep, principal: ReportsReader, report_id: uuid.UUID
+    session: ReaderDep, principal: ReportsReader, report_id: ReportId
 ) -> reports.ReportRef:
     return await reports.reference(session, principal, report_id)
 
@@ -96,7 +96,7 @@ async def publish(
     response: Response,
     session: SessionDep,
     actor: ReportsWriter,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     body: PublishRequest,
 ) -> ReportSummary:
     report, created = await campaigns.publish_once(session, actor, campaign_id, body.reason)
@@ -116,7 +116,7 @@ async def publish(
 async def list_reports(
     session: ReaderDep,
     principal: ReportsReader,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     page: PageDep,
 ) -> ReportPage:
     return await reports.list_reports(session, principal, campaign_id, **asdict(page))
@@ -168,7 +168,7 @@ async def list_all_reports(
     responses={**NOT_FOUND, **NOT_MODIFIED},
 )
 async def latest(
-    request: Request, session: ReaderDep, principal: ReportsReader, campaign_id: uuid.UUID
+    request: Request, session: ReaderDep, principal: ReportsReader, campaign_id: CampaignId
 ) -> Response:
     ref = await reports.latest(session, principal, campaign_id)
     return await _rendered(request, session, ref, "json", cache_control="private, no-cache")
@@ -234,6 +234,6 @@ async def methods(session: SessionDep, _: ReportsReader) -> MethodsPublic:
     responses={**NOT_FOUND},
 )
 async def import_tally(
-    session: SessionDep, actor: CampaignsWriter, campaign_id: uuid.UUID, body: TallyIn
+    session: SessionDep, actor: CampaignsWriter, campaign_id: CampaignId, body: TallyIn
 ) -> TallyPublic:
     return await tallies.import_tally(session, actor, campaign_id, body)

@@ -7,7 +7,6 @@ The site is not part of the OpenAPI document; its data is, under `/public/v1`.
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +19,7 @@ from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.etag import conditional
+from app.api.ids import ReportId
 from app.api.public import limit_source
 from app.deps import ReaderDep
 from app.errors import NotFound
@@ -166,13 +166,13 @@ async def home(request: Request, session: ReaderDep) -> Response:
 
 
 @router.get("/reports/{report_id}")
-async def province_page(request: Request, session: ReaderDep, report_id: uuid.UUID) -> Response:
+async def province_page(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     return await _province(request, session, await site.load(session, report_id))
 
 
 @router.get("/reports/{report_id}/agencies/{code}")
 async def agency_page(
-    request: Request, session: ReaderDep, report_id: uuid.UUID, code: Code
+    request: Request, session: ReaderDep, report_id: ReportId, code: Code
 ) -> Response:
     report = await site.load(session, report_id)
     agency = await site.agency(session, report_id, code)
@@ -216,13 +216,13 @@ async def badge(request: Request, session: ReaderDep, code: Code) -> Response:
 
 
 @router.get("/charts/reports/{report_id}/elements.svg")
-async def elements_chart(request: Request, session: ReaderDep, report_id: uuid.UUID) -> Response:
+async def elements_chart(request: Request, session: ReaderDep, report_id: ReportId) -> Response:
     return _bars_svg(request, *_elements(await site.load(session, report_id)))
 
 
 @router.get("/charts/reports/{report_id}/ranking-{level}.svg")
 async def ranking_chart(
-    request: Request, session: ReaderDep, report_id: uuid.UUID, level: Code
+    request: Request, session: ReaderDep, report_id: ReportId, level: Code
 ) -> Response:
     report = await site.load(session, report_id)
     rows = report.rankings.get(level)
@@ -233,7 +233,7 @@ async def ranking_chart(
 
 @router.get("/charts/reports/{report_id}/agencies/{code}/criteria.svg")
 async def criteria_chart(
-    request: Request, session: ReaderDep, report_id: uuid.UUID, code: Code
+    request: Request, session: ReaderDep, report_id: ReportId, code: Code
 ) -> Response:
     agency = await site.agency(session, report_id, code)
     return _bars_svg(request, *_criteria(agency))

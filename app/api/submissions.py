@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.files import CSV, attachment, download
+from app.api.ids import CampaignId, SubmissionId
 from app.api.json_body import JsonRoute
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, GONE, NOT_FOUND, REPLAYED, TOO_MANY
@@ -78,7 +79,7 @@ async def submit(
     limiter: RateLimiterDep,
     settings: SettingsDep,
     principal: SubmissionsWriterOrInvited,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     body: SubmissionBody,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -113,7 +114,7 @@ async def submit_batch(
     limiter: RateLimiterDep,
     settings: SettingsDep,
     principal: SubmissionsWriter,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     body: SubmissionBatchIn,
     request: Request,
     response: Response,
@@ -201,7 +202,7 @@ async def export_submissions(
     responses=NOT_FOUND,
 )
 async def get_submission(
-    session: SessionDep, principal: SubmissionsReader, submission_id: uuid.UUID
+    session: SessionDep, principal: SubmissionsReader, submission_id: SubmissionId
 ) -> SubmissionPublic:
     return submissions.public(await submissions.get_submission(session, principal, submission_id))
 
@@ -214,7 +215,7 @@ async def get_submission(
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def review(
-    session: SessionDep, actor: SubmissionsReviewer, submission_id: uuid.UUID, body: ReviewIn
+    session: SessionDep, actor: SubmissionsReviewer, submission_id: SubmissionId, body: ReviewIn
 ) -> SubmissionPublic:
     return submissions.public(await submissions.review(session, actor, submission_id, body))
 
@@ -232,7 +233,7 @@ async def correct(
     session: SessionDep,
     settings: SettingsDep,
     actor: SubmissionsWriter,
-    submission_id: uuid.UUID,
+    submission_id: SubmissionId,
     body: CorrectionBody,
 ) -> SubmissionPublic:
     # CorrectionBody hands over a body that failed the schema as a draft (see SubmissionBody).
@@ -249,7 +250,7 @@ async def correct(
     responses=NOT_FOUND,
 )
 async def versions(
-    session: SessionDep, principal: SubmissionsReader, submission_id: uuid.UUID
+    session: SessionDep, principal: SubmissionsReader, submission_id: SubmissionId
 ) -> list[SubmissionVersionPublic]:
     return await submissions.versions(session, principal, submission_id)
 
@@ -265,7 +266,7 @@ async def versions(
 async def recheck(
     session: SessionDep,
     principal: SubmissionsReviewer,
-    campaign_id: uuid.UUID,
+    campaign_id: CampaignId,
     share: Annotated[float, Query(gt=0, le=1)] = 0.05,
     seed: Annotated[str, Query(min_length=1, max_length=100)] = "phuc-tra",
 ) -> list[SubmissionPublic]:

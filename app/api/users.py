@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
+from app.api.ids import UserId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import SessionDep, UsersAdmin
@@ -60,7 +61,7 @@ async def create_user(session: SessionDep, actor: UsersAdmin, body: UserCreate) 
     response_model=UserPublic,
     responses=NOT_FOUND,
 )
-async def get_user(session: SessionDep, _: UsersAdmin, user_id: uuid.UUID) -> UserPublic:
+async def get_user(session: SessionDep, _: UsersAdmin, user_id: UserId) -> UserPublic:
     return users.public(await users.get_user(session, user_id))
 
 
@@ -72,6 +73,6 @@ async def get_user(session: SessionDep, _: UsersAdmin, user_id: uuid.UUID) -> Us
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_user(
-    session: SessionDep, actor: UsersAdmin, user_id: uuid.UUID, body: UserUpdate
+    session: SessionDep, actor: UsersAdmin, user_id: UserId, body: UserUpdate
 ) -> UserPublic:
     return users.public(await users.update_user(session, actor, user_id, body))

@@ -8,9 +8,10 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 from pydantic import BaseModel
 
+from app.api.ids import DeliveryId, SubscriptionId
 from app.api.paging import PageDep
 from app.api.problems import AUTHED, CONFLICT, NOT_FOUND
 from app.deps import SessionDep, SettingsDep, scoped
@@ -119,7 +120,7 @@ async def list_subscriptions(
     responses=NOT_FOUND,
 )
 async def get_subscription(
-    session: SessionDep, principal: WebhooksWriter, subscription_id: uuid.UUID
+    session: SessionDep, principal: WebhooksWriter, subscription_id: SubscriptionId
 ) -> WebhookSubscriptionPublic:
     return subscriptions.public(await subscriptions.get(session, principal, subscription_id))
 
@@ -136,7 +137,7 @@ async def update_subscription(
     session: SessionDep,
     settings: SettingsDep,
     actor: WebhooksWriter,
-    subscription_id: uuid.UUID,
+    subscription_id: SubscriptionId,
     body: WebhookSubscriptionUpdate,
 ) -> WebhookSubscriptionPublic:
     row = await subscriptions.update(session, settings, actor, subscription_id, body)
@@ -151,7 +152,7 @@ async def update_subscription(
     responses=NOT_FOUND,
 )
 async def delete_subscription(
-    session: SessionDep, actor: WebhooksWriter, subscription_id: uuid.UUID
+    session: SessionDep, actor: WebhooksWriter, subscription_id: SubscriptionId
 ) -> Response:
     await subscriptions.delete(session, actor, subscription_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -169,7 +170,7 @@ async def rotate_secret(
     session: SessionDep,
     settings: SettingsDep,
     actor: WebhooksWriter,
-    subscription_id: uuid.UUID,
+    subscription_id: SubscriptionId,
     body: Annotated[SecretRotation, Body(default_factory=SecretRotation)],
 ) -> WebhookSubscriptionWithSecret:
     return await subscriptions.rotate_secret(session, settings, actor, subscription_id, body)
@@ -201,7 +202,7 @@ async def list_deliveries(
 async def replay_delivery(
     session: SessionDep,
     actor: WebhooksWriter,
-    delivery_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    delivery_id: DeliveryId,
 ) -> WebhookDeliveryPublic:
     return await deliveries.replay(session, actor, delivery_id)
 

@@ -33,6 +33,16 @@ class CampaignState(StrEnum):
     archived = "archived"
 
 
+# Which states a campaign may move to from each state (the life cycle above, as a table).
+TRANSITIONS: dict[CampaignState, tuple[CampaignState, ...]] = {
+    CampaignState.draft: (CampaignState.open,),
+    CampaignState.open: (CampaignState.closed,),
+    CampaignState.closed: (CampaignState.open, CampaignState.published),
+    CampaignState.published: (CampaignState.archived,),
+    CampaignState.archived: (),
+}
+
+
 class Campaign(Timestamped, table=True):
     """One measurement: applicants whose dossiers were returned within the service period are
     surveyed during fieldwork, on a sample drawn per stratum for the margin of error `margin`

@@ -13,6 +13,7 @@ from app.errors import ConflictError, FieldError, Invalid, NotFound
 from app.models.agency import Agency
 from app.models.base import touch
 from app.models.campaign import (
+    TRANSITIONS,
     Campaign,
     CampaignAgency,
     CampaignCreate,
@@ -35,14 +36,6 @@ from app.services.principal import Principal
 from app.services.quality import rechecks
 
 S = CampaignState
-# Which states a campaign may move to from each state.
-TRANSITIONS: dict[CampaignState, tuple[CampaignState, ...]] = {
-    S.draft: (S.open,),
-    S.open: (S.closed,),
-    S.closed: (S.open, S.published),
-    S.published: (S.archived,),
-    S.archived: (),
-}
 # Which fields may change in each state. Scope and questionnaire only while a draft.
 EDITABLE: dict[CampaignState, frozenset[str]] = {
     S.draft: frozenset(CampaignUpdate.model_fields),
