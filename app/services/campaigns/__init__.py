@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from app.services.campaigns.lifecycle import (
     EDITABLE,
-    TRANSITIONS,
     S,
     campaign_scope,
     create_campaign,
@@ -33,7 +32,6 @@ from app.services.campaigns.strata import (
 
 __all__ = [
     "EDITABLE",
-    "TRANSITIONS",
     "S",
     "allocate_targets",
     "campaign_scope",
