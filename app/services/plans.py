@@ -248,14 +248,13 @@ async def propose(
             plan.targets, plan.report_id = targets, report.id
             touch(plan)
         made.append(plan)
-    await session.flush()
     if made:
-        await audit.record(
+        await audit.record_change(
             session,
             actor,
+            campaign,
             "plan.propose",
             object_type="campaign",
-            object_id=campaign.id,
             summary={"report_id": str(report.id), "plans": len(made)},
         )
         await events.emit_many(session, [events.plan_updated(p, "proposed") for p in made])
