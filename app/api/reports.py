@@ -103,7 +103,7 @@ async def publish(
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers[REPLAYED] = "true"
-    return ReportSummary.model_validate(report, from_attributes=True)
+    return ReportSummary.model_validate(report)
 
 
 @router.get(

@@ -83,7 +83,7 @@ def valid_on_clause(day: date) -> sa.ColumnElement[bool]:
 
 
 def public(agency: Agency) -> AgencyPublic:
-    return AgencyPublic.model_validate(agency, from_attributes=True)
+    return AgencyPublic.model_validate(agency)
 
 
 async def agency_exists(session: AsyncSession, agency_id: uuid.UUID) -> bool:

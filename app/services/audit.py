@@ -240,6 +240,6 @@ async def list_events(
         session, query.where(*filters), limit=limit, key=lambda e: {"id": e.id}
     )
     return AuditEventPage(
-        items=[AuditEventPublic.model_validate(r, from_attributes=True) for r in rows],
+        items=[AuditEventPublic.model_validate(r) for r in rows],
         next_cursor=next_cursor,
     )

@@ -54,11 +54,11 @@ def _derive_procedure(procedure: Procedure) -> None:
 
 
 def sector_public(sector: Sector) -> SectorPublic:
-    return SectorPublic.model_validate(sector, from_attributes=True)
+    return SectorPublic.model_validate(sector)
 
 
 def procedure_public(procedure: Procedure) -> ProcedurePublic:
-    return ProcedurePublic.model_validate(procedure, from_attributes=True)
+    return ProcedurePublic.model_validate(procedure)
 
 
 # --- sectors -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from app.services.principal import Principal
 
 
 def public(client: Client) -> ClientPublic:
-    return ClientPublic.model_validate(client, from_attributes=True)
+    return ClientPublic.model_validate(client)
 
 
 _snapshot = updates.fields("name", "scopes", "agency_id", "campaign_id", "expires_at", "revoked_at")

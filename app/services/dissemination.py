@@ -28,7 +28,7 @@ _REPORTED = (CampaignState.published, CampaignState.archived)
 
 
 def public(record: DisseminationRecord) -> DisseminationPublic:
-    return DisseminationPublic.model_validate(record, from_attributes=True)
+    return DisseminationPublic.model_validate(record)
 
 
 async def add_dissemination(

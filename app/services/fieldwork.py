@@ -158,8 +158,7 @@ async def list_surveyors(
         .order_by(col(User.username), col(Agency.code).nulls_first())
     )
     return [
-        SurveyorAssignmentPublic.model_validate(r, from_attributes=True)
-        for r in (await session.execute(query)).all()
+        SurveyorAssignmentPublic.model_validate(r) for r in (await session.execute(query)).all()
     ]
 
 

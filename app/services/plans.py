@@ -357,8 +357,8 @@ async def public(session: AsyncSession, plan: ImprovementPlan) -> PlanPublic:
         review_status=plan.review_status,
         status=_status(actions),
         targets=[PlanTarget.model_validate(t) for t in plan.targets],
-        actions=[ActionPublic.model_validate(a, from_attributes=True) for a in actions],
-        comments=[CommentPublic.model_validate(c, from_attributes=True) for c in comments],
+        actions=[ActionPublic.model_validate(a) for a in actions],
+        comments=[CommentPublic.model_validate(c) for c in comments],
         outcomes=await outcomes(session, plan),
         created_at=plan.created_at,
         updated_at=plan.updated_at,
@@ -449,7 +449,7 @@ async def add_action(
         summary={"plan_id": str(plan.id), **body.model_dump(mode="json")},
     )
     await events.emit_many(session, [events.plan_updated(plan, "action_added", action.id)])
-    return ActionPublic.model_validate(action, from_attributes=True)
+    return ActionPublic.model_validate(action)
 
 
 async def update_action(
@@ -480,7 +480,7 @@ async def update_action(
         },
     )
     await events.emit_many(session, [events.plan_updated(plan, "action_changed", action.id)])
-    return ActionPublic.model_validate(action, from_attributes=True)
+    return ActionPublic.model_validate(action)
 
 
 async def review(

@@ -50,7 +50,7 @@ def public(row: Questionnaire) -> QuestionnairePublic:
     """A version as the API shows it: the definition with every item's labelled options
     (`instrument.presented`), so a frontend needs no scale of its own."""
     shown = instrument.presented(instrument.parsed(row))
-    summary = QuestionnaireSummary.model_validate(row, from_attributes=True)
+    summary = QuestionnaireSummary.model_validate(row)
     return QuestionnairePublic(**summary.model_dump(), definition=shown.model_dump(mode="json"))
 
 
@@ -147,6 +147,6 @@ async def list_questionnaires(
         session, query, limit=limit, key=lambda q: {"code": q.code, "version": q.version}
     )
     return QuestionnairePage(
-        items=[QuestionnaireSummary.model_validate(r, from_attributes=True) for r in rows],
+        items=[QuestionnaireSummary.model_validate(r) for r in rows],
         next_cursor=next_cursor,
     )

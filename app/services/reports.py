@@ -241,7 +241,7 @@ async def list_reports(
         session, query, limit=limit, key=lambda r: {"version": r.version}
     )
     return ReportPage(
-        items=[ReportSummary.model_validate(r, from_attributes=True) for r in rows],
+        items=[ReportSummary.model_validate(r) for r in rows],
         next_cursor=next_cursor,
     )
 
@@ -340,7 +340,7 @@ async def list_all(
         )
     items = [
         ReportListItem(
-            **ReportSummary.model_validate(r, from_attributes=True).model_dump(),
+            **ReportSummary.model_validate(r).model_dump(),
             campaign_code=code,
             campaign_year=year,
         )

@@ -29,7 +29,7 @@ _REVOKING_FIELDS = {"role", "agency_id", "is_active", "password"}
 
 
 def public(user: User) -> UserPublic:
-    return UserPublic.model_validate(user, from_attributes=True)
+    return UserPublic.model_validate(user)
 
 
 _snapshot = updates.fields("username", "display_name", "role", "agency_id", "is_active")

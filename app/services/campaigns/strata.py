@@ -32,7 +32,7 @@ from app.services.sampling import allocate, sample_size
 
 
 def stratum_public(s: Stratum) -> StratumPublic:
-    return StratumPublic.model_validate(s, from_attributes=True)
+    return StratumPublic.model_validate(s)
 
 
 async def list_strata(

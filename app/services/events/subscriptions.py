@@ -48,7 +48,7 @@ def owner_scope(principal: Principal) -> uuid.UUID | None:
 
 
 def public(row: WebhookSubscription) -> WebhookSubscriptionPublic:
-    return WebhookSubscriptionPublic.model_validate(row, from_attributes=True)
+    return WebhookSubscriptionPublic.model_validate(row)
 
 
 _snapshot = updates.fields(

@@ -127,9 +127,7 @@ def _finding(row: Recheck) -> dict[str, Any]:
 
 def public(row: Recheck, surveyor_id: uuid.UUID | None) -> RecheckPublic:
     """The re-check with the surveyor of its form (a column of the submission, not of the row)."""
-    return RecheckPublic.model_validate(
-        row, from_attributes=True, update={"surveyor_id": surveyor_id}
-    )
+    return RecheckPublic.model_validate(row, update={"surveyor_id": surveyor_id})
 
 
 async def list_rechecks(

@@ -236,4 +236,4 @@ async def review_queue(
         .limit(limit)
     )
     rows = (await session.execute(query)).all()
-    return ReviewQueue(items=[QueueItem.model_validate(r, from_attributes=True) for r in rows])
+    return ReviewQueue(items=[QueueItem.model_validate(r) for r in rows])

@@ -279,7 +279,7 @@ async def schedule(
 
 
 def _observation(row: Observation) -> ObservationPublic:
-    return ObservationPublic.model_validate(row, from_attributes=True)
+    return ObservationPublic.model_validate(row)
 
 
 async def file_observation(

@@ -158,7 +158,7 @@ async def versions(
             .order_by(col(SubmissionVersion.version))
         )
     ).all()
-    return [SubmissionVersionPublic.model_validate(v, from_attributes=True) for v in history]
+    return [SubmissionVersionPublic.model_validate(v) for v in history]
 
 
 async def recheck_sample(
