@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, routing
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +28,7 @@ from app.deps import CampaignsReader, SessionDep
 from app.main import create_app
 from app.models.campaign import Campaign
 from app.models.identity import CLIENT_SCOPES, Role, Scope
-from app.openapi import walk_schemas
+from app.openapi import operation_id, walk_schemas
 from app.services.demo_campaigns import ensure_demo_campaigns
 from app.services.seed import load_demo_catalogue
 from tests.factories import bearer, make_user
@@ -82,6 +82,20 @@ def test_operation_ids_are_unique_and_readable(document: dict[str, Any]) -> None
         "index_get",
     ):
         assert expected in ids
+
+
+def test_an_operation_id_is_written_only_where_the_handler_s_name_cannot_give_it(
+    app: FastAPI,
+) -> None:
+    """Operation ids come from the handler's name (`app.openapi.operation_id`); a route sets
+    its own only when that name would give another id, so there is one way to name each."""
+    explicit = [
+        ctx.original_route
+        for ctx in routing.iter_route_contexts(app.routes)
+        if isinstance(ctx.original_route, routing.APIRoute) and ctx.original_route.operation_id
+    ]
+    assert len(explicit) > 10
+    assert [r.operation_id for r in explicit if operation_id(r) == r.operation_id] == []
 
 
 def test_every_operation_has_summary_description_and_one_described_tag(

@@ -332,7 +332,6 @@ async def revoke(
 @router.post(
     "/logout",
     summary="Log out: end this token's sign-in session",
-    operation_id="auth_logout",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=UNAUTHORIZED,
 )

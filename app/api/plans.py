@@ -62,7 +62,6 @@ PlanFiltersDep = Annotated[PlanFilters, Depends()]
 
 @plan_routes.get(
     "/plans",
-    operation_id="plans_list",
     summary="Improvement plans",
     description="The plans of the caller's agencies, with their status and review.",
     response_model=PlanPage,
@@ -75,7 +74,6 @@ async def list_plans(
 
 @plan_routes.get(
     "/plans/{plan_id}",
-    operation_id="plans_get",
     summary="One improvement plan",
     description="Its proposed targets (and why each was proposed), actions, the Department's "
     "comments, and, once a later campaign is published, each target's change with its "
@@ -123,7 +121,6 @@ async def update_action(
 
 @plan_routes.post(
     "/plans/{plan_id}/review",
-    operation_id="plans_review",
     summary="Review a plan",
     description="The Department approves the plan or asks for changes, with a comment.",
     response_model=PlanPublic,
@@ -137,14 +134,13 @@ async def review(
 
 @record_routes.post(
     "/dissemination-records",
-    operation_id="dissemination_create",
     summary="Record how an agency made the index known",
     description="Only for a published campaign, and an agency manager only for its subtree.",
     status_code=status.HTTP_201_CREATED,
     response_model=DisseminationPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
-async def add_record(
+async def create_dissemination(
     session: SessionDep, actor: PlansWriter, body: DisseminationIn
 ) -> DisseminationPublic:
     return await plans.add_dissemination(session, actor, body)
@@ -152,13 +148,12 @@ async def add_record(
 
 @record_routes.get(
     "/dissemination-records",
-    operation_id="dissemination_list",
     summary="Dissemination records",
     description="The records of the caller's agencies, in a stable order; page on with "
     "`next_cursor`.",
     response_model=DisseminationPage,
 )
-async def list_records(
+async def list_dissemination(
     session: SessionDep, principal: PlansReader, filters: PlanFiltersDep, page: PageDep
 ) -> DisseminationPage:
     return await plans.list_dissemination(session, principal, **asdict(filters), **asdict(page))
@@ -166,13 +161,12 @@ async def list_records(
 
 @record_routes.get(
     "/dissemination-records/{record_id}",
-    operation_id="dissemination_get",
     summary="One dissemination record",
     description="As listed.",
     response_model=DisseminationPublic,
     responses=NOT_FOUND,
 )
-async def get_record(
+async def get_dissemination(
     session: SessionDep, principal: PlansReader, record_id: RecordId
 ) -> DisseminationPublic:
     return await plans.read_dissemination(session, principal, record_id)
@@ -180,13 +174,12 @@ async def get_record(
 
 @record_routes.patch(
     "/dissemination-records/{record_id}",
-    operation_id="dissemination_update",
     summary="Change a dissemination record",
     description="Only the fields sent change.",
     response_model=DisseminationPublic,
     responses=NOT_FOUND,
 )
-async def update_record(
+async def update_dissemination(
     session: SessionDep, actor: PlansWriter, record_id: RecordId, body: DisseminationPatch
 ) -> DisseminationPublic:
     return await plans.update_dissemination(session, actor, record_id, body)

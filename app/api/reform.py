@@ -35,7 +35,6 @@ class Format(StrEnum):
 
 @router.get(
     "/reform-reports/sipas",
-    operation_id="reform_sipas_section",
     summary="The SIPAS section of the administrative-reform report",
     description="For a year (`2020`), a quarter (`2020-Q1`..`2020-Q4`) or a half-year "
     "(`2020-H1`, `2020-H2`): the index in force and its change, the ranking, the weakest "
