@@ -16,8 +16,8 @@ one of them must still be collected: the suite has grown since, by other issues'
 this run shows what became of the tests that were there). The runs alternate,
 the order reversed every round (before, same, after, serial, then serial, after...) so that
 the shared machine's drift falls on all alike. Tests passed are read from each run's JUnit XML.
-Replaces its own section of bench/RESULTS.md after every round. Two rounds take about half an
-hour, so `make bench` leaves it out:
+Replaces its own section of bench/RESULTS.md after every round. Two rounds take 15 to 30
+minutes, so `make bench` leaves it out:
 
     .venv/bin/python -m bench.suite [--rounds 2] [--before 0ac2385] [--no-serial]
 """
